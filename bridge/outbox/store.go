@@ -1,0 +1,218 @@
+// Package outbox owns the persistent store of results waiting for, or done
+// with, delivery to Coachview: one row per (target, Elearningcode,
+// PersoonExterneId) pair, every delivery attempt, each LMS connection's
+// cursor and marks, and each target's paused/active state.
+//
+// The Store interface is implemented by the SQLite backend here (the embedded
+// default) and by the PostgreSQL backend. Policy (when to retry, when to
+// park) belongs to the delivery package; the store only records what it is told,
+// atomically.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// State is where a result row stands.
+type State string
+
+// The states of a result row. Only pending, sending, delivered and failed rows
+// take part in the one-row-per-pair rule; rejected, ignored and cancelled rows
+// are history kept for the operator.
+const (
+	StatePending   State = "pending"   // waiting for its next attempt at NextAttemptAt
+	StateSending   State = "sending"   // claimed by a worker holding a lease
+	StateDelivered State = "delivered" // Coachview answered 200: never sent again
+	StateFailed    State = "failed"    // parked: no more automatic attempts; operator may retry or cancel
+	StateRejected  State = "rejected"  // failed business or XSD checks: never sent
+	StateIgnored   State = "ignored"   // a later completion for a delivered pair: never sent
+	StateCancelled State = "cancelled" // cancelled by the operator
+)
+
+// States lists every state, in the order the operator sees them.
+var States = []State{StatePending, StateSending, StateDelivered, StateFailed, StateRejected, StateIgnored, StateCancelled}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	for _, k := range States {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errors.New("outbox: no such result")
+	ErrLeaseLost = errors.New("outbox: lease lost: the row was claimed by another worker after this lease expired")
+	ErrState     = errors.New("outbox: the result is not in a state that allows this")
+)
+
+// NewResult is a rendered (or rejected) result to enqueue.
+type NewResult struct {
+	Target        string
+	Connection    string // the LMS connection it came from
+	ElearningCode string
+	PersonID      string // as the LMS gave it; the pair key compares it case-insensitively
+	SourceRef     string
+	CompletedAt   time.Time // zero if unknown
+	Body          []byte    // the exact XML to send; nil when rejected
+	RejectReason  string    // non-empty: store as rejected, never send
+}
+
+// EnqueueOutcome says what Enqueue did.
+type EnqueueOutcome string
+
+// The outcomes of Enqueue.
+const (
+	Queued    EnqueueOutcome = "queued"    // a new pending row
+	Replaced  EnqueueOutcome = "replaced"  // a pending or failed row got the new body and is pending again
+	Unchanged EnqueueOutcome = "unchanged" // the same body was already queued, sending, delivered or failed: nothing written
+	Ignored   EnqueueOutcome = "ignored"   // the pair was delivered (or is being sent): stored as ignored
+	Rejected  EnqueueOutcome = "rejected"  // stored as rejected
+)
+
+// EnqueuePolicy tunes Enqueue.
+type EnqueuePolicy struct {
+	// ReplacePending lets a newer, different completion replace the body of a
+	// pending (not yet delivered) row. When false such a completion is stored
+	// as ignored.
+	ReplacePending bool
+}
+
+// Item is one result row.
+type Item struct {
+	ID            int64
+	Target        string
+	Connection    string
+	ElearningCode string
+	PersonID      string
+	SourceRef     string
+	CompletedAt   time.Time
+	Body          []byte
+	State         State
+	// Tries counts the delivery attempts that count against the retry
+	// schedule of the current payload (a 403 probe does not count).
+	Tries int
+	// Streak counts consecutive attempts that ended in the same outcome
+	// class (LastClass), and StreakSince is when that run began; the
+	// delivery package bounds 404 and 500 retries with them.
+	Streak        int
+	StreakSince   time.Time
+	LastClass     string
+	LastStatus    int    // last HTTP status, 0 for a connection error or none yet
+	LastError     string // why it is failed, rejected or ignored, or the last attempt's error
+	NextAttemptAt time.Time
+	LeaseOwner    string
+	LeaseUntil    time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	DeliveredAt   time.Time
+}
+
+// Attempt is one delivery attempt, kept for the operator.
+type Attempt struct {
+	ID       int64
+	ResultID int64
+	At       time.Time
+	Status   int           // HTTP status, 0 when no response
+	Class    string        // outcome class decided by delivery (e.g. "delivered", "transient", "not_found")
+	Response string        // response body excerpt, at most MaxResponseExcerpt bytes
+	Error    string        // connection error text, if any
+	Duration time.Duration // request duration
+}
+
+// MaxResponseExcerpt is the most of a response body an Attempt keeps.
+const MaxResponseExcerpt = 2048
+
+// Finish is the outcome of a claimed row's attempt, applied atomically.
+type Finish struct {
+	ID      int64
+	Owner   string // must still hold the lease, else ErrLeaseLost
+	Attempt Attempt
+	// State is the row's new state: delivered, pending (retry at
+	// NextAttemptAt) or failed.
+	State         State
+	NextAttemptAt time.Time
+	Tries         int
+	Streak        int
+	StreakSince   time.Time
+	LastClass     string
+	LastError     string
+}
+
+// Filter selects rows for the operator. Zero fields do not filter.
+type Filter struct {
+	Target        string
+	Connection    string
+	State         State
+	PersonID      string // compared case-insensitively
+	ElearningCode string
+	Limit         int // 0 means a default of 100
+	AfterID       int64
+}
+
+// TargetState is a target's persisted state.
+type TargetState struct {
+	Target      string
+	Paused      bool
+	Reason      string
+	PausedAt    time.Time
+	NextProbeAt time.Time // while paused: when one row may be sent to test whether the fault is fixed
+}
+
+// Tx is the unit of work of one source batch: everything in it commits or
+// nothing does.
+type Tx interface {
+	Enqueue(ctx context.Context, r NewResult, p EnqueuePolicy) (EnqueueOutcome, error)
+	SaveCursor(ctx context.Context, connection string, cursor []byte) error
+	Mark(ctx context.Context, connection, mark string) error
+}
+
+// Store is the persistent outbox.
+type Store interface {
+	// InTx runs fn in one transaction, committed when fn returns nil.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Cursor returns a connection's stored cursor, nil if none.
+	Cursor(ctx context.Context, connection string) ([]byte, error)
+	// Marked reports whether a connection recorded mark.
+	Marked(ctx context.Context, connection, mark string) (bool, error)
+
+	// Claim leases up to limit rows of target that are due at now: pending
+	// rows whose NextAttemptAt has come, and sending rows whose lease ran out.
+	// Claimed rows become sending, owned by owner until now+lease.
+	Claim(ctx context.Context, target, owner string, limit int, now time.Time, lease time.Duration) ([]Item, error)
+	// Finish records an attempt and the row's new state, if owner still holds the lease.
+	Finish(ctx context.Context, f Finish) error
+	// Release returns a claimed row to pending without recording an attempt
+	// (used on shutdown and when a paused target hands back its claims).
+	Release(ctx context.Context, id int64, owner string, nextAttemptAt time.Time) error
+	// NextDue returns the earliest NextAttemptAt of target's pending rows
+	// (or lease end of its sending rows); ok is false when there are none.
+	NextDue(ctx context.Context, target string) (t time.Time, ok bool, err error)
+
+	// TargetState returns target's state (active when never set).
+	TargetState(ctx context.Context, target string) (TargetState, error)
+	// SetTargetState stores target's state.
+	SetTargetState(ctx context.Context, s TargetState) error
+
+	// List returns rows matching f, newest first.
+	List(ctx context.Context, f Filter) ([]Item, error)
+	// Get returns one row with its attempts, oldest first.
+	Get(ctx context.Context, id int64) (Item, []Attempt, error)
+	// Counts returns the number of rows per state for target ("" = all targets).
+	Counts(ctx context.Context, target string) (map[State]int, error)
+	// Retry makes a failed, cancelled or pending row due at now with a fresh
+	// retry schedule (Tries and Streak reset).
+	Retry(ctx context.Context, id int64, now time.Time) error
+	// Cancel cancels a pending or failed row.
+	Cancel(ctx context.Context, id int64, now time.Time) error
+	// Purge deletes up to limit delivered, ignored, rejected and cancelled rows (with their
+	// attempts) last updated before cutoff, and returns how many it deleted.
+	Purge(ctx context.Context, cutoff time.Time, limit int) (int, error)
+
+	Close() error
+}

@@ -1,0 +1,115 @@
+// Package source is the contract between the core and LMS adapters.
+//
+// A Source reads completions from an LMS, starting from the position (cursor)
+// the core stored for its connection, and hands them to a Sink in batches. The
+// Sink enqueues a batch and stores the new cursor in one transaction, so a
+// crash neither loses nor duplicates results. Adapters that can also provision
+// learners implement Enroller.
+//
+// Adapters live under adapters/ and register a factory there; this package
+// holds only the runtime interfaces and must not import any adapter.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cvbridge/cvbridge/bridge/result"
+)
+
+// Source reads completions from one LMS connection.
+type Source interface {
+	// Poll reads what is new since the sink's stored cursor and commits it
+	// through the sink, in as many batches as the source likes. It returns
+	// when there is nothing more to read now. An error ends this poll; the
+	// next scheduled poll starts again from the last committed cursor.
+	Poll(ctx context.Context, sink Sink) error
+}
+
+// Watcher is implemented by sources that learn of new input by themselves
+// (a file dropped in a folder). Watch runs until ctx ends and calls wake
+// whenever a poll should run sooner than the schedule says.
+type Watcher interface {
+	Watch(ctx context.Context, wake func()) error
+}
+
+// Sink is the core's side of a poll.
+type Sink interface {
+	// Cursor returns the cursor stored by the last commit, or nil.
+	Cursor(ctx context.Context) ([]byte, error)
+	// Seen reports whether a mark (for example a file's content hash) was
+	// committed before.
+	Seen(ctx context.Context, mark string) (bool, error)
+	// Commit renders and enqueues every completion that fill adds, and
+	// stores the checkpoint, in one transaction. If fill returns an error,
+	// nothing is enqueued and the cursor does not move. Completions that fail
+	// the business or XSD checks are stored as rejected, not returned as errors.
+	Commit(ctx context.Context, cp Checkpoint, fill func(add func(result.Completion) error) error) (Summary, error)
+}
+
+// Checkpoint is what a batch moves the connection's position to.
+type Checkpoint struct {
+	// Cursor replaces the stored cursor when non-nil.
+	Cursor []byte
+	// Marks are recorded so that Seen reports them from now on.
+	Marks []string
+}
+
+// Summary counts what a Commit did with the completions it was given.
+type Summary struct {
+	Queued    int // new pairs queued for delivery
+	Replaced  int // pending payloads replaced by a newer completion
+	Unchanged int // identical to what was already queued or delivered
+	Ignored   int // pair already delivered: recorded, never sent
+	Rejected  int // failed the business or XSD checks: recorded, never sent
+}
+
+// Add returns the sum of two summaries.
+func (s Summary) Add(o Summary) Summary {
+	return Summary{
+		Queued: s.Queued + o.Queued, Replaced: s.Replaced + o.Replaced,
+		Unchanged: s.Unchanged + o.Unchanged, Ignored: s.Ignored + o.Ignored,
+		Rejected: s.Rejected + o.Rejected,
+	}
+}
+
+// Total is the number of completions the summary covers.
+func (s Summary) Total() int {
+	return s.Queued + s.Replaced + s.Unchanged + s.Ignored + s.Rejected
+}
+
+// Enroller is implemented by adapters that can provision learners in the LMS.
+type Enroller interface {
+	// Enrol creates or updates the person and gives access to the part.
+	// Repeating it is harmless.
+	Enrol(ctx context.Context, e Enrolment) error
+	// Unenrol removes the person's access to the part. It never deletes the
+	// person, and unenrolling someone who is not enrolled is not an error.
+	Unenrol(ctx context.Context, personID, elearningCode string) error
+}
+
+// Enrolment is a person to enrol, as Coachview's enrolment link sends it.
+type Enrolment struct {
+	PersonID      string
+	FirstName     string
+	Infix         string // tussenvoegsels, e.g. "van der"
+	LastName      string
+	Email         string
+	ElearningCode string
+}
+
+// PermanentError marks an LMS refusal that retrying will not change; the
+// message says what to fix. Errors not wrapped in it are treated as transient.
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return fmt.Sprintf("permanent: %v", e.Err) }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is, or wraps, a PermanentError.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
