@@ -1,0 +1,255 @@
+package result_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/xsd"
+)
+
+// writeFile writes content to name in a fresh temporary directory.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
+
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(goldenDir, name))
+	require.NoError(t, err)
+	return doc
+}
+
+// requireXSDRejection asserts that err is a *CheckError from the schema and
+// returns its reason.
+func requireXSDRejection(t *testing.T, err error) string {
+	t.Helper()
+	checkErr, ok := errors.AsType[*result.CheckError](err)
+	require.True(t, ok, "want a *CheckError, got %v", err)
+	assert.Equal(t, result.FieldXSD, checkErr.Field)
+	return checkErr.Reason
+}
+
+func TestSchemaValidate(t *testing.T) {
+	t.Parallel()
+	schema := bundledSchema(t)
+	seed := string(readGolden(t, "seed1.xml"))
+
+	cases := []struct {
+		name       string
+		doc        string
+		wantReason string // "" means valid
+	}{
+		{"seed example with the xsi namespace declaration", seed, ""},
+		{"seed example on Coachview's original single line",
+			strings.ReplaceAll(seed, "\n", " "), ""},
+		{"Geslaagd missing",
+			strings.Replace(seed, `  <Geslaagd Resultaat="67%" Datum="2019-03-01" Opmerking="Voldoende">true</Geslaagd>`+"\n", "", 1),
+			"rejected by bundled XSD: line 2: Element 'CoachviewResultaat': Missing child element(s). Expected is ( Geslaagd )."},
+		{"Elearningcode missing",
+			strings.Replace(seed, ` Elearningcode="e12345"`, "", 1),
+			"rejected by bundled XSD: line 2: Element 'CoachviewResultaat': The attribute 'Elearningcode' is required but missing."},
+		{"three fraction digits",
+			strings.Replace(seed, `Resultaat="67%"`, `ResultaatDecimaal="6.745"`, 1),
+			"rejected by bundled XSD: line 3: Element 'Geslaagd', attribute 'ResultaatDecimaal': [facet 'fractionDigits'] The value '6.745' has more fractional digits than are allowed ('2')."},
+		{"Geslaagd not a boolean",
+			strings.Replace(seed, ">true<", ">ja<", 1),
+			"rejected by bundled XSD: line 3: Element 'Geslaagd': 'ja' is not a valid value of the atomic type 'xs:boolean'."},
+		{"date in Dutch notation",
+			strings.Replace(seed, `Datum="2019-01-03"`, `Datum="03-01-2019"`, 1),
+			"rejected by bundled XSD: line 2: Element 'CoachviewResultaat', attribute 'Datum': '03-01-2019' is not a valid value of the atomic type 'xs:date'."},
+		{"unknown attribute",
+			strings.Replace(seed, `<Geslaagd `, `<Geslaagd Cijfer="8" `, 1),
+			"rejected by bundled XSD: line 3: Element 'Geslaagd', attribute 'Cijfer': The attribute 'Cijfer' is not allowed."},
+		{"not well-formed",
+			strings.Replace(seed, "</CoachviewResultaat>", "", 1),
+			"not well-formed XML: XML syntax error on line 5: unexpected EOF"},
+		{"empty body", "", "not well-formed XML: Malformed xml document"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := schema.Validate([]byte(tc.doc))
+			if tc.wantReason == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Equal(t, tc.wantReason, requireXSDRejection(t, err))
+		})
+	}
+}
+
+func TestSchemaValidateConcurrent(t *testing.T) {
+	t.Parallel()
+	schema := bundledSchema(t)
+	valid := readGolden(t, "seed2.xml")
+	invalid := []byte(strings.Replace(string(valid), `ResultaatDecimaal="6.7"`, `ResultaatDecimaal="6.745"`, 1))
+
+	const workers, rounds = 8, 200
+	var wg sync.WaitGroup
+	var failures sync.Map
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				if (w+i)%2 == 0 {
+					if err := schema.Validate(valid); err != nil {
+						failures.Store("valid document rejected: "+err.Error(), true)
+					}
+					continue
+				}
+				err := schema.Validate(invalid)
+				if checkErr, ok := errors.AsType[*result.CheckError](err); !ok || !strings.Contains(checkErr.Reason, "'6.745'") {
+					failures.Store("invalid document: got "+errString(err), true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	failures.Range(func(k, _ any) bool {
+		t.Error(k)
+		return true
+	})
+}
+
+func TestSchemaClose(t *testing.T) {
+	t.Parallel()
+	schema, err := result.BundledSchema()
+	require.NoError(t, err)
+	schema.Close()
+	schema.Close()
+
+	err = schema.Validate(readGolden(t, "seed1.xml"))
+	require.Error(t, err)
+	_, isCheck := errors.AsType[*result.CheckError](err)
+	assert.False(t, isCheck, "a closed schema is a fault of the validator, not of the document")
+	assert.EqualError(t, err, "result: validate against bundled XSD: schema is closed")
+}
+
+func TestSchemaCloseWhileValidating(t *testing.T) {
+	t.Parallel()
+	schema, err := result.BundledSchema()
+	require.NoError(t, err)
+	doc := readGolden(t, "seed1.xml")
+
+	const workers = 4
+	started := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	var failures sync.Map
+	for range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				err := schema.Validate(doc)
+				if err != nil {
+					if err.Error() != "result: validate against bundled XSD: schema is closed" {
+						failures.Store(err.Error(), true)
+					}
+					return
+				}
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range workers {
+		<-started
+	}
+	schema.Close()
+	wg.Wait()
+	failures.Range(func(k, _ any) bool {
+		t.Error(k)
+		return true
+	})
+}
+
+func TestLoadSchema(t *testing.T) {
+	t.Parallel()
+
+	t.Run("the bundled file from disk", func(t *testing.T) {
+		t.Parallel()
+		schema, err := result.LoadSchema(filepath.Join("..", "..", "xsd", "coachview-resultaat.xsd"))
+		require.NoError(t, err)
+		t.Cleanup(schema.Close)
+		assert.NoError(t, schema.Validate(readGolden(t, "seed1.xml")))
+	})
+	t.Run("missing file", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "coachview.xsd")
+		_, err := result.LoadSchema(path)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		assert.EqualError(t, err, "result: read XSD file: open "+path+": no such file or directory")
+	})
+	t.Run("empty file", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "empty.xsd", "\n")
+		_, err := result.LoadSchema(path)
+		assert.EqualError(t, err, "result: XSD file "+path+" is empty")
+	})
+	t.Run("file that is not well-formed", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "broken.xsd", `<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="CoachviewResultaat"
+</xs:schema>
+`)
+		_, err := result.LoadSchema(path)
+		require.Error(t, err)
+		assert.Equal(t, "result: XSD file "+path+": Failed to parse the XML resource '"+path+
+			"'. (XML syntax error on line 4: expected attribute name in element)", err.Error())
+	})
+	t.Run("well-formed but not a usable schema", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "invalid.xsd", `<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="CoachviewResultaat" type="xs:nosuchtype"/>
+</xs:schema>
+`)
+		_, err := result.LoadSchema(path)
+		require.Error(t, err)
+		assert.Equal(t, "result: XSD file "+path+": element decl. 'CoachviewResultaat', attribute 'type': "+
+			"The QName value '{http://www.w3.org/2001/XMLSchema}nosuchtype' does not resolve to a(n) type definition.", err.Error())
+	})
+}
+
+func TestStricterOperatorSchema(t *testing.T) {
+	t.Parallel()
+	// An operator's schema that only accepts percentages as free-text result.
+	strict := strings.Replace(string(xsd.Resultaat),
+		`<xs:attribute name="Resultaat" type="xs:string" use="optional"/>`,
+		`<xs:attribute name="Resultaat" use="optional"><xs:simpleType><xs:restriction base="xs:string">`+
+			`<xs:pattern value="[0-9]{1,3}%"/></xs:restriction></xs:simpleType></xs:attribute>`, 1)
+	require.NotEqual(t, string(xsd.Resultaat), strict, "the bundled XSD no longer has the Resultaat declaration this test edits")
+	path := writeFile(t, "coachview-official.xsd", strict)
+	strictSchema, err := result.LoadSchema(path)
+	require.NoError(t, err)
+	t.Cleanup(strictSchema.Close)
+
+	c := seedCompletion()
+	c.ResultText = "voldoende"
+
+	_, err = newRenderer(t, result.DefaultOptions()).Render(c)
+	require.NoError(t, err, "the bundled schema accepts any free-text result")
+
+	r, err := result.NewRenderer(result.DefaultOptions(), strictSchema)
+	require.NoError(t, err)
+	out, err := r.Render(c)
+	assert.Nil(t, out)
+	assert.Equal(t, "rejected by XSD file "+path+": line 3: Element 'Geslaagd', attribute 'Resultaat': "+
+		"[facet 'pattern'] The value 'voldoende' is not accepted by the pattern '[0-9]{1,3}%'.",
+		requireXSDRejection(t, err))
+
+	c.ResultText = "67%"
+	_, err = r.Render(c)
+	assert.NoError(t, err)
+}
