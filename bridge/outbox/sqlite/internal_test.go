@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "outbox.db"), WithClock(clock.NewFake(time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC))))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	return s
+}
+
+func TestConnectionSettings(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	}
+	// Every pooled connection gets the settings, not only the first.
+	conns := make([]func() error, 0, 3)
+	for range 3 {
+		c, err := s.db.Connx(t.Context())
+		require.NoError(t, err)
+		conns = append(conns, c.Close)
+		for _, tc := range tests {
+			var got string
+			require.NoError(t, c.GetContext(t.Context(), &got, "PRAGMA "+tc.pragma))
+			assert.Equal(t, tc.want, got, tc.pragma)
+		}
+	}
+	for _, closeConn := range conns {
+		require.NoError(t, closeConn())
+	}
+}
+
+func TestQueriesUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	tests := []struct {
+		name, query, index string
+		args               []any
+	}{
+		{"claim", claimDueQuery, "results_due", []any{"cv", 0, 10}},
+		{"next due", nextDueQuery, "results_due", []any{"cv"}},
+		{"enqueue pair lookup", activeRowQuery, "results_active_pair", []any{"cv", "e1", "p1"}},
+	}
+	for _, tc := range tests {
+		var plan []struct {
+			ID     int    `db:"id"`
+			Parent int    `db:"parent"`
+			NotUse int    `db:"notused"`
+			Detail string `db:"detail"`
+		}
+		require.NoError(t, s.db.SelectContext(t.Context(), &plan, "EXPLAIN QUERY PLAN "+tc.query, tc.args...), tc.name)
+		var details []string
+		for _, p := range plan {
+			details = append(details, p.Detail)
+		}
+		assert.Contains(t, strings.Join(details, "; "), "USING INDEX "+tc.index, tc.name)
+		assert.NotContains(t, strings.Join(details, "; "), "TEMP B-TREE", "%s: no sort step", tc.name)
+	}
+}
+
+func TestPurgeDeletesAttempts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "e1", PersonID: "p1", Body: []byte("<x/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+	now := s.now()
+	items, err := s.Claim(ctx, "cv", "w", 1, now, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, items, 1)
+	require.NoError(t, s.Finish(ctx, outbox.Finish{ID: items[0].ID, Owner: "w", State: outbox.StateDelivered, Attempt: outbox.Attempt{Status: 200}}))
+
+	count := func() int {
+		var n int
+		require.NoError(t, s.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM attempts`))
+		return n
+	}
+	require.Equal(t, 1, count())
+	n, err := s.Purge(ctx, now.Add(time.Millisecond), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.Zero(t, count(), "the attempts go with their result")
+}
+
+func TestExcerpt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		wantLen int
+	}{
+		{"short", "Bad Request", len("Bad Request")},
+		{"exactly the limit", strings.Repeat("x", outbox.MaxResponseExcerpt), outbox.MaxResponseExcerpt},
+		{"ASCII over the limit", strings.Repeat("x", 5000), outbox.MaxResponseExcerpt},
+		{"cut inside a 2-byte rune", "a" + strings.Repeat("é", 2000), outbox.MaxResponseExcerpt - 1},
+		{"cut inside a 4-byte rune", "ab" + strings.Repeat("😀", 1000), outbox.MaxResponseExcerpt - 2},
+		{"invalid UTF-8 replaced", "\xff\xfe", len("\uFFFD")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := excerpt(tc.in)
+			assert.Len(t, got, tc.wantLen)
+			assert.True(t, strings.HasPrefix(strings.ToValidUTF8(tc.in, "\uFFFD"), got))
+		})
+	}
+}

@@ -1,0 +1,320 @@
+// Package sqlite is the embedded SQLite backend of the outbox Store: one
+// database file holding the results, their delivery attempts, each LMS
+// connection's cursor and marks, and each target's paused state. It owns the
+// schema of that file (embedded, numbered migrations applied at Open) and
+// nothing else: delivery policy belongs to the delivery package.
+//
+// Storage conventions, shared with the PostgreSQL backend so most SQL carries
+// over unchanged: every time is an INTEGER of Unix milliseconds UTC (NULL for
+// a zero time.Time), so times read back are in UTC and truncated to the
+// millisecond; queries are written with ? placeholders and passed through
+// sqlx's Rebind; the one-row-per-pair rule is a partial unique index.
+//
+// The database runs in WAL mode with synchronous=FULL: each commit is fsynced
+// before it returns, so a delivered state recorded after Coachview's 200 survives
+// a power cut. (synchronous=NORMAL in WAL mode may lose the last commits on
+// power loss, and a forgotten 200 would send the result again.) The cost, one
+// fsync per transaction, is small at the volumes an LMS produces. Write
+// transactions begin IMMEDIATE, so concurrent writers queue on the busy
+// timeout instead of failing with SQLITE_BUSY when a read lock would have to
+// be upgraded.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// busyTimeout is how long a statement waits for another connection's write
+// lock before failing with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// maxConns bounds the connection pool. SQLite serialises writers anyway; a
+// few connections let readers (the operator's list, NextDue) run beside them.
+const maxConns = 8
+
+var _ outbox.Store = (*Store)(nil)
+
+// Store is the SQLite outbox. It is safe for concurrent use.
+type Store struct {
+	db    *sqlx.DB
+	clock clock.Clock
+}
+
+// Option changes how Open sets up a Store.
+type Option func(*Store)
+
+// WithClock makes the store take the current time (for created_at,
+// updated_at and the due time of newly enqueued rows) from c instead of the
+// system clock.
+func WithClock(c clock.Clock) Option {
+	return func(s *Store) { s.clock = c }
+}
+
+// Open opens (creating it and its parent directory if needed) the outbox
+// database at path, and migrates it to the newest schema this build knows.
+// It refuses a database written by a newer cvbridge.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	s := &Store{clock: clock.System{}}
+	for _, o := range opts {
+		o(s)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("outbox database %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("outbox database %s: create directory: %w", abs, err)
+	}
+	// Create the file ourselves so a new database (it holds person ids) is
+	// readable by the service user only.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
+	}
+
+	db, err := sqlx.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("outbox database %s: open: %w", abs, err)
+	}
+	if err := migrate(ctx, db, s.clock.Now().UnixMilli()); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
+	}
+	s.db = db
+	return s, nil
+}
+
+// dsn builds the driver's connection string for the file at abs: a file: URI
+// (so any character in the path is escaped) carrying the connection settings
+// every pooled connection applies when it opens.
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close outbox database: %w", err)
+	}
+	return nil
+}
+
+// q rewrites a query written with ? placeholders for the driver.
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// now is the store clock's time.
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// inTx runs fn in one write transaction (BEGIN IMMEDIATE), committed when fn
+// returns nil and rolled back otherwise, fn's error returned as it is.
+func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin outbox transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("roll back outbox transaction: %w", rbErr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit outbox transaction: %w", err)
+	}
+	return nil
+}
+
+// readTx runs fn in one read-only transaction, which in WAL mode sees a
+// consistent snapshot without taking the write lock.
+func (s *Store) readTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin outbox read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// InTx runs fn in one transaction, committed when fn returns nil. When fn
+// fails, nothing it did is kept and its error is returned unchanged.
+func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		return fn(&txn{s: s, tx: tx})
+	})
+}
+
+// txn is the outbox.Tx of one InTx call.
+type txn struct {
+	s     *Store
+	tx    *sqlx.Tx
+	stmts map[string]*sqlx.Stmt // prepared once per transaction; closed by its end
+}
+
+// stmt returns query (written with ? placeholders) prepared in the
+// transaction. A source batch enqueues thousands of results in one
+// transaction, and parsing each statement anew would dominate its cost.
+func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PreparexContext(ctx, t.s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sqlx.Stmt)
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+var _ outbox.Tx = (*txn)(nil)
+
+// SaveCursor stores connection's cursor, replacing the previous one.
+func (t *txn) SaveCursor(ctx context.Context, connection string, cursor []byte) error {
+	if cursor == nil {
+		cursor = []byte{}
+	}
+	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO cursors (connection, cursor, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (connection) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`),
+		connection, cursor, t.s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save cursor of connection %q: %w", connection, err)
+	}
+	return nil
+}
+
+// Mark records mark for connection; marking twice is not an error.
+func (t *txn) Mark(ctx context.Context, connection, mark string) error {
+	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO marks (connection, mark, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (connection, mark) DO NOTHING`),
+		connection, mark, t.s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("mark %q of connection %q: %w", mark, connection, err)
+	}
+	return nil
+}
+
+// Cursor returns connection's stored cursor, nil if none.
+func (s *Store) Cursor(ctx context.Context, connection string) ([]byte, error) {
+	var cur []byte
+	err := s.db.GetContext(ctx, &cur, s.q(`SELECT cursor FROM cursors WHERE connection = ?`), connection)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cursor of connection %q: %w", connection, err)
+	}
+	if cur == nil {
+		cur = []byte{}
+	}
+	return cur, nil
+}
+
+// Marked reports whether connection recorded mark.
+func (s *Store) Marked(ctx context.Context, connection, mark string) (bool, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM marks WHERE connection = ? AND mark = ?`), connection, mark)
+	if err != nil {
+		return false, fmt.Errorf("read mark %q of connection %q: %w", mark, connection, err)
+	}
+	return n > 0, nil
+}
+
+// targetStateRow is a target_state row as stored.
+type targetStateRow struct {
+	Target      string        `db:"target"`
+	Paused      int           `db:"paused"`
+	Reason      string        `db:"reason"`
+	PausedAt    sql.NullInt64 `db:"paused_at"`
+	NextProbeAt sql.NullInt64 `db:"next_probe_at"`
+}
+
+// TargetState returns target's state; a target never set is active.
+func (s *Store) TargetState(ctx context.Context, target string) (outbox.TargetState, error) {
+	var r targetStateRow
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT target, paused, reason, paused_at, next_probe_at FROM target_state WHERE target = ?`), target)
+	if errors.Is(err, sql.ErrNoRows) {
+		return outbox.TargetState{Target: target}, nil
+	}
+	if err != nil {
+		return outbox.TargetState{}, fmt.Errorf("read state of target %q: %w", target, err)
+	}
+	return outbox.TargetState{
+		Target:      r.Target,
+		Paused:      r.Paused != 0,
+		Reason:      r.Reason,
+		PausedAt:    fromMillis(r.PausedAt),
+		NextProbeAt: fromMillis(r.NextProbeAt),
+	}, nil
+}
+
+// SetTargetState stores st.
+func (s *Store) SetTargetState(ctx context.Context, st outbox.TargetState) error {
+	if st.Target == "" {
+		return errors.New("set target state: target name is empty")
+	}
+	paused := 0
+	if st.Paused {
+		paused = 1
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO target_state (target, paused, reason, paused_at, next_probe_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (target) DO UPDATE SET paused = excluded.paused, reason = excluded.reason,
+			paused_at = excluded.paused_at, next_probe_at = excluded.next_probe_at`),
+		st.Target, paused, st.Reason, millis(st.PausedAt), millis(st.NextProbeAt))
+	if err != nil {
+		return fmt.Errorf("store state of target %q: %w", st.Target, err)
+	}
+	return nil
+}
+
+// millis is t as stored: Unix milliseconds, NULL for the zero time.
+func millis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
+func fromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}

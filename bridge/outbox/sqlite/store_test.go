@@ -1,0 +1,121 @@
+package sqlite_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
+	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+)
+
+// open opens a store at path, closed when t ends.
+func open(t testing.TB, path string, clk clock.Clock) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.WithClock(clk))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	return s
+}
+
+// raw opens the database file without the store, closed when t ends.
+func raw(t *testing.T, path string) *sqlx.DB {
+	t.Helper()
+	db, err := sqlx.Open("sqlite", path)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	outboxtest.Run(t, func(t *testing.T, clk clock.Clock) outbox.Store {
+		return open(t, filepath.Join(t.TempDir(), "outbox.db"), clk)
+	})
+}
+
+func TestOpenCreatesDirectoryAndPrivateFile(t *testing.T) {
+	t.Parallel()
+	// Characters a URI would otherwise give a meaning must not cut the path short.
+	path := filepath.Join(t.TempDir(), "var", "lib", "cv bridge #1?x=y", "outbox.db")
+	open(t, path, clock.NewFake(outboxtest.Epoch))
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the database holds person ids")
+	_, err = os.Stat(path + "-wal")
+	assert.NoError(t, err, "the WAL sits beside the database, so the store opened that very file")
+}
+
+func TestDataAndSchemaSurviveReopen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	clk := clock.NewFake(outboxtest.Epoch)
+
+	s, err := sqlite.Open(ctx, path, sqlite.WithClock(clk))
+	require.NoError(t, err)
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		if _, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "e1", PersonID: "p1", Body: []byte("<x/>")}, outbox.EnqueuePolicy{}); err != nil {
+			return err
+		}
+		return tx.SaveCursor(ctx, "moodle", []byte("c1"))
+	}))
+	require.NoError(t, s.Close())
+
+	for range 2 { // reopening twice applies no migration again
+		s := open(t, path, clk)
+		rows, err := s.List(ctx, outbox.Filter{})
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+		assert.Equal(t, []byte("<x/>"), rows[0].Body)
+		cur, err := s.Cursor(ctx, "moodle")
+		require.NoError(t, err)
+		assert.Equal(t, []byte("c1"), cur)
+		require.NoError(t, s.Close())
+	}
+
+	var versions []int
+	require.NoError(t, raw(t, path).SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`))
+	assert.Equal(t, []int{1}, versions, "each migration recorded once")
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = raw(t, path).ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (7, 0)`)
+	require.NoError(t, err)
+
+	_, err = sqlite.Open(ctx, path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "database schema 7 is newer than this cvbridge knows (1)")
+	assert.Contains(t, err.Error(), path, "the error names the file")
+}
+
+func TestOpenFailsOnAnUnusablePath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(notDir, []byte("x"), 0o600))
+	_, err := sqlite.Open(t.Context(), filepath.Join(notDir, "outbox.db"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), notDir)
+}
+
+func TestWALModeIsOn(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	open(t, path, clock.NewFake(outboxtest.Epoch))
+	var mode string
+	require.NoError(t, raw(t, path).GetContext(t.Context(), &mode, `PRAGMA journal_mode`))
+	assert.Equal(t, "wal", mode, "WAL is a property of the file")
+}
