@@ -1,0 +1,162 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"time"
+)
+
+// Settings tune how one target's results are delivered. The lead embeds it
+// inline in a target's configuration, so its keys sit beside the target's url.
+// Start from DefaultSettings, decode over it, then call Validate.
+type Settings struct {
+	// Concurrency is how many requests may be in flight at once.
+	Concurrency int `yaml:"concurrency"`
+	// RateLimit is the most requests per second; 0 means unlimited.
+	RateLimit float64 `yaml:"rate_limit"`
+	// ConnectTimeout bounds the TCP connect and the TLS handshake.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Timeout bounds a whole request, from connect to the end of the response.
+	Timeout time.Duration `yaml:"timeout"`
+	// Lease is how long a claimed row stays reserved for this dispatcher; a
+	// row whose lease ran out is sent again by whoever claims it next. 0
+	// means 2×timeout+30s. It must exceed Timeout.
+	Lease time.Duration `yaml:"lease"`
+	// Batch is how many due rows one step claims; 0 means 2×concurrency.
+	Batch int `yaml:"batch"`
+	// PollInterval is how often to look for due rows when nothing wakes the
+	// dispatcher sooner.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// ContentType is the Content-Type header of every POST.
+	ContentType string `yaml:"content_type"`
+	// Retry holds the retry schedules per kind of failure.
+	Retry RetrySettings `yaml:"retry"`
+}
+
+// RetrySettings are the retry schedules for the answers that are retried.
+type RetrySettings struct {
+	// Transient covers 503, 429, other 5xx except 500, connection errors and timeouts.
+	Transient TransientRetry `yaml:"transient"`
+	// NotFound covers 404: person or enrolment unknown to Coachview (yet).
+	NotFound NotFoundRetry `yaml:"not_found"`
+	// ServerError covers 500: Coachview failed while processing the message.
+	ServerError ServerErrorRetry `yaml:"server_error"`
+	// PauseProbe is how long a target paused by a 403 waits between probes,
+	// each sending one row to test whether the fault is fixed.
+	PauseProbe time.Duration `yaml:"pause_probe"`
+	// RetryAfterCap is the longest Retry-After header honoured.
+	RetryAfterCap time.Duration `yaml:"retry_after_cap"`
+}
+
+// TransientRetry is an exponential backoff, doubling from Base up to Cap,
+// given up MaxAge after the first failure of the run.
+type TransientRetry struct {
+	Base   time.Duration `yaml:"base"`
+	Cap    time.Duration `yaml:"cap"`
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// NotFoundRetry retries every Interval and gives up MaxAge after the first 404 of the run.
+type NotFoundRetry struct {
+	Interval time.Duration `yaml:"interval"`
+	MaxAge   time.Duration `yaml:"max_age"`
+}
+
+// ServerErrorRetry retries every Interval and gives up after MaxTries 500s in a row.
+type ServerErrorRetry struct {
+	Interval time.Duration `yaml:"interval"`
+	MaxTries int           `yaml:"max_tries"`
+}
+
+// DefaultContentType is the Content-Type sent unless content_type says otherwise.
+const DefaultContentType = "text/xml; charset=utf-8"
+
+// DefaultSettings returns the settings used for every key a target leaves out.
+func DefaultSettings() Settings {
+	return Settings{
+		Concurrency:    2,
+		RateLimit:      0,
+		ConnectTimeout: 10 * time.Second,
+		Timeout:        30 * time.Second,
+		Lease:          0,
+		Batch:          0,
+		PollInterval:   5 * time.Second,
+		ContentType:    DefaultContentType,
+		Retry: RetrySettings{
+			Transient:     TransientRetry{Base: 30 * time.Second, Cap: time.Hour, MaxAge: 14 * 24 * time.Hour},
+			NotFound:      NotFoundRetry{Interval: time.Hour, MaxAge: 7 * 24 * time.Hour},
+			ServerError:   ServerErrorRetry{Interval: 30 * time.Minute, MaxTries: 3},
+			PauseProbe:    15 * time.Minute,
+			RetryAfterCap: 6 * time.Hour,
+		},
+	}
+}
+
+// LeaseDuration returns the effective lease: Lease, or 2×timeout+30s when Lease is 0.
+func (s Settings) LeaseDuration() time.Duration {
+	if s.Lease > 0 {
+		return s.Lease
+	}
+	return 2*s.Timeout + 30*time.Second
+}
+
+// BatchSize returns the effective claim size: Batch, or 2×concurrency when Batch is 0.
+func (s Settings) BatchSize() int {
+	if s.Batch > 0 {
+		return s.Batch
+	}
+	return 2 * s.Concurrency
+}
+
+// Validate reports every invalid setting, each message naming its key.
+func (s Settings) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as \"30s\", got %s", d)
+		}
+	}
+	if s.Concurrency < 1 {
+		bad("concurrency", "must be at least 1, got %d", s.Concurrency)
+	}
+	if s.RateLimit < 0 {
+		bad("rate_limit", "must be 0 (unlimited) or a positive number of requests per second, got %g", s.RateLimit)
+	}
+	positive("connect_timeout", s.ConnectTimeout)
+	positive("timeout", s.Timeout)
+	if s.ConnectTimeout > s.Timeout && s.Timeout > 0 {
+		bad("connect_timeout", "must not exceed timeout (%s), got %s", s.Timeout, s.ConnectTimeout)
+	}
+	switch {
+	case s.Lease < 0:
+		bad("lease", "must be 0 (meaning 2×timeout+30s) or a positive duration, got %s", s.Lease)
+	case s.Lease > 0 && s.Lease <= s.Timeout:
+		bad("lease", "must exceed timeout (%s), else a slow request's row could be sent twice; got %s", s.Timeout, s.Lease)
+	}
+	if s.Batch < 0 {
+		bad("batch", "must be 0 (meaning 2×concurrency) or positive, got %d", s.Batch)
+	}
+	positive("poll_interval", s.PollInterval)
+	if _, _, err := mime.ParseMediaType(s.ContentType); err != nil {
+		bad("content_type", "%q is not a media type such as %q: %v", s.ContentType, DefaultContentType, err)
+	}
+	r := s.Retry
+	positive("retry.transient.base", r.Transient.Base)
+	if r.Transient.Cap < r.Transient.Base {
+		bad("retry.transient.cap", "must be at least retry.transient.base (%s), got %s", r.Transient.Base, r.Transient.Cap)
+	}
+	positive("retry.transient.max_age", r.Transient.MaxAge)
+	positive("retry.not_found.interval", r.NotFound.Interval)
+	positive("retry.not_found.max_age", r.NotFound.MaxAge)
+	positive("retry.server_error.interval", r.ServerError.Interval)
+	if r.ServerError.MaxTries < 1 {
+		bad("retry.server_error.max_tries", "must be at least 1, got %d", r.ServerError.MaxTries)
+	}
+	positive("retry.pause_probe", r.PauseProbe)
+	positive("retry.retry_after_cap", r.RetryAfterCap)
+	return errors.Join(errs...)
+}
