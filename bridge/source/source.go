@@ -99,6 +99,23 @@ type Enrolment struct {
 	ElearningCode string
 }
 
+// ErrDryRun is returned by a dry-run sink's Commit (cvbridge render): the
+// completions were shown, nothing was stored.
+var ErrDryRun = errors.New("dry run: nothing committed")
+
+// DryRunner is implemented by sinks that only show what a poll would commit.
+// A source polled with such a sink must change nothing: no files moved or
+// written, nothing in the LMS touched.
+type DryRunner interface {
+	DryRun() bool
+}
+
+// IsDryRun reports whether sink is a dry-run sink.
+func IsDryRun(sink Sink) bool {
+	d, ok := sink.(DryRunner)
+	return ok && d.DryRun()
+}
+
 // PermanentError marks an LMS refusal that retrying will not change; the
 // message says what to fix. Errors not wrapped in it are treated as transient.
 type PermanentError struct {

@@ -1,0 +1,550 @@
+package csvdrop
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/transform"
+
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+func init() { adapters.Register("csvdrop", New) }
+
+var (
+	_ source.Source  = (*Folder)(nil)
+	_ source.Watcher = (*Folder)(nil)
+)
+
+// detailedBadRows is how many bad rows of a file are logged one by one; the
+// rest are counted, and all are in the errors file.
+const detailedBadRows = 5
+
+// Folder is one connection's drop folder. It implements source.Source and
+// source.Watcher. Polls are serialised; Watch may run beside them.
+type Folder struct {
+	settings                        Settings
+	folder, processedDir, failedDir string
+	delim                           rune // 0 = sniff per file
+	loc                             *time.Location
+	log                             *slog.Logger
+	clock                           clock.Clock
+
+	mu       sync.Mutex             // serialises polls; guards observed
+	observed map[string]observation // files seen changing recently, by name
+
+	// recheck asks Watch to wake a poll once Settle has passed, because
+	// the last poll left a file that was still changing.
+	recheck chan struct{}
+}
+
+// observation is a file's size and modification time as a poll first saw them.
+type observation struct {
+	size  int64
+	mtime time.Time
+	since time.Time // clock time of the first poll that saw this size and mtime
+}
+
+// New builds a drop-folder source from a connection's settings. It does not
+// touch the folder: Poll creates the processed and failed directories.
+func New(c adapters.Connection) (source.Source, error) {
+	return newFolder(c, clock.System{})
+}
+
+func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {
+	s, err := decodeSettings(c.File, c.BaseDir, c.Settings)
+	if err != nil {
+		return nil, err
+	}
+	f := &Folder{
+		settings: s,
+		delim:    s.delimiterRune(),
+		loc:      c.Location,
+		log:      c.Logger,
+		clock:    clk,
+		observed: map[string]observation{},
+		recheck:  make(chan struct{}, 1),
+	}
+	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
+	if f.loc == nil {
+		f.loc = time.Local
+	}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	f.log = f.log.With("adapter", "csvdrop")
+	return f, nil
+}
+
+// Poll takes every complete file in the drop folder, in name order, and
+// commits each file's good rows in one batch marked with the file's content
+// hash. A file still being written is left for a later poll: Poll asks a
+// running Watch to wake it once Settle has passed; without Watch, the next
+// scheduled poll takes it. Poll returns an error only for faults outside the
+// files (folder missing, sink failing); a file's own problems move it to the
+// failed directory with an errors file.
+func (f *Folder) Poll(ctx context.Context, sink source.Sink) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names, err := f.ready()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := f.take(ctx, sink, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ready lists the drop folder and returns the names of the candidate files
+// that have settled, sorted.
+func (f *Folder) ready() ([]string, error) {
+	entries, err := os.ReadDir(f.folder)
+	if err != nil {
+		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
+	}
+	for _, dir := range []string{f.processedDir, f.failedDir} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("csvdrop: create directory for taken files: %w", err)
+		}
+	}
+	now := f.clock.Now()
+	changing := map[string]observation{}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || !f.candidate(e.Name()) {
+			continue
+		}
+		info, err := os.Stat(filepath.Join(f.folder, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // taken away since the listing
+		}
+		if err != nil {
+			f.log.Warn("cannot inspect file in drop folder; skipping it", "file", e.Name(), "error", err)
+			continue
+		}
+		if !info.Mode().IsRegular() {
+			continue
+		}
+		if f.settled(e.Name(), info, now, changing) {
+			names = append(names, e.Name())
+		}
+	}
+	f.observed = changing
+	if len(changing) > 0 {
+		f.wantRecheck()
+	}
+	return names, nil
+}
+
+// wantRecheck asks a running Watch for a poll once Settle has passed.
+func (f *Folder) wantRecheck() {
+	select {
+	case f.recheck <- struct{}{}:
+	default: // a recheck is already pending
+	}
+}
+
+// settled reports whether a file's size and modification time have stood
+// still for Settle. A file that has not settled is recorded in changing.
+func (f *Folder) settled(name string, info fs.FileInfo, now time.Time, changing map[string]observation) bool {
+	settle := f.settings.Settle
+	size, mtime := info.Size(), info.ModTime()
+	if settle <= 0 || now.Sub(mtime) >= settle {
+		return true // untouched for Settle, e.g. renamed into place when complete
+	}
+	o, ok := f.observed[name]
+	if !ok || o.size != size || !o.mtime.Equal(mtime) {
+		o = observation{size: size, mtime: mtime, since: now}
+	}
+	if now.Sub(o.since) >= settle {
+		return true // unchanged across polls Settle apart, though its mtime is recent or ahead of our clock
+	}
+	changing[name] = o
+	return false
+}
+
+// candidate reports whether a file name is one to take: it matches Pattern,
+// case-insensitively, and is no dotfile, temporary or partial download, or
+// Office lock file.
+func (f *Folder) candidate(name string) bool {
+	lower := strings.ToLower(name)
+	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "~$") ||
+		strings.HasSuffix(lower, ".tmp") || strings.HasSuffix(lower, ".part") {
+		return false
+	}
+	if ok, _ := filepath.Match(f.settings.Pattern, name); ok {
+		return true
+	}
+	ok, _ := filepath.Match(strings.ToLower(f.settings.Pattern), lower) // the pattern was validated
+	return ok
+}
+
+// take processes one settled file: move it away as a duplicate, commit its
+// good rows, or fail it. It returns an error only when the file must stay for
+// the next poll because something outside it failed.
+func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error {
+	log := f.log.With("file", name)
+	errs := newErrorsFile(f.folder, name)
+	fh, err := os.Open(filepath.Join(f.folder, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // taken away since the listing
+	}
+	if err != nil {
+		return f.fail(log, name, errs, &fileError{err: fmt.Errorf("cannot open file: %w", err)})
+	}
+	out, err := f.read(ctx, sink, log, name, fh, errs)
+	_ = fh.Close() // opened read-only, so closing loses nothing; closed before the file is moved
+	if source.IsDryRun(sink) {
+		return f.dryRunReport(log, errs, out, err)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case out.fileErr != nil:
+		return f.fail(log, name, errs, out.fileErr)
+	case out.changed:
+		log.Info("file changed while being read; taking it once it settles")
+		f.wantRecheck()
+		return nil
+	case out.seen:
+		dest, err := f.move(name, f.processedDir, nil)
+		if err != nil {
+			return err
+		}
+		log.Info("file has the same content as one processed before; moved without enqueueing", "moved_to", dest)
+		return nil
+	}
+	dest, err := f.move(name, f.processedDir, errs)
+	if err != nil {
+		return err
+	}
+	attrs := []any{
+		"rows", out.stats.good, "bad_rows", out.stats.bad, "queued", out.sum.Queued, "replaced", out.sum.Replaced,
+		"unchanged", out.sum.Unchanged, "ignored", out.sum.Ignored, "rejected", out.sum.Rejected, "moved_to", dest,
+	}
+	if out.stats.bad > 0 {
+		log.Warn("file processed; bad rows skipped, see its errors file", append(attrs, "errors_file", dest+".errors.csv")...)
+		return nil
+	}
+	log.Info("file processed", attrs...)
+	return nil
+}
+
+// dryRunReport says what a real poll would do with a file, and leaves it
+// where it is.
+func (f *Folder) dryRunReport(log *slog.Logger, errs *errorsFile, out outcome, err error) error {
+	if discardErr := errs.discard(); discardErr != nil {
+		return discardErr
+	}
+	switch {
+	case err != nil && !errors.Is(err, source.ErrDryRun):
+		return err
+	case out.fileErr != nil:
+		log.Warn("dry run: the file would be moved to the failed directory", "reason", out.fileErr.Error())
+	case out.seen:
+		log.Info("dry run: the same content was processed before; nothing would be enqueued")
+	case out.stats.bad > 0:
+		log.Warn("dry run: bad rows would be skipped", "rows", out.stats.good, "bad_rows", out.stats.bad)
+	}
+	return nil
+}
+
+// outcome is what reading a file decided about it.
+type outcome struct {
+	seen    bool       // the same content was committed before
+	changed bool       // the content changed while being read
+	fileErr *fileError // the file is unusable
+	stats   readStats
+	sum     source.Summary
+}
+
+// read hashes the open file, and unless its content was seen before or it
+// is unusable, commits its good rows, writing its bad rows to errs. An error
+// means the sink failed; errs is then discarded.
+func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, name string, fh *os.File, errs *errorsFile) (outcome, error) {
+	info, err := scanContent(fh)
+	if err != nil {
+		return outcome{fileErr: &fileError{err: fmt.Errorf("cannot read file: %w", err)}}, nil
+	}
+	if info.size == 0 {
+		return outcome{fileErr: &fileError{line: 1, err: errors.New("file is empty")}}, nil
+	}
+	mark := "sha256:" + info.sum
+	seen, err := sink.Seen(ctx, mark)
+	if err != nil {
+		return outcome{}, fmt.Errorf("csvdrop: %s: look up content mark: %w", name, err)
+	}
+	if seen {
+		return outcome{seen: true}, nil
+	}
+	enc, err := f.encoding(info)
+	if err != nil {
+		return outcome{fileErr: &fileError{err: err}}, nil
+	}
+	r := &fileRun{f: f, log: log, name: name, fh: fh, info: info, enc: enc, errs: errs}
+	sum, err := sink.Commit(ctx, source.Checkpoint{Marks: []string{mark}}, r.fill)
+	switch {
+	case r.fileErr != nil:
+		return outcome{fileErr: r.fileErr, stats: r.stats}, nil
+	case r.changed:
+		return outcome{changed: true}, errs.discard()
+	case err != nil:
+		return outcome{}, errors.Join(
+			fmt.Errorf("csvdrop: %s: commit failed, file left in place for the next poll: %w", name, err),
+			errs.discard())
+	}
+	return outcome{stats: r.stats, sum: sum}, nil
+}
+
+// encoding decides how to decode a file's bytes.
+func (f *Folder) encoding(info contentInfo) (string, error) {
+	switch f.settings.Encoding {
+	case encWindows1252:
+		return encWindows1252, nil
+	case encUTF8:
+		if !info.utf8 {
+			return "", errors.New("file is not valid UTF-8 (encoding: utf-8); set encoding to windows-1252, or to auto to detect it")
+		}
+		return encUTF8, nil
+	}
+	if info.utf8 {
+		return encUTF8, nil
+	}
+	return encWindows1252, nil
+}
+
+// fail moves a file that cannot be used to the failed directory, with its
+// errors file explaining why.
+func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileError) error {
+	if !errors.Is(fe, errNoRows) || errs.n == 0 {
+		if err := errs.add(fe.line, fe.Error(), fe.raw); err != nil {
+			return errors.Join(err, errs.discard())
+		}
+	}
+	dest, err := f.move(name, f.failedDir, errs)
+	if err != nil {
+		return err
+	}
+	log.Warn("file failed: no row enqueued", "line", fe.line, "reason", fe.Error(), "error_lines", errs.n, "moved_to", dest)
+	return nil
+}
+
+// move renames a file from the drop folder into dir under a free name, and
+// puts its errors file, if any, beside it. It returns the name used.
+func (f *Folder) move(name, dir string, errs *errorsFile) (string, error) {
+	dest, err := freeName(dir, name, f.clock.Now())
+	if err == nil {
+		err = os.Rename(filepath.Join(f.folder, name), filepath.Join(dir, dest))
+	}
+	if err != nil {
+		if errs != nil {
+			err = errors.Join(err, errs.discard())
+		}
+		return "", fmt.Errorf("csvdrop: move %s out of the drop folder: %w", name, err)
+	}
+	if errs != nil {
+		if err := errs.finish(filepath.Join(dir, dest+".errors.csv")); err != nil {
+			return dest, fmt.Errorf("csvdrop: write errors file of %s: %w", name, err)
+		}
+	}
+	return dest, nil
+}
+
+// freeName returns name, or name with a timestamp (and a counter) before
+// its extension, whichever neither it nor its errors file exists in dir.
+func freeName(dir, name string, now time.Time) (string, error) {
+	ext := filepath.Ext(name)
+	base, stamp := strings.TrimSuffix(name, ext), now.Format("20060102T150405")
+	for i := 0; i < 1000; i++ {
+		cand := name
+		switch {
+		case i == 1:
+			cand = base + "." + stamp + ext
+		case i > 1:
+			cand = base + "." + stamp + "-" + strconv.Itoa(i) + ext
+		}
+		free := true
+		for _, p := range []string{cand, cand + ".errors.csv"} {
+			_, err := os.Lstat(filepath.Join(dir, p))
+			if err == nil {
+				free = false
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+		}
+		if free {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("no free name for %s in %s", name, dir)
+}
+
+// errNoRows fails a file none of whose rows could be used.
+var errNoRows = errors.New("no usable row in the file")
+
+// fileRun is the reading of one file inside a sink Commit.
+type fileRun struct {
+	f    *Folder
+	log  *slog.Logger
+	name string
+	fh   *os.File
+	info contentInfo
+	enc  string
+	errs *errorsFile
+
+	stats   readStats
+	fileErr *fileError // the file itself is unusable
+	changed bool       // the content differs from the first pass
+}
+
+// fill is the Commit callback: it streams the file's good rows into add and
+// its bad rows into the errors file. It starts afresh if the sink calls it
+// again.
+func (r *fileRun) fill(add func(result.Completion) error) error {
+	r.stats, r.fileErr, r.changed = readStats{}, nil, false
+	if err := r.errs.discard(); err != nil {
+		return err
+	}
+	if _, err := r.fh.Seek(0, io.SeekStart); err != nil {
+		r.fileErr = &fileError{err: fmt.Errorf("cannot read file: %w", err)}
+		return r.fileErr
+	}
+	h := sha256.New()
+	br := bufio.NewReader(io.TeeReader(r.fh, h))
+	var in io.Reader = br
+	switch {
+	case r.enc == encWindows1252:
+		in = transform.NewReader(br, charmap.Windows1252.NewDecoder())
+	case r.info.bom:
+		if _, err := br.Discard(len(utf8BOM)); err != nil {
+			r.fileErr = &fileError{err: fmt.Errorf("cannot read file: %w", err)}
+			return r.fileErr
+		}
+	}
+	st, err := readCSV(in, r.f.delim, r.f.settings, r.f.loc, r.name, add, r.bad)
+	r.stats = st
+	if err != nil {
+		var fe *fileError
+		if errors.As(err, &fe) {
+			r.fileErr = fe
+		}
+		return err // a problem of the file, or else of the sink or the errors file
+	}
+	if hex.EncodeToString(h.Sum(nil)) != r.info.sum {
+		r.changed = true
+		return errors.New("file changed while being read")
+	}
+	if st.good == 0 {
+		r.fileErr = &fileError{err: errNoRows} // every row is in the errors file already
+		if st.bad == 0 {
+			r.fileErr = &fileError{line: st.headerLine, err: fmt.Errorf("%w: there are no data rows below the header", errNoRows)}
+		}
+		return r.fileErr
+	}
+	return nil
+}
+
+// bad records one bad row in the errors file, and in the log for the first few.
+func (r *fileRun) bad(line int, reason, raw string) error {
+	if r.errs.n < detailedBadRows {
+		r.log.Warn("bad row skipped", "line", line, "reason", reason)
+	}
+	return r.errs.add(line, reason, raw)
+}
+
+// errorsFile is the "<file>.errors.csv" of a file with bad rows. It is
+// written as a hidden temporary file in the drop folder, created on the first
+// line, and renamed beside the file once the file is moved.
+type errorsFile struct {
+	tmp string
+	fh  *os.File
+	w   *csv.Writer
+	n   int // lines written
+}
+
+func newErrorsFile(folder, name string) *errorsFile {
+	return &errorsFile{tmp: filepath.Join(folder, "."+name+".errors.csv.tmp")}
+}
+
+// add writes one line: line number (0: the whole file), reason, raw row.
+func (e *errorsFile) add(line int, reason, raw string) error {
+	if e.fh == nil {
+		fh, err := os.Create(e.tmp)
+		if err != nil {
+			return fmt.Errorf("csvdrop: create errors file: %w", err)
+		}
+		e.fh, e.w = fh, csv.NewWriter(fh)
+		e.w.Comma = ';'
+		// The byte-order mark makes Excel read the file as UTF-8.
+		if _, err := fh.Write(utf8BOM); err != nil {
+			return fmt.Errorf("csvdrop: write errors file: %w", err)
+		}
+		if err := e.w.Write([]string{"line", "reason", "raw row"}); err != nil {
+			return fmt.Errorf("csvdrop: write errors file: %w", err)
+		}
+	}
+	e.n++
+	if err := e.w.Write([]string{strconv.Itoa(line), reason, raw}); err != nil {
+		return fmt.Errorf("csvdrop: write errors file: %w", err)
+	}
+	return nil
+}
+
+// close flushes and closes the temporary file, if open.
+func (e *errorsFile) close() error {
+	if e.fh == nil {
+		return nil
+	}
+	e.w.Flush()
+	err := errors.Join(e.w.Error(), e.fh.Close())
+	e.fh, e.w = nil, nil
+	return err
+}
+
+// discard removes what was written.
+func (e *errorsFile) discard() error {
+	err := e.close()
+	if rerr := os.Remove(e.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	e.n = 0
+	return err
+}
+
+// finish moves the errors file to dest, if any line was written.
+func (e *errorsFile) finish(dest string) error {
+	if e.n == 0 {
+		return nil
+	}
+	if err := e.close(); err != nil {
+		return err
+	}
+	return os.Rename(e.tmp, dest)
+}

@@ -1,0 +1,110 @@
+package csvdrop
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/transform"
+
+	"github.com/cvbridge/cvbridge/bridge/result"
+)
+
+var xsDecimal = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// FuzzFile feeds arbitrary bytes through encoding detection and the record
+// loop: it must not panic, must number records in increasing physical lines,
+// and must yield only completions with a person, a code and a well-formed
+// decimal. Inputs are bounded to 64 KiB.
+func FuzzFile(f *testing.F) {
+	samples, err := filepath.Glob(filepath.Join("..", "..", "testdata", "csvdrop", "*.csv"))
+	require.NoError(f, err)
+	for _, p := range samples {
+		b, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Add([]byte(badRowsFile))
+	f.Add([]byte(""))
+	f.Add([]byte("\xef\xbb\xbfDeelnemer,Code,Datum,Geslaagd,Cijfer,Opmerking\r\n\"p\"\"1\",C,2024-03-10T23:30:00Z,Y,\"1.234,5\",\"a\r\nb\"\r\n"))
+	f.Add([]byte("Deelnemer\tCode\tDatum\tGeslaagd\tCijfer\tOpmerking\np\xe9\tC\t1-2-2024\tnee\t-,5\t\x80\n"))
+
+	s := DefaultSettings()
+	s.Columns = Columns{Person: "Deelnemer", ElearningCode: "Code", CompletedAt: "Datum", Passed: "Geslaagd", ResultDecimal: "Cijfer", Remark: "Opmerking"}
+	loc := amsterdam(f)
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			t.Skip("bounded input")
+		}
+		info, err := scanContent(bytes.NewReader(data))
+		require.NoError(t, err)
+		var in io.Reader = bytes.NewReader(data)
+		switch {
+		case !info.utf8:
+			in = transform.NewReader(in, charmap.Windows1252.NewDecoder())
+		case info.bom:
+			in = bytes.NewReader(data[len(utf8BOM):])
+		}
+		last, good, bad := 0, 0, 0
+		st, err := readCSV(in, 0, s, loc, "f.csv",
+			func(c result.Completion) error {
+				good++
+				assert.NotEmpty(t, strings.TrimSpace(c.PersonID))
+				assert.NotEmpty(t, strings.TrimSpace(c.ElearningCode))
+				if c.ResultDecimal != "" {
+					assert.Regexp(t, xsDecimal, c.ResultDecimal)
+				}
+				line, err := strconv.Atoi(strings.TrimPrefix(c.SourceRef, "f.csv:"))
+				require.NoError(t, err, c.SourceRef)
+				assert.Greater(t, line, last, "lines increase")
+				last = line
+				return nil
+			},
+			func(line int, reason, _ string) error {
+				bad++
+				assert.NotEmpty(t, reason)
+				assert.Greater(t, line, last, "lines increase")
+				last = line
+				return nil
+			})
+		if err != nil {
+			var fe *fileError
+			require.ErrorAs(t, err, &fe, "only whole-file problems end the read")
+			assert.NotEmpty(t, fe.Error())
+		}
+		assert.Equal(t, good, st.good)
+		assert.Equal(t, bad, st.bad)
+	})
+}
+
+// FuzzParseDecimal checks that every accepted number comes out as an
+// xs:decimal that ParseDecimal reads back unchanged.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"7,5", "1.234,5", "1,234.5", "-0,50", "1 234", ",5", "12.34.567", "+3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseDecimal(s)
+		if err != nil {
+			assert.ErrorIs(t, err, ErrDecimal)
+			return
+		}
+		if got == "" {
+			assert.NotRegexp(t, `[0-9]`, s, "only an input without digits means no value")
+			return
+		}
+		require.Regexp(t, xsDecimal, got, "input %q", s)
+		again, err := ParseDecimal(got)
+		require.NoError(t, err, "output %q of input %q", got, s)
+		assert.Equal(t, got, again, "normalised output is stable")
+	})
+}

@@ -1,0 +1,220 @@
+package csvdrop
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cvbridge/cvbridge/bridge/result"
+)
+
+// utf8BOM is the byte-order mark Excel writes in front of "CSV UTF-8" files.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// contentInfo is what the first pass over a file learns.
+type contentInfo struct {
+	sum  string // hex SHA-256 of the bytes
+	size int64
+	utf8 bool // the whole content is valid UTF-8
+	bom  bool // the content starts with the UTF-8 byte-order mark
+}
+
+// scanContent hashes r and checks whether it is UTF-8, in constant memory.
+func scanContent(r io.Reader) (contentInfo, error) {
+	h := sha256.New()
+	var v utf8Check
+	n, err := io.Copy(io.MultiWriter(h, &v), r)
+	if err != nil {
+		return contentInfo{}, err
+	}
+	return contentInfo{
+		sum:  hex.EncodeToString(h.Sum(nil)),
+		size: n,
+		utf8: v.valid(),
+		bom:  bytes.Equal(v.head, utf8BOM),
+	}, nil
+}
+
+// utf8Check is a writer that validates UTF-8 across write boundaries,
+// carrying at most one incomplete rune from one write to the next.
+type utf8Check struct {
+	head    []byte // the first bytes, for the byte-order mark
+	carry   []byte // the start of a rune cut by the end of the last write
+	buf     []byte
+	invalid bool
+}
+
+func (v *utf8Check) Write(p []byte) (int, error) {
+	if len(v.head) < len(utf8BOM) {
+		v.head = append(v.head, p[:min(len(utf8BOM)-len(v.head), len(p))]...)
+	}
+	if v.invalid {
+		return len(p), nil
+	}
+	v.buf = append(append(v.buf[:0], v.carry...), p...)
+	cut := len(v.buf)
+	for i := len(v.buf) - 1; i >= 0 && i >= len(v.buf)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(v.buf[i]) {
+			if !utf8.FullRune(v.buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	v.invalid = !utf8.Valid(v.buf[:cut])
+	v.carry = append(v.carry[:0], v.buf[cut:]...)
+	return len(p), nil
+}
+
+// valid reports whether everything written was UTF-8, ending on a whole rune.
+func (v *utf8Check) valid() bool { return !v.invalid && len(v.carry) == 0 }
+
+// sniffDelimiter returns whichever of ';', tab and ',' occurs most often
+// outside quotes in the first line of head; ties go in that order, as Dutch
+// Excel writes ';'.
+func sniffDelimiter(head []byte) rune {
+	var semi, tab, comma int
+	quoted := false
+scan:
+	for _, c := range head {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '\n' || c == '\r':
+			break scan
+		case c == ';':
+			semi++
+		case c == '\t':
+			tab++
+		case c == ',':
+			comma++
+		}
+	}
+	switch {
+	case comma > semi && comma > tab:
+		return ','
+	case tab > semi:
+		return '\t'
+	}
+	return ';'
+}
+
+// fileError is a problem of a file as a whole: it fails the file, with one
+// line in its errors file.
+type fileError struct {
+	line int    // 0 when no line is to blame
+	raw  string // the offending record, when there is one
+	err  error
+}
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// readStats counts what readCSV did with a file's records.
+type readStats struct {
+	headerLine int
+	good, bad  int
+}
+
+// sniffSize is how much of a file is looked at to guess its delimiter.
+const sniffSize = 64 << 10
+
+// readCSV reads a decoded CSV stream record by record in constant memory:
+// the header, then data records. It calls good for each record that parses,
+// with SourceRef "<name>:<line>", and bad for each that does not, with its
+// first physical line, the reason and the record as text. delim 0 means sniff
+// it from the header line. Problems of the whole file are *fileError; errors
+// of good and bad are returned as they are.
+func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, name string,
+	good func(result.Completion) error, bad func(line int, reason, raw string) error,
+) (readStats, error) {
+	var st readStats
+	br := bufio.NewReaderSize(r, sniffSize)
+	if delim == 0 {
+		head, _ := br.Peek(sniffSize) // a short read ends in EOF or an error the csv reader meets again
+		delim = sniffDelimiter(head)
+	}
+	cr := csv.NewReader(br)
+	cr.Comma = delim
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	raw := newRawFormatter(delim)
+
+	header, err := cr.Read()
+	var pe *csv.ParseError
+	switch {
+	case errors.Is(err, io.EOF):
+		return st, &fileError{line: 1, err: errors.New("file has no header line")}
+	case errors.As(err, &pe):
+		return st, &fileError{line: pe.StartLine, err: fmt.Errorf("header line cannot be read: %w", err)}
+	case err != nil:
+		return st, &fileError{err: fmt.Errorf("cannot read file: %w", err)}
+	}
+	st.headerLine, _ = cr.FieldPos(0)
+	p, err := NewParser(s, loc, header)
+	if err != nil {
+		return st, &fileError{line: st.headerLine, raw: raw.format(header), err: err}
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return st, nil
+		}
+		if errors.As(err, &pe) {
+			st.bad++
+			if err := bad(pe.StartLine, pe.Error(), ""); err != nil {
+				return st, err
+			}
+			continue
+		}
+		if err != nil {
+			return st, &fileError{err: fmt.Errorf("cannot read file: %w", err)}
+		}
+		if blank(rec) {
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		c, err := p.Parse(rec)
+		if err != nil {
+			st.bad++
+			if err := bad(line, err.Error(), raw.format(rec)); err != nil {
+				return st, err
+			}
+			continue
+		}
+		c.SourceRef = fmt.Sprintf("%s:%d", name, line)
+		st.good++
+		if err := good(c); err != nil {
+			return st, err
+		}
+	}
+}
+
+// rawFormatter writes a record back as one CSV line, for the errors file.
+type rawFormatter struct {
+	buf bytes.Buffer
+	w   *csv.Writer
+}
+
+func newRawFormatter(delim rune) *rawFormatter {
+	f := &rawFormatter{}
+	f.w = csv.NewWriter(&f.buf)
+	f.w.Comma = delim
+	return f
+}
+
+func (f *rawFormatter) format(rec []string) string {
+	f.buf.Reset()
+	_ = f.w.Write(rec) // cannot fail: the delimiter is one csv accepts and a bytes.Buffer takes every write
+	f.w.Flush()
+	return strings.TrimRight(f.buf.String(), "\r\n")
+}

@@ -1,0 +1,303 @@
+package csvdrop
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cvbridge/cvbridge/bridge/config"
+)
+
+// Settings is the csvdrop section of an LMS file. Relative paths are resolved
+// against the directory of the LMS file (Connection.BaseDir).
+type Settings struct {
+	// Folder is the drop folder the LMS exports into (required). It is listed,
+	// not walked: files in sub-folders are never taken.
+	Folder string `yaml:"folder"`
+	// ProcessedDir receives files whose rows were enqueued, and files whose
+	// content was enqueued before (default <folder>/processed). It must be on
+	// the same file system as Folder: files are moved by renaming them.
+	ProcessedDir string `yaml:"processed_dir"`
+	// FailedDir receives files of which no row was usable (default
+	// <folder>/failed), on the same file system as Folder.
+	FailedDir string `yaml:"failed_dir"`
+	// Pattern is a glob on the file name, compared case-insensitively
+	// (default *.csv). Dotfiles, *.tmp, *.part and ~$* (Excel lock files) are
+	// always ignored.
+	Pattern string `yaml:"pattern"`
+	// Settle is how long a file's size and modification time must stay
+	// unchanged before it is taken (default 500ms), so a file still being
+	// written is never read half. A file renamed into place whose modification
+	// time is at least Settle old is taken at once.
+	Settle time.Duration `yaml:"settle"`
+	// Delimiter is the field separator: auto, ";", "," or tab (default auto:
+	// whichever of the three occurs most often in the header line).
+	Delimiter string `yaml:"delimiter"`
+	// Encoding is the character encoding: auto, utf-8 or windows-1252
+	// (default auto: UTF-8, with or without byte-order mark, when the whole
+	// file is valid UTF-8, Windows-1252 otherwise).
+	Encoding string `yaml:"encoding"`
+	// DateFormats are the Go time layouts tried in order for every date
+	// column (default: ISO dates and date-times with or without zone, and
+	// Dutch day-month-year dates with -, / or . separators, optionally with a
+	// time). Dates without a zone are in the connection's time zone.
+	DateFormats []string `yaml:"date_formats"`
+	// PassedValues are the cell values meaning true in the passed and
+	// attendance columns, compared case-insensitively after trimming
+	// (default ja, j, true, 1, yes, y, geslaagd, voldoende, passed, behaald).
+	// Setting the key replaces the whole default list.
+	PassedValues []string `yaml:"passed_values"`
+	// FailedValues are the cell values meaning false (default nee, n, false,
+	// 0, no, niet geslaagd, gezakt, onvoldoende, failed, niet behaald).
+	// Setting the key replaces the whole default list.
+	FailedValues []string `yaml:"failed_values"`
+	// Columns maps completion fields to CSV header names.
+	Columns Columns `yaml:"columns"`
+	// ElearningCodeDefault is the e-learning code for exports without a code
+	// column; it also fills empty cells of the code column when both are set.
+	ElearningCodeDefault string `yaml:"elearningcode_default"`
+}
+
+// Columns maps completion fields to CSV header names. Header names are
+// compared case-insensitively after trimming spaces and a byte-order mark.
+// Every configured column must be present in a file's header, or the file is
+// failed as a whole: a mistyped optional column would otherwise send results
+// without their grade, and Coachview accepts only one result per person and part.
+type Columns struct {
+	// Person holds PersoonExterneId (required).
+	Person string `yaml:"person"`
+	// ElearningCode holds the Elearningcode (required unless
+	// elearningcode_default is set).
+	ElearningCode string `yaml:"elearningcode"`
+	// CompletedAt holds the completion date (root Datum).
+	CompletedAt string `yaml:"completed_at"`
+	// Passed holds whether the person passed, one of the passed or failed
+	// values (required).
+	Passed string `yaml:"passed"`
+	// Result holds a free-text result such as "67%" (Geslaagd/@Resultaat).
+	Result string `yaml:"result"`
+	// ResultDecimal holds a number (Geslaagd/@ResultaatDecimaal); a decimal
+	// comma and thousands separators are accepted ("1.234,5"). Not together
+	// with Result.
+	ResultDecimal string `yaml:"result_decimal"`
+	// Remark holds the remark on the completion (root Opmerking).
+	Remark string `yaml:"remark"`
+	// ResultDate holds the result date (Geslaagd/@Datum).
+	ResultDate string `yaml:"result_date"`
+	// ResultRemark holds the remark on the result (Geslaagd/@Opmerking).
+	ResultRemark string `yaml:"result_remark"`
+	// Attendance holds whether the person attended, one of the passed or
+	// failed values; an empty cell means no attendance registration.
+	Attendance string `yaml:"attendance"`
+	// AttendanceDate holds the attendance date; needs Attendance.
+	AttendanceDate string `yaml:"attendance_date"`
+	// AttendanceRemark holds the attendance remark; needs Attendance.
+	AttendanceRemark string `yaml:"attendance_remark"`
+}
+
+// DefaultSettings returns the settings a connection starts from before its
+// LMS file is applied.
+func DefaultSettings() Settings {
+	return Settings{
+		Pattern:   "*.csv",
+		Settle:    500 * time.Millisecond,
+		Delimiter: "auto",
+		Encoding:  "auto",
+		DateFormats: []string{
+			"2006-01-02",
+			"2006-01-02 15:04",
+			"2006-01-02 15:04:05",
+			"2006-01-02T15:04",
+			"2006-01-02T15:04:05",
+			"2006-01-02T15:04:05Z07:00",
+			"2006-01-02 15:04:05Z07:00",
+			"2006-01-02T15:04:05-0700",
+			"02-01-2006",
+			"2-1-2006",
+			"02-01-2006 15:04",
+			"2-1-2006 15:04",
+			"02-01-2006 15:04:05",
+			"2-1-2006 15:04:05",
+			"02/01/2006",
+			"2/1/2006",
+			"2/1/2006 15:04",
+			"02.01.2006",
+			"2.1.2006",
+		},
+		PassedValues: []string{"ja", "j", "true", "1", "yes", "y", "geslaagd", "voldoende", "passed", "behaald"},
+		FailedValues: []string{"nee", "n", "false", "0", "no", "niet geslaagd", "gezakt", "onvoldoende", "failed", "niet behaald"},
+	}
+}
+
+// Delimiter and encoding setting values.
+const (
+	auto           = "auto"
+	encUTF8        = "utf-8"
+	encWindows1252 = "windows-1252"
+)
+
+// delimiterRune returns the configured delimiter, or 0 for auto.
+func (s Settings) delimiterRune() rune {
+	switch s.Delimiter {
+	case ";":
+		return ';'
+	case ",":
+		return ','
+	case "tab", "\t":
+		return '\t'
+	}
+	return 0
+}
+
+// decodeSettings applies the settings node over the defaults and validates
+// the result. Errors are *config.Error naming file, line and key.
+func decodeSettings(file, baseDir string, node *yaml.Node) (Settings, error) {
+	s := DefaultSettings()
+	if err := config.DecodeStrict(file, node, &s); err != nil {
+		return Settings{}, err
+	}
+	s.Encoding = strings.ToLower(strings.TrimSpace(s.Encoding))
+	if err := s.validate(file, baseDir, node); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// dirs returns the absolute drop, processed and failed directories.
+func (s Settings) dirs(baseDir string) (folder, processed, failed string) {
+	folder = resolve(baseDir, s.Folder)
+	processed, failed = filepath.Join(folder, "processed"), filepath.Join(folder, "failed")
+	if s.ProcessedDir != "" {
+		processed = resolve(baseDir, s.ProcessedDir)
+	}
+	if s.FailedDir != "" {
+		failed = resolve(baseDir, s.FailedDir)
+	}
+	return folder, processed, failed
+}
+
+// validate checks the settings in one place. node is only used to find the
+// line of the offending key.
+func (s Settings) validate(file, baseDir string, node *yaml.Node) error {
+	bad := func(key, format string, args ...any) error {
+		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if strings.TrimSpace(s.Folder) == "" {
+		return bad("folder", "required: the drop folder the LMS exports CSV files into")
+	}
+	folder, processed, failed := s.dirs(baseDir)
+	if processed == folder {
+		return bad("processed_dir", "must differ from folder %s: files moved there would be taken again", folder)
+	}
+	if failed == folder {
+		return bad("failed_dir", "must differ from folder %s: files moved there would be taken again", folder)
+	}
+	if s.Pattern == "" || strings.ContainsAny(s.Pattern, `/\`) {
+		return bad("pattern", "must be a glob on the file name such as *.csv, got %q", s.Pattern)
+	}
+	if _, err := filepath.Match(s.Pattern, "x"); err != nil {
+		return bad("pattern", "bad glob %q: %v", s.Pattern, err)
+	}
+	if s.Settle < 0 {
+		return bad("settle", "must not be negative, got %s", s.Settle)
+	}
+	if s.Delimiter != auto && s.delimiterRune() == 0 {
+		return bad("delimiter", `must be auto, ";", "," or tab, got %q`, s.Delimiter)
+	}
+	if s.Encoding != auto && s.Encoding != encUTF8 && s.Encoding != encWindows1252 {
+		return bad("encoding", "must be auto, utf-8 or windows-1252, got %q", s.Encoding)
+	}
+	if len(s.DateFormats) == 0 {
+		return bad("date_formats", "must list at least one Go time layout such as 2006-01-02")
+	}
+	for i, layout := range s.DateFormats {
+		if !strings.Contains(layout, "2006") {
+			return bad("date_formats", "layout %d (%q) has no four-digit year 2006: layouts are Go reference times such as 02-01-2006", i+1, layout)
+		}
+	}
+	if err := checkValues(s.PassedValues); err != "" {
+		return bad("passed_values", "%s", err)
+	}
+	if err := checkValues(s.FailedValues); err != "" {
+		return bad("failed_values", "%s", err)
+	}
+	passed := valueSet(s.PassedValues)
+	for _, v := range s.FailedValues {
+		if passed[normValue(v)] {
+			return bad("failed_values", "%q is also one of passed_values", v)
+		}
+	}
+	c := s.Columns
+	if strings.TrimSpace(c.Person) == "" {
+		return bad("columns.person", "required: the header of the column holding PersoonExterneId")
+	}
+	if strings.TrimSpace(c.Passed) == "" {
+		return bad("columns.passed", "required: the header of the column saying whether the person passed")
+	}
+	if strings.TrimSpace(c.ElearningCode) == "" && strings.TrimSpace(s.ElearningCodeDefault) == "" {
+		return bad("columns.elearningcode", "required unless elearningcode_default gives one code for the whole export")
+	}
+	if c.Result != "" && c.ResultDecimal != "" {
+		return bad("columns.result_decimal", "set at most one of columns.result and columns.result_decimal: Coachview accepts Resultaat or ResultaatDecimaal, not both")
+	}
+	if c.Attendance == "" && (c.AttendanceDate != "" || c.AttendanceRemark != "") {
+		key := "columns.attendance_date"
+		if c.AttendanceDate == "" {
+			key = "columns.attendance_remark"
+		}
+		return bad(key, "needs columns.attendance: attendance date and remark belong to an attendance registration")
+	}
+	return nil
+}
+
+// checkValues reports what is wrong with a passed or failed value list, or "".
+func checkValues(values []string) string {
+	if len(values) == 0 {
+		return "must list at least one value"
+	}
+	for _, v := range values {
+		if normValue(v) == "" {
+			return "values must not be empty"
+		}
+	}
+	return ""
+}
+
+// resolve makes p absolute against base.
+func resolve(base, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(base, p)
+}
+
+// keyLine returns the line of the dotted key in a settings mapping, or of the
+// deepest enclosing mapping present, or 0 without a node.
+func keyLine(node *yaml.Node, key string) int {
+	if node == nil {
+		return 0
+	}
+	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	line := node.Line
+	for _, part := range strings.Split(key, ".") {
+		if node.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == part {
+				line, node, found = node.Content[i].Line, node.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}
