@@ -47,7 +47,7 @@ func DecodeStrict(file string, node *yaml.Node, out any) error {
 		return err
 	}
 	if err := node.Decode(out); err != nil {
-		return locateDecodeError(file, err)
+		return locateDecodeError(file, node, err)
 	}
 	return nil
 }
@@ -186,7 +186,7 @@ func distance(a, b string) int {
 
 // locateDecodeError turns yaml's "line N: cannot unmarshal …" messages into
 // an Error that names the file and the first offending line.
-func locateDecodeError(file string, err error) error {
+func locateDecodeError(file string, root *yaml.Node, err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
 		return &Error{File: file, Msg: err.Error()}
@@ -203,5 +203,30 @@ func locateDecodeError(file string, err error) error {
 	if extra := len(te.Errors) - 1; extra > 0 {
 		msg += fmt.Sprintf(" (and %d more)", extra)
 	}
-	return &Error{File: file, Line: line, Msg: msg}
+	return &Error{File: file, Line: line, Key: keyAt(root, line, ""), Msg: msg}
+}
+
+// keyAt returns the dotted path of the mapping key whose value sits on
+// line, or "" when there is none.
+func keyAt(node *yaml.Node, line int, path string) string {
+	switch node.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			key := join(path, k.Value)
+			if v.Line == line && v.Kind == yaml.ScalarNode {
+				return key
+			}
+			if found := keyAt(v, line, key); found != "" {
+				return found
+			}
+		}
+	case yaml.SequenceNode:
+		for i, v := range node.Content {
+			if found := keyAt(v, line, fmt.Sprintf("%s[%d]", path, i)); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
 }

@@ -1,0 +1,448 @@
+// Package config owns cvbridge's configuration: the main file (cvbridge.yaml:
+// storage, targets, time zone, logging, result options) and one YAML file per
+// LMS connection in a directory (lms.d/ by default).
+//
+// Decoding is strict: an unknown key or a value of the wrong type fails with
+// file, line and key. Secrets are never written in the files themselves, only
+// referenced by file path or environment variable. Adapter-specific settings
+// are left as a YAML node for the adapter's factory to decode.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/sign"
+)
+
+// Config is the whole, validated configuration.
+type Config struct {
+	// TimeZone is the provider's time zone: completion dates are calendar
+	// dates there (Europe/Amsterdam).
+	TimeZone string `yaml:"timezone"`
+	// LMSDir holds one YAML file per LMS connection (lms.d, relative to this file).
+	LMSDir  string             `yaml:"lms_dir"`
+	Storage Storage            `yaml:"storage"`
+	Log     Log                `yaml:"log"`
+	Results Results            `yaml:"results"`
+	Targets map[string]*Target `yaml:"targets"`
+
+	// File is the path the configuration was loaded from.
+	File string `yaml:"-"`
+	// Location is TimeZone loaded.
+	Location *time.Location `yaml:"-"`
+	// Connections are the LMS files, sorted by name.
+	Connections []*Connection `yaml:"-"`
+}
+
+// Storage says where the outbox lives.
+type Storage struct {
+	// Driver is the backend: sqlite (the embedded default).
+	Driver string `yaml:"driver"`
+	// Path is the SQLite file (outbox.db in $STATE_DIRECTORY when systemd
+	// sets it, else next to this file).
+	Path string `yaml:"path"`
+	// Retention is how long delivered, ignored, rejected and cancelled
+	// results are kept (2160h = 90 days; 0 keeps them forever).
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Log sets up logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Results tunes how results are rendered and checked.
+type Results struct {
+	// Decimals is the number of fraction digits of ResultaatDecimaal (2, at most 2).
+	Decimals int `yaml:"decimals"`
+	// Rounding is how an LMS value with more digits is rounded: half_up (default), half_even, down.
+	Rounding string `yaml:"rounding"`
+	// XSDFile is Coachview's official XSD, used instead of the bundled one when set.
+	XSDFile string `yaml:"xsd_file"`
+}
+
+// Target is one Coachview results URL with its secret.
+type Target struct {
+	// URL is the "URL Resultaten" Coachview shows. https is required
+	// except for loopback addresses (the local simulator).
+	URL string `yaml:"url"`
+	// SecretFile is a file holding the shared secret (a trailing newline is ignored).
+	SecretFile string `yaml:"secret_file"`
+	// SecretEnv names an environment variable holding the shared secret.
+	SecretEnv string `yaml:"secret_env"`
+	// Hash is Coachview's "Versleuteling resultaten webhook": sha512 (default), sha256 or sha1.
+	Hash string `yaml:"hash"`
+
+	delivery.Settings `yaml:",inline"`
+
+	// Name is the target's key in the targets map.
+	Name string `yaml:"-"`
+	// Secret is the loaded secret. It is never logged.
+	Secret []byte `yaml:"-"`
+	// Algorithm is Hash parsed.
+	Algorithm sign.Algorithm `yaml:"-"`
+}
+
+// UnmarshalYAML decodes a target over the delivery defaults, so every key a
+// target leaves out keeps its default.
+func (t *Target) UnmarshalYAML(n *yaml.Node) error {
+	type plain Target // plain has no UnmarshalYAML: no recursion
+	p := plain{Settings: delivery.DefaultSettings()}
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*t = Target(p)
+	return nil
+}
+
+// Connection is one LMS file.
+type Connection struct {
+	// Name identifies the connection in logs, the store and the CLI (the
+	// file name without extension when empty).
+	Name string `yaml:"name"`
+	// Type is the adapter kind, e.g. csvdrop.
+	Type string `yaml:"type"`
+	// Target is the key of the Coachview target its results go to (the
+	// only target when there is one).
+	Target string `yaml:"target"`
+	// Schedule is when to poll: a cron expression ("*/5 * * * *") or a
+	// descriptor ("@every 1m", the default, "@hourly").
+	Schedule string `yaml:"schedule"`
+	// ReplacePending lets a newer, different completion replace a queued
+	// one that was not yet delivered (true).
+	ReplacePending *bool `yaml:"replace_pending"`
+	// Attendance emits the attendance element for this connection (false).
+	Attendance bool `yaml:"attendance"`
+	// Settings are the adapter's own settings.
+	Settings yaml.Node `yaml:"settings"`
+
+	// File is the path of the LMS file.
+	File string `yaml:"-"`
+	// Cron is Schedule parsed.
+	Cron cron.Schedule `yaml:"-"`
+}
+
+// ReplacesPending reports the effective replace_pending setting.
+func (c *Connection) ReplacesPending() bool { return c.ReplacePending == nil || *c.ReplacePending }
+
+// Defaults returns a configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		TimeZone: "Europe/Amsterdam",
+		LMSDir:   "lms.d",
+		Storage:  Storage{Driver: "sqlite", Retention: 90 * 24 * time.Hour},
+		Log:      Log{Level: "info", Format: "text"},
+		Results:  Results{Decimals: 2, Rounding: string(result.RoundHalfUp)},
+	}
+}
+
+// Load reads and validates the configuration at path and the LMS files it
+// points to. Relative paths are resolved against the file's directory.
+func Load(path string) (*Config, error) {
+	cfg := Defaults()
+	cfg.File = path
+	root, err := readYAML(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := DecodeStrict(path, root, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.resolve(root); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Dir is the directory relative paths are resolved against.
+func (c *Config) Dir() string { return filepath.Dir(c.File) }
+
+// Abs resolves p against the configuration's directory.
+func (c *Config) Abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir(), p)
+}
+
+// ResultOptions returns the rendering options for a connection.
+func (c *Config) ResultOptions(conn *Connection) result.Options {
+	return result.Options{
+		Location:   c.Location,
+		Decimals:   c.Results.Decimals,
+		Rounding:   result.Rounding(c.Results.Rounding),
+		Attendance: conn != nil && conn.Attendance,
+	}
+}
+
+// Connection returns the connection called name.
+func (c *Config) Connection(name string) (*Connection, bool) {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn, true
+		}
+	}
+	return nil, false
+}
+
+// TargetNames lists the targets, sorted.
+func (c *Config) TargetNames() []string {
+	names := make([]string, 0, len(c.Targets))
+	for n := range c.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Config) resolve(root *yaml.Node) error {
+	fail := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Line: keyLine(root, strings.Split(key, ".")...), Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return fail("timezone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", c.TimeZone)
+	}
+	c.Location = loc
+
+	switch c.Storage.Driver {
+	case "sqlite":
+		if c.Storage.Path == "" {
+			dir := os.Getenv("STATE_DIRECTORY")
+			if dir == "" {
+				dir = c.Dir()
+			}
+			c.Storage.Path = filepath.Join(strings.Split(dir, ":")[0], "outbox.db")
+		}
+		c.Storage.Path = c.Abs(c.Storage.Path)
+	default:
+		return fail("storage.driver", "unknown storage driver %q (supported: sqlite)", c.Storage.Driver)
+	}
+	if c.Storage.Retention < 0 {
+		return fail("storage.retention", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fail("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fail("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	opts := c.ResultOptions(nil)
+	if err := opts.Validate(); err != nil {
+		return fail("results", "%v", err)
+	}
+	c.Results.XSDFile = c.Abs(c.Results.XSDFile)
+
+	if len(c.Targets) == 0 {
+		return fail("targets", "at least one Coachview target is required")
+	}
+	for name, t := range c.Targets {
+		if t == nil {
+			return fail("targets."+name, "is empty: url and secret_file or secret_env are required")
+		}
+		t.Name = name
+		if err := c.resolveTarget(t, func(key, format string, args ...any) error {
+			return fail(strings.TrimSuffix("targets."+name+"."+key, "."), format, args...)
+		}); err != nil {
+			return err
+		}
+	}
+	return c.loadConnections()
+}
+
+func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...any) error) error {
+	if err := checkTargetURL(t.URL); err != nil {
+		return fail("url", "%v", err)
+	}
+	alg, err := sign.ParseAlgorithm(t.Hash)
+	if err != nil {
+		return fail("hash", "%v", err)
+	}
+	t.Algorithm = alg
+	if err := t.Settings.Validate(); err != nil {
+		return fail("", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	switch {
+	case t.SecretFile != "" && t.SecretEnv != "":
+		return fail("secret_file", "set secret_file or secret_env, not both")
+	case t.SecretFile != "":
+		t.SecretFile = c.Abs(t.SecretFile)
+		b, err := os.ReadFile(t.SecretFile)
+		if err != nil {
+			return fail("secret_file", "cannot read the secret: %v", err)
+		}
+		t.Secret = []byte(strings.TrimRight(string(b), "\r\n"))
+	case t.SecretEnv != "":
+		v, ok := os.LookupEnv(t.SecretEnv)
+		if !ok {
+			return fail("secret_env", "environment variable %s is not set", t.SecretEnv)
+		}
+		t.Secret = []byte(v)
+	default:
+		return fail("secret_file", "a secret is required: set secret_file (a file holding it) or secret_env")
+	}
+	if len(t.Secret) == 0 {
+		return fail("secret_file", "the secret is empty")
+	}
+	return nil
+}
+
+// checkTargetURL accepts https URLs, and http only for loopback hosts, so a
+// result never crosses a network unencrypted by mistake.
+func checkTargetURL(raw string) error {
+	if raw == "" {
+		return errors.New("required: Coachview's \"URL Resultaten\"")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+		return fmt.Errorf("%q uses http: Coachview is reached over https only (http is allowed for localhost, e.g. the simulator)", raw)
+	default:
+		return fmt.Errorf("%q: scheme must be https", raw)
+	}
+}
+
+// scheduleParser accepts standard five-field cron expressions and descriptors such as @every 1m.
+var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (c *Config) loadConnections() error {
+	dir := c.Abs(c.LMSDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return &Error{File: c.File, Key: "lms_dir", Msg: fmt.Sprintf("cannot read the LMS directory %s: %v", dir, err)}
+	}
+	seen := map[string]string{}
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if e.IsDir() || strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		conn, err := c.loadConnection(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if other, dup := seen[conn.Name]; dup {
+			return &Error{File: conn.File, Key: "name", Msg: fmt.Sprintf("connection name %q is also used by %s", conn.Name, other)}
+		}
+		seen[conn.Name] = conn.File
+		c.Connections = append(c.Connections, conn)
+	}
+	sort.Slice(c.Connections, func(i, j int) bool { return c.Connections[i].Name < c.Connections[j].Name })
+	return nil
+}
+
+func (c *Config) loadConnection(path string) (*Connection, error) {
+	root, err := readYAML(path)
+	if err != nil {
+		return nil, err
+	}
+	conn := &Connection{Schedule: "@every 1m", File: path}
+	if err := DecodeStrict(path, root, conn); err != nil {
+		return nil, err
+	}
+	fail := func(key, format string, args ...any) error {
+		return &Error{File: path, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if conn.Name == "" {
+		conn.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if strings.ContainsAny(conn.Name, " \t/") {
+		return nil, fail("name", "%q: use letters, digits, dashes or underscores", conn.Name)
+	}
+	if conn.Type == "" {
+		return nil, fail("type", "required: the adapter kind, e.g. csvdrop")
+	}
+	if conn.Target == "" {
+		if len(c.Targets) != 1 {
+			return nil, fail("target", "required when cvbridge.yaml has more than one target (%s)", strings.Join(c.TargetNames(), ", "))
+		}
+		conn.Target = c.TargetNames()[0]
+	}
+	if _, ok := c.Targets[conn.Target]; !ok {
+		return nil, fail("target", "unknown target %q (targets in %s: %s)", conn.Target, c.File, strings.Join(c.TargetNames(), ", "))
+	}
+	conn.Cron, err = scheduleParser.Parse(conn.Schedule)
+	if err != nil {
+		return nil, fail("schedule", "%q: %v", conn.Schedule, err)
+	}
+	return conn, nil
+}
+
+func readYAML(path string) (*yaml.Node, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, syntaxError(path, err)
+	}
+	if root.Kind == 0 {
+		return nil, &Error{File: path, Msg: "the file is empty"}
+	}
+	return &root, nil
+}
+
+// syntaxError locates yaml's "yaml: line N: …" parse errors.
+func syntaxError(path string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		_, msg, _ = strings.Cut(msg, ": ")
+	}
+	return &Error{File: path, Line: line, Msg: msg}
+}
+
+// keyLine finds the line of a dotted key path in a YAML document, or the
+// nearest parent it can find; 0 when there is none.
+func keyLine(root *yaml.Node, path ...string) int {
+	node := root
+	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	line := 0
+	for _, key := range path {
+		if key == "" || node.Kind != yaml.MappingNode {
+			break
+		}
+		found := false
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == key {
+				line = node.Content[i].Line
+				node = node.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return line
+}

@@ -1,0 +1,197 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/sign"
+)
+
+// writeConfig lays out a configuration directory with a secret file and
+// returns the main file's path.
+func writeConfig(t *testing.T, main string, lms map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s3cret\n"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
+	for name, body := range lms {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "lms.d", name), []byte(body), 0o644))
+	}
+	path := filepath.Join(dir, "cvbridge.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(main), 0o644))
+	return path
+}
+
+const minimalMain = `targets:
+  coachview:
+    url: https://training.coachview.net/elearning/result.aspx?plugin=abc
+    secret_file: secret
+`
+
+const minimalLMS = `type: csvdrop
+settings:
+  folder: drop
+`
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, minimalMain, map[string]string{"export.yaml": minimalLMS})
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+
+	assert.Equal(t, "Europe/Amsterdam", cfg.Location.String())
+	assert.Equal(t, filepath.Join(filepath.Dir(path), "outbox.db"), cfg.Storage.Path)
+	assert.Equal(t, 90*24*time.Hour, cfg.Storage.Retention)
+	target := cfg.Targets["coachview"]
+	require.NotNil(t, target)
+	assert.Equal(t, []byte("s3cret"), target.Secret, "the trailing newline of the secret file is not part of the secret")
+	assert.Equal(t, sign.SHA512, target.Algorithm)
+	assert.Equal(t, delivery.DefaultSettings(), target.Settings, "keys a target leaves out keep the delivery defaults")
+
+	require.Len(t, cfg.Connections, 1)
+	conn := cfg.Connections[0]
+	assert.Equal(t, "export", conn.Name, "the name defaults to the file name")
+	assert.Equal(t, "coachview", conn.Target, "the only target is the default")
+	assert.True(t, conn.ReplacesPending())
+	assert.Equal(t, "@every 1m", conn.Schedule)
+	require.NotNil(t, conn.Cron)
+}
+
+func TestLoadOverridesOneDeliveryKey(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, minimalMain+"    concurrency: 4\n    retry:\n      not_found:\n        interval: 2h\n", nil)
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	s := cfg.Targets["coachview"].Settings
+	assert.Equal(t, 4, s.Concurrency)
+	assert.Equal(t, 2*time.Hour, s.Retry.NotFound.Interval)
+	assert.Equal(t, delivery.DefaultSettings().Retry.NotFound.MaxAge, s.Retry.NotFound.MaxAge, "a sibling key keeps its default")
+}
+
+func TestSecretFromEnvironment(t *testing.T) {
+	t.Setenv("CVBRIDGE_TEST_SECRET", "from-env")
+	path := writeConfig(t, "targets:\n  cv:\n    url: https://secure.coachview.net/r\n    secret_env: CVBRIDGE_TEST_SECRET\n    hash: sha256\n", nil)
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("from-env"), cfg.Targets["cv"].Secret)
+	assert.Equal(t, sign.SHA256, cfg.Targets["cv"].Algorithm)
+}
+
+func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		main     string
+		lms      string
+		file     string // base name of the file the error must name
+		line     int
+		contains string
+	}{
+		{name: "unknown top-level key", main: "timezon: UTC\n" + minimalMain, file: "cvbridge.yaml", line: 1, contains: `timezon: unknown key (did you mean "timezone"?)`},
+		{name: "unknown target key", main: minimalMain + "    secret: plain\n", file: "cvbridge.yaml", line: 5, contains: "targets.coachview.secret: unknown key"},
+		{name: "wrong type", main: minimalMain + "    concurrency: many\n", file: "cvbridge.yaml", line: 5, contains: "cannot unmarshal"},
+		{name: "bad duration", main: minimalMain + "    timeout: soon\n", file: "cvbridge.yaml", line: 5, contains: "timeout"},
+		{name: "invalid delivery setting", main: minimalMain + "    concurrency: 0\n", file: "cvbridge.yaml", contains: "concurrency: must be at least 1"},
+		{name: "unknown time zone", main: "timezone: Mars/Olympus\n" + minimalMain, file: "cvbridge.yaml", line: 1, contains: "unknown time zone"},
+		{name: "plain http to a remote host", main: "targets:\n  cv:\n    url: http://coachview.example/r\n    secret_file: secret\n", file: "cvbridge.yaml", line: 3, contains: "https only"},
+		{name: "missing secret file", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_file: nope\n", file: "cvbridge.yaml", line: 4, contains: "cannot read the secret"},
+		{name: "no secret", main: "targets:\n  cv:\n    url: https://x.example/r\n", file: "cvbridge.yaml", contains: "a secret is required"},
+		{name: "unset secret env", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_env: CVBRIDGE_SURELY_UNSET\n", file: "cvbridge.yaml", line: 4, contains: "CVBRIDGE_SURELY_UNSET is not set"},
+		{name: "unknown hash", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_file: secret\n    hash: md5\n", file: "cvbridge.yaml", line: 5, contains: "md5"},
+		{name: "no targets", main: "timezone: UTC\n", file: "cvbridge.yaml", contains: "at least one Coachview target"},
+		{name: "syntax error", main: "targets: [\n", file: "cvbridge.yaml", contains: "did not find expected"},
+		{name: "lms unknown key", main: minimalMain, lms: "type: csvdrop\nshedule: '@hourly'\n", file: "x.yaml", line: 2, contains: `shedule: unknown key (did you mean "schedule"?)`},
+		{name: "lms bad schedule", main: minimalMain, lms: "type: csvdrop\nschedule: every minute\n", file: "x.yaml", line: 2, contains: "schedule"},
+		{name: "lms unknown target", main: minimalMain, lms: "type: csvdrop\ntarget: other\n", file: "x.yaml", line: 2, contains: `unknown target "other"`},
+		{name: "lms missing type", main: minimalMain, lms: "name: x\n", file: "x.yaml", contains: "type: required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lms := map[string]string{}
+			if tc.lms != "" {
+				lms["x.yaml"] = tc.lms
+			}
+			_, err := config.Load(writeConfig(t, tc.main, lms))
+			require.Error(t, err)
+			var cerr *config.Error
+			require.ErrorAs(t, err, &cerr)
+			assert.Equal(t, tc.file, filepath.Base(cerr.File))
+			if tc.line > 0 {
+				assert.Equal(t, tc.line, cerr.Line, "line of %q", err.Error())
+			}
+			assert.Contains(t, err.Error(), tc.contains)
+		})
+	}
+}
+
+func TestDuplicateConnectionNames(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, minimalMain, map[string]string{
+		"a.yaml": "name: same\ntype: csvdrop\n",
+		"b.yml":  "name: same\ntype: csvdrop\n",
+	})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `connection name "same" is also used by`)
+}
+
+// TestExamplesLoad keeps the annotated examples true: they must load, and
+// every value they show must be the default.
+func TestExamplesLoad(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	for _, dir := range []string{"../../examples", "../../examples/quickstart"} {
+		t.Run(dir, func(t *testing.T) {
+			work := t.TempDir()
+			copyTree(t, dir, work)
+			main := filepath.Join(work, "cvbridge.yaml")
+			require.FileExists(t, main)
+			// The examples point at a system secret file; give them one here.
+			cfgText, err := os.ReadFile(main)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(work, "secret"), []byte("x"), 0o600))
+			cfgText = []byte(strings.ReplaceAll(string(cfgText), "/etc/cvbridge/coachview.secret", "secret"))
+			require.NoError(t, os.WriteFile(main, cfgText, 0o644))
+
+			cfg, err := config.Load(main)
+			require.NoError(t, err)
+			assert.NotEmpty(t, cfg.Connections)
+			if dir == "../../examples" {
+				assert.Equal(t, delivery.DefaultSettings(), cfg.Targets["coachview"].Settings,
+					"examples/cvbridge.yaml must show the defaults")
+				defaults := config.Defaults()
+				assert.Equal(t, defaults.Storage.Retention, cfg.Storage.Retention)
+				assert.Equal(t, defaults.Results, config.Results{Decimals: cfg.Results.Decimals, Rounding: cfg.Results.Rounding})
+			}
+		})
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			if rel != "." && filepath.Base(p) != "lms.d" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	}))
+}

@@ -1,0 +1,232 @@
+// Package daemon assembles a running cvbridge from its configuration: the
+// outbox store, the XSD schema, one dispatcher per Coachview target, and one
+// scheduled job per LMS connection. It owns start-up order, the retention
+// purge and shutdown; the parts it wires own everything else.
+//
+// Sources are built by the caller (cmd/cvbridge, through the adapter
+// registry), so the core never imports an adapter.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/sign"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// SourceBuilder builds the source of one LMS connection.
+type SourceBuilder func(cfg *config.Config, conn *config.Connection) (source.Source, error)
+
+// Options are the daemon's injectable parts; zero values mean the real ones.
+type Options struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// PurgeEvery is how often delivered history older than the retention is
+	// purged (1h).
+	PurgeEvery time.Duration
+}
+
+// Daemon is an assembled cvbridge, ready to Run.
+type Daemon struct {
+	cfg         *config.Config
+	store       outbox.Store
+	schema      *result.Schema
+	dispatchers map[string]*delivery.Dispatcher
+	runner      *intake.Runner
+	sources     []source.Source
+	log         *slog.Logger
+	clock       clock.Clock
+	purgeEvery  time.Duration
+}
+
+// Open assembles the daemon. On error everything opened so far is closed.
+func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Options) (_ *Daemon, err error) {
+	d := &Daemon{cfg: cfg, log: opts.Logger, clock: opts.Clock, purgeEvery: opts.PurgeEvery, dispatchers: map[string]*delivery.Dispatcher{}}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.clock == nil {
+		d.clock = clock.System{}
+	}
+	if d.purgeEvery <= 0 {
+		d.purgeEvery = time.Hour
+	}
+	defer func() {
+		if err != nil {
+			_ = d.Close()
+		}
+	}()
+	if d.store, err = OpenStore(ctx, cfg, d.clock); err != nil {
+		return nil, err
+	}
+	if d.schema, err = LoadSchema(cfg); err != nil {
+		return nil, err
+	}
+	for _, name := range cfg.TargetNames() {
+		disp, err := NewDispatcher(cfg.Targets[name], d.store, d.clock, d.log)
+		if err != nil {
+			return nil, err
+		}
+		d.dispatchers[name] = disp
+	}
+	var jobs []intake.Job
+	for _, conn := range cfg.Connections {
+		src, err := build(cfg, conn)
+		if err != nil {
+			return nil, err
+		}
+		d.sources = append(d.sources, src)
+		renderer, err := result.NewRenderer(cfg.ResultOptions(conn), d.schema)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", conn.File, err)
+		}
+		sink := intake.NewSink(d.store, renderer, intake.SinkConfig{
+			Connection: conn.Name,
+			Target:     conn.Target,
+			Policy:     outbox.EnqueuePolicy{ReplacePending: conn.ReplacesPending()},
+			Logger:     d.log,
+			Queued:     d.dispatchers[conn.Target].Wake,
+		})
+		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron})
+	}
+	d.runner = intake.NewRunner(jobs, d.log, d.clock)
+	return d, nil
+}
+
+// Store returns the daemon's outbox store.
+func (d *Daemon) Store() outbox.Store { return d.store }
+
+// Runner returns the daemon's poll scheduler.
+func (d *Daemon) Runner() *intake.Runner { return d.runner }
+
+// Run delivers and polls until ctx ends, then stops claiming, lets requests
+// in flight finish and returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(d.dispatchers))
+	for name, disp := range d.dispatchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := disp.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("target %s: %w", name, err)
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.runner.Run(ctx) }()
+	go func() { defer wg.Done(); d.purgeLoop(ctx) }()
+	d.log.Info("cvbridge running", "targets", len(d.dispatchers), "connections", len(d.sources), "store", d.cfg.Storage.Driver)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	d.log.Info("cvbridge stopped")
+	return errors.Join(all...)
+}
+
+// Close closes the sources, the schema and the store.
+func (d *Daemon) Close() error {
+	var errs []error
+	for _, s := range d.sources {
+		if c, ok := s.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	if d.schema != nil {
+		d.schema.Close()
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) purgeLoop(ctx context.Context) {
+	if d.cfg.Storage.Retention == 0 {
+		return
+	}
+	ticker := time.NewTicker(d.purgeEvery)
+	defer ticker.Stop()
+	for {
+		d.purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// purge deletes expired history in small batches, so no transaction holds
+// the store for long.
+func (d *Daemon) purge(ctx context.Context) {
+	const batch = 1000
+	cutoff := d.clock.Now().Add(-d.cfg.Storage.Retention)
+	total := 0
+	for ctx.Err() == nil {
+		n, err := d.store.Purge(ctx, cutoff, batch)
+		if err != nil {
+			d.log.Error("retention purge failed", "error", err)
+			return
+		}
+		total += n
+		if n < batch {
+			break
+		}
+	}
+	if total > 0 {
+		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
+	}
+}
+
+// OpenStore opens the configured outbox store.
+func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox.Store, error) {
+	switch cfg.Storage.Driver {
+	case "sqlite":
+		s, err := sqlite.Open(ctx, cfg.Storage.Path, sqlite.WithClock(clk))
+		if err != nil {
+			return nil, fmt.Errorf("open the outbox %s: %w", cfg.Storage.Path, err)
+		}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
+	}
+}
+
+// LoadSchema loads the operator's XSD file, or the bundled schema.
+func LoadSchema(cfg *config.Config) (*result.Schema, error) {
+	if cfg.Results.XSDFile != "" {
+		return result.LoadSchema(cfg.Results.XSDFile)
+	}
+	return result.BundledSchema()
+}
+
+// NewDispatcher builds the dispatcher of one target.
+func NewDispatcher(t *config.Target, store outbox.Store, clk clock.Clock, log *slog.Logger) (*delivery.Dispatcher, error) {
+	signer, err := sign.NewSigner(t.Algorithm, t.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+	}
+	return delivery.New(delivery.Target{
+		Name:     t.Name,
+		URL:      t.URL,
+		Signer:   signer,
+		Settings: t.Settings,
+	}, store, delivery.Options{Clock: clk, Logger: log})
+}

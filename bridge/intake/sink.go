@@ -1,0 +1,154 @@
+// Package intake runs LMS sources on their schedules and commits what they
+// yield to the outbox: each completion is rendered and checked, then
+// enqueued in the same transaction that moves the connection's cursor.
+//
+// It owns no storage and no delivery; it knows sources only through the
+// bridge/source contract.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// Renderer turns a completion into the exact XML body to send.
+type Renderer interface {
+	Render(c result.Completion) ([]byte, error)
+}
+
+// Sink is the core's source.Sink for one LMS connection.
+type Sink struct {
+	store      outbox.Store
+	renderer   Renderer
+	connection string
+	target     string
+	policy     outbox.EnqueuePolicy
+	log        *slog.Logger
+	queued     func()
+}
+
+var _ source.Sink = (*Sink)(nil)
+
+// SinkConfig configures a Sink.
+type SinkConfig struct {
+	Connection string
+	Target     string
+	Policy     outbox.EnqueuePolicy
+	Logger     *slog.Logger
+	// Queued, when set, is called after a commit queued something new, to
+	// wake the target's dispatcher.
+	Queued func()
+}
+
+// NewSink returns a sink that commits into store.
+func NewSink(store outbox.Store, renderer Renderer, cfg SinkConfig) *Sink {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Sink{
+		store: store, renderer: renderer, connection: cfg.Connection, target: cfg.Target,
+		policy: cfg.Policy, log: log.With("connection", cfg.Connection, "target", cfg.Target), queued: cfg.Queued,
+	}
+}
+
+// Cursor returns the connection's stored cursor.
+func (s *Sink) Cursor(ctx context.Context) ([]byte, error) {
+	return s.store.Cursor(ctx, s.connection)
+}
+
+// Seen reports whether the connection committed mark before.
+func (s *Sink) Seen(ctx context.Context, mark string) (bool, error) {
+	return s.store.Marked(ctx, s.connection, mark)
+}
+
+// Commit renders and enqueues every completion fill adds and stores the
+// checkpoint, all in one transaction.
+func (s *Sink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
+	var sum source.Summary
+	err := s.store.InTx(ctx, func(tx outbox.Tx) error {
+		sum = source.Summary{}
+		if err := fill(func(c result.Completion) error {
+			outcome, err := tx.Enqueue(ctx, s.newResult(c), s.policy)
+			if err != nil {
+				return err
+			}
+			count(&sum, outcome)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if cp.Cursor != nil {
+			if err := tx.SaveCursor(ctx, s.connection, cp.Cursor); err != nil {
+				return err
+			}
+		}
+		for _, m := range cp.Marks {
+			if err := tx.Mark(ctx, s.connection, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return source.Summary{}, fmt.Errorf("connection %s: commit: %w", s.connection, err)
+	}
+	if sum.Total() > 0 {
+		s.log.Info("committed", "queued", sum.Queued, "replaced", sum.Replaced, "unchanged", sum.Unchanged,
+			"ignored", sum.Ignored, "rejected", sum.Rejected)
+	}
+	if sum.Queued+sum.Replaced > 0 && s.queued != nil {
+		s.queued()
+	}
+	return sum, nil
+}
+
+// newResult renders c; a completion that fails the checks becomes a
+// rejected row carrying the reason, so the operator sees it.
+func (s *Sink) newResult(c result.Completion) outbox.NewResult {
+	r := outbox.NewResult{
+		Target:        s.target,
+		Connection:    s.connection,
+		ElearningCode: strings.TrimSpace(c.ElearningCode),
+		PersonID:      strings.TrimSpace(c.PersonID),
+		SourceRef:     c.SourceRef,
+		CompletedAt:   c.CompletedAt,
+	}
+	body, err := s.renderer.Render(c)
+	if err != nil {
+		r.RejectReason = err.Error()
+		field := ""
+		var ce *result.CheckError
+		if errors.As(err, &ce) {
+			field = ce.Field
+		}
+		// The reason may quote a value (a remark); the operator reads it in
+		// the outbox, the log names only the field and the source row.
+		s.log.Warn("result rejected", "source_ref", c.SourceRef, "field", field)
+		return r
+	}
+	r.Body = body
+	return r
+}
+
+func count(sum *source.Summary, o outbox.EnqueueOutcome) {
+	switch o {
+	case outbox.Queued:
+		sum.Queued++
+	case outbox.Replaced:
+		sum.Replaced++
+	case outbox.Unchanged:
+		sum.Unchanged++
+	case outbox.Ignored:
+		sum.Ignored++
+	case outbox.Rejected:
+		sum.Rejected++
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
+)
+
+// cmdCheck is the configuration linter: it loads everything the daemon
+// would, builds each adapter, opens the store and asks each target URL
+// whether it is there, without sending a result.
+func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("check")
+	cfgPath := configFlag(fs)
+	offline := fs.Bool("offline", false, "do not contact the targets")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "ok   configuration %s (%d targets, %d LMS connections, time zone %s)\n",
+		cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, conn := range cfg.Connections {
+		if _, err := buildSource(cfg, conn, log); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
+	}
+	schema, err := daemon.LoadSchema(cfg)
+	if err != nil {
+		return err
+	}
+	schema.Close()
+	fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
+	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
+	if err != nil {
+		return err
+	}
+	counts, err := store.Counts(ctx, "")
+	store.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", cfg.Storage.Path, counts["pending"], counts["failed"])
+	if *offline {
+		return nil
+	}
+	var failed int
+	for _, name := range cfg.TargetNames() {
+		msg, err := probeTarget(ctx, cfg.Targets[name])
+		if err != nil {
+			failed++
+			fmt.Fprintf(out, "FAIL target %s: %v\n", name, err)
+			continue
+		}
+		fmt.Fprintf(out, "ok   target %s: %s\n", name, msg)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d target(s) not reachable", failed)
+	}
+	return nil
+}
+
+// probeTarget sends a GET to the results URL. Coachview answers 405 to
+// anything but POST, which proves the endpoint is there without
+// registering a result.
+func probeTarget(ctx context.Context, t *config.Target) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	if err != nil {
+		return "", err
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("unreachable: %w", err)
+	}
+	resp.Body.Close()
+	took := time.Since(start).Round(time.Millisecond)
+	switch {
+	case resp.StatusCode == http.StatusMethodNotAllowed:
+		return fmt.Sprintf("reachable, answers 405 to GET as Coachview does (%s)", took), nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return "", fmt.Errorf("redirects (%d to %s): use the final URL", resp.StatusCode, resp.Header.Get("Location"))
+	default:
+		return fmt.Sprintf("reachable, answered %d to GET (%s)", resp.StatusCode, took), nil
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

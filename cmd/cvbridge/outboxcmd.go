@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// openConfiguredStore loads the configuration named by the flag and opens its store.
+func openConfiguredStore(ctx context.Context, cfgPath string) (*config.Config, outbox.Store, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
+}
+
+func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"usage: cvbridge outbox list|show|retry|cancel [flags]"}
+	}
+	fs := newFlags("outbox " + args[0])
+	cfgPath := configFlag(fs)
+	switch args[0] {
+	case "list":
+		var f outbox.Filter
+		state := fs.String("state", "", "only results in this state (pending, sending, delivered, failed, rejected, ignored, cancelled)")
+		fs.StringVar(&f.PersonID, "person", "", "only this PersoonExterneId")
+		fs.StringVar(&f.ElearningCode, "code", "", "only this Elearningcode")
+		fs.StringVar(&f.Target, "target", "", "only this target")
+		fs.StringVar(&f.Connection, "connection", "", "only this LMS connection")
+		fs.IntVar(&f.Limit, "limit", 50, "at most this many")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		f.State = outbox.State(*state)
+		if f.State != "" && !f.State.Valid() {
+			return usageError{fmt.Sprintf("unknown state %q", *state)}
+		}
+		_, store, err := openConfiguredStore(ctx, *cfgPath)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		items, err := store.List(ctx, f)
+		if err != nil {
+			return err
+		}
+		return printItems(out, items)
+	case "show", "retry", "cancel":
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return usageError{fmt.Sprintf("usage: cvbridge outbox %s ID...", args[0])}
+		}
+		_, store, err := openConfiguredStore(ctx, *cfgPath)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		var errs []error
+		for _, a := range fs.Args() {
+			id, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return usageError{fmt.Sprintf("%q is not a result id", a)}
+			}
+			errs = append(errs, outboxAction(ctx, store, args[0], id, out))
+		}
+		return errors.Join(errs...)
+	default:
+		return usageError{fmt.Sprintf("unknown outbox command %q (list, show, retry, cancel)", args[0])}
+	}
+}
+
+func outboxAction(ctx context.Context, store outbox.Store, action string, id int64, out io.Writer) error {
+	now := time.Now()
+	switch action {
+	case "show":
+		item, attempts, err := store.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("result %d: %w", id, err)
+		}
+		return printItem(out, item, attempts)
+	case "retry":
+		if err := store.Retry(ctx, id, now); err != nil {
+			return fmt.Errorf("result %d: %w", id, err)
+		}
+		fmt.Fprintf(out, "result %d queued again; the running daemon sends it within its poll interval\n", id)
+	case "cancel":
+		if err := store.Cancel(ctx, id, now); err != nil {
+			return fmt.Errorf("result %d: %w", id, err)
+		}
+		fmt.Fprintf(out, "result %d cancelled\n", id)
+	}
+	return nil
+}
+
+func printItems(out io.Writer, items []outbox.Item) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCODE\tPERSON\tTRIES\tSTATUS\tNEXT/DONE\tNOTE")
+	for _, it := range items {
+		when := it.NextAttemptAt
+		if it.State == outbox.StateDelivered {
+			when = it.DeliveredAt
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Target, it.ElearningCode,
+			it.PersonID, it.Tries, statusText(it.LastStatus), fmtTime(when), truncate(it.LastError, 70))
+	}
+	return tw.Flush()
+}
+
+func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	rows := [][2]string{
+		{"id", strconv.FormatInt(it.ID, 10)}, {"state", string(it.State)}, {"target", it.Target},
+		{"connection", it.Connection}, {"elearningcode", it.ElearningCode}, {"person", it.PersonID},
+		{"source", it.SourceRef}, {"completed", fmtTime(it.CompletedAt)}, {"created", fmtTime(it.CreatedAt)},
+		{"tries", strconv.Itoa(it.Tries)}, {"next attempt", fmtTime(it.NextAttemptAt)},
+		{"delivered", fmtTime(it.DeliveredAt)}, {"last status", statusText(it.LastStatus)}, {"note", it.LastError},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(it.Body) > 0 {
+		fmt.Fprintf(out, "\nbody:\n%s", it.Body)
+	}
+	if len(attempts) > 0 {
+		fmt.Fprintln(out, "\nattempts:")
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, a := range attempts {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fmtTime(a.At), statusText(a.Status), a.Class,
+				a.Duration.Round(time.Millisecond), truncate(a.Error+a.Response, 100))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func statusText(s int) string {
+	if s == 0 {
+		return "-"
+	}
+	return strconv.Itoa(s)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
