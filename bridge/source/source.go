@@ -34,6 +34,15 @@ type Watcher interface {
 	Watch(ctx context.Context, wake func()) error
 }
 
+// Checker is implemented by sources that can verify their link to the LMS
+// for `cvbridge check`: reach the database or web service, find the tables,
+// try a custom query. It returns notes for the operator (such as a query
+// that would scan a whole table, with the index that would help) and an
+// error when the source cannot work as configured.
+type Checker interface {
+	Check(ctx context.Context) (notes []string, err error)
+}
+
 // Sink is the core's side of a poll.
 type Sink interface {
 	// Cursor returns the cursor stored by the last commit, or nil.

@@ -11,6 +11,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // cmdCheck is the configuration linter: it loads everything the daemon
@@ -19,7 +20,7 @@ import (
 func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("check")
 	cfgPath := configFlag(fs)
-	offline := fs.Bool("offline", false, "do not contact the targets")
+	offline := fs.Bool("offline", false, "do not contact the targets or the LMSs")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,10 +32,13 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 		cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, conn := range cfg.Connections {
-		if _, err := buildSource(cfg, conn, log); err != nil {
+		src, err := buildSource(cfg, conn, log)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
+		if err := checkSource(ctx, src, conn, out, *offline); err != nil {
+			return err
+		}
 	}
 	schema, err := daemon.LoadSchema(cfg)
 	if err != nil {
@@ -68,6 +72,25 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	if failed > 0 {
 		return fmt.Errorf("%d target(s) not reachable", failed)
 	}
+	return nil
+}
+
+// checkSource reports a connection, asking the source to check its link
+// to the LMS when it can and the check is not offline.
+func checkSource(ctx context.Context, src source.Source, conn *config.Connection, out io.Writer, offline bool) error {
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	if checker, ok := src.(source.Checker); ok && !offline {
+		notes, err := checker.Check(ctx)
+		if err != nil {
+			return fmt.Errorf("connection %s (%s): %w", conn.Name, conn.File, err)
+		}
+		for _, n := range notes {
+			fmt.Fprintf(out, "note connection %s: %s\n", conn.Name, n)
+		}
+	}
+	fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
 	return nil
 }
 
