@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/sign"
+)
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := dispatch(context.Background(), args, &out)
+	return out.String(), err
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	out, err := runCLI(t, "help")
+	require.NoError(t, err)
+	for _, c := range commands() {
+		assert.Contains(t, out, c.name)
+	}
+	_, err = runCLI(t, "frobnicate")
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+}
+
+// TestSignMatchesOpenSSL checks `cvbridge sign` against an independent tool.
+func TestSignMatchesOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	body := filepath.Join(dir, "body.xml")
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(body, []byte("<CoachviewResultaat/>\n"), 0o644))
+	require.NoError(t, os.WriteFile(secret, []byte("geheim\n"), 0o600))
+	ref, err := exec.Command("sh", "-c", "openssl dgst -sha256 -hmac geheim -binary < "+body+" | base64 -w0").Output()
+	require.NoError(t, err)
+
+	out, err := runCLI(t, "sign", "--secret-file", secret, "--hash", "sha256", body)
+	require.NoError(t, err)
+	assert.Equal(t, sign.Header+": "+string(ref)+"\n", out)
+}
+
+// TestOperatorCommands exercises check, render, outbox and target commands
+// on a real configuration and store.
+func TestOperatorCommands(t *testing.T) {
+	sim, srv := newSimulator(t)
+	cfgPath := e2eSetup(t, srv.URL, "")
+	dir := filepath.Dir(cfgPath)
+	dropCSV(t, dir, "export.csv", append(goodRows(3), []string{"P9", "VCA-BASIS", "gisteren", "ja", "", ""}))
+
+	out, err := runCLI(t, "check", "--config", cfgPath)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "ok   connection export")
+	assert.Contains(t, out, "answers 405 to GET as Coachview does")
+	probes := sim.Stats().Requests // check's GET, answered 405
+
+	// render: shows the XML, sends and moves nothing.
+	out, err = runCLI(t, "render", "--config", cfgPath)
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(out, "<CoachviewResultaat"), out)
+	assert.Contains(t, out, `PersoonExterneId="P0002"`)
+	assert.FileExists(t, filepath.Join(dir, "drop", "export.csv"), "render leaves the file in place")
+	assert.NoFileExists(t, filepath.Join(dir, "drop", "export.csv.errors.csv"))
+	assert.Equal(t, probes, sim.Stats().Requests)
+
+	// Pause the target before the daemon runs: results queue, nothing is sent.
+	out, err = runCLI(t, "target", "pause", "--config", cfgPath, "coachview")
+	require.NoError(t, err)
+	assert.Contains(t, out, "paused")
+	d, stop := startDaemon(t, cfgPath)
+	waitFor(t, 30*time.Second, func() bool {
+		c, err := d.Store().Counts(context.Background(), "coachview")
+		return err == nil && c[outbox.StatePending] == 3
+	})
+	stop()
+	assert.Equal(t, probes, sim.Stats().Requests, "a paused target sends nothing")
+
+	out, err = runCLI(t, "target", "status", "--config", cfgPath)
+	require.NoError(t, err)
+	assert.Contains(t, out, "paused")
+
+	out, err = runCLI(t, "outbox", "list", "--config", cfgPath, "--state", "pending", "--person", "p0001")
+	require.NoError(t, err)
+	assert.Equal(t, 2, len(strings.Split(strings.TrimSpace(out), "\n")), "header and one row, person matched case-insensitively:\n%s", out)
+	id := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])[0]
+
+	out, err = runCLI(t, "outbox", "cancel", "--config", cfgPath, id)
+	require.NoError(t, err)
+	assert.Contains(t, out, "cancelled")
+	out, err = runCLI(t, "outbox", "show", "--config", cfgPath, id)
+	require.NoError(t, err)
+	assert.Contains(t, out, "cancelled")
+	assert.Contains(t, out, "<CoachviewResultaat")
+	_, err = runCLI(t, "outbox", "cancel", "--config", cfgPath, id)
+	require.ErrorIs(t, err, outbox.ErrState, "a cancelled result cannot be cancelled again")
+	out, err = runCLI(t, "outbox", "retry", "--config", cfgPath, id)
+	require.NoError(t, err)
+	assert.Contains(t, out, "queued again")
+
+	_, err = runCLI(t, "target", "resume", "--config", cfgPath, "coachview")
+	require.NoError(t, err)
+	_, stop = startDaemon(t, cfgPath)
+	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted == 3 })
+	stop()
+
+	out, err = runCLI(t, "outbox", "list", "--config", cfgPath, "--state", "delivered")
+	require.NoError(t, err)
+	assert.Equal(t, 4, len(strings.Split(strings.TrimSpace(out), "\n")), out)
+
+	_, err = runCLI(t, "outbox", "list", "--config", cfgPath, "--state", "lost")
+	require.Error(t, err)
+	_, err = runCLI(t, "outbox", "show", "--config", cfgPath, "999999")
+	require.ErrorIs(t, err, outbox.ErrNotFound)
+}
+
+func TestCheckReportsUnreachableTarget(t *testing.T) {
+	cfgPath := e2eSetup(t, "http://127.0.0.1:1", "")
+	out, err := runCLI(t, "check", "--config", cfgPath)
+	require.Error(t, err)
+	assert.Contains(t, out, "FAIL target coachview: unreachable")
+	out, err = runCLI(t, "check", "--offline", "--config", cfgPath)
+	require.NoError(t, err, out)
+}
+
+func TestCheckNamesConfigMistake(t *testing.T) {
+	cfgPath := e2eSetup(t, "http://127.0.0.1:1", "    concurrancy: 3\n")
+	_, err := runCLI(t, "check", "--config", cfgPath)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cvbridge.yaml:9: targets.coachview.concurrancy: unknown key (did you mean \"concurrency\"?)")
+
+	cfgPath = e2eSetup(t, "http://127.0.0.1:1", "")
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(cfgPath), "lms.d", "export.yaml"),
+		[]byte("type: csvdrop\nsettings:\n  folder: drop\n  delimter: ';'\n"), 0o644))
+	_, err = runCLI(t, "check", "--config", cfgPath)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "export.yaml:4")
+	assert.Contains(t, err.Error(), "delimter")
+
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(cfgPath), "lms.d", "export.yaml"),
+		[]byte("type: blackboard\n"), 0o644))
+	_, err = runCLI(t, "check", "--config", cfgPath)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown adapter type "blackboard" (available: csvdrop`)
+}

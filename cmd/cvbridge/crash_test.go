@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/simulator"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// binary builds cvbridge once for the process-level tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cvbridge-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "cvbridge")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return builtBin
+}
+
+// startSimProcess runs `cvbridge sim` on a free port and returns its base URL.
+func startSimProcess(t *testing.T, bin, secretFile string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "sim", "--listen", "127.0.0.1:0", "--secret-file", secretFile, "--quiet")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	// "Coachview simulator on http://127.0.0.1:PORT/elearning/result.aspx …"
+	start := strings.Index(line, "http://")
+	require.GreaterOrEqual(t, start, 0, "simulator banner: %q", line)
+	rest := line[start:]
+	return rest[:strings.Index(rest, "/elearning")]
+}
+
+func simStats(t *testing.T, base string) simulator.Stats {
+	t.Helper()
+	resp, err := http.Get(base + "/_sim/stats")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var s simulator.Stats
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
+	return s
+}
+
+// TestKillDuringDelivery kills the daemon with SIGKILL several times while
+// it delivers a few thousand results, restarting it each time: every result
+// arrives, and a result is sent twice at most once per request that was in
+// flight at a kill.
+func TestKillDuringDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level crash test: skipped with -short")
+	}
+	const (
+		n           = 3000
+		kills       = 3
+		concurrency = 2
+	)
+	bin := binary(t)
+	// Short timeout and lease: after a kill, rows the dead daemon had
+	// claimed come back within seconds, not minutes.
+	cfgPath := e2eSetup(t, "http://placeholder", "")
+	dir := filepath.Dir(cfgPath)
+	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
+	cfgText, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	cfgText = []byte(strings.Replace(string(cfgText), "http://placeholder", base, 1) +
+		fmt.Sprintf("    concurrency: %d\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency))
+	require.NoError(t, os.WriteFile(cfgPath, cfgText, 0o644))
+	dropCSV(t, dir, "export.csv", goodRows(n))
+
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--config", cfgPath)
+		logFile, err := os.OpenFile(filepath.Join(dir, "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		require.NoError(t, err)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+		return cmd
+	}
+
+	for k := 1; k <= kills; k++ {
+		cmd := run()
+		threshold := k * n / (kills + 1)
+		waitFor(t, 60*time.Second, func() bool { return simStats(t, base).Accepted >= threshold })
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+		t.Logf("kill %d at %d accepted", k, simStats(t, base).Accepted)
+	}
+	cmd := run()
+	waitFor(t, 120*time.Second, func() bool { return simStats(t, base).Accepted >= n })
+	// Let anything still queued by mistake show up before counting.
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "a SIGTERM ends the daemon cleanly")
+
+	stats := simStats(t, base)
+	t.Logf("crash test: %d results, %d kills, %d requests, %d duplicates (bound %d)",
+		n, kills, stats.Requests, stats.Duplicates, kills*concurrency)
+	assert.Equal(t, n, stats.Accepted, "every result delivered, none lost")
+	assert.LessOrEqual(t, stats.Duplicates, kills*concurrency, "duplicates at most the requests in flight at the kills")
+
+	out, err := exec.Command(bin, "outbox", "list", "--config", cfgPath, "--state", "pending").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(string(out)), "\n")+1, "nothing left pending:\n%s", out)
+}
+
+// waitFor polls cond until it holds or the deadline passes. It bounds a wait
+// for a process; it asserts nothing about speed.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached within %s", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
