@@ -137,7 +137,7 @@ func TestCSVToCoachview(t *testing.T) {
 	rows := goodRows(n)
 	// Malformed CSV rows: reported in the errors file, the rest goes on.
 	rows = append(rows,
-		[]string{"P9001", "VCA-BASIS", "31-02-2024", "ja", "7", ""},    // no such date
+		[]string{"P9001", "VCA-BASIS", "31-02-2024", "ja", "7", ""},       // no such date
 		[]string{"P9002", "VCA-BASIS", "01-03-2024", "misschien", "", ""}, // unknown pass value
 		[]string{"P9003", "VCA-BASIS", "01-03-2024", "ja", "zeven", ""},   // not a number
 	)
