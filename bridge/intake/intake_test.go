@@ -1,0 +1,162 @@
+package intake_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+func openStore(t *testing.T) outbox.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newRenderer(t *testing.T) *result.Renderer {
+	t.Helper()
+	schema, err := result.BundledSchema()
+	require.NoError(t, err)
+	t.Cleanup(schema.Close)
+	r, err := result.NewRenderer(result.DefaultOptions(), schema)
+	require.NoError(t, err)
+	return r
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func completion(person string) result.Completion {
+	return result.Completion{PersonID: person, ElearningCode: "E1", Passed: true,
+		CompletedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), SourceRef: "test:" + person}
+}
+
+func TestSinkCommitsResultsCursorAndMarksTogether(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	var woken atomic.Int32
+	sink := intake.NewSink(store, newRenderer(t), intake.SinkConfig{
+		Connection: "lms", Target: "cv", Policy: outbox.EnqueuePolicy{ReplacePending: true},
+		Logger: quiet, Queued: func() { woken.Add(1) },
+	})
+	ctx := context.Background()
+
+	tooLong := completion("p3")
+	tooLong.Remark = string(make([]rune, 300))
+	sum, err := sink.Commit(ctx, source.Checkpoint{Cursor: []byte(`{"t":1}`), Marks: []string{"m1"}},
+		func(add func(result.Completion) error) error {
+			for _, c := range []result.Completion{completion("p1"), completion("p2"), tooLong, completion("p1")} {
+				if err := add(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	require.NoError(t, err)
+	assert.Equal(t, source.Summary{Queued: 2, Unchanged: 1, Rejected: 1}, sum)
+	assert.EqualValues(t, 1, woken.Load(), "the dispatcher is woken once per commit that queued something")
+
+	cursor, err := sink.Cursor(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, `{"t":1}`, string(cursor))
+	seen, err := sink.Seen(ctx, "m1")
+	require.NoError(t, err)
+	assert.True(t, seen)
+
+	rejected, err := store.List(ctx, outbox.Filter{State: outbox.StateRejected})
+	require.NoError(t, err)
+	require.Len(t, rejected, 1)
+	assert.Equal(t, "p3", rejected[0].PersonID)
+	assert.Contains(t, rejected[0].LastError, "Opmerking")
+	assert.Empty(t, rejected[0].Body, "a rejected result has nothing to send")
+}
+
+func TestSinkRollsBackWhenFillFails(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	sink := intake.NewSink(store, newRenderer(t), intake.SinkConfig{Connection: "lms", Target: "cv", Logger: quiet})
+	ctx := context.Background()
+	boom := errors.New("LMS went away mid-page")
+	_, err := sink.Commit(ctx, source.Checkpoint{Cursor: []byte("x"), Marks: []string{"m"}},
+		func(add func(result.Completion) error) error {
+			require.NoError(t, add(completion("p1")))
+			return boom
+		})
+	require.ErrorIs(t, err, boom)
+	counts, err := store.Counts(ctx, "")
+	require.NoError(t, err)
+	assert.Zero(t, counts[outbox.StatePending], "nothing enqueued")
+	cursor, err := sink.Cursor(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, cursor, "the cursor did not move")
+	seen, err := sink.Seen(ctx, "m")
+	require.NoError(t, err)
+	assert.False(t, seen)
+}
+
+// fakeSource counts polls and, as a Watcher, lets the test wake it.
+type fakeSource struct {
+	polls atomic.Int32
+	wake  chan func()
+	err   error
+}
+
+func (f *fakeSource) Poll(ctx context.Context, sink source.Sink) error {
+	f.polls.Add(1)
+	return f.err
+}
+
+func (f *fakeSource) Watch(ctx context.Context, wake func()) error {
+	f.wake <- wake
+	<-ctx.Done()
+	return nil
+}
+
+func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
+	t.Parallel()
+	src := &fakeSource{wake: make(chan func(), 1), err: errors.New("database unreachable")}
+	yearly, err := cron.ParseStandard("@yearly")
+	require.NoError(t, err)
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}}, quiet, clock.System{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+
+	wake := <-src.wake
+	waitUntil(t, func() bool { return src.polls.Load() == 1 }) // the poll at start
+	wake()
+	waitUntil(t, func() bool { return src.polls.Load() == 2 })
+	require.True(t, r.Trigger("lms"))
+	assert.False(t, r.Trigger("nope"))
+	waitUntil(t, func() bool { return src.polls.Load() == 3 })
+	waitUntil(t, func() bool { return r.Statuses()[0].Polls == 3 })
+
+	st := r.Statuses()[0]
+	assert.Equal(t, "database unreachable", st.LastError)
+	assert.True(t, st.NextRun.After(time.Now().Add(24*time.Hour)), "next run from the @yearly schedule")
+	cancel()
+	wg.Wait()
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, 5*time.Millisecond)
+}
