@@ -4,18 +4,22 @@ BIN     := bin/cvbridge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build run test bench lint fuzz clean
+.PHONY: help build run test bench lint fuzz clean check-deps
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/cvbridge
+check-deps:
+	@command -v gcc >/dev/null && pkg-config --exists libxml-2.0 || { \
+	  echo "cvbridge needs gcc and libxml2's headers: apt-get install gcc pkg-config libxml2-dev"; exit 1; }
+
+build: check-deps ## build bin/cvbridge
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cvbridge
 
 run: build ## quick start: simulator + daemon on the example config under ./var (Ctrl-C stops)
 	./examples/quickstart/run.sh $(BIN)
 
-test: ## vet and run every test with the race detector
+test: check-deps ## vet and run every test with the race detector
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
@@ -26,8 +30,14 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-fuzz: ## run each fuzz target for FUZZTIME (30s)
-	./scripts/fuzz.sh $${FUZZTIME:-30s}
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME (30s) each
+	@for pkg in $$($(GO) list ./...); do \
+	  for fn in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$fn"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 clean: ## remove build output and the quick start's ./var
 	rm -rf bin var

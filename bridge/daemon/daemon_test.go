@@ -1,0 +1,90 @@
+package daemon_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// TestRetentionPurge: delivered history older than storage.retention is
+// purged when the daemon runs; pending results and newer history are kept.
+func TestRetentionPurge(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
+	cfgPath := filepath.Join(dir, "cvbridge.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`storage:
+  retention: 720h
+targets:
+  cv:
+    url: http://127.0.0.1:1/r
+    secret_file: secret
+`), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	ctx := context.Background()
+	store, err := daemon.OpenStore(ctx, cfg, clk)
+	require.NoError(t, err)
+	enqueue := func(person string) {
+		require.NoError(t, store.InTx(ctx, func(tx outbox.Tx) error {
+			_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", Connection: "c", ElearningCode: "E", PersonID: person, Body: []byte("<x/>" + person)}, outbox.EnqueuePolicy{})
+			return err
+		}))
+	}
+	deliver := func() {
+		items, err := store.Claim(ctx, "cv", "test", 10, clk.Now(), time.Minute)
+		require.NoError(t, err)
+		for _, it := range items {
+			require.NoError(t, store.Finish(ctx, outbox.Finish{ID: it.ID, Owner: "test", State: outbox.StateDelivered,
+				Attempt: outbox.Attempt{At: clk.Now(), Status: 200, Class: "delivered"}}))
+		}
+	}
+	enqueue("old")
+	deliver()
+	clk.Advance(40 * 24 * time.Hour)
+	enqueue("recent")
+	deliver()
+	enqueue("waiting")
+	require.NoError(t, store.Close())
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Source, error) {
+		t.Fatal("no connections are configured")
+		return nil, nil
+	}, daemon.Options{Logger: log, Clock: clk})
+	require.NoError(t, err)
+	defer d.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	require.Eventually(t, func() bool {
+		c, err := d.Store().Counts(ctx, "cv")
+		return err == nil && c[outbox.StateDelivered] == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	left, err := d.Store().List(ctx, outbox.Filter{})
+	require.NoError(t, err)
+	var persons []string
+	for _, it := range left {
+		persons = append(persons, it.PersonID)
+	}
+	assert.ElementsMatch(t, []string{"recent", "waiting"}, persons)
+}
