@@ -49,15 +49,30 @@ type Config struct {
 
 // Storage says where the outbox lives.
 type Storage struct {
-	// Driver is the backend: sqlite (the embedded default).
+	// Driver is the backend: sqlite (the embedded default, one server) or
+	// postgres (several daemons may share one database).
 	Driver string `yaml:"driver"`
 	// Path is the SQLite file (outbox.db in $STATE_DIRECTORY when systemd
 	// sets it, else next to this file).
 	Path string `yaml:"path"`
+	// DSNFile is a file holding the PostgreSQL connection string
+	// (postgres://user:password@host/db?sslmode=verify-full).
+	DSNFile string `yaml:"dsn_file"`
+	// DSNEnv names an environment variable holding the connection string.
+	DSNEnv string `yaml:"dsn_env"`
+	// Migrate applies the store's schema migrations at start (true); when
+	// false, run `cvbridge migrate` before starting a new version.
+	Migrate *bool `yaml:"migrate"`
 	// Retention is how long delivered, ignored, rejected and cancelled
 	// results are kept (2160h = 90 days; 0 keeps them forever).
 	Retention time.Duration `yaml:"retention"`
+
+	// DSN is the loaded PostgreSQL connection string. It is never logged.
+	DSN string `yaml:"-"`
 }
+
+// MigratesAtStart reports the effective migrate setting.
+func (s Storage) MigratesAtStart() bool { return s.Migrate == nil || *s.Migrate }
 
 // Log sets up logging.
 type Log struct {
@@ -229,8 +244,20 @@ func (c *Config) resolve(root *yaml.Node) error {
 			c.Storage.Path = filepath.Join(strings.Split(dir, ":")[0], "outbox.db")
 		}
 		c.Storage.Path = c.Abs(c.Storage.Path)
+		if c.Storage.DSNFile != "" || c.Storage.DSNEnv != "" {
+			return fail("storage.driver", "dsn_file and dsn_env are for driver postgres")
+		}
+	case "postgres":
+		if c.Storage.Path != "" {
+			return fail("storage.path", "path is for driver sqlite; postgres takes dsn_file or dsn_env")
+		}
+		dsn, err := c.readSecret(c.Storage.DSNFile, c.Storage.DSNEnv, "dsn_file", "dsn_env", "the PostgreSQL connection string")
+		if err != nil {
+			return fail("storage."+err.key, "%s", err.msg)
+		}
+		c.Storage.DSN = string(dsn)
 	default:
-		return fail("storage.driver", "unknown storage driver %q (supported: sqlite)", c.Storage.Driver)
+		return fail("storage.driver", "unknown storage driver %q (supported: sqlite, postgres)", c.Storage.Driver)
 	}
 	if c.Storage.Retention < 0 {
 		return fail("storage.retention", "must not be negative")
@@ -278,29 +305,43 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 	if err := t.Settings.Validate(); err != nil {
 		return fail("", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	switch {
-	case t.SecretFile != "" && t.SecretEnv != "":
-		return fail("secret_file", "set secret_file or secret_env, not both")
-	case t.SecretFile != "":
-		t.SecretFile = c.Abs(t.SecretFile)
-		b, err := os.ReadFile(t.SecretFile)
-		if err != nil {
-			return fail("secret_file", "cannot read the secret: %v", err)
-		}
-		t.Secret = []byte(strings.TrimRight(string(b), "\r\n"))
-	case t.SecretEnv != "":
-		v, ok := os.LookupEnv(t.SecretEnv)
-		if !ok {
-			return fail("secret_env", "environment variable %s is not set", t.SecretEnv)
-		}
-		t.Secret = []byte(v)
-	default:
-		return fail("secret_file", "a secret is required: set secret_file (a file holding it) or secret_env")
+	secret, serr := c.readSecret(t.SecretFile, t.SecretEnv, "secret_file", "secret_env", "the shared secret")
+	if serr != nil {
+		return fail(serr.key, "%s", serr.msg)
 	}
-	if len(t.Secret) == 0 {
-		return fail("secret_file", "the secret is empty")
-	}
+	t.Secret = secret
 	return nil
+}
+
+// secretError is a problem reading a secret, with the key to blame.
+type secretError struct{ key, msg string }
+
+// readSecret loads a secret from a file (a trailing newline is ignored) or
+// an environment variable; exactly one of the two must be set.
+func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *secretError) {
+	var secret []byte
+	switch {
+	case file != "" && env != "":
+		return nil, &secretError{fileKey, fmt.Sprintf("set %s or %s, not both", fileKey, envKey)}
+	case file != "":
+		b, err := os.ReadFile(c.Abs(file))
+		if err != nil {
+			return nil, &secretError{fileKey, fmt.Sprintf("cannot read %s: %v", what, err)}
+		}
+		secret = []byte(strings.TrimRight(string(b), "\r\n"))
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return nil, &secretError{envKey, fmt.Sprintf("environment variable %s is not set", env)}
+		}
+		secret = []byte(v)
+	default:
+		return nil, &secretError{fileKey, fmt.Sprintf("%s is required: set %s (a file holding it) or %s", what, fileKey, envKey)}
+	}
+	if len(secret) == 0 {
+		return nil, &secretError{fileKey, what + " is empty"}
+	}
+	return secret, nil
 }
 
 // checkTargetURL accepts https URLs, and http only for loopback hosts, so a

@@ -102,12 +102,16 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 		{name: "invalid delivery setting", main: minimalMain + "    concurrency: 0\n", file: "cvbridge.yaml", contains: "concurrency: must be at least 1"},
 		{name: "unknown time zone", main: "timezone: Mars/Olympus\n" + minimalMain, file: "cvbridge.yaml", line: 1, contains: "unknown time zone"},
 		{name: "plain http to a remote host", main: "targets:\n  cv:\n    url: http://coachview.example/r\n    secret_file: secret\n", file: "cvbridge.yaml", line: 3, contains: "https only"},
-		{name: "missing secret file", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_file: nope\n", file: "cvbridge.yaml", line: 4, contains: "cannot read the secret"},
-		{name: "no secret", main: "targets:\n  cv:\n    url: https://x.example/r\n", file: "cvbridge.yaml", contains: "a secret is required"},
+		{name: "missing secret file", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_file: nope\n", file: "cvbridge.yaml", line: 4, contains: "cannot read the shared secret"},
+		{name: "no secret", main: "targets:\n  cv:\n    url: https://x.example/r\n", file: "cvbridge.yaml", contains: "the shared secret is required"},
 		{name: "unset secret env", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_env: CVBRIDGE_SURELY_UNSET\n", file: "cvbridge.yaml", line: 4, contains: "CVBRIDGE_SURELY_UNSET is not set"},
 		{name: "unknown hash", main: "targets:\n  cv:\n    url: https://x.example/r\n    secret_file: secret\n    hash: md5\n", file: "cvbridge.yaml", line: 5, contains: "md5"},
 		{name: "no targets", main: "timezone: UTC\n", file: "cvbridge.yaml", contains: "at least one Coachview target"},
 		{name: "syntax error", main: "targets: [\n", file: "cvbridge.yaml", contains: "did not find expected"},
+		{name: "postgres without dsn", main: "storage:\n  driver: postgres\n" + minimalMain, file: "cvbridge.yaml", contains: "storage.dsn_file: the PostgreSQL connection string is required"},
+		{name: "postgres with a path", main: "storage:\n  driver: postgres\n  path: x.db\n" + minimalMain, file: "cvbridge.yaml", line: 3, contains: "path is for driver sqlite"},
+		{name: "sqlite with a dsn", main: "storage:\n  dsn_env: PG\n" + minimalMain, file: "cvbridge.yaml", contains: "dsn_file and dsn_env are for driver postgres"},
+		{name: "unknown driver", main: "storage:\n  driver: oracle\n" + minimalMain, file: "cvbridge.yaml", line: 2, contains: "supported: sqlite, postgres"},
 		{name: "lms unknown key", main: minimalMain, lms: "type: csvdrop\nshedule: '@hourly'\n", file: "x.yaml", line: 2, contains: `shedule: unknown key (did you mean "schedule"?)`},
 		{name: "lms bad schedule", main: minimalMain, lms: "type: csvdrop\nschedule: every minute\n", file: "x.yaml", line: 2, contains: "schedule"},
 		{name: "lms unknown target", main: minimalMain, lms: "type: csvdrop\ntarget: other\n", file: "x.yaml", line: 2, contains: `unknown target "other"`},
@@ -131,6 +135,16 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.contains)
 		})
 	}
+}
+
+func TestPostgresStorageDSNFromFile(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, "storage:\n  driver: postgres\n  dsn_file: dsn\n  migrate: false\n"+minimalMain, nil)
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(path), "dsn"), []byte("postgres://cvbridge@db/cvbridge\n"), 0o600))
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://cvbridge@db/cvbridge", cfg.Storage.DSN)
+	assert.False(t, cfg.Storage.MigratesAtStart())
 }
 
 func TestDuplicateConnectionNames(t *testing.T) {
