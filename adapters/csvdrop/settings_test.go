@@ -137,7 +137,7 @@ func TestNewSettingsErrors(t *testing.T) {
 		{
 			name:     "settle not a duration",
 			settings: minimalSettings + "  settle: 500\n",
-			want:     lmsFile + ":9: cannot unmarshal",
+			want:     lmsFile + ":9: settle: cannot unmarshal",
 		},
 		{
 			name:     "negative settle",

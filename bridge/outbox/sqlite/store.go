@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,6 +52,12 @@ var _ outbox.Store = (*Store)(nil)
 type Store struct {
 	db    *sqlx.DB
 	clock clock.Clock
+	// writeMu serialises this process's write transactions. SQLite has one
+	// writer at a time anyway; queueing writers here instead of in SQLite's
+	// busy handler keeps a loaded machine from running into busy_timeout,
+	// which then only guards against other processes (the CLI beside a
+	// running daemon).
+	writeMu sync.Mutex
 }
 
 // Option changes how Open sets up a Store.
@@ -137,6 +144,8 @@ func (s *Store) now() time.Time { return s.clock.Now() }
 // inTx runs fn in one write transaction (BEGIN IMMEDIATE), committed when fn
 // returns nil and rolled back otherwise, fn's error returned as it is.
 func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin outbox transaction: %w", err)
@@ -293,6 +302,8 @@ func (s *Store) SetTargetState(ctx context.Context, st outbox.TargetState) error
 	if st.Paused {
 		paused = 1
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO target_state (target, paused, reason, paused_at, next_probe_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (target) DO UPDATE SET paused = excluded.paused, reason = excluded.reason,
 			paused_at = excluded.paused_at, next_probe_at = excluded.next_probe_at`),
