@@ -9,10 +9,12 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -50,11 +52,13 @@ type Daemon struct {
 	log         *slog.Logger
 	clock       clock.Clock
 	purgeEvery  time.Duration
+	owner       string
 }
 
 // Open assembles the daemon. On error everything opened so far is closed.
 func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Options) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, log: opts.Logger, clock: opts.Clock, purgeEvery: opts.PurgeEvery, dispatchers: map[string]*delivery.Dispatcher{}}
+	d := &Daemon{cfg: cfg, log: opts.Logger, clock: opts.Clock, purgeEvery: opts.PurgeEvery,
+		dispatchers: map[string]*delivery.Dispatcher{}, owner: instanceID()}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -76,7 +80,7 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		return nil, err
 	}
 	for _, name := range cfg.TargetNames() {
-		disp, err := NewDispatcher(cfg.Targets[name], d.store, d.clock, d.log)
+		disp, err := NewDispatcher(cfg.Targets[name], d.store, delivery.Options{Clock: d.clock, Logger: d.log, Owner: d.owner})
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +106,11 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		})
 		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron})
 	}
-	d.runner = intake.NewRunner(jobs, d.log, d.clock)
+	ropts := intake.RunnerOptions{Logger: d.log, Clock: d.clock, Owner: d.owner}
+	if leaser, ok := d.store.(outbox.Leaser); ok {
+		ropts.Leaser = leaser
+	}
+	d.runner = intake.NewRunner(jobs, ropts)
 	return d, nil
 }
 
@@ -195,6 +203,18 @@ func (d *Daemon) purge(ctx context.Context) {
 	}
 }
 
+// instanceID names this daemon in leases and claims: host, process and a
+// random part, so a restarted process never mistakes an old claim for its own.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)
+}
+
 // OpenStore opens the configured outbox store.
 func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox.Store, error) {
 	switch cfg.Storage.Driver {
@@ -218,7 +238,7 @@ func LoadSchema(cfg *config.Config) (*result.Schema, error) {
 }
 
 // NewDispatcher builds the dispatcher of one target.
-func NewDispatcher(t *config.Target, store outbox.Store, clk clock.Clock, log *slog.Logger) (*delivery.Dispatcher, error) {
+func NewDispatcher(t *config.Target, store outbox.Store, opts delivery.Options) (*delivery.Dispatcher, error) {
 	signer, err := sign.NewSigner(t.Algorithm, t.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.Name, err)
@@ -228,5 +248,5 @@ func NewDispatcher(t *config.Target, store outbox.Store, clk clock.Clock, log *s
 		URL:      t.URL,
 		Signer:   signer,
 		Settings: t.Settings,
-	}, store, delivery.Options{Clock: clk, Logger: log})
+	}, store, opts)
 }

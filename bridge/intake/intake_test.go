@@ -134,7 +134,7 @@ func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
 	src := &fakeSource{wake: make(chan func(), 1), err: errors.New("database unreachable")}
 	yearly, err := cron.ParseStandard("@yearly")
 	require.NoError(t, err)
-	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}}, quiet, clock.System{})
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}}, intake.RunnerOptions{Logger: quiet, Clock: clock.System{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -159,4 +159,72 @@ func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
 	require.Eventually(t, cond, 10*time.Second, 5*time.Millisecond)
+}
+
+// blockingSource records how many polls run at once across runners.
+type blockingSource struct {
+	running, maxRunning, polls atomic.Int32
+	release                    chan struct{}
+}
+
+func (b *blockingSource) Poll(ctx context.Context, _ source.Sink) error {
+	n := b.running.Add(1)
+	defer b.running.Add(-1)
+	for {
+		m := b.maxRunning.Load()
+		if n <= m || b.maxRunning.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	b.polls.Add(1)
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// TestRunnersSharingAStorePollOneAtATime: two daemons' runners on one store
+// never poll the same connection at once; the one that finds the lease
+// taken skips its tick, and takes the next once the lease is free.
+func TestRunnersSharingAStorePollOneAtATime(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	leaser, ok := store.(outbox.Leaser)
+	require.True(t, ok, "the SQLite store hands out leases")
+	src := &blockingSource{release: make(chan struct{})}
+	yearly, err := cron.ParseStandard("@yearly")
+	require.NoError(t, err)
+	newRunner := func(owner string) *intake.Runner {
+		return intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}},
+			intake.RunnerOptions{Logger: quiet, Leaser: leaser, Owner: owner, LeaseTTL: 3 * time.Second})
+	}
+	a, b := newRunner("daemon-a"), newRunner("daemon-b")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range []*intake.Runner{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(ctx) }()
+	}
+	// Both poll at start: one gets the lease and blocks, the other skips.
+	waitUntil(t, func() bool { return src.polls.Load() == 1 && a.Statuses()[0].Skipped+b.Statuses()[0].Skipped == 1 })
+	holder, other := a, b
+	if b.Statuses()[0].Running {
+		holder, other = b, a
+	}
+	// While the holder polls, the other daemon's ticks are skipped.
+	other.Trigger("lms")
+	waitUntil(t, func() bool { return other.Statuses()[0].Skipped == 2 })
+	assert.EqualValues(t, 1, src.polls.Load())
+
+	// The holder's poll ends and releases the lease: the other's next tick polls.
+	src.release <- struct{}{}
+	waitUntil(t, func() bool { return holder.Statuses()[0].Polls == 1 })
+	other.Trigger("lms")
+	waitUntil(t, func() bool { return other.Statuses()[0].Running })
+	assert.EqualValues(t, 2, src.polls.Load())
+	close(src.release)
+	cancel()
+	wg.Wait()
+	assert.EqualValues(t, 1, src.maxRunning.Load(), "never two polls of one connection at once")
 }

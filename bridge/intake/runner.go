@@ -10,6 +10,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
@@ -20,6 +21,10 @@ type Job struct {
 	Source   source.Source
 	Sink     source.Sink
 	Schedule cron.Schedule
+	// Polled, when set, is called after each poll that was not cut short by
+	// shutdown, with how long it took and its error (nil when it succeeded),
+	// for metrics. It must be quick.
+	Polled func(connection string, took time.Duration, err error)
 }
 
 // Status is what the operator sees of a job.
@@ -32,15 +37,38 @@ type Status struct {
 	LastSummary source.Summary
 	NextRun     time.Time
 	Polls       int
+	// Skipped counts ticks left to another daemon holding the lease.
+	Skipped int
 }
 
 // Runner polls each job on its schedule, when its source's watcher wakes
 // it, and once at start. Polls of one job never overlap; a wake-up during a
 // poll runs one more poll after it.
+//
+// With a Leaser (a store shared by several daemons), each poll first takes
+// the connection's lease, renews it while the poll runs and releases it
+// after, so one daemon at a time polls a connection. The others skip that
+// tick; when a daemon dies, another takes over at its next tick, within one
+// poll interval.
 type Runner struct {
-	jobs  []*jobState
-	log   *slog.Logger
-	clock clock.Clock
+	jobs     []*jobState
+	log      *slog.Logger
+	clock    clock.Clock
+	leaser   outbox.Leaser
+	owner    string
+	leaseTTL time.Duration
+}
+
+// RunnerOptions configure a Runner; zero values mean the defaults.
+type RunnerOptions struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// Leaser, when set, makes polls of a connection exclusive across daemons.
+	Leaser outbox.Leaser
+	// Owner names this daemon in leases (required with a Leaser).
+	Owner string
+	// LeaseTTL is how long a poll's lease lasts between renewals (30s).
+	LeaseTTL time.Duration
 }
 
 type jobState struct {
@@ -52,14 +80,17 @@ type jobState struct {
 }
 
 // NewRunner returns a runner for jobs.
-func NewRunner(jobs []Job, log *slog.Logger, clk clock.Clock) *Runner {
-	if log == nil {
-		log = slog.Default()
+func NewRunner(jobs []Job, opts RunnerOptions) *Runner {
+	r := &Runner{log: opts.Logger, clock: opts.Clock, leaser: opts.Leaser, owner: opts.Owner, leaseTTL: opts.LeaseTTL}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
-	if clk == nil {
-		clk = clock.System{}
+	if r.clock == nil {
+		r.clock = clock.System{}
 	}
-	r := &Runner{log: log, clock: clk}
+	if r.leaseTTL <= 0 {
+		r.leaseTTL = 30 * time.Second
+	}
 	for _, j := range jobs {
 		r.jobs = append(r.jobs, &jobState{Job: j, wake: make(chan struct{}, 1), status: Status{Name: j.Name}})
 	}
@@ -139,6 +170,13 @@ func (r *Runner) loop(ctx context.Context, j *jobState) {
 }
 
 func (r *Runner) poll(ctx context.Context, j *jobState) {
+	if r.leaser != nil {
+		release, ok := r.lease(ctx, j)
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	start := r.clock.Now()
 	j.mu.Lock()
 	j.status.Running, j.status.LastStart = true, start
@@ -147,9 +185,13 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	counting := &countingSink{Sink: j.Sink}
 	err := j.Source.Poll(ctx, counting)
 
+	end := r.clock.Now()
+	if j.Polled != nil && ctx.Err() == nil {
+		j.Polled(j.Name, end.Sub(start), err)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.status.Running, j.status.LastEnd = false, r.clock.Now()
+	j.status.Running, j.status.LastEnd = false, end
 	j.status.Polls++
 	j.status.LastSummary = counting.sum
 	j.status.LastError = ""
@@ -158,6 +200,57 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 		r.log.Error("poll failed; the next poll starts again from the last committed position",
 			"connection", j.Name, "error", err)
 	}
+}
+
+// lease takes the job's poll lease and keeps renewing it until the
+// returned release is called. ok is false when another daemon holds it or
+// the store could not be asked; the tick is then skipped.
+func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok bool) {
+	name := "poll:" + j.Name
+	held, err := r.leaser.AcquireLease(ctx, name, r.owner, r.leaseTTL, r.clock.Now())
+	if err != nil {
+		r.log.Error("cannot take the poll lease; skipping this poll", "connection", j.Name, "error", err)
+		j.mu.Lock()
+		j.status.LastError = err.Error()
+		j.mu.Unlock()
+		return nil, false
+	}
+	if !held {
+		r.log.Debug("another daemon is polling this connection", "connection", j.Name)
+		j.mu.Lock()
+		j.status.Skipped++
+		j.mu.Unlock()
+		return nil, false
+	}
+	renewCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(r.leaseTTL / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-ticker.C:
+				if held, err := r.leaser.AcquireLease(renewCtx, name, r.owner, r.leaseTTL, r.clock.Now()); err != nil || !held {
+					// The poll goes on: its commits are idempotent, so a
+					// lost lease costs at most duplicate reading.
+					r.log.Warn("could not renew the poll lease", "connection", j.Name, "held", held, "error", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		// Released with a fresh context: the poll's may be cancelled at shutdown.
+		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := r.leaser.ReleaseLease(relCtx, name, r.owner); err != nil {
+			r.log.Warn("could not release the poll lease; it expires by itself", "connection", j.Name, "error", err)
+		}
+	}, true
 }
 
 // countingSink adds up what one poll committed.

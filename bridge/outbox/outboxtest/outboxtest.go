@@ -28,7 +28,8 @@ var Epoch = time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
 // subtest, from parallel subtests.
 type Opener func(t *testing.T, clk clock.Clock) outbox.Store
 
-// Run runs the conformance suite against the stores open returns.
+// Run runs the conformance suite against the stores open returns. Every
+// store must also be an outbox.Leaser.
 func Run(t *testing.T, open Opener) {
 	tests := []struct {
 		name string
@@ -53,6 +54,9 @@ func Run(t *testing.T, open Opener) {
 		{"Purge", testPurge},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"OneActiveRowPerPair", testOneActiveRowPerPair},
+		{"LeaseTakeoverAndRenewal", testLeaseTakeoverAndRenewal},
+		{"LeaseRelease", testLeaseRelease},
+		{"LeaseContention", testLeaseContention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// defaultListLimit is how many rows List returns when the filter sets no limit.
+const defaultListLimit = 100
+
+// purgeQuery deletes one batch of old terminal rows over the results_purge
+// index. SKIP LOCKED passes over rows another transaction holds, so a purge
+// never waits on (or blocks) delivery; each call is its own short statement.
+const purgeQuery = `DELETE FROM results WHERE id IN (
+	SELECT id FROM results
+	WHERE state IN ('delivered', 'ignored', 'rejected', 'cancelled') AND updated_at < ?
+	ORDER BY updated_at, id
+	LIMIT ?
+	FOR UPDATE SKIP LOCKED)`
+
+// List returns the rows matching f, newest (highest id) first. Pages follow
+// by id: pass the last id of a page as f.AfterID to get the next one.
+func (s *Store) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error) {
+	if f.State != "" && !f.State.Valid() {
+		return nil, fmt.Errorf("list results: unknown state %q", f.State)
+	}
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.Target != "" {
+		add("target = ?", f.Target)
+	}
+	if f.Connection != "" {
+		add("connection = ?", f.Connection)
+	}
+	if f.State != "" {
+		add("state = ?", string(f.State))
+	}
+	if f.PersonID != "" {
+		add("person_key = ?", strings.ToLower(f.PersonID))
+	}
+	if f.ElearningCode != "" {
+		add("elearningcode = ?", f.ElearningCode)
+	}
+	if f.AfterID > 0 {
+		add("id < ?", f.AfterID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	query := `SELECT ` + resultCols + ` FROM results`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	var rows []resultRow
+	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+		return nil, fmt.Errorf("list results: %w", err)
+	}
+	return items(rows), nil
+}
+
+// Get returns row id with its attempts, oldest first, read from one snapshot.
+func (s *Store) Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error) {
+	var row resultRow
+	var arows []attemptRow
+	err := s.readTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &row, s.q(`SELECT `+resultCols+` FROM results WHERE id = ?`), id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return outbox.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return tx.SelectContext(ctx, &arows, s.q(`SELECT id, result_id, at, status, class, response, error, duration_ns
+			FROM attempts WHERE result_id = ? ORDER BY id`), id)
+	})
+	if err != nil {
+		return outbox.Item{}, nil, fmt.Errorf("get result #%d: %w", id, err)
+	}
+	attempts := make([]outbox.Attempt, len(arows))
+	for i, a := range arows {
+		attempts[i] = a.attempt()
+	}
+	return row.item(), attempts, nil
+}
+
+// Counts returns the number of rows of target ("" for all targets) in each
+// state; every state is present in the map, zero when it has no rows.
+func (s *Store) Counts(ctx context.Context, target string) (map[outbox.State]int, error) {
+	query := `SELECT state, COUNT(*) AS n FROM results`
+	var args []any
+	if target != "" {
+		query += ` WHERE target = ?`
+		args = append(args, target)
+	}
+	query += ` GROUP BY state`
+	var rows []struct {
+		State string `db:"state"`
+		N     int    `db:"n"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+		return nil, fmt.Errorf("count results of target %q: %w", target, err)
+	}
+	counts := make(map[outbox.State]int, len(outbox.States))
+	for _, st := range outbox.States {
+		counts[st] = 0
+	}
+	for _, r := range rows {
+		counts[outbox.State(r.State)] = r.N
+	}
+	return counts, nil
+}
+
+// Retry makes a failed, cancelled or pending row pending and due at now with
+// a fresh retry schedule (Tries, Streak, StreakSince and LastClass reset;
+// LastStatus and LastError kept as the last attempt's record). It refuses,
+// with ErrState, a row in any other state, and a cancelled row whose pair
+// has meanwhile got another active row.
+func (s *Store) Retry(ctx context.Context, id int64, now time.Time) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var cur struct {
+			State         string `db:"state"`
+			Target        string `db:"target"`
+			ElearningCode string `db:"elearningcode"`
+			PersonKey     string `db:"person_key"`
+		}
+		err := tx.GetContext(ctx, &cur, s.q(`SELECT state, target, elearningcode, person_key FROM results WHERE id = ? FOR UPDATE`), id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return outbox.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read row: %w", err)
+		}
+		switch outbox.State(cur.State) {
+		case outbox.StatePending, outbox.StateFailed:
+		case outbox.StateCancelled:
+			var other int64
+			err := tx.GetContext(ctx, &other, s.q(`SELECT id FROM results
+				WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN `+activeStates),
+				cur.Target, cur.ElearningCode, cur.PersonKey)
+			if err == nil {
+				return fmt.Errorf("the pair has another active result #%d: %w", other, outbox.ErrState)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("look up the pair's active row: %w", err)
+			}
+		default:
+			return fmt.Errorf("it is %s; only failed, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE results SET state = 'pending', tries = 0, streak = 0,
+			streak_since = NULL, last_class = '', next_attempt_at = ?, updated_at = ? WHERE id = ?`),
+			now.UnixMilli(), now.UnixMilli(), id)
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "results_active_pair" {
+			// A concurrent Enqueue gave the pair an active row after the check.
+			return fmt.Errorf("the pair got another active result meanwhile: %w", outbox.ErrState)
+		}
+		if err != nil {
+			return fmt.Errorf("update row: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("retry result #%d: %w", id, err)
+	}
+	return nil
+}
+
+// Cancel cancels a pending or failed row; any other state is ErrState.
+func (s *Store) Cancel(ctx context.Context, id int64, now time.Time) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?
+			WHERE id = ? AND state IN ('pending', 'failed')`), now.UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("update row: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("count updated rows: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		var st string
+		err = tx.GetContext(ctx, &st, s.q(`SELECT state FROM results WHERE id = ?`), id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return outbox.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read row: %w", err)
+		}
+		return fmt.Errorf("it is %s; only pending and failed results can be cancelled: %w", st, outbox.ErrState)
+	})
+	if err != nil {
+		return fmt.Errorf("cancel result #%d: %w", id, err)
+	}
+	return nil
+}
+
+// Purge deletes up to limit delivered, ignored, rejected and cancelled rows
+// last updated before cutoff, oldest first, with their attempts (by the
+// foreign key's cascade), and returns how many rows it deleted. Each call is
+// one short statement that skips rows other transactions hold; callers purge
+// in batches until it returns less than limit.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("purge results: limit %d must be positive", limit)
+	}
+	res, err := s.db.ExecContext(ctx, s.q(purgeQuery), cutoff.UnixMilli(), limit)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("purge results updated before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,303 @@
+package postgres_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
+	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
+	"github.com/cvbridge/cvbridge/bridge/testdb"
+)
+
+// raw connects to dsn without the store, closed when t ends.
+func raw(t testing.TB, dsn string) *sqlx.DB {
+	t.Helper()
+	db, err := sqlx.Open("postgres", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	return db
+}
+
+func versions(t *testing.T, db *sqlx.DB) []int {
+	t.Helper()
+	var vs []int
+	require.NoError(t, db.SelectContext(t.Context(), &vs, `SELECT version FROM schema_migrations ORDER BY version`))
+	return vs
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	s := open(t, dsn)
+	for range 2 {
+		require.NoError(t, s.Migrate(t.Context()))
+	}
+	open(t, dsn) // a second Open finds the schema current
+	want := make([]int, postgres.LatestSchema())
+	for i := range want {
+		want[i] = i + 1
+	}
+	require.NotEmpty(t, want)
+	assert.Equal(t, want, versions(t, raw(t, dsn)), "each migration recorded once")
+}
+
+func TestOpensRacingMigrateOnce(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	const daemons = 6
+	var wg sync.WaitGroup
+	errs := make([]error, daemons)
+	for i := range daemons {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), dsn)
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, "daemon %d", i)
+	}
+	assert.Len(t, versions(t, raw(t, dsn)), postgres.LatestSchema())
+}
+
+func TestWithoutMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := testdb.Postgres(t)
+
+	_, err := postgres.Open(ctx, dsn, postgres.WithoutMigrations())
+	require.Error(t, err, "an empty database is not migrated")
+	assert.Contains(t, err.Error(), "run `cvbridge migrate`")
+	var tables int
+	require.NoError(t, raw(t, dsn).GetContext(ctx, &tables, `SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'`))
+	assert.Zero(t, tables, "nothing was created")
+
+	s := open(t, dsn)
+	require.NoError(t, s.Close())
+	open(t, dsn, postgres.WithoutMigrations()) // a current schema is accepted
+
+	_, err = raw(t, dsn).ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = $1`, postgres.LatestSchema())
+	require.NoError(t, err)
+	_, err = postgres.Open(ctx, dsn, postgres.WithoutMigrations())
+	require.Error(t, err, "an older schema is refused")
+	assert.Contains(t, err.Error(), "is older than this cvbridge needs")
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := testdb.Postgres(t)
+	require.NoError(t, open(t, dsn).Close())
+	_, err := raw(t, dsn).ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)`)
+	require.NoError(t, err)
+	for _, opts := range [][]postgres.Option{nil, {postgres.WithoutMigrations()}} {
+		_, err = postgres.Open(ctx, dsn, opts...)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), fmt.Sprintf("database schema 99 is newer than this cvbridge knows (%d)", postgres.LatestSchema()))
+	}
+}
+
+func TestOpenErrorsHideThePassword(t *testing.T) {
+	t.Parallel()
+	port := freePort(t) // nothing listens there
+	for _, dsn := range []string{
+		fmt.Sprintf("postgres://cvbridge:s3cr3t-pw@127.0.0.1:%d/outbox?sslmode=disable&connect_timeout=2", port),
+		fmt.Sprintf("host=127.0.0.1 port=%d user=cvbridge password=s3cr3t-pw dbname=outbox sslmode=disable connect_timeout=2", port),
+		"postgres://cvbridge:s3cr3t-pw@[::1/outbox", // unparsable
+	} {
+		_, err := postgres.Open(t.Context(), dsn)
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), "s3cr3t-pw")
+	}
+}
+
+// enqueueN enqueues n results for target in one transaction.
+func enqueueN(t testing.TB, s outbox.Store, target, prefix string, n int) {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		for i := range n {
+			person := fmt.Sprintf("%s-%d", prefix, i)
+			if _, err := tx.Enqueue(ctx, outbox.NewResult{Target: target, Connection: "moodle", ElearningCode: "e1", PersonID: person,
+				Body: fmt.Appendf(nil, `<CoachviewResultaat PersoonExterneId=%q/>`, person)}, outbox.EnqueuePolicy{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// TestTwoDaemonsClaimEachRowOnce drains a few thousand rows with claimers
+// in two Stores (two daemons, each with its own pool) on one database.
+func TestTwoDaemonsClaimEachRowOnce(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := testdb.Postgres(t)
+	clk := clock.NewFake(outboxtest.Epoch)
+	daemons := []*postgres.Store{open(t, dsn, postgres.WithClock(clk)), open(t, dsn, postgres.WithClock(clk))}
+	const rows, workersPerDaemon, batch = 3000, 4, 25
+	enqueueN(t, daemons[0], "cv", "p", rows)
+
+	var (
+		mu      sync.Mutex
+		claimed = map[int64][]string{}
+		errs    []error
+		wg      sync.WaitGroup
+	)
+	for d, s := range daemons {
+		for w := range workersPerDaemon {
+			owner := fmt.Sprintf("daemon-%d/worker-%d", d, w)
+			wg.Go(func() {
+				for {
+					items, err := s.Claim(ctx, "cv", owner, batch, clk.Now(), time.Hour)
+					for _, it := range items {
+						if err == nil {
+							err = s.Finish(ctx, outbox.Finish{ID: it.ID, Owner: owner, State: outbox.StateDelivered,
+								Attempt: outbox.Attempt{Status: 200, Class: "delivered"}})
+						}
+					}
+					mu.Lock()
+					for _, it := range items {
+						claimed[it.ID] = append(claimed[it.ID], owner)
+					}
+					if err != nil {
+						errs = append(errs, err)
+					}
+					mu.Unlock()
+					if err != nil || len(items) == 0 {
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	require.Empty(t, errs)
+	assert.Len(t, claimed, rows, "every row was claimed")
+	byDaemon := map[string]int{}
+	for id, owners := range claimed {
+		require.Len(t, owners, 1, "row #%d was claimed by %v", id, owners)
+		byDaemon[strings.Split(owners[0], "/")[0]]++
+	}
+	assert.Len(t, byDaemon, 2, "both daemons took part: %v", byDaemon)
+	counts, err := daemons[1].Counts(ctx, "cv")
+	require.NoError(t, err)
+	assert.Equal(t, rows, counts[outbox.StateDelivered])
+}
+
+// fillDelivered adds n delivered rows of target in one statement, the way
+// months of retained history look, and refreshes the planner's statistics.
+func fillDelivered(t testing.TB, db *sqlx.DB, target string, n int) {
+	t.Helper()
+	ms := outboxtest.Epoch.Add(-30 * 24 * time.Hour).UnixMilli()
+	_, err := db.ExecContext(t.Context(), `INSERT INTO results
+		(target, connection, elearningcode, person_id, person_key, body, body_hash, state, tries, last_status,
+		 created_at, updated_at, delivered_at)
+		SELECT $1, 'moodle', 'e' || (i % 50), 'P' || i, 'p' || i, convert_to('<CoachviewResultaat n="' || i || '"/>', 'UTF8'),
+			sha256(convert_to('<CoachviewResultaat n="' || i || '"/>', 'UTF8')), 'delivered', 1, 200,
+			$2::bigint + i, $2::bigint + i, $2::bigint + i
+		FROM generate_series(1, $3) AS i`, target, ms, n)
+	require.NoError(t, err)
+	_, err = db.ExecContext(t.Context(), `ANALYZE results`)
+	require.NoError(t, err)
+}
+
+// planIndexes returns the indexes a query's plan uses.
+func planIndexes(t *testing.T, db *sqlx.DB, query string, args ...any) []string {
+	t.Helper()
+	var plan []byte
+	require.NoError(t, db.GetContext(t.Context(), &plan, db.Rebind(`EXPLAIN (FORMAT JSON) `+query), args...))
+	var nodes []map[string]any
+	require.NoError(t, json.Unmarshal(plan, &nodes))
+	var found []string
+	var walk func(n map[string]any)
+	walk = func(n map[string]any) {
+		if idx, ok := n["Index Name"].(string); ok {
+			found = append(found, idx)
+		}
+		if typ, _ := n["Node Type"].(string); typ == "Seq Scan" {
+			found = append(found, "Seq Scan on "+fmt.Sprint(n["Relation Name"]))
+		}
+		kids, _ := n["Plans"].([]any)
+		for _, k := range kids {
+			if km, ok := k.(map[string]any); ok {
+				walk(km)
+			}
+		}
+	}
+	for _, n := range nodes {
+		walk(n["Plan"].(map[string]any))
+	}
+	return found
+}
+
+func TestQueriesUseTheirIndexesWithManyDeliveredRows(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	s := open(t, dsn)
+	db := raw(t, dsn)
+	fillDelivered(t, db, "cv", 200_000)
+	enqueueN(t, s, "cv", "due", 20)
+
+	now := time.Now().UnixMilli()
+	tests := []struct {
+		name, query, index string
+		args               []any
+	}{
+		{"claim", postgres.ClaimQuery, "results_due", []any{"cv", now, 10, "w", now, now, now}},
+		{"next due", postgres.NextDueQuery, "results_due", []any{"cv"}},
+		// The planner may pick results_person, as selective as the pair index.
+		{"enqueue pair lookup", postgres.ActiveRowQuery, "", []any{"cv", "e1", "p1"}},
+		{"purge", postgres.PurgeQuery, "results_purge", []any{now, 1000}},
+	}
+	for _, tc := range tests {
+		used := planIndexes(t, db, tc.query, tc.args...)
+		require.NotEmpty(t, used, tc.name)
+		if tc.index != "" {
+			assert.Contains(t, used, tc.index, "%s: plan uses %v", tc.name, used)
+		}
+		for _, u := range used {
+			assert.NotContains(t, u, "Seq Scan", "%s: plan uses %v", tc.name, used)
+		}
+	}
+	items, err := s.Claim(t.Context(), "cv", "w", 50, time.Now().Add(time.Second), time.Minute)
+	require.NoError(t, err)
+	assert.Len(t, items, 20, "only the due rows are claimed")
+}
+
+func TestPurgeInBatches(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := testdb.Postgres(t)
+	s := open(t, dsn)
+	fillDelivered(t, raw(t, dsn), "cv", 2500)
+	enqueueN(t, s, "cv", "kept", 5)
+
+	var batches []int
+	for {
+		n, err := s.Purge(ctx, outboxtest.Epoch, 1000)
+		require.NoError(t, err)
+		batches = append(batches, n)
+		if n < 1000 {
+			break
+		}
+	}
+	assert.Equal(t, []int{1000, 1000, 500}, batches)
+	counts, err := s.Counts(ctx, "cv")
+	require.NoError(t, err)
+	assert.Equal(t, 0, counts[outbox.StateDelivered])
+	assert.Equal(t, 5, counts[outbox.StatePending], "pending rows are never purged")
+}

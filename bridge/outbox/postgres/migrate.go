@@ -1,0 +1,155 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// migrationFiles holds the schema, one numbered file per version
+// (0001_init.sql, 0002_….sql, …). A released file is never edited: a change
+// is a new file with the next number.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLockKey is the pg_advisory_xact_lock key under which migrations
+// run, so daemons starting at once apply each version exactly once. It
+// spells "cvbmigr" and uses the one-bigint key space; Enqueue takes no
+// advisory locks, so nothing else in cvbridge can collide with it.
+const migrationLockKey int64 = 0x637662_6d696772
+
+// migration is one schema version.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations reads the embedded migrations in version order and checks
+// that they are numbered 1, 2, 3, … without gaps.
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list embedded migrations: %w", err)
+	}
+	ms := make([]migration, 0, len(names))
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		if !ok {
+			return nil, fmt.Errorf("embedded migration %s: name is not NNNN_description.sql", base)
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("embedded migration %s: version %q is not a number: %w", base, num, err)
+		}
+		body, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read embedded migration %s: %w", base, err)
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(body)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("embedded migration %s: expected version %d", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// LatestSchema is the schema version this build of cvbridge migrates to.
+func LatestSchema() int {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// Migrate brings the database to the newest schema version this build
+// knows, in one transaction: either every missing version is applied and
+// recorded in schema_migrations, or none is. It holds a transaction-level
+// advisory lock throughout, so daemons (or `cvbridge migrate`) starting at
+// once wait for each other instead of applying a version twice. It refuses
+// a database written by a newer cvbridge, and does nothing to a current one.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at BIGINT  NOT NULL
+		)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current sql.NullInt64
+		if err := tx.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if current.Int64 > int64(len(ms)) {
+			return newerSchemaError(current.Int64, len(ms))
+		}
+		for _, m := range ms {
+			if int64(m.version) <= current.Int64 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: apply: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
+				m.version, s.now().UnixMilli()); err != nil {
+				return fmt.Errorf("migration %s: record: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox database (postgres): migrate: %w", err)
+	}
+	return nil
+}
+
+// checkSchema fails unless the database is at exactly the schema version
+// this build knows.
+func (s *Store) checkSchema(ctx context.Context) error {
+	latest := LatestSchema()
+	var current sql.NullInt64
+	err := s.db.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`)
+	var missing bool
+	if err != nil {
+		var exists bool
+		if e2 := s.db.GetContext(ctx, &exists, `SELECT to_regclass('schema_migrations') IS NOT NULL`); e2 != nil || exists {
+			return fmt.Errorf("outbox database (postgres): read schema version: %w", err)
+		}
+		missing = true
+	}
+	switch {
+	case missing || current.Int64 < int64(latest):
+		return fmt.Errorf("outbox database (postgres): schema version %d is older than this cvbridge needs (%d): run `cvbridge migrate`, or let `cvbridge run` migrate at start",
+			current.Int64, latest)
+	case current.Int64 > int64(latest):
+		return fmt.Errorf("outbox database (postgres): %w", newerSchemaError(current.Int64, latest))
+	}
+	return nil
+}
+
+// newerSchemaError is the refusal of a database written by a newer cvbridge.
+func newerSchemaError(current int64, latest int) error {
+	return fmt.Errorf("database schema %d is newer than this cvbridge knows (%d): upgrade cvbridge or restore a matching backup",
+		current, latest)
+}

@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+var _ outbox.Leaser = (*Store)(nil)
+
+// acquireLeaseQuery takes a free or expired lease, or renews the owner's own,
+// in one statement; it returns no row when another owner holds the lease
+// unexpired. acquired_at is kept on renewal: it tells since when the
+// current owner holds the lease.
+const acquireLeaseQuery = `INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (name) DO UPDATE SET
+		acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at ELSE excluded.acquired_at END,
+		owner = excluded.owner, expires_at = excluded.expires_at
+	WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
+	RETURNING owner`
+
+// AcquireLease takes or renews the lease called name for owner until
+// now+ttl; see outbox.Leaser.
+func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
+	if name == "" || owner == "" || ttl <= 0 {
+		return false, fmt.Errorf("acquire lease %q for %q: name and owner must be set and ttl (%s) positive", name, owner, ttl)
+	}
+	var got string
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.db.GetContext(ctx, &got, s.q(acquireLeaseQuery),
+		name, owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), now.UnixMilli())
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %q for %q: %w", name, owner, err)
+	}
+	return true, nil
+}
+
+// ReleaseLease gives up owner's lease called name; see outbox.Leaser.
+func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM leases WHERE name = ? AND owner = ?`), name, owner); err != nil {
+		return fmt.Errorf("release lease %q of %q: %w", name, owner, err)
+	}
+	return nil
+}
