@@ -21,6 +21,8 @@ import (
 
 	// Adapter kinds: one blank import each.
 	_ "github.com/cvbridge/cvbridge/adapters/csvdrop"
+	_ "github.com/cvbridge/cvbridge/adapters/moodle"
+	_ "github.com/cvbridge/cvbridge/adapters/scorm"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

@@ -1,0 +1,139 @@
+package moodle
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+const lmsFile = "/etc/cvbridge/lms/academy.yaml"
+
+// connection builds a Connection from the settings part of an LMS file; the
+// settings start on line 3 of that file.
+func connection(t testing.TB, baseDir, settings string, logs *bytes.Buffer) adapters.Connection {
+	t.Helper()
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("name: academy\nkind: moodle\nsettings:\n"+settings), &doc))
+	root := doc.Content[0]
+	var node *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "settings" {
+			node = root.Content[i+1]
+		}
+	}
+	if logs == nil {
+		logs = &bytes.Buffer{}
+	}
+	return adapters.Connection{
+		Name: "academy", File: lmsFile, BaseDir: baseDir, Settings: node,
+		Location: amsterdam(t), Logger: slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil)),
+	}
+}
+
+func amsterdam(t testing.TB) *time.Location {
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	require.NoError(t, err)
+	return loc
+}
+
+// syncWriter lets parallel goroutines log into one buffer.
+type syncWriter struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// memSink is an in-memory Sink that keeps the cursor and dedupes
+// identical completions per pair, as the outbox does.
+type memSink struct {
+	mu      sync.Mutex
+	cursor  []byte
+	byPair  map[string]result.Completion
+	queued  []result.Completion // every completion that was new or changed, in order
+	commits int
+	dryRun  bool
+}
+
+var _ source.Sink = (*memSink)(nil)
+
+func newMemSink() *memSink { return &memSink{byPair: map[string]result.Completion{}} }
+
+func (s *memSink) DryRun() bool { return s.dryRun }
+
+func (s *memSink) Cursor(context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursor, nil
+}
+
+func (s *memSink) Seen(context.Context, string) (bool, error) { return false, nil }
+
+func (s *memSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
+	var sum source.Summary
+	var staged []result.Completion
+	if err := fill(func(c result.Completion) error {
+		staged = append(staged, c)
+		return nil
+	}); err != nil {
+		return source.Summary{}, err
+	}
+	if s.dryRun {
+		return source.Summary{}, source.ErrDryRun
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range staged {
+		key := c.PersonID + "|" + c.ElearningCode
+		if old, ok := s.byPair[key]; ok && old == c {
+			sum.Unchanged++
+			continue
+		}
+		s.byPair[key] = c
+		s.queued = append(s.queued, c)
+		sum.Queued++
+	}
+	if cp.Cursor != nil {
+		s.cursor = cp.Cursor
+	}
+	s.commits++
+	return sum, nil
+}
+
+// results returns the current completion of every pair, sorted, rendered
+// as short strings for readable assertions.
+func (s *memSink) results() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.byPair {
+		out = append(out, describe(c))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func describe(c result.Completion) string {
+	d := ""
+	if !c.CompletedAt.IsZero() {
+		d = c.CompletedAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s %s passed=%t dec=%s text=%s date=%s remark=%s",
+		c.PersonID, c.ElearningCode, c.Passed, c.ResultDecimal, c.ResultText, d, c.Remark)
+}

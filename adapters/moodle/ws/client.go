@@ -1,0 +1,193 @@
+// Package ws is a small client for Moodle's REST web services: one
+// form-encoded POST per call to {wwwroot}/webservice/rest/server.php, PHP
+// bracket arrays for structured parameters, JSON answers, and Moodle's
+// errors (HTTP 200 with an "exception" object, or 403 with an empty body
+// when web services are off) turned into classified errors that say what to
+// fix in Moodle.
+//
+// It owns the wire format and the concurrency limit towards one Moodle; it
+// knows nothing of Coachview or of what the calls mean to the bridge.
+package ws
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// restPath is the REST endpoint below wwwroot.
+const restPath = "/webservice/rest/server.php"
+
+// maxBody bounds an answer read into memory (a grade report of a big course
+// is well below this).
+const maxBody = 32 << 20
+
+// Client calls Moodle's REST web services with one token. It is safe for
+// concurrent use; at most the configured number of calls run at once.
+type Client struct {
+	endpoint string
+	token    string
+	http     *http.Client
+	slots    chan struct{}
+}
+
+// Options tune a Client. The zero value is usable.
+type Options struct {
+	// Concurrency is the most calls in flight at once (default 2). Every
+	// call boots Moodle and writes a log row, so keep it low.
+	Concurrency int
+	// HTTPClient is used for the calls (default: a client with a 60s timeout).
+	HTTPClient *http.Client
+}
+
+// New returns a client for the Moodle at wwwroot (its base URL, such as
+// https://learn.example.nl). HTTPS is required unless the host is a
+// loopback address.
+func New(wwwroot, token string, o Options) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(wwwroot), "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("moodle url %q is not an absolute http(s) URL such as https://learn.example.nl", wwwroot)
+	}
+	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("moodle url %q must use https: the token would travel in clear text (plain http is allowed only for loopback addresses)", wwwroot)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("moodle url %q must be Moodle's wwwroot without query or fragment", wwwroot)
+	}
+	if strings.TrimSpace(token) == "" {
+		return nil, errors.New("moodle web-service token is empty")
+	}
+	n := o.Concurrency
+	if n <= 0 {
+		n = 2
+	}
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &Client{
+		endpoint: u.String() + restPath,
+		token:    strings.TrimSpace(token),
+		http:     hc,
+		slots:    make(chan struct{}, n),
+	}, nil
+}
+
+// IsLoopback reports whether host names the local machine.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Call invokes function with params (encoded as by Encode) and decodes the
+// JSON answer into out (nil to ignore it; functions that return nothing
+// answer null). Numbers are decoded as json.Number where out holds interface
+// values. An error is an *Error.
+func (c *Client) Call(ctx context.Context, function string, params map[string]any, out any) error {
+	form, err := Encode(params)
+	if err != nil {
+		return &Error{Function: function, Kind: Permanent, Err: err}
+	}
+	form.Set("wstoken", c.token)
+	form.Set("wsfunction", function)
+	form.Set("moodlewsrestformat", "json")
+
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return &Error{Function: function, Kind: Transient, Err: ctx.Err()}
+	}
+	body, status, err := c.post(ctx, form.Encode())
+	<-c.slots
+	if err != nil {
+		return &Error{Function: function, Kind: Transient, Err: err}
+	}
+	return decodeAnswer(function, status, body, out)
+}
+
+func (c *Client) post(ctx context.Context, form string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The URL carries no token (it is in the body), so the error is safe to show.
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	return body, resp.StatusCode, nil
+}
+
+// decodeAnswer classifies an HTTP answer and decodes a good one into out.
+func decodeAnswer(function string, status int, body []byte, out any) error {
+	switch {
+	case status == http.StatusForbidden:
+		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
+			Err: errors.New("Moodle answered 403 Forbidden: web services or the REST protocol are switched off. " +
+				"Enable them under Site administration > Advanced features (Enable web services) and " +
+				"Site administration > Server > Web services > Manage protocols (REST protocol)")}
+	case status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
+		return &Error{Function: function, HTTPStatus: status, Kind: Transient,
+			Err: fmt.Errorf("Moodle answered HTTP %d: %s", status, snippet(body))}
+	case status != http.StatusOK:
+		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
+			Err: fmt.Errorf("Moodle answered HTTP %d (is url Moodle's wwwroot?): %s", status, snippet(body))}
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		var probe struct {
+			Exception *string `json:"exception"`
+			ErrorCode string  `json:"errorcode"`
+			Message   string  `json:"message"`
+		}
+		if err := json.Unmarshal(trimmed, &probe); err == nil && probe.Exception != nil {
+			return exceptionError(function, *probe.Exception, probe.ErrorCode, probe.Message)
+		}
+	}
+	if !json.Valid(trimmed) {
+		// A maintenance page or a proxy's error page: try again later.
+		return &Error{Function: function, HTTPStatus: status, Kind: Transient,
+			Err: fmt.Errorf("Moodle answered something that is not JSON: %s", snippet(body))}
+	}
+	if out == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
+			Err: fmt.Errorf("Moodle's answer does not have the expected shape (is this Moodle 4.1 or later?): %w", err)}
+	}
+	return nil
+}
+
+// snippet returns the start of a body for an error message.
+func snippet(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	if s == "" {
+		return "(empty body)"
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strconv.Quote(s)
+}
