@@ -54,7 +54,7 @@ func Postgres(t testing.TB) string {
 	admin := PostgresAdminDSN()
 	db := connect(t, "postgres", admin, "PostgreSQL", "CVBRIDGE_TEST_POSTGRES")
 	name := uniqueName()
-	exec(t, db, "CREATE DATABASE "+name)
+	execAdmin(t, db, "CREATE DATABASE "+name)
 	t.Cleanup(func() {
 		// WITH (FORCE) ends connections a failed test left open (PostgreSQL 13+).
 		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
@@ -78,7 +78,7 @@ func MySQL(t testing.TB) string {
 	admin := MySQLAdminDSN()
 	db := connect(t, "mysql", admin, "MariaDB/MySQL", "CVBRIDGE_TEST_MYSQL")
 	name := uniqueName()
-	exec(t, db, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+	execAdmin(t, db, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
 	t.Cleanup(func() {
 		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
 			t.Errorf("testdb: drop %s: %v", name, err)
@@ -119,7 +119,7 @@ func connect(t testing.TB, driver, dsn, server, envVar string) *sql.DB {
 	return db
 }
 
-func exec(t testing.TB, db *sql.DB, stmt string) {
+func execAdmin(t testing.TB, db *sql.DB, stmt string) {
 	t.Helper()
 	if _, err := db.Exec(stmt); err != nil {
 		t.Fatalf("testdb: %s: %v", stmt, err)

@@ -112,7 +112,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 
 func TestOpenErrorsHideThePassword(t *testing.T) {
 	t.Parallel()
-	port := freePort(t) // nothing listens there
+	port := testdb.FreePort(t) // nothing listens there
 	for _, dsn := range []string{
 		fmt.Sprintf("postgres://cvbridge:s3cr3t-pw@127.0.0.1:%d/outbox?sslmode=disable&connect_timeout=2", port),
 		fmt.Sprintf("host=127.0.0.1 port=%d user=cvbridge password=s3cr3t-pw dbname=outbox sslmode=disable connect_timeout=2", port),

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"github.com/cvbridge/cvbridge/bridge/testdb"
+
 	"fmt"
 	"sync"
 	"testing"
@@ -20,7 +22,7 @@ import (
 // first call after it is back works, though every pooled connection died.
 func TestServerRestart(t *testing.T) {
 	t.Parallel()
-	srv := startPrivateServer(t)
+	srv := testdb.PrivatePostgres(t)
 	ctx := t.Context()
 	clk := clock.NewFake(outboxtest.Epoch)
 	s := open(t, srv.DSN(), postgres.WithClock(clk), postgres.WithMaxConns(6))

@@ -1,4 +1,4 @@
-package postgres_test
+package testdb
 
 import (
 	"fmt"
@@ -10,25 +10,23 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 )
 
-// privateServer is a PostgreSQL server of the test's own, in a temporary
+// PrivateServer is a PostgreSQL server of the test's own, in a temporary
 // directory on a free port, so a test may stop and restart it without
 // touching the shared server.
-type privateServer struct {
-	t    *testing.T
+type PrivateServer struct {
+	t    testing.TB
 	bin  string // directory of initdb, pg_ctl
 	dir  string // holds the data directory, socket and log
 	port int
 	cred *syscall.Credential // the postgres user's when the test runs as root
 }
 
-// startPrivateServer initialises and starts a private server, stopped and
+// PrivatePostgres initialises and starts a private server, stopped and
 // removed when t ends. It skips (fails under CI) when the PostgreSQL server
 // binaries are not installed.
-func startPrivateServer(t *testing.T) *privateServer {
+func PrivatePostgres(t testing.TB) *PrivateServer {
 	t.Helper()
 	bin := serverBinDir()
 	if bin == "" {
@@ -39,24 +37,24 @@ func startPrivateServer(t *testing.T) *privateServer {
 		}
 		t.Skip(msg)
 	}
-	s := &privateServer{t: t, bin: bin}
+	s := &PrivateServer{t: t, bin: bin}
 	dir, err := os.MkdirTemp("", "cvbridge-pg-")
-	require.NoError(t, err)
+	must(t, err)
 	s.dir = dir
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root: run it as the postgres user,
 		// in a directory that user owns.
 		u, err := user.Lookup("postgres")
-		require.NoError(t, err, "running as root needs a postgres user to run the private server as")
+		must(t, err, "running as root needs a postgres user to run the private server as")
 		uid, err := strconv.Atoi(u.Uid)
-		require.NoError(t, err)
+		must(t, err)
 		gid, err := strconv.Atoi(u.Gid)
-		require.NoError(t, err)
-		require.NoError(t, os.Chown(dir, uid, gid))
+		must(t, err)
+		must(t, os.Chown(dir, uid, gid))
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	s.port = freePort(t)
+	s.port = FreePort(t)
 	s.run("initdb", "-D", s.data(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions")
 	s.Start()
 	t.Cleanup(func() {
@@ -68,12 +66,12 @@ func startPrivateServer(t *testing.T) *privateServer {
 }
 
 // DSN is the private server's DSN for its postgres database.
-func (s *privateServer) DSN() string {
+func (s *PrivateServer) DSN() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", s.port)
 }
 
 // Start starts the (stopped) server and waits until it accepts connections.
-func (s *privateServer) Start() {
+func (s *PrivateServer) Start() {
 	s.t.Helper()
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", s.port, s.dir)
 	s.run("pg_ctl", "start", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-w", "-o", opts)
@@ -81,15 +79,15 @@ func (s *privateServer) Start() {
 
 // Stop stops the server the way a restart by the operator does (fast
 // shutdown: sessions are ended, open transactions rolled back).
-func (s *privateServer) Stop() {
+func (s *PrivateServer) Stop() {
 	s.t.Helper()
 	s.run("pg_ctl", "stop", "-D", s.data(), "-m", "fast", "-w")
 }
 
-func (s *privateServer) data() string { return filepath.Join(s.dir, "data") }
+func (s *PrivateServer) data() string { return filepath.Join(s.dir, "data") }
 
 // command is the server tool name with args, run as the server's user.
-func (s *privateServer) command(name string, args ...string) *exec.Cmd {
+func (s *PrivateServer) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.dir
 	if s.cred != nil {
@@ -100,7 +98,7 @@ func (s *privateServer) command(name string, args ...string) *exec.Cmd {
 
 // run runs a server tool and fails the test, showing its output and the
 // server log, when it fails.
-func (s *privateServer) run(name string, args ...string) {
+func (s *PrivateServer) run(name string, args ...string) {
 	s.t.Helper()
 	out, err := s.command(name, args...).CombinedOutput()
 	if err != nil {
@@ -121,12 +119,20 @@ func serverBinDir() string {
 	return filepath.Dir(matches[len(matches)-1])
 }
 
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t *testing.T) int {
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	must(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
+	must(t, l.Close())
 	return port
+}
+
+// must fails the test on err; args describe what was being done.
+func must(t testing.TB, err error, args ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("testdb: %v %v", err, fmt.Sprint(args...))
+	}
 }
