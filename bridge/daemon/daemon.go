@@ -23,6 +23,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/intake"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/sign"
@@ -222,6 +223,17 @@ func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox
 		s, err := sqlite.Open(ctx, cfg.Storage.Path, sqlite.WithClock(clk))
 		if err != nil {
 			return nil, fmt.Errorf("open the outbox %s: %w", cfg.Storage.Path, err)
+		}
+		return s, nil
+	case "postgres":
+		opts := []postgres.Option{postgres.WithClock(clk)}
+		if !cfg.Storage.MigratesAtStart() {
+			opts = append(opts, postgres.WithoutMigrations())
+		}
+		s, err := postgres.Open(ctx, cfg.Storage.DSN, opts...)
+		if err != nil {
+			// The error never carries the DSN: it may hold a password.
+			return nil, fmt.Errorf("open the PostgreSQL outbox: %w", err)
 		}
 		return s, nil
 	default:

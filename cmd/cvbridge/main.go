@@ -44,6 +44,8 @@ func commands() []command {
 		{"render", "dry run: read a connection's input and print the XML it would send", cmdRender},
 		{"sign", "print the X-WebHook-Signature of a file (for testing with Postman or curl)", cmdSign},
 		{"sim", "run a local Coachview results simulator", cmdSim},
+		{"migrate", "apply the outbox's schema migrations (when storage.migrate is false)", cmdMigrate},
+		{"storage", "move an SQLite outbox into PostgreSQL (storage copy --from FILE)", cmdStorage},
 		{"version", "print the version", func(_ context.Context, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "cvbridge", version)
 			return err

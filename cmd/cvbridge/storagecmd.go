@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
+	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+)
+
+// cmdMigrate applies the store's schema migrations, for operators who run
+// with `storage.migrate: false` and upgrade the schema as a separate step.
+func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("migrate")
+	cfgPath := configFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	switch cfg.Storage.Driver {
+	case "postgres":
+		s, err := postgres.Open(ctx, cfg.Storage.DSN) // Open migrates, under an advisory lock
+		if err != nil {
+			return fmt.Errorf("migrate the PostgreSQL outbox: %w", err)
+		}
+		defer s.Close()
+		fmt.Fprintf(out, "PostgreSQL outbox schema is at version %d\n", postgres.LatestSchema())
+	default:
+		s, err := sqlite.Open(ctx, cfg.Storage.Path) // SQLite migrates when it opens
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		fmt.Fprintf(out, "SQLite outbox %s is up to date\n", cfg.Storage.Path)
+	}
+	return nil
+}
+
+// cmdStorage moves an SQLite outbox into the configured PostgreSQL one.
+func cmdStorage(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "copy" {
+		return usageError{"usage: cvbridge storage copy --from OUTBOX.db [--force]"}
+	}
+	fs := newFlags("storage copy")
+	cfgPath := configFlag(fs)
+	from := fs.String("from", "", "the SQLite outbox to copy (required; stop the daemon using it first)")
+	force := fs.Bool("force", false, "replace what the PostgreSQL outbox already holds")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *from == "" {
+		return usageError{"--from is required"}
+	}
+	if _, err := os.Stat(*from); err != nil {
+		return fmt.Errorf("the SQLite outbox to copy: %w", err)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Storage.Driver != "postgres" {
+		return usageError{fmt.Sprintf("%s: storage.driver must be postgres to copy into it (it is %s)", cfg.File, cfg.Storage.Driver)}
+	}
+	src, err := sqlite.Open(ctx, *from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := postgres.Open(ctx, cfg.Storage.DSN)
+	if err != nil {
+		return fmt.Errorf("open the PostgreSQL outbox: %w", err)
+	}
+	defer dst.Close()
+	rep, err := copy.Copy(ctx, src, dst, copy.Options{Force: *force, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "copied %s\n", rep.Copied)
+	if *force {
+		fmt.Fprintf(out, "replaced %s\n", rep.Replaced)
+	}
+	fmt.Fprintln(out, "set storage.driver: postgres in every daemon's configuration and start them")
+	return nil
+}
