@@ -25,7 +25,8 @@ type Connection struct {
 	Name string
 	// File is the LMS file's path, for error messages.
 	File string
-	// BaseDir is the directory relative paths in settings are resolved against.
+	// BaseDir is the directory of cvbridge.yaml: relative paths in settings
+	// are resolved against it, as they are in cvbridge.yaml itself.
 	BaseDir string
 	// Settings is the adapter's own settings node (may be nil). Decode it with
 	// config.DecodeStrict so unknown keys and wrong types name file and line.

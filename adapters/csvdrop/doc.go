@@ -20,7 +20,7 @@
 // The adapter's settings node, with the defaults (see Settings):
 //
 //	settings:
-//	  folder: exports                 # required; relative to the LMS file's directory
+//	  folder: exports                 # required; relative to cvbridge.yaml's directory
 //	  processed_dir: exports/processed
 //	  failed_dir: exports/failed
 //	  pattern: "*.csv"                # dotfiles, *.tmp, *.part, ~$* are always ignored

@@ -12,7 +12,7 @@ import (
 )
 
 // Settings is the csvdrop section of an LMS file. Relative paths are resolved
-// against the directory of the LMS file (Connection.BaseDir).
+// against cvbridge.yaml's directory (Connection.BaseDir).
 type Settings struct {
 	// Folder is the drop folder the LMS exports into (required). It is listed,
 	// not walked: files in sub-folders are never taken.

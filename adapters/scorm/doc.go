@@ -56,7 +56,7 @@
 //
 //	settings:
 //	  driver: postgres              # required: postgres | mysql (MariaDB too)
-//	  dsn_file: moodle.dsn          # one of dsn_file (relative to the LMS file) and dsn_env
+//	  dsn_file: moodle.dsn          # one of dsn_file (relative to cvbridge.yaml's directory) and dsn_env
 //	  dsn_env: ""
 //	  preset: moodle                # moodle | custom
 //	  prefix: mdl_                  # moodle

@@ -20,7 +20,7 @@ import (
 type Settings struct {
 	// Driver is the database: postgres or mysql (MySQL and MariaDB).
 	Driver string `yaml:"driver"`
-	// DSNFile is a file holding the DSN (relative to the LMS file), read at
+	// DSNFile is a file holding the DSN (relative to cvbridge.yaml's directory), read at
 	// start; DSNEnv names an environment variable holding it. Exactly one.
 	DSNFile string `yaml:"dsn_file"`
 	DSNEnv  string `yaml:"dsn_env"`
