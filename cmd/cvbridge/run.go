@@ -2,15 +2,28 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
+// cmdRun runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the
+// configuration, LMS files and secrets: the new configuration is assembled
+// completely before the running one is stopped, so a mistake in it is
+// refused with a log line and the old configuration keeps running. Queued
+// work is in the store and carries over. Under systemd (Type=notify) it
+// reports READY, RELOADING and STOPPING and pings the watchdog from this
+// main loop, so a hung daemon is restarted.
 func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	fs := newFlags("run")
 	cfgPath := configFlag(fs)
@@ -23,12 +36,114 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	log := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
-	d, err := daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
-		return buildSource(cfg, conn, log)
-	}, daemon.Options{Logger: log})
+	d, err := openDaemon(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Run(ctx)
+	cur := launch(ctx, d)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchdog := watchdogTicker()
+	defer watchdog.Stop()
+	notify(log, sd.SdNotifyReady)
+
+	for {
+		select {
+		case <-ctx.Done():
+			notify(log, sd.SdNotifyStopping)
+			return cur.stop()
+		case err := <-cur.done:
+			// The daemon ended by itself: report it, let systemd restart us.
+			cur.done = nil
+			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
+		case <-hup:
+			notify(log, sd.SdNotifyReloading)
+			next, nextLog, err := reload(ctx, *cfgPath)
+			if err != nil {
+				log.Error("reload refused; the running configuration stays in force", "error", err)
+				notify(log, sd.SdNotifyReady)
+				continue
+			}
+			if err := cur.stop(); err != nil {
+				log.Error("the previous configuration stopped with an error", "error", err)
+			}
+			log = nextLog
+			slog.SetDefault(log)
+			cur = launch(ctx, next)
+			log.Info("configuration reloaded", "config", *cfgPath)
+			notify(log, sd.SdNotifyReady)
+		case <-watchdog.C:
+			notify(log, sd.SdNotifyWatchdog)
+		}
+	}
+}
+
+// reload loads the configuration and assembles a daemon from it without
+// starting it.
+func reload(ctx context.Context, path string) (*daemon.Daemon, *slog.Logger, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := newLogger(cfg, os.Stderr)
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, log, nil
+}
+
+func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon.Daemon, error) {
+	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
+		return buildSource(cfg, conn, log)
+	}, daemon.Options{Logger: log})
+}
+
+// running is a started daemon.
+type running struct {
+	d      *daemon.Daemon
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func launch(ctx context.Context, d *daemon.Daemon) *running {
+	runCtx, cancel := context.WithCancel(ctx)
+	r := &running{d: d, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- d.Run(runCtx) }()
+	return r
+}
+
+// stop ends the daemon gracefully (requests in flight finish, claims are
+// released) and closes it.
+func (r *running) stop() error {
+	r.cancel()
+	return closeAfter(r.d, <-r.done)
+}
+
+func closeAfter(d *daemon.Daemon, runErr error) error {
+	if err := d.Close(); err != nil && runErr == nil {
+		return err
+	}
+	return runErr
+}
+
+// watchdogTicker ticks at half systemd's watchdog interval, or never when
+// the watchdog is off.
+func watchdogTicker() *time.Ticker {
+	interval, err := sd.SdWatchdogEnabled(false)
+	if err != nil || interval <= 0 {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		return t
+	}
+	return time.NewTicker(interval / 2)
+}
+
+// notify tells systemd the daemon's state; outside systemd it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := sd.SdNotify(false, state); err != nil {
+		log.Warn("cannot notify systemd", "state", state, "error", err)
+	}
 }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// notifySocket collects what the daemon tells systemd.
+type notifySocket struct {
+	mu   sync.Mutex
+	msgs []string
+	path string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	n := &notifySocket{path: filepath.Join(t.TempDir(), "notify.sock")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.msgs = append(n.msgs, string(buf[:k]))
+			n.mu.Unlock()
+		}
+	}()
+	return n
+}
+
+func (n *notifySocket) count(msg string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, m := range n.msgs {
+		if strings.Contains(m, msg) {
+			c++
+		}
+	}
+	return c
+}
+
+// TestReloadAndSystemdNotify: SIGHUP with a broken configuration is refused
+// and the daemon goes on; SIGHUP with a new LMS connection starts polling
+// it; systemd hears READY, RELOADING, STOPPING and watchdog pings.
+func TestReloadAndSystemdNotify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test: skipped with -short")
+	}
+	bin := binary(t)
+	cfgPath := e2eSetup(t, "http://placeholder", "")
+	dir := filepath.Dir(cfgPath)
+	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
+	withTarget(t, cfgPath, base, "")
+	good, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	ns := listenNotify(t)
+
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=200000")
+	logPath := filepath.Join(dir, "daemon.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	daemonLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+
+	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 1 })
+	dropCSV(t, dir, "one.csv", goodRows(5))
+	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 5 })
+	waitFor(t, 10*time.Second, func() bool { return ns.count("WATCHDOG=1") >= 2 })
+
+	// A typo: refused, with file, line and key; the daemon carries on.
+	require.NoError(t, os.WriteFile(cfgPath, append(good, []byte("    concurency: 3\n")...), 0o644))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(daemonLog(), "reload refused") })
+	assert.Contains(t, daemonLog(), "cvbridge.yaml:")
+	assert.Contains(t, daemonLog(), "concurency: unknown key")
+	more := make([][]string, 0, 3)
+	for i := range 3 {
+		more = append(more, []string{fmt.Sprintf("R%d", i), "VCA-BASIS", "01-03-2026", "ja", "7", ""})
+	}
+	dropCSV(t, dir, "two.csv", more)
+	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 8 })
+
+	// A valid change: a second LMS connection with its own drop folder.
+	require.NoError(t, os.WriteFile(cfgPath, good, 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "drop2"), 0o755))
+	second, err := os.ReadFile(filepath.Join(dir, "lms.d", "export.yaml"))
+	require.NoError(t, err)
+	second = []byte(strings.NewReplacer("name: export", "name: second", "folder: drop", "folder: drop2").Replace(string(second)))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lms.d", "second.yaml"), second, 0o644))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(daemonLog(), "configuration reloaded") })
+	rows := make([][]string, 0, 4)
+	for i := range 4 {
+		rows = append(rows, []string{fmt.Sprintf("S%d", i), "BHV", "01-03-2026", "ja", "7", ""})
+	}
+	tmp := filepath.Join(dir, "drop2", ".x.part")
+	var b strings.Builder
+	b.WriteString("Deelnemer;Cursuscode;Datum afgerond;Geslaagd;Cijfer;Opmerking\n")
+	for _, r := range rows {
+		b.WriteString(strings.Join(r, ";") + "\n")
+	}
+	require.NoError(t, os.WriteFile(tmp, []byte(b.String()), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "drop2", "three.csv")))
+	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 12 })
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+	assert.Equal(t, 2, ns.count("RELOADING=1"))
+	assert.Equal(t, 3, ns.count("READY=1"), "ready at start, after the refused and after the done reload")
+	assert.Equal(t, 1, ns.count("STOPPING=1"))
+	assert.Zero(t, simStats(t, base).Duplicates)
+}
