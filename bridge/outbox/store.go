@@ -11,6 +11,7 @@ package outbox
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"time"
 )
@@ -63,6 +64,18 @@ type NewResult struct {
 	RejectReason  string    // non-empty: store as rejected, never send
 }
 
+// RejectionHash identifies a rejected result for deduplication: the same
+// reason for the same source row of the same pair is recorded once, however
+// often a source with a lookback window reads it again. Backends store it in
+// place of the body hash of rejected rows.
+func RejectionHash(r NewResult) []byte {
+	h := sha256.New()
+	h.Write([]byte(r.RejectReason))
+	h.Write([]byte{0})
+	h.Write([]byte(r.SourceRef))
+	return h.Sum(nil)
+}
+
 // EnqueueOutcome says what Enqueue did.
 type EnqueueOutcome string
 
@@ -73,6 +86,8 @@ const (
 	Unchanged EnqueueOutcome = "unchanged" // the same body was already queued, sending, delivered or failed: nothing written
 	Ignored   EnqueueOutcome = "ignored"   // the pair was delivered (or is being sent): stored as ignored
 	Rejected  EnqueueOutcome = "rejected"  // stored as rejected
+	// An identical ignored or rejected row of the pair is Unchanged too:
+	// sources that re-read a window do not pile up history rows.
 )
 
 // EnqueuePolicy tunes Enqueue.

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"Purge", testPurge},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"OneActiveRowPerPair", testOneActiveRowPerPair},
+		{"HistoryIsRecordedOnce", testHistoryIsRecordedOnce},
 		{"LeaseTakeoverAndRenewal", testLeaseTakeoverAndRenewal},
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseContention", testLeaseContention},

@@ -83,10 +83,7 @@ func (t *txn) Enqueue(ctx context.Context, r outbox.NewResult, p outbox.EnqueueP
 	key := strings.ToLower(r.PersonID)
 
 	if r.RejectReason != "" {
-		if err := t.insert(ctx, r, key, nil, outbox.StateRejected, r.RejectReason, now); err != nil {
-			return "", err
-		}
-		return outbox.Rejected, nil
+		return t.record(ctx, r, key, outbox.RejectionHash(r), outbox.StateRejected, r.RejectReason, now)
 	}
 	if r.ElearningCode == "" || r.PersonID == "" {
 		return "", fmt.Errorf("enqueue for target %q: elearningcode %q and person id must both be set (or the result rejected)", r.Target, r.ElearningCode)
@@ -157,8 +154,33 @@ func (t *txn) onActive(ctx context.Context, cur activeRow, r outbox.NewResult, p
 		reason = fmt.Sprintf("already being sent to Coachview as result #%d (claimed %s); Coachview registers only one result per person and part",
 			cur.ID, time.UnixMilli(cur.UpdatedAt).UTC().Format(time.RFC3339))
 	}
-	if err := t.insert(ctx, r, key, hash, outbox.StateIgnored, reason, now); err != nil {
+	return t.record(ctx, r, key, hash, outbox.StateIgnored, reason, now)
+}
+
+// historyQuery counts the pair's rows in a history state with a given hash.
+const historyQuery = `SELECT COUNT(*) FROM results
+	WHERE person_key = ? AND target = ? AND elearningcode = ? AND state = ? AND body_hash = ?`
+
+// record stores r as an ignored or rejected row, unless the pair already has
+// an identical one (same state and hash): then it writes nothing and reports
+// Unchanged, so a source re-reading a window leaves one row, not one a poll.
+func (t *txn) record(ctx context.Context, r outbox.NewResult, key string, hash []byte, state outbox.State, reason string, now time.Time) (outbox.EnqueueOutcome, error) {
+	q, err := t.stmt(ctx, historyQuery)
+	if err != nil {
+		return "", fmt.Errorf("enqueue: prepare the history lookup: %w", err)
+	}
+	var n int
+	if err := q.GetContext(ctx, &n, key, r.Target, r.ElearningCode, string(state), hash); err != nil {
+		return "", fmt.Errorf("enqueue for target %q, elearningcode %q: look up %s rows: %w", r.Target, r.ElearningCode, state, err)
+	}
+	if n > 0 {
+		return outbox.Unchanged, nil
+	}
+	if err := t.insert(ctx, r, key, hash, state, reason, now); err != nil {
 		return "", err
+	}
+	if state == outbox.StateRejected {
+		return outbox.Rejected, nil
 	}
 	return outbox.Ignored, nil
 }
