@@ -4,7 +4,7 @@ BIN     := bin/cvbridge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build run test bench lint fuzz clean check-deps
+.PHONY: help build run test bench lint fuzz deb clean check-deps
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,9 @@ fuzz: ## run every fuzz target for FUZZTIME (30s) each
 	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+deb: check-deps ## build the Debian package into bin/
+	./systemd/deb/build.sh $(VERSION) bin
 
 clean: ## remove build output and the quick start's ./var
 	rm -rf bin var

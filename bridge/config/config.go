@@ -22,6 +22,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/sign"
@@ -38,6 +39,8 @@ type Config struct {
 	Log     Log                `yaml:"log"`
 	Results Results            `yaml:"results"`
 	Targets map[string]*Target `yaml:"targets"`
+	// Admin is the admin listener: health, readiness, metrics, dashboard.
+	Admin admin.Settings `yaml:"admin"`
 
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
@@ -45,6 +48,8 @@ type Config struct {
 	Location *time.Location `yaml:"-"`
 	// Connections are the LMS files, sorted by name.
 	Connections []*Connection `yaml:"-"`
+	// AdminPasswordHash is the dashboard's bcrypt hash, nil when none is set.
+	AdminPasswordHash []byte `yaml:"-"`
 }
 
 // Storage says where the outbox lives.
@@ -162,6 +167,7 @@ func Defaults() Config {
 		Storage:  Storage{Driver: "sqlite", Retention: 90 * 24 * time.Hour},
 		Log:      Log{Level: "info", Format: "text"},
 		Results:  Results{Decimals: 2, Rounding: string(result.RoundHalfUp)},
+		Admin:    admin.DefaultSettings(),
 	}
 }
 
@@ -275,6 +281,15 @@ func (c *Config) resolve(root *yaml.Node) error {
 		return fail("results", "%v", err)
 	}
 	c.Results.XSDFile = c.Abs(c.Results.XSDFile)
+	c.Admin.PasswordHashFile = c.Abs(c.Admin.PasswordHashFile)
+	if err := c.Admin.Validate(); err != nil {
+		return fail("admin", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	hash, err := c.Admin.PasswordHash()
+	if err != nil {
+		return fail("admin.password_hash_file", "%v", err)
+	}
+	c.AdminPasswordHash = hash
 
 	if len(c.Targets) == 0 {
 		return fail("targets", "at least one Coachview target is required")

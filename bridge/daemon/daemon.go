@@ -14,14 +14,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
@@ -40,6 +43,8 @@ type Options struct {
 	// PurgeEvery is how often delivered history older than the retention is
 	// purged (1h).
 	PurgeEvery time.Duration
+	// Version is shown on the dashboard and in cvbridge_build_info.
+	Version string
 }
 
 // Daemon is an assembled cvbridge, ready to Run.
@@ -54,6 +59,8 @@ type Daemon struct {
 	clock       clock.Clock
 	purgeEvery  time.Duration
 	owner       string
+	metrics     *metrics.Metrics
+	admin       http.Handler
 }
 
 // Open assembles the daemon. On error everything opened so far is closed.
@@ -80,8 +87,10 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 	if d.schema, err = LoadSchema(cfg); err != nil {
 		return nil, err
 	}
+	d.metrics = metrics.New(metrics.Options{Queue: d.store, Targets: cfg.TargetNames, Clock: d.clock, Version: opts.Version, Logger: d.log})
 	for _, name := range cfg.TargetNames() {
-		disp, err := NewDispatcher(cfg.Targets[name], d.store, delivery.Options{Clock: d.clock, Logger: d.log, Owner: d.owner})
+		disp, err := NewDispatcher(cfg.Targets[name], d.store, delivery.Options{
+			Clock: d.clock, Logger: d.log, Owner: d.owner, Version: opts.Version, Observe: d.metrics.Delivered})
 		if err != nil {
 			return nil, err
 		}
@@ -104,15 +113,41 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 			Policy:     outbox.EnqueuePolicy{ReplacePending: conn.ReplacesPending()},
 			Logger:     d.log,
 			Queued:     d.dispatchers[conn.Target].Wake,
+			Committed:  d.metrics.Committed,
 		})
-		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron})
+		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron, Polled: d.metrics.Polled})
 	}
 	ropts := intake.RunnerOptions{Logger: d.log, Clock: d.clock, Owner: d.owner}
 	if leaser, ok := d.store.(outbox.Leaser); ok {
 		ropts.Leaser = leaser
 	}
 	d.runner = intake.NewRunner(jobs, ropts)
+	if d.admin, err = admin.New(admin.Options{
+		Store:        d.store,
+		Targets:      cfg.TargetNames,
+		Connections:  d.runner.Statuses,
+		Metrics:      d.metrics.Handler(),
+		Requeued:     d.wake,
+		Clock:        d.clock,
+		User:         cfg.Admin.User,
+		PasswordHash: cfg.AdminPasswordHash,
+		Logger:       d.log,
+		Version:      opts.Version,
+	}); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// AdminHandler serves the admin listener: /healthz, /readyz, /metrics and
+// the dashboard.
+func (d *Daemon) AdminHandler() http.Handler { return d.admin }
+
+// wake asks target's dispatcher to look for due results now.
+func (d *Daemon) wake(target string) {
+	if disp, ok := d.dispatchers[target]; ok {
+		disp.Wake()
+	}
 }
 
 // Store returns the daemon's outbox store.

@@ -91,6 +91,10 @@ type Options struct {
 	Owner string
 	// Version goes into the User-Agent "cvbridge/<version>" (default "dev").
 	Version string
+	// Observe, when set, is told the outcome of every attempt that sent a
+	// request, once the store was asked to record it (metrics). It is called
+	// from the sending workers, so it must be safe for concurrent use and quick.
+	Observe func(Outcome)
 }
 
 // Dispatcher delivers one target's due results, concurrently, and applies
@@ -106,6 +110,7 @@ type Dispatcher struct {
 	owner     string
 	userAgent string
 	limiter   *rate.Limiter // nil when unlimited
+	observe   func(Outcome) // nil when nobody observes
 	wake      chan struct{}
 	step      sync.Mutex // one RunDue at a time
 }
@@ -136,6 +141,7 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 		log:       opts.Logger,
 		owner:     opts.Owner,
 		userAgent: "cvbridge/" + orDefault(opts.Version, "dev"),
+		observe:   opts.Observe,
 		wake:      make(chan struct{}, 1),
 	}
 	if d.clock == nil {
@@ -359,10 +365,14 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 	var (
 		attempts atomic.Int64
 		paused   atomic.Bool
-		pauseMu  sync.Once
-		mu       sync.Mutex
-		errs     []error
-		last     Class
+		// storeDown is set when an outcome could not be recorded: the
+		// store is unreachable, so every further 200 could not be recorded
+		// either and would be sent again later. The rest of the batch waits.
+		storeDown atomic.Bool
+		pauseMu   sync.Once
+		mu        sync.Mutex
+		errs      []error
+		last      Class
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -376,7 +386,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 			for it := range jobs {
 				// A row whose lease could run out during the request is
 				// handed back rather than risk a second sender.
-				if ctx.Err() != nil || paused.Load() || d.clock.Now().Add(d.set.Timeout).After(it.LeaseUntil) {
+				if ctx.Err() != nil || paused.Load() || storeDown.Load() || d.clock.Now().Add(d.set.Timeout).After(it.LeaseUntil) {
 					if err := d.release(ctx, it); err != nil {
 						fail(err)
 					}
@@ -392,6 +402,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 				last = class
 				mu.Unlock()
 				if err != nil {
+					storeDown.Store(true)
 					fail(err)
 				}
 				if class == Forbidden {
@@ -482,6 +493,12 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item) (Class, error)
 		Streak: dec.streak, StreakSince: dec.since, LastClass: string(dec.lastClass), LastError: dec.lastError,
 	})
 	d.logOutcome(ctx, it, class, res, dec, err)
+	if d.observe != nil {
+		d.observe(Outcome{
+			Target: d.target.Name, Class: class, State: dec.state, Attempt: it.Tries + 1,
+			Status: res.status, Duration: res.duration,
+		})
+	}
 	switch {
 	case errors.Is(err, outbox.ErrLeaseLost):
 		return class, nil

@@ -32,6 +32,7 @@ type Sink struct {
 	policy     outbox.EnqueuePolicy
 	log        *slog.Logger
 	queued     func()
+	committed  func(connection string, sum source.Summary)
 }
 
 var _ source.Sink = (*Sink)(nil)
@@ -45,6 +46,9 @@ type SinkConfig struct {
 	// Queued, when set, is called after a commit queued something new, to
 	// wake the target's dispatcher.
 	Queued func()
+	// Committed, when set, is called after every successful commit with
+	// what it did (metrics). It must be quick and safe for concurrent use.
+	Committed func(connection string, sum source.Summary)
 }
 
 // NewSink returns a sink that commits into store.
@@ -56,6 +60,7 @@ func NewSink(store outbox.Store, renderer Renderer, cfg SinkConfig) *Sink {
 	return &Sink{
 		store: store, renderer: renderer, connection: cfg.Connection, target: cfg.Target,
 		policy: cfg.Policy, log: log.With("connection", cfg.Connection, "target", cfg.Target), queued: cfg.Queued,
+		committed: cfg.Committed,
 	}
 }
 
@@ -103,6 +108,9 @@ func (s *Sink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add f
 	if sum.Total() > 0 {
 		s.log.Info("committed", "queued", sum.Queued, "replaced", sum.Replaced, "unchanged", sum.Unchanged,
 			"ignored", sum.Ignored, "rejected", sum.Rejected)
+	}
+	if s.committed != nil {
+		s.committed(s.connection, sum)
 	}
 	if sum.Queued+sum.Replaced > 0 && s.queued != nil {
 		s.queued()

@@ -139,7 +139,7 @@ func TestCheckNamesConfigMistake(t *testing.T) {
 	cfgPath := e2eSetup(t, "http://127.0.0.1:1", "    concurrancy: 3\n")
 	_, err := runCLI(t, "check", "--config", cfgPath)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "cvbridge.yaml:9: targets.coachview.concurrancy: unknown key (did you mean \"concurrency\"?)")
+	assert.Contains(t, err.Error(), "cvbridge.yaml:11: targets.coachview.concurrancy: unknown key (did you mean \"concurrency\"?)")
 
 	cfgPath = e2eSetup(t, "http://127.0.0.1:1", "")
 	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(cfgPath), "lms.d", "export.yaml"),

@@ -37,6 +37,8 @@ func e2eSetup(t *testing.T, url string, targetExtra string) string {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(e2eSecret+"\n"), 0o600))
 	main := fmt.Sprintf(`storage:
   path: outbox.db
+admin:
+  listen: 127.0.0.1:0
 targets:
   coachview:
     url: %s/elearning/result.aspx?plugin=e2e

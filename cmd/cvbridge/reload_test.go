@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,6 +88,25 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 1 })
 	dropCSV(t, dir, "one.csv", goodRows(5))
 	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 5 })
+	adminURL := regexp.MustCompile(`admin listener" address=(http://[0-9.:]+/)`).FindStringSubmatch(daemonLog())
+	require.Len(t, adminURL, 2, "the admin listener's address is logged")
+	checkAdmin := func(wantDelivered string) {
+		t.Helper()
+		ready, err := http.Get(adminURL[1] + "readyz")
+		require.NoError(t, err)
+		ready.Body.Close()
+		assert.Equal(t, http.StatusOK, ready.StatusCode)
+		// The simulator counts a result before the daemon records the 200.
+		waitFor(t, 10*time.Second, func() bool {
+			resp, err := http.Get(adminURL[1] + "metrics")
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			return strings.Contains(string(body), `cvbridge_results_delivered_total{target="coachview"} `+wantDelivered+"\n")
+		})
+	}
+	checkAdmin("5")
 	waitFor(t, 10*time.Second, func() bool { return ns.count("WATCHDOG=1") >= 2 })
 
 	// A typo: refused, with file, line and key; the daemon carries on.
@@ -122,6 +144,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	require.NoError(t, os.WriteFile(tmp, []byte(b.String()), 0o644))
 	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "drop2", "three.csv")))
 	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 12 })
+	checkAdmin("4") // the same listener, now serving the reloaded daemon, whose counters start afresh
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())

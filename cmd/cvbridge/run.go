@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +44,15 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The admin listener lives as long as the process; a reload swaps the
+	// handler behind it, so no connection is dropped.
+	adminSrv, adminHandler, err := serveAdmin(cfg.Admin.Listen, log)
+	if err != nil {
+		_ = d.Close()
+		return err
+	}
+	defer shutdown(adminSrv)
+	adminHandler.set(d.AdminHandler())
 	cur := launch(ctx, d)
 
 	hup := make(chan os.Signal, 1)
@@ -60,7 +73,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextLog, err := reload(ctx, *cfgPath)
+			next, nextLog, err := reload(ctx, *cfgPath, cfg.Admin.Listen)
 			if err != nil {
 				log.Error("reload refused; the running configuration stays in force", "error", err)
 				notify(log, sd.SdNotifyReady)
@@ -72,6 +85,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			log = nextLog
 			slog.SetDefault(log)
 			cur = launch(ctx, next)
+			adminHandler.set(next.AdminHandler())
 			log.Info("configuration reloaded", "config", *cfgPath)
 			notify(log, sd.SdNotifyReady)
 		case <-watchdog.C:
@@ -82,12 +96,15 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 
 // reload loads the configuration and assembles a daemon from it without
 // starting it.
-func reload(ctx context.Context, path string) (*daemon.Daemon, *slog.Logger, error) {
+func reload(ctx context.Context, path, adminListen string) (*daemon.Daemon, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	log := newLogger(cfg, os.Stderr)
+	if cfg.Admin.Listen != adminListen {
+		log.Warn("admin.listen changes only at a restart", "listening", adminListen, "configured", cfg.Admin.Listen)
+	}
 	d, err := openDaemon(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -98,7 +115,51 @@ func reload(ctx context.Context, path string) (*daemon.Daemon, *slog.Logger, err
 func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon.Daemon, error) {
 	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
 		return buildSource(cfg, conn, log)
-	}, daemon.Options{Logger: log})
+	}, daemon.Options{Logger: log, Version: version})
+}
+
+// swapHandler serves whatever handler was set last.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+// serveAdmin starts the admin listener on addr.
+func serveAdmin(addr string, log *slog.Logger) (*http.Server, *swapHandler, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener (admin.listen): %w", err)
+	}
+	h := &swapHandler{}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener stopped", "error", err)
+		}
+	}()
+	log.Info("admin listener", "address", "http://"+ln.Addr().String()+"/")
+	return srv, h, nil
+}
+
+// shutdown stops a server, letting requests in progress finish briefly.
+func shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
 }
 
 // running is a started daemon.

@@ -1,0 +1,268 @@
+// Package admin owns the admin listener's HTTP handler: /healthz (the
+// process is alive), /readyz (the store answers and no target is paused),
+// /metrics (served from the handler it is given) and a server-rendered HTML
+// dashboard of targets, LMS connections, the outbox, recent failures and
+// parked results, with Retry and Cancel buttons.
+//
+// The dashboard needs no JavaScript and loads no external assets. Its
+// buttons are POST forms protected against cross-site request forgery (a
+// signed double-submit token and Go's cross-origin check), and it may ask for
+// a password (HTTP basic auth against a bcrypt hash). It shows results by
+// the person's external id only, never by name.
+//
+// The package owns no storage: it reads and changes the outbox only through
+// the Store it is given.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// Store is the part of the outbox the admin handler reads and changes;
+// outbox.Store is one.
+type Store interface {
+	Counts(ctx context.Context, target string) (map[outbox.State]int, error)
+	List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
+	Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error)
+	TargetState(ctx context.Context, target string) (outbox.TargetState, error)
+	Retry(ctx context.Context, id int64, now time.Time) error
+	Cancel(ctx context.Context, id int64, now time.Time) error
+}
+
+var _ Store = outbox.Store(nil)
+
+// Enrolment is one enrolment request Coachview sent to the bridge, as the
+// dashboard shows it.
+type Enrolment struct {
+	At            time.Time
+	Connection    string // the LMS connection it was for
+	Action        string // for example "enrol" or "unenrol"
+	PersonID      string // Coachview's external id of the person; never a name
+	ElearningCode string
+	Verdict       string // what became of it, for example "applied" or "refused"
+	Error         string // why it was refused or failed, if it was
+}
+
+// Enrolments lists recent inbound enrolments, newest first. The inbound
+// enrolment code implements it; without one the dashboard says the feature
+// is not enabled.
+type Enrolments interface {
+	RecentEnrolments(ctx context.Context, limit int) ([]Enrolment, error)
+}
+
+// Options are the handler's collaborators. Store and Targets are required.
+type Options struct {
+	// Store is the outbox.
+	Store Store
+	// Targets returns the configured target names, in display order. It is
+	// called per request, so a reloaded configuration shows at once.
+	Targets func() []string
+	// Connections returns each LMS connection's status (intake.Runner's
+	// Statuses); nil shows none.
+	Connections func() []intake.Status
+	// Enrolments feeds the inbound enrolments section; nil says it is not enabled.
+	Enrolments Enrolments
+	// Metrics serves /metrics (metrics.Metrics' Handler); nil answers 404.
+	Metrics http.Handler
+	// Requeued, when set, is called with a result's target after the
+	// operator retried it, to wake that target's dispatcher.
+	Requeued func(target string)
+	// Clock tells the time for retries, cancels and ages (default: the wall clock).
+	Clock clock.Clock
+	// User and PasswordHash (a bcrypt hash, Settings.PasswordHash) protect
+	// the dashboard and its buttons with HTTP basic auth; with no hash the
+	// dashboard asks for no password. /healthz, /readyz and /metrics never do.
+	User         string
+	PasswordHash []byte
+	// Logger receives one line per operator action and refused login
+	// (default: slog.Default()).
+	Logger *slog.Logger
+	// Version is shown in the dashboard's header.
+	Version string
+}
+
+// Handler is the admin listener's http.Handler. Create it with New.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+	auth *authenticator // nil when no password is set
+	csrf csrfKey
+	mux  *http.ServeMux
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// maxFormBytes bounds a POSTed form: a token and nothing else.
+const maxFormBytes = 4 << 10
+
+// storeTimeout bounds the store queries of one request.
+const storeTimeout = 10 * time.Second
+
+// New returns the admin handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("admin: no store")
+	}
+	if opts.Targets == nil {
+		return nil, errors.New("admin: no target list")
+	}
+	if opts.Connections == nil {
+		opts.Connections = func() []intake.Status { return nil }
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.User == "" {
+		opts.User = DefaultUser
+	}
+	h := &Handler{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	if len(opts.PasswordHash) > 0 {
+		if err := checkHash(opts.PasswordHash); err != nil {
+			return nil, fmt.Errorf("admin: password hash: %w", err)
+		}
+		h.auth = newAuthenticator(opts.User, opts.PasswordHash, opts.Logger)
+	}
+	_, _ = rand.Read(h.csrf[:]) // crypto/rand.Read never fails
+	cop := http.NewCrossOriginProtection()
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	if opts.Metrics != nil {
+		h.mux.Handle("GET /metrics", opts.Metrics)
+	}
+	h.mux.Handle("GET /{$}", h.protect(http.HandlerFunc(h.dashboard)))
+	h.mux.Handle("POST /results/{id}/{action}", h.protect(cop.Handler(http.HandlerFunc(h.action))))
+	return h, nil
+}
+
+// ServeHTTP sets the security headers and routes the request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", contentSecurityPolicy)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	h.mux.ServeHTTP(w, r)
+}
+
+// protect asks for the password, when one is set.
+func (h *Handler) protect(next http.Handler) http.Handler {
+	if h.auth == nil {
+		return next
+	}
+	return h.auth.wrap(next)
+}
+
+// healthz answers 200 while the process serves HTTP at all.
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	text(w, http.StatusOK, "ok\n")
+}
+
+// readyz answers 200 when the store answers and no target is paused, else
+// 503 with every reason, one per line.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	var reasons []string
+	targets := h.opts.Targets()
+	if len(targets) == 0 {
+		if _, err := h.opts.Store.List(ctx, outbox.Filter{Limit: 1}); err != nil {
+			reasons = append(reasons, "the outbox store does not answer: "+err.Error())
+		}
+	}
+	for _, t := range targets {
+		st, err := h.opts.Store.TargetState(ctx, t)
+		if err != nil {
+			reasons = append(reasons, "the outbox store does not answer: "+err.Error())
+			break
+		}
+		if st.Paused {
+			reasons = append(reasons, fmt.Sprintf("target %s is paused: %s", t, st.Reason))
+		}
+	}
+	if len(reasons) > 0 {
+		text(w, http.StatusServiceUnavailable, "not ready\n"+strings.Join(reasons, "\n")+"\n")
+		return
+	}
+	text(w, http.StatusOK, "ready\n")
+}
+
+// action applies a Retry or Cancel button to one result.
+func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	if action != "retry" && action != "cancel" {
+		http.NotFound(w, r)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.NotFound(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.message(w, http.StatusBadRequest, "The form could not be read: "+err.Error())
+		return
+	}
+	if !h.csrf.valid(r) {
+		h.log.Warn("admin: refused a form without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.message(w, http.StatusForbidden, "The form's security token is missing or stale. Reload the dashboard and press the button again.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	now := h.opts.Clock.Now()
+	item, _, err := h.opts.Store.Get(ctx, id)
+	if err == nil {
+		if action == "retry" {
+			err = h.opts.Store.Retry(ctx, id, now)
+		} else {
+			err = h.opts.Store.Cancel(ctx, id, now)
+		}
+	}
+	switch {
+	case errors.Is(err, outbox.ErrNotFound):
+		h.message(w, http.StatusNotFound, fmt.Sprintf("Result #%d does not exist (it may have been purged).", id))
+		return
+	case errors.Is(err, outbox.ErrState):
+		h.message(w, http.StatusConflict, fmt.Sprintf("Result #%d was not changed: %v.", id, err))
+		return
+	case err != nil:
+		h.log.Error("admin: "+action+" failed", "result", id, "error", err)
+		h.message(w, http.StatusInternalServerError, fmt.Sprintf("Result #%d could not be changed: %v.", id, err))
+		return
+	}
+	done := "retried"
+	if action == "cancel" {
+		done = "cancelled"
+	}
+	h.log.Info("admin: result "+done+" by the operator", "result", id, "target", item.Target, "remote", r.RemoteAddr)
+	if action == "retry" && h.opts.Requeued != nil {
+		h.opts.Requeued(item.Target)
+	}
+	http.Redirect(w, r, fmt.Sprintf("/?done=%s&result=%d", done, id), http.StatusSeeOther)
+}
+
+// text writes a plain-text answer.
+func text(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}

@@ -1,0 +1,360 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cvbridge/cvbridge/bridge/admin"
+	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/metrics"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+func TestHealthz(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	require.NoError(t, f.store.Close()) // alive means alive, whatever the store says
+	r := f.get(http.DefaultClient, "/healthz")
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "ok\n", r.body)
+}
+
+func TestReadyz(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, f *fixture)
+		status  int
+		lines   []string
+	}{
+		{name: "ready", status: http.StatusOK, lines: []string{"ready"}},
+		{
+			name: "a paused target",
+			prepare: func(t *testing.T, f *fixture) {
+				require.NoError(t, delivery.Pause(t.Context(), f.store, "beta", "maintenance", f.clk.Now()))
+			},
+			status: http.StatusServiceUnavailable,
+			lines:  []string{"not ready", "target beta is paused: paused by the operator: maintenance"},
+		},
+		{
+			name: "paused by a 403",
+			prepare: func(t *testing.T, f *fixture) {
+				require.NoError(t, f.store.SetTargetState(t.Context(), outbox.TargetState{
+					Target: "acme", Paused: true, Reason: delivery.ForbiddenReason, PausedAt: f.clk.Now(), NextProbeAt: f.clk.Now().Add(time.Hour),
+				}))
+			},
+			status: http.StatusServiceUnavailable,
+			lines:  []string{"not ready", "target acme is paused: " + delivery.ForbiddenReason},
+		},
+		{
+			name:    "store closed",
+			prepare: func(t *testing.T, f *fixture) { require.NoError(t, f.store.Close()) },
+			status:  http.StatusServiceUnavailable,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, nil)
+			if tt.prepare != nil {
+				tt.prepare(t, f)
+			}
+			r := f.get(http.DefaultClient, "/readyz")
+			assert.Equal(t, tt.status, r.status, r.body)
+			if tt.lines != nil {
+				assert.Equal(t, strings.Join(tt.lines, "\n")+"\n", r.body)
+			} else {
+				assert.Contains(t, r.body, "not ready\nthe outbox store does not answer: ")
+			}
+		})
+	}
+}
+
+func TestMetricsRoute(t *testing.T) {
+	t.Parallel()
+	var m *metrics.Metrics
+	f := newFixture(t, func(o *admin.Options) {
+		m = metrics.New(metrics.Options{Queue: o.Store.(metrics.Queue), Targets: o.Targets, Clock: o.Clock})
+		o.Metrics = m.Handler()
+	})
+	m.Delivered(delivery.Outcome{Target: "acme", Class: delivery.Delivered, State: outbox.StateDelivered, Attempt: 1})
+	r := f.get(http.DefaultClient, "/metrics")
+	require.Equal(t, http.StatusOK, r.status)
+	for _, family := range []string{
+		"cvbridge_results_delivered_total", "cvbridge_delivery_attempts_total", "cvbridge_outbox_results",
+		"cvbridge_outbox_oldest_pending_age_seconds", "cvbridge_target_paused", "cvbridge_store_up",
+		"cvbridge_build_info",
+	} {
+		assert.Contains(t, r.body, "# TYPE "+family+" ", family)
+	}
+	assert.Contains(t, r.body, `cvbridge_outbox_results{state="failed",target="acme"} 1`)
+
+	without := newFixture(t, nil)
+	assert.Equal(t, http.StatusNotFound, without.get(http.DefaultClient, "/metrics").status)
+}
+
+func TestDashboardShowsTheBridge(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	require.NoError(t, delivery.Pause(t.Context(), f.store, "beta", "maintenance", f.clk.Now()))
+	r := f.get(f.client(), "/")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Equal(t, "text/html; charset=utf-8", r.header.Get("Content-Type"))
+	for _, want := range []string{
+		"1.0.0-test",
+		// targets: state, counts, oldest waiting (queued 2 minutes ago)
+		`<span class="ok">active</span>`, "paused by the operator: maintenance", "cvbridge target resume beta",
+		"<td>2m</td>",
+		// connections
+		"moodle-main", "4 queued, 0 replaced, 2 unchanged", "moodle: web service answered 503",
+		// retrying, with Coachview's message
+		"p-retrying", "Coachview found no person &#34;p-retrying&#34;",
+		// parked, with Coachview's answer and both buttons
+		`id="result-` + itoa(f.parked) + `"`, "p-parked", coachviewAnswer,
+		`action="` + path(f.parked, "retry") + `"`, `action="` + path(f.parked, "cancel") + `"`,
+		// the enrolments section, empty
+		"Inbound enrolments are not enabled.",
+	} {
+		assert.Contains(t, r.body, want)
+	}
+	assert.NotContains(t, r.body, "<script", "the dashboard needs no JavaScript")
+	assert.NotContains(t, r.body, "p-sent", "delivered results are counted, not listed")
+
+	// The inline style sheet is exactly the one the CSP allows by hash.
+	style := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(r.body)
+	require.NotNil(t, style)
+	sum := sha256.Sum256([]byte(style[1]))
+	csp := r.header.Get("Content-Security-Policy")
+	assert.Contains(t, csp, "style-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	assert.Contains(t, csp, "default-src 'none'")
+	assert.NotContains(t, csp, "script-src")
+	assert.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
+	assert.Equal(t, "DENY", r.header.Get("X-Frame-Options"))
+	assert.Equal(t, "no-store", r.header.Get("Cache-Control"))
+}
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// fakeEnrolments is an inbound enrolment feed.
+type fakeEnrolments struct {
+	items []admin.Enrolment
+	err   error
+}
+
+func (e fakeEnrolments) RecentEnrolments(_ context.Context, limit int) ([]admin.Enrolment, error) {
+	return e.items[:min(limit, len(e.items))], e.err
+}
+
+func TestDashboardEnrolments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		feed   admin.Enrolments
+		status int
+		want   []string
+	}{
+		{name: "none yet", feed: fakeEnrolments{}, status: http.StatusOK, want: []string{"No enrolments received yet."}},
+		{
+			name: "listed",
+			feed: fakeEnrolments{items: []admin.Enrolment{{
+				At: epoch, Connection: "moodle-main", Action: "enrol", PersonID: "p-new", ElearningCode: "EL-9", Verdict: "applied",
+			}}},
+			status: http.StatusOK,
+			want:   []string{"<td>enrol</td><td>p-new</td><td>EL-9</td><td>applied</td>"},
+		},
+		{
+			name:   "feed fails",
+			feed:   fakeEnrolments{err: errors.New("enrolment log unreadable")},
+			status: http.StatusServiceUnavailable,
+			want:   []string{"Could not read inbound enrolments: enrolment log unreadable", "No enrolments received yet."},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(o *admin.Options) { o.Enrolments = tt.feed })
+			r := f.get(f.client(), "/")
+			assert.Equal(t, tt.status, r.status)
+			for _, w := range tt.want {
+				assert.Contains(t, r.body, w)
+			}
+		})
+	}
+}
+
+func TestRetryAndCancelButtons(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	c := f.client()
+	tok := f.token(c)
+
+	r := f.post(c, path(f.parked, "retry"), url.Values{"csrf": {tok}}, nil)
+	require.Equal(t, http.StatusOK, r.status, "the redirect leads back to the dashboard: %s", r.body)
+	assert.Contains(t, r.body, "Result #"+itoa(f.parked)+" is queued again")
+	it, _, err := f.store.Get(t.Context(), f.parked)
+	require.NoError(t, err)
+	assert.Equal(t, outbox.StatePending, it.State)
+	assert.Equal(t, 0, it.Tries, "a fresh retry schedule")
+	assert.True(t, it.NextAttemptAt.Equal(f.clk.Now()), "due at once")
+	assert.Equal(t, []string{"acme"}, f.requeuedTargets(), "the target's dispatcher is woken")
+
+	r = f.post(c, path(f.retrying, "cancel"), url.Values{"csrf": {tok}}, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, r.body, "is cancelled and will not be sent")
+	assert.Equal(t, outbox.StateCancelled, f.state(f.retrying))
+
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		want   string
+	}{
+		{name: "delivered row", path: path(f.sent, "retry"), status: http.StatusConflict, want: "only failed, cancelled and pending results can be retried"},
+		{name: "cancel delivered", path: path(f.sent, "cancel"), status: http.StatusConflict, want: "only pending and failed results can be cancelled"},
+		{name: "unknown row", path: path(9999, "retry"), status: http.StatusNotFound, want: "Result #9999 does not exist"},
+		{name: "unknown action", path: path(f.sent, "delete"), status: http.StatusNotFound},
+		{name: "bad id", path: "/results/abc/retry", status: http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.post(c, tt.path, url.Values{"csrf": {tok}}, nil)
+			assert.Equal(t, tt.status, r.status, r.body)
+			assert.Contains(t, r.body, tt.want)
+		})
+	}
+	assert.Equal(t, outbox.StateDelivered, f.state(f.sent))
+	assert.Equal(t, []string{"acme"}, f.requeuedTargets())
+}
+
+func TestCSRFRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		form   func(tok string) url.Values
+		cookie bool // send the browser's cookie
+		header map[string]string
+	}{
+		{name: "no token, no cookie", form: func(string) url.Values { return url.Values{} }},
+		{name: "no token", form: func(string) url.Values { return url.Values{} }, cookie: true},
+		{name: "token without its cookie", form: func(tok string) url.Values { return url.Values{"csrf": {tok}} }},
+		{name: "forged token", form: func(string) url.Values { return url.Values{"csrf": {"AAAA"}} }, cookie: true},
+		{name: "token of another browser", form: nil, cookie: true},
+		{
+			name: "cross-site request with a valid token", form: func(tok string) url.Values { return url.Values{"csrf": {tok}} },
+			cookie: true, header: map[string]string{"Sec-Fetch-Site": "cross-site"},
+		},
+		{
+			name: "foreign origin with a valid token", form: func(tok string) url.Values { return url.Values{"csrf": {tok}} },
+			cookie: true, header: map[string]string{"Origin": "https://evil.example"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, nil)
+			browser := f.client()
+			tok := f.token(browser)
+			form := url.Values{"csrf": {f.token(f.client())}} // another browser's token
+			if tt.form != nil {
+				form = tt.form(tok)
+			}
+			c := f.client()
+			if tt.cookie {
+				c = browser
+			}
+			r := f.post(c, path(f.parked, "retry"), form, tt.header)
+			assert.Equal(t, http.StatusForbidden, r.status, r.body)
+			f.assertUnchanged()
+		})
+	}
+}
+
+func TestPassword(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret horse"), bcrypt.MinCost)
+	require.NoError(t, err)
+	f := newFixture(t, func(o *admin.Options) { o.User, o.PasswordHash = "ops", hash })
+
+	get := func(user, pass string) response {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+"/", nil)
+		require.NoError(t, err)
+		if user != "" || pass != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		return do(t, http.DefaultClient, req)
+	}
+	tests := []struct {
+		name, user, pass string
+		status           int
+	}{
+		{name: "no credentials", status: http.StatusUnauthorized},
+		{name: "wrong password", user: "ops", pass: "s3cret hors", status: http.StatusUnauthorized},
+		{name: "wrong user", user: "admin", pass: "s3cret horse", status: http.StatusUnauthorized},
+		{name: "right", user: "ops", pass: "s3cret horse", status: http.StatusOK},
+		{name: "right again (remembered)", user: "ops", pass: "s3cret horse", status: http.StatusOK},
+		{name: "wrong after right", user: "ops", pass: "guess", status: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		r := get(tt.user, tt.pass)
+		assert.Equal(t, tt.status, r.status, tt.name)
+		if tt.status == http.StatusUnauthorized {
+			assert.Equal(t, `Basic realm="cvbridge admin", charset="UTF-8"`, r.header.Get("WWW-Authenticate"), tt.name)
+			assert.NotContains(t, r.body, "p-parked", tt.name)
+		}
+	}
+
+	// Health and readiness stay open to the service manager and monitoring.
+	assert.Equal(t, http.StatusOK, f.get(http.DefaultClient, "/healthz").status)
+	assert.Equal(t, http.StatusOK, f.get(http.DefaultClient, "/readyz").status)
+
+	// A button pressed without the password changes nothing, even with a valid token.
+	c := f.client()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+"/", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("ops", "s3cret horse")
+	page := do(t, c, req)
+	tok := csrfInput.FindStringSubmatch(page.body)
+	require.NotNil(t, tok)
+	r := f.post(c, path(f.parked, "retry"), url.Values{"csrf": {tok[1]}}, nil)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	f.assertUnchanged()
+}
+
+func TestNewRefuses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	tests := []struct {
+		name string
+		opts admin.Options
+		want string
+	}{
+		{name: "no store", opts: admin.Options{Targets: func() []string { return nil }}, want: "no store"},
+		{name: "no targets", opts: admin.Options{Store: f.store}, want: "no target list"},
+		{
+			name: "plain password as hash",
+			opts: admin.Options{Store: f.store, Targets: func() []string { return nil }, PasswordHash: []byte("hunter2")},
+			want: "not a bcrypt hash",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := admin.New(tt.opts)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}

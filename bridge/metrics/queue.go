@@ -1,0 +1,171 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// Queue is the part of the outbox the scrape-time gauges read; outbox.Store
+// is one.
+type Queue interface {
+	// Counts returns the number of rows per state of target.
+	Counts(ctx context.Context, target string) (map[outbox.State]int, error)
+	// TargetState returns whether target is paused.
+	TargetState(ctx context.Context, target string) (outbox.TargetState, error)
+	Lister
+}
+
+var _ Queue = outbox.Store(nil)
+
+// Lister lists outbox rows; outbox.Store is one.
+type Lister interface {
+	List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
+}
+
+// OldestPendinger is a store that finds the oldest waiting row of a target
+// in one query. OldestPending uses it when the store implements it.
+type OldestPendinger interface {
+	// OldestPending returns the earliest CreatedAt of target's pending and
+	// sending rows; ok is false when it has none.
+	OldestPending(ctx context.Context, target string) (t time.Time, ok bool, err error)
+}
+
+// listPage is how many rows one List call of the fallback walk reads.
+const listPage = 500
+
+// OldestPending returns when the oldest result of target that is still
+// waiting for delivery (pending or sending) was first queued; ok is false
+// when none is waiting.
+//
+// When l implements OldestPendinger it asks the store directly. Otherwise
+// it walks every waiting row of target with List, page by page, and takes
+// the smallest CreatedAt, so it does not depend on List's order. That costs
+// one read of every waiting row (bodies included) per call: fine for the
+// queues an LMS produces, but a store with a large backlog should implement
+// OldestPendinger.
+func OldestPending(ctx context.Context, l Lister, target string) (time.Time, bool, error) {
+	if op, ok := l.(OldestPendinger); ok {
+		return op.OldestPending(ctx, target)
+	}
+	var oldest time.Time
+	for _, st := range []outbox.State{outbox.StatePending, outbox.StateSending} {
+		var after int64
+		for {
+			items, err := l.List(ctx, outbox.Filter{Target: target, State: st, Limit: listPage, AfterID: after})
+			if err != nil {
+				return time.Time{}, false, fmt.Errorf("oldest waiting result of target %s: %w", target, err)
+			}
+			for _, it := range items {
+				if oldest.IsZero() || it.CreatedAt.Before(oldest) {
+					oldest = it.CreatedAt
+				}
+				after = it.ID
+			}
+			// List pages by descending id: AfterID asks for the ids below the last one.
+			if len(items) < listPage {
+				break
+			}
+		}
+	}
+	return oldest, !oldest.IsZero(), nil
+}
+
+// queueCollector reads the outbox gauges from the store at scrape time.
+type queueCollector struct {
+	queue   Queue
+	targets func() []string
+	clock   clock.Clock
+	timeout time.Duration
+	log     *slog.Logger
+
+	up     *prometheus.Desc
+	depth  *prometheus.Desc
+	oldest *prometheus.Desc
+	paused *prometheus.Desc
+}
+
+func newQueueCollector(opts Options) *queueCollector {
+	targets := opts.Targets
+	if targets == nil {
+		targets = func() []string { return nil }
+	}
+	return &queueCollector{
+		queue: opts.Queue, targets: targets, clock: opts.Clock, timeout: opts.ScrapeTimeout, log: opts.Logger,
+		up: prometheus.NewDesc(namespace+"_store_up",
+			"1 when the outbox store answered the scrape's queries, 0 when it did not (the other outbox gauges are then missing).", nil, nil),
+		depth: prometheus.NewDesc(namespace+"_outbox_results",
+			"Results in the outbox, by target and state.", []string{"target", "state"}, nil),
+		oldest: prometheus.NewDesc(namespace+"_outbox_oldest_pending_age_seconds",
+			"Age of the oldest result of a target still waiting for delivery (pending or sending), 0 when none waits.", []string{"target"}, nil),
+		paused: prometheus.NewDesc(namespace+"_target_paused",
+			"1 while a target is paused (by a 403 or by the operator), else 0.", []string{"target"}, nil),
+	}
+}
+
+// Describe sends the descriptors of the outbox gauges.
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.depth
+	ch <- c.oldest
+	ch <- c.paused
+}
+
+// Collect reads every target's counts, oldest waiting row and paused state.
+// When the store fails it reports cvbridge_store_up 0 and no outbox gauges,
+// so a dashboard never shows stale or partial numbers as current.
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := scrapeContext(c.timeout)
+	defer cancel()
+	var out []prometheus.Metric
+	now := c.clock.Now()
+	for _, target := range c.targets() {
+		ms, err := c.target(ctx, target, now)
+		if err != nil {
+			c.log.Warn("metrics: reading the outbox failed; cvbridge_store_up is 0", "target", target, "error", err)
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+			return
+		}
+		out = append(out, ms...)
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	for _, m := range out {
+		ch <- m
+	}
+}
+
+func (c *queueCollector) target(ctx context.Context, target string, now time.Time) ([]prometheus.Metric, error) {
+	counts, err := c.queue.Counts(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("counting results: %w", err)
+	}
+	st, err := c.queue.TargetState(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("reading the paused state: %w", err)
+	}
+	oldest, ok, err := OldestPending(ctx, c.queue, target)
+	if err != nil {
+		return nil, err
+	}
+	var ms []prometheus.Metric
+	for _, state := range outbox.States {
+		ms = append(ms, prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(counts[state]), target, string(state)))
+	}
+	age := 0.0
+	if ok {
+		age = max(0, now.Sub(oldest).Seconds())
+	}
+	ms = append(ms, prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, target))
+	paused := 0.0
+	if st.Paused {
+		paused = 1
+	}
+	ms = append(ms, prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, paused, target))
+	return ms, nil
+}
