@@ -3,6 +3,7 @@ package moodle
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // the mysql driver
+	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // the postgres driver
+	"github.com/lib/pq"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -51,11 +52,21 @@ func (m *Moodle) database(ctx context.Context) (*sqlx.DB, error) {
 	if m.db != nil {
 		return m.db, nil
 	}
-	db, err := sqlx.Open(m.settings.Driver, m.dsn)
+	var connector driver.Connector
+	var err error
+	if m.settings.Driver == driverPostgres {
+		connector, err = pq.NewConnector(m.dsn)
+	} else {
+		var cfg *mysql.Config
+		if cfg, err = mysql.ParseDSN(m.dsn); err == nil {
+			connector, err = mysql.NewConnector(cfg)
+		}
+	}
 	if err != nil {
 		// The driver's message may quote the DSN: do not pass it on.
 		return nil, fmt.Errorf("moodle database: the %s DSN from %s is not valid", m.settings.Driver, m.dsnSource())
 	}
+	db := sqlx.NewDb(sql.OpenDB(readOnlyConnector{Connector: connector, stmt: readOnlySession[m.settings.Driver]}), m.settings.Driver)
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
@@ -71,6 +82,40 @@ func (m *Moodle) dsnSource() string {
 		return "environment variable " + m.settings.DSNEnv
 	}
 	return m.settings.DSNFile
+}
+
+// readOnlySession makes a new connection's session read-only, per driver.
+// Every query also runs in a read-only transaction, but MariaDB and MySQL
+// end a transaction implicitly before DDL: the session setting refuses that
+// too.
+var readOnlySession = map[string]string{
+	driverPostgres: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+	driverMySQL:    "SET SESSION TRANSACTION READ ONLY",
+}
+
+// readOnlyConnector makes every connection it opens read-only before the
+// pool hands it out.
+type readOnlyConnector struct {
+	driver.Connector
+	stmt string
+}
+
+// Connect opens a connection and makes its session read-only.
+func (c readOnlyConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("the database driver cannot run %q", c.stmt)
+	}
+	if _, err := ex.ExecContext(ctx, c.stmt, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("making the session read-only (%s): %w", c.stmt, err)
+	}
+	return conn, nil
 }
 
 // readOnly runs fn in a read-only transaction.
@@ -103,13 +148,18 @@ func (m *Moodle) pollDatabase(ctx context.Context, sink source.Sink) error {
 	defer rep.log(m.log)
 	var total source.Summary
 
-	windowStart := max(cur.Time-int64(m.settings.Lookback/time.Second), 0)
+	// Completions before since are never read, not even to retry them.
+	var since int64
+	if !m.settings.since.IsZero() {
+		since = m.settings.since.Unix()
+	}
+	windowStart := max(cur.Time-int64(m.settings.Lookback/time.Second), since, 0)
 	retry := map[int64]bool{}
 
 	// Completions left over from earlier polls and now behind the window.
 	for start := 0; start < len(cur.Retry); start += retryChunk {
 		ids := cur.Retry[start:min(start+retryChunk, len(cur.Retry))]
-		query, args := q.byIDs(ids, windowStart)
+		query, args := q.byIDs(ids, since, windowStart)
 		rows, err := m.read(ctx, db, query, args)
 		if err != nil {
 			return err
@@ -266,12 +316,14 @@ func (m *Moodle) factsOf(r completionRow) facts {
 	return f
 }
 
-// checkDatabase connects, finds the tables with the configured prefix and
-// probes the columns database mode reads.
-func (m *Moodle) checkDatabase(ctx context.Context) ([]string, error) {
+// checkDatabase connects, finds the tables with the configured prefix,
+// probes the columns database mode reads and checks the mapping fields
+// exist. A failed connection or missing tables end the check; the other
+// problems are all reported.
+func (m *Moodle) checkDatabase(ctx context.Context) ([]string, []error) {
 	db, err := m.database(ctx)
 	if err != nil {
-		return nil, err
+		return nil, []error{err}
 	}
 	q := m.queries()
 	need := requiredTables
@@ -282,57 +334,95 @@ func (m *Moodle) checkDatabase(ctx context.Context) ([]string, error) {
 	for i, t := range need {
 		names[i] = q.t(t.name)
 	}
-	var notes []string
+	var found []string
 	err = readOnly(ctx, db, func(tx *sqlx.Tx) error {
 		query, args := q.tables(names)
-		var found []string
-		if err := tx.SelectContext(ctx, &found, query, args...); err != nil {
-			return fmt.Errorf("moodle database: listing tables: %w", err)
-		}
-		have := map[string]bool{}
-		for _, f := range found {
-			have[strings.ToLower(f)] = true
-		}
-		var missing []string
-		for _, n := range names {
-			if !have[n] {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("moodle database: tables %s not found with prefix %q: check prefix ($CFG->prefix in Moodle's config.php) and that the DSN names Moodle's database",
-				strings.Join(missing, ", "), m.settings.Prefix)
-		}
-		for _, t := range need {
-			if _, err := tx.ExecContext(ctx, q.probe(t.name, t.columns)); err != nil {
-				return fmt.Errorf("moodle database: cannot read columns %s of %s (is the account allowed to SELECT it?): %w",
-					strings.Join(t.columns, ", "), q.t(t.name), err)
-			}
-		}
-		if m.settings.profile != "" {
-			var n int
-			if err := tx.GetContext(ctx, &n, q.profileField(), m.settings.profile); err != nil {
-				return fmt.Errorf("moodle database: reading %s: %w", q.t("user_info_field"), err)
-			}
-			if n == 0 {
-				return fmt.Errorf("moodle database: person_field %s: no custom profile field with short name %q in %s",
-					m.settings.PersonField, m.settings.profile, q.t("user_info_field"))
-			}
-		}
-		if m.settings.CourseField != fieldCourses {
-			var n int
-			if err := tx.GetContext(ctx, &n, q.coursesWithoutCode(m.settings.CourseField)); err != nil {
-				return fmt.Errorf("moodle database: reading %s: %w", q.t("course"), err)
-			}
-			if n > 0 {
-				notes = append(notes, fmt.Sprintf("%d courses with completion tracking have an empty %s: their completions wait until they have one (course_field)",
-					n, m.settings.CourseField))
-			}
-		}
-		return nil
+		return tx.SelectContext(ctx, &found, query, args...)
 	})
 	if err != nil {
-		return notes, err
+		return nil, []error{fmt.Errorf("moodle database: listing tables: %w", err)}
+	}
+	have := map[string]bool{}
+	for _, f := range found {
+		have[strings.ToLower(f)] = true
+	}
+	var missing []string
+	for _, n := range names {
+		if !have[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, []error{fmt.Errorf("moodle database: tables %s not found with prefix %q: check prefix ($CFG->prefix in Moodle's config.php) and that the DSN names Moodle's database",
+			strings.Join(missing, ", "), m.settings.Prefix)}
+	}
+
+	// Each probe in its own transaction: on PostgreSQL a failed statement
+	// spoils the rest of its transaction.
+	var notes []string
+	var problems []error
+	for _, t := range need {
+		err := readOnly(ctx, db, func(tx *sqlx.Tx) error {
+			_, err := tx.ExecContext(ctx, q.probe(t.name, t.columns))
+			return err
+		})
+		if err != nil {
+			problems = append(problems, fmt.Errorf("moodle database: cannot read columns %s of %s (is the account allowed to SELECT it?): %w",
+				strings.Join(t.columns, ", "), q.t(t.name), err))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	if m.settings.profile != "" {
+		var n int
+		err := readOnly(ctx, db, func(tx *sqlx.Tx) error { return tx.GetContext(ctx, &n, q.profileField(), m.settings.profile) })
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("moodle database: reading %s: %w", q.t("user_info_field"), err))
+		case n == 0:
+			problems = append(problems, fmt.Errorf("moodle database: person_field %s: no custom profile field with short name %q in %s: create it under Site administration > Users > User profile fields or correct the short name",
+				m.settings.PersonField, m.settings.profile, q.t("user_info_field")))
+		}
+	}
+	if m.settings.CourseField == fieldCourses {
+		ids := make([]int64, 0, len(m.settings.codeOf))
+		for id := range m.settings.codeOf {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		var exist []int64
+		err := readOnly(ctx, db, func(tx *sqlx.Tx) error {
+			query, args := q.courseIDs(ids)
+			return tx.SelectContext(ctx, &exist, query, args...)
+		})
+		if err != nil {
+			problems = append(problems, fmt.Errorf("moodle database: reading %s: %w", q.t("course"), err))
+		} else {
+			have := map[int64]bool{}
+			for _, id := range exist {
+				have[id] = true
+			}
+			for _, id := range ids {
+				if !have[id] {
+					problems = append(problems, fmt.Errorf("moodle database: courses: Elearningcode %s maps to Moodle course id %d, which is not in %s",
+						m.settings.codeOf[id], id, q.t("course")))
+				}
+			}
+		}
+	} else {
+		var n int
+		err := readOnly(ctx, db, func(tx *sqlx.Tx) error { return tx.GetContext(ctx, &n, q.coursesWithoutCode(m.settings.CourseField)) })
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("moodle database: reading %s: %w", q.t("course"), err))
+		case n > 0:
+			notes = append(notes, fmt.Sprintf("%d courses with completion tracking have an empty %s: their completions wait until they have one (course_field)",
+				n, m.settings.CourseField))
+		}
+	}
+	if len(problems) > 0 {
+		return notes, problems
 	}
 	return append(notes, fmt.Sprintf("database: found the Moodle tables with prefix %s", m.settings.Prefix)), nil
 }

@@ -18,7 +18,7 @@ var usernamePattern = regexp.MustCompile(`^[a-z0-9_.@-]+$`)
 // Enrol finds or creates the person in Moodle (updating names and e-mail
 // when they changed) and enrols them in the course the Elearningcode names
 // with the manual enrolment method. In webservice mode the enrolment is
-// watched from the next poll on.
+// watched from the next poll on, and a poll is asked for at once.
 func (m *Moodle) Enrol(ctx context.Context, e source.Enrolment) error {
 	if err := m.enrollerReady(); err != nil {
 		return err

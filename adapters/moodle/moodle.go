@@ -25,12 +25,13 @@ var (
 	_ source.Source   = (*Moodle)(nil)
 	_ source.Checker  = (*Moodle)(nil)
 	_ source.Enroller = (*Moodle)(nil)
+	_ source.Watcher  = (*Moodle)(nil)
 	_ io.Closer       = (*Moodle)(nil)
 )
 
 // Moodle is one connection to a Moodle site. It implements source.Source,
-// source.Checker and source.Enroller. Polls are serialised; the enroller
-// may run beside them.
+// source.Checker, source.Enroller and source.Watcher (an enrolment asks for
+// a poll at once). Polls are serialised; the enroller may run beside them.
 type Moodle struct {
 	name     string
 	settings Settings
@@ -42,6 +43,10 @@ type Moodle struct {
 	client *ws.Client // nil without url/token
 
 	pollMu sync.Mutex // serialises polls
+	// healed says a web-service poll of this process has read the member
+	// lists of the enrolled-into courses (guarded by pollMu): the first poll
+	// after a start always does, whatever the cursor's HealedAt says.
+	healed bool
 	dbMu   sync.Mutex // guards db
 	db     *sqlx.DB   // opened by the first database poll or check
 
@@ -49,6 +54,9 @@ type Moodle struct {
 	// tracks holds enrolments the enroller made or removed since the last
 	// committed web-service poll, which merges them into its cursor.
 	tracks map[[2]int64]trackChange
+
+	wakeMu sync.Mutex
+	wake   func() // the runner's, while Watch runs
 }
 
 // trackChange is an enrolment the enroller made (add) or removed.
@@ -65,14 +73,15 @@ func New(c adapters.Connection) (source.Source, error) {
 
 // newMoodle builds a source with an injected clock and HTTP client (nil for defaults).
 func newMoodle(c adapters.Connection, clk clock.Clock, o *ws.Options) (*Moodle, error) {
-	s, err := decodeSettings(c.File, c.Settings)
+	loc := c.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	s, err := decodeSettings(c.File, c.Settings, loc)
 	if err != nil {
 		return nil, err
 	}
-	m := &Moodle{name: c.Name, settings: s, loc: c.Location, log: c.Logger, clock: clk, tracks: map[[2]int64]trackChange{}}
-	if m.loc == nil {
-		m.loc = time.UTC
-	}
+	m := &Moodle{name: c.Name, settings: s, loc: loc, log: c.Logger, clock: clk, tracks: map[[2]int64]trackChange{}}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -116,25 +125,58 @@ func (m *Moodle) Poll(ctx context.Context, sink source.Sink) error {
 	return m.pollWebService(ctx, sink)
 }
 
-// Check verifies the connection for `cvbridge check`: the database and its
-// tables in database mode, the token and its functions whenever a url is set.
+// Check verifies the connection for `cvbridge check`. In database mode:
+// the database answers, the tables and columns read exist and may be read,
+// and the mapping fields (custom profile field, courses table) exist.
+// Whenever a url is set: the token is valid, its external service allows
+// every function this connection calls, the token's user can see the
+// person field of a known user (check_username) and the course field. It
+// reports every problem it finds, each with what to fix, in one error.
 func (m *Moodle) Check(ctx context.Context) ([]string, error) {
 	var notes []string
+	var problems []error
 	if m.settings.Mode == modeDatabase {
-		n, err := m.checkDatabase(ctx)
-		notes = append(notes, n...)
-		if err != nil {
-			return notes, err
-		}
+		n, p := m.checkDatabase(ctx)
+		notes, problems = append(notes, n...), append(problems, p...)
 	}
 	if m.client != nil {
-		n, err := m.checkWebService(ctx)
-		notes = append(notes, n...)
-		if err != nil {
-			return notes, err
-		}
+		n, p := m.checkWebService(ctx)
+		notes, problems = append(notes, n...), append(problems, p...)
 	}
-	return notes, nil
+	if !m.settings.since.IsZero() {
+		notes = append(notes, fmt.Sprintf("since: completions before %s are never sent", m.settings.since.In(m.loc).Format(time.RFC3339)))
+	}
+	switch len(problems) {
+	case 0:
+		return notes, nil
+	case 1:
+		return notes, problems[0]
+	}
+	return notes, fmt.Errorf("%d problems:\n%w", len(problems), errors.Join(problems...))
+}
+
+// Watch keeps the runner's wake function while ctx lasts, so that in
+// webservice mode a successful Enrol asks for a poll at once: that poll
+// commits the new enrolment to the cursor (see the package documentation).
+func (m *Moodle) Watch(ctx context.Context, wake func()) error {
+	m.wakeMu.Lock()
+	m.wake = wake
+	m.wakeMu.Unlock()
+	<-ctx.Done()
+	m.wakeMu.Lock()
+	m.wake = nil
+	m.wakeMu.Unlock()
+	return nil
+}
+
+// askPoll wakes the runner, when it watches this source.
+func (m *Moodle) askPoll() {
+	m.wakeMu.Lock()
+	wake := m.wake
+	m.wakeMu.Unlock()
+	if wake != nil {
+		wake()
+	}
 }
 
 // Close closes the database connection, if one was opened.

@@ -55,7 +55,7 @@ type Settings struct {
 
 	// Driver is the database kind, postgres or mysql (MariaDB included).
 	Driver string `yaml:"driver"`
-	// DSNFile is a file holding the database DSN (relative to the LMS file);
+	// DSNFile is a file holding the database DSN (relative to cvbridge.yaml's directory);
 	// DSNEnv names an environment variable holding it. Exactly one in database mode.
 	DSNFile string `yaml:"dsn_file"`
 	DSNEnv  string `yaml:"dsn_env"`
@@ -67,12 +67,19 @@ type Settings struct {
 	// PageSize is the most rows read, or enrolments checked, per committed
 	// batch (default 500).
 	PageSize int `yaml:"page_size"`
+	// Since, when set, is the earliest completion time ever sent: older
+	// completions are never sent (in webservice mode: older completion
+	// dates), so a provider moving to the bridge does not post years of
+	// history on the first poll. A date (2025-01-01, midnight in the
+	// provider's time zone) or an RFC 3339 time. Default: none, every
+	// completion Moodle holds is sent.
+	Since string `yaml:"since"`
 
 	// URL is Moodle's wwwroot. Required in webservice mode; in database mode
 	// it enables the enroller. HTTPS unless the host is a loopback address.
 	URL string `yaml:"url"`
-	// TokenFile is a file holding the web-service token (relative to the LMS
-	// file); TokenEnv names an environment variable holding it. Exactly one
+	// TokenFile is a file holding the web-service token (relative to
+	// cvbridge.yaml's directory); TokenEnv names an environment variable holding it. Exactly one
 	// when URL is set.
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
@@ -83,8 +90,16 @@ type Settings struct {
 	// (default false). The course member lists are read at most once per
 	// DiscoverEvery.
 	TrackCourseUsers bool `yaml:"track_course_users"`
-	// DiscoverEvery is how often the member lists are read (default 1h).
+	// DiscoverEvery is how often the member lists are read (default 1h):
+	// those of the mapped courses with TrackCourseUsers, otherwise those of
+	// the courses the bridge enrolled learners into, to find enrolments a
+	// restart lost (see the package documentation).
 	DiscoverEvery time.Duration `yaml:"discover_every"`
+	// CheckUsername is the username of a Moodle user whose person field
+	// (PersonField) is filled in. `cvbridge check` looks this user up to
+	// prove the token can see that field; without it the check cannot tell
+	// an invisible ID number from a missing one.
+	CheckUsername string `yaml:"check_username"`
 
 	// PersonField is the user field holding Coachview's PersoonExterneId:
 	// idnumber (default), username, email or profile:<shortname> of a custom
@@ -131,6 +146,7 @@ type Settings struct {
 	remark    *template.Template
 	profile   string // custom profile field short name, or ""
 	codeOf    map[int64]string
+	since     time.Time // zero without Since
 }
 
 // RemarkData is what the remark template sees.
@@ -173,13 +189,14 @@ func DefaultSettings() Settings {
 }
 
 // decodeSettings applies the settings node over the defaults and validates
-// the result. Errors are *config.Error naming file, line and key.
-func decodeSettings(file string, node *yaml.Node) (Settings, error) {
+// the result; loc is the provider's time zone, for a since date. Errors are
+// *config.Error naming file, line and key.
+func decodeSettings(file string, node *yaml.Node, loc *time.Location) (Settings, error) {
 	s := DefaultSettings()
 	if err := config.DecodeStrict(file, node, &s); err != nil {
 		return Settings{}, err
 	}
-	if err := s.validate(file, node); err != nil {
+	if err := s.validate(file, node, loc); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
@@ -193,7 +210,7 @@ var (
 
 // validate checks the settings in one place and fills the derived fields.
 // node is only used to find the line of the offending key.
-func (s *Settings) validate(file string, node *yaml.Node) error {
+func (s *Settings) validate(file string, node *yaml.Node, loc *time.Location) error {
 	bad := func(key, format string, args ...any) error {
 		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -245,6 +262,16 @@ func (s *Settings) validate(file string, node *yaml.Node) error {
 	}
 	if s.DiscoverEvery < time.Minute {
 		return bad("discover_every", "must be at least 1m, got %s", s.DiscoverEvery)
+	}
+	if s.Since != "" {
+		t, err := parseSince(s.Since, loc)
+		if err != nil {
+			return bad("since", "%v", err)
+		}
+		s.since = t
+	}
+	if s.CheckUsername != "" && s.URL == "" {
+		return bad("check_username", "only applies with url and a token: it checks what the web services show")
 	}
 
 	switch {
@@ -334,6 +361,18 @@ func (s *Settings) validate(file string, node *yaml.Node) error {
 		return bad("name_split", "must be dutch or none, got %q", s.NameSplit)
 	}
 	return nil
+}
+
+// parseSince parses a since value: a date (midnight in loc) or an RFC 3339 time.
+func parseSince(v string, loc *time.Location) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("must be a date such as 2025-01-01 or a time such as 2025-01-01T00:00:00+01:00, got %q", v)
 }
 
 // parsePlainDecimal parses digits with an optional '.' fraction exactly.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,6 +47,8 @@ func TestSettingsErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown placeholder", db + "  result: text\n  text_format: \"{grade}/{maximum}\"\n", "text_format", "{maximum}"},
 		{"bad remark", db + "  remark: \"{{.Nope}}\"\n", "remark", "Nope"},
 		{"bad name split", db + "  name_split: german\n", "name_split", "dutch or none"},
+		{"since not a date", db + "  since: last year\n", "since", "2025-01-01"},
+		{"check_username without url", db + "  check_username: anna\n", "check_username", "url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +61,24 @@ func TestSettingsErrorsNameKeyAndLine(t *testing.T) {
 			assert.Equal(t, lmsFile, ce.File)
 			assert.Greater(t, ce.Line, 3)
 			assert.Contains(t, ce.Msg, tc.says)
+		})
+	}
+}
+
+func TestSinceDateIsMidnightInTheProvidersZone(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ since, want string }{
+		{"2024-06-01", "2024-05-31T22:00:00Z"},
+		{"2024-01-01", "2023-12-31T23:00:00Z"},
+		{"2024-06-01T12:00:00+02:00", "2024-06-01T10:00:00Z"},
+		{"", "0001-01-01T00:00:00Z"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.since, func(t *testing.T) {
+			t.Parallel()
+			m, err := New(connection(t, t.TempDir(), "  mode: database\n  driver: postgres\n  dsn_env: PATH\n  since: \""+tc.since+"\"\n", nil))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, m.(*Moodle).settings.since.UTC().Format(time.RFC3339))
 		})
 	}
 }

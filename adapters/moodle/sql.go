@@ -110,15 +110,25 @@ func (q queries) page(afterTime, afterID int64, courses []int64, limit int) (str
 	return q.rebind(b.String()), args
 }
 
-// byIDs reads the completions with the given ids completed before before.
-func (q queries) byIDs(ids []int64, before int64) (string, []any) {
+// byIDs reads the completions with the given ids completed at or after
+// from and before before.
+func (q queries) byIDs(ids []int64, from, before int64) (string, []any) {
 	head, args := q.selectCompletions()
-	query := head + "\n  AND cc.timecompleted < ? AND cc.id IN (" + marks(len(ids)) + ")\nORDER BY cc.timecompleted, cc.id"
-	args = append(args, before)
+	query := head + "\n  AND cc.timecompleted >= ? AND cc.timecompleted < ? AND cc.id IN (" + marks(len(ids)) + ")\nORDER BY cc.timecompleted, cc.id"
+	args = append(args, from, before)
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	return q.rebind(query), args
+}
+
+// courseIDs lists which of the given course ids exist.
+func (q queries) courseIDs(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return q.rebind("SELECT id FROM " + q.t("course") + " WHERE id IN (" + marks(len(ids)) + ")"), args
 }
 
 // tables lists which of the named tables exist in the current schema.

@@ -39,10 +39,15 @@ const maxBackoff = 24 * time.Hour
 // found incomplete waits twice as long as the time before (1h, 2h, 4h, …,
 // at most a day). Done lists, per course, the users whose completion was
 // sent, so that reading the course member lists does not add them again.
+// Courses holds every course the enroller enrolled a learner into, with its
+// Elearningcode: their member lists are read again every DiscoverEvery to
+// find enrolments a restart lost before they reached the cursor.
 type wsCursor struct {
 	Enrolments   []tracked         `json:"enrolments"`
 	Done         map[int64][]int64 `json:"done,omitempty"`
 	DiscoveredAt int64             `json:"discovered_at,omitempty"`
+	Courses      map[int64]string  `json:"courses,omitempty"`
+	HealedAt     int64             `json:"healed_at,omitempty"`
 }
 
 // tracked is one watched enrolment.
@@ -96,11 +101,17 @@ func (c *wsCursor) unmarkDone(k [2]int64) {
 	}
 }
 
-// track records an enrolment the enroller made or removed, for the next poll.
+// track records an enrolment the enroller made or removed for the next
+// poll, and asks for that poll at once. Only webservice mode watches
+// enrolments; database mode reads every completion anyway.
 func (m *Moodle) track(userID, courseID int64, person, code string, add bool) {
+	if m.settings.Mode != modeWebService {
+		return
+	}
 	m.trackMu.Lock()
-	defer m.trackMu.Unlock()
 	m.tracks[[2]int64{userID, courseID}] = trackChange{add: add, person: person, course: code}
+	m.trackMu.Unlock()
+	m.askPoll()
 }
 
 // outcome is what one check of an enrolment found.
@@ -125,6 +136,12 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 	}
 	now := m.clock.Now()
 
+	// The member lists are read again when the committed cursor names
+	// courses the enroller used: at the first poll of this process (a
+	// restart may have lost enrolments) and then every DiscoverEvery.
+	healDue := !m.settings.TrackCourseUsers && len(cur.Courses) > 0 &&
+		(!m.healed || now.Sub(time.Unix(cur.HealedAt, 0)) >= m.settings.DiscoverEvery)
+
 	m.trackMu.Lock()
 	changes := make(map[[2]int64]trackChange, len(m.tracks))
 	for k, v := range m.tracks {
@@ -136,6 +153,12 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		idx[t.key()] = i
 	}
 	for k, ch := range changes {
+		if ch.add {
+			if cur.Courses == nil {
+				cur.Courses = map[int64]string{}
+			}
+			cur.Courses[k[1]] = ch.course
+		}
 		i, known := idx[k]
 		switch {
 		case !ch.add && known:
@@ -157,6 +180,11 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 			return err
 		}
 		cur.DiscoveredAt = now.Unix()
+		dirty = true
+	}
+	if healDue {
+		m.heal(ctx, &cur)
+		cur.HealedAt = now.Unix()
 		dirty = true
 	}
 
@@ -211,7 +239,11 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 					t.Next = now.Add(backoff(t.Checks)).Unix()
 					continue
 				}
-				ready = append(ready, comp)
+				if m.beforeSince(comp) {
+					m.log.Debug("completion before since; not sent", "user_id", t.User, "course_id", t.Course)
+				} else {
+					ready = append(ready, comp)
+				}
 				cur.markDone(t.key())
 				t.User = 0
 			}
@@ -238,6 +270,9 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 			return firstErr
 		}
 	}
+	if stored && healDue {
+		m.healed = true
+	}
 	if stored {
 		m.trackMu.Lock()
 		for k, ch := range changes {
@@ -248,6 +283,12 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		m.trackMu.Unlock()
 	}
 	return nil
+}
+
+// beforeSince reports whether c was completed before the since setting.
+// A completion without a date is sent.
+func (m *Moodle) beforeSince(c result.Completion) bool {
+	return !m.settings.since.IsZero() && !c.CompletedAt.IsZero() && c.CompletedAt.Before(m.settings.since)
 }
 
 // removeZero drops entries marked removed (User 0), keeping the order.
@@ -478,6 +519,37 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 	if err != nil {
 		return err
 	}
+	added, err := m.watchMembers(ctx, cur, courses, false)
+	if err != nil {
+		return err
+	}
+	m.log.Info("read the members of the mapped courses", "courses", len(courses), "added", added)
+	return nil
+}
+
+// heal reads the members of the courses the enroller enrolled learners
+// into and watches those with a person id that are neither watched nor
+// sent: enrolments made just before a restart, whose poll never committed
+// them. A failure is logged and tried again after DiscoverEvery; the poll
+// goes on.
+func (m *Moodle) heal(ctx context.Context, cur *wsCursor) {
+	added, err := m.watchMembers(ctx, cur, cur.Courses, true)
+	if err != nil {
+		m.log.Warn("cannot read the members of the courses the bridge enrolled learners into; "+
+			"enrolments lost by a restart are looked for again later", "courses", len(cur.Courses), "error", err)
+		return
+	}
+	if added > 0 {
+		m.log.Info("found enrolments the bridge made that were not watched yet", "courses", len(cur.Courses), "added", added)
+	}
+}
+
+// watchMembers adds the active members of the given courses (id →
+// Elearningcode) to the watch list unless they are watched or sent
+// already; with withPersonOnly, members without a person id are left out.
+// It reads only the id and the person field of each member, a page at a
+// time, and returns how many it added.
+func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[int64]string, withPersonOnly bool) (int, error) {
 	ids := make([]int64, 0, len(courses))
 	for id := range courses {
 		ids = append(ids, id)
@@ -493,19 +565,21 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 			var users []wsUser
 			err := m.client.Call(ctx, fnEnrolledUsers, map[string]any{"courseid": course, "options": []map[string]any{
 				{"name": "onlyactive", "value": 1},
+				{"name": "userfields", "value": m.memberFields()},
 				{"name": "limitfrom", "value": from},
 				{"name": "limitnumber", "value": m.settings.PageSize},
 			}}, &users)
 			if err != nil {
-				return err
+				return added, err
 			}
 			for _, u := range users {
 				k := [2]int64{u.ID, course}
-				if known[k] || cur.isDone(k) {
+				person := m.personID(u)
+				if known[k] || cur.isDone(k) || (withPersonOnly && person == "") {
 					continue
 				}
 				known[k] = true
-				cur.Enrolments = append(cur.Enrolments, tracked{User: u.ID, Course: course, Person: m.personID(u), Code: courses[course]})
+				cur.Enrolments = append(cur.Enrolments, tracked{User: u.ID, Course: course, Person: person, Code: courses[course]})
 				added++
 			}
 			if len(users) < m.settings.PageSize {
@@ -513,52 +587,191 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 			}
 		}
 	}
-	m.log.Info("read the members of the mapped courses", "courses", len(ids), "added", added)
-	return nil
+	return added, nil
 }
 
-// checkWebService verifies the token and that its service allows the
-// functions this connection calls.
-func (m *Moodle) checkWebService(ctx context.Context) ([]string, error) {
+// memberFields is the userfields option of core_enrol_get_enrolled_users:
+// the id and the person field only.
+func (m *Moodle) memberFields() string {
+	switch {
+	case m.settings.profile != "":
+		return "id,customfields"
+	case m.settings.PersonField == fieldUsername:
+		return "id,username"
+	case m.settings.PersonField == fieldEmail:
+		return "id,email"
+	}
+	return "id,idnumber"
+}
+
+// functionUse says, per web-service function, what the bridge uses it for
+// and which capabilities the token's user needs for it.
+var functionUse = map[string]struct{ why, caps string }{
+	fnUsersByField:   {"to find learners by their person field", "moodle/user:viewdetails and moodle/user:viewalldetails"},
+	fnCreateUsers:    {"to create learners", "moodle/user:create"},
+	fnUpdateUsers:    {"to update learners' names and e-mail", "moodle/user:update"},
+	fnCoursesByField: {"to find courses by their Elearningcode", "moodle/course:view, and moodle/course:update to see course ID numbers"},
+	fnEnrol:          {"to enrol learners", "enrol/manual:enrol and moodle/role:assign"},
+	fnUnenrol:        {"to unenrol learners", "enrol/manual:unenrol"},
+	fnEnrolledUsers:  {"to read course member lists", "moodle/course:viewparticipants"},
+	fnCompletion:     {"to read course completions", "report/completion:view"},
+	fnGradeItems:     {"to read course totals", "gradereport/user:view and moodle/grade:viewall"},
+}
+
+// requiredFunctions lists the web-service functions this connection calls.
+func (m *Moodle) requiredFunctions() []string {
+	need := []string{fnUsersByField, fnCreateUsers, fnUpdateUsers, fnCoursesByField, fnEnrol, fnUnenrol}
+	if m.settings.Mode == modeWebService {
+		need = append(need, fnEnrolledUsers, fnCompletion)
+		if m.settings.Result != resultNone || m.settings.Passed == passedThreshold || m.settings.remark != nil {
+			need = append(need, fnGradeItems)
+		}
+	}
+	return need
+}
+
+// checkWebService verifies the token, that its external service allows the
+// functions this connection calls, and that the token's user sees the
+// person and course fields. An invalid token ends the check; the other
+// problems are all reported.
+func (m *Moodle) checkWebService(ctx context.Context) ([]string, []error) {
 	var info struct {
+		SiteURL   string `json:"siteurl"`
 		Release   string `json:"release"`
+		UserID    int64  `json:"userid"`
 		Functions []struct {
 			Name string `json:"name"`
 		} `json:"functions"`
 	}
 	if err := m.client.Call(ctx, fnSiteInfo, nil, &info); err != nil {
-		return nil, err
+		return nil, []error{fmt.Errorf("moodle web services: %w", err)}
 	}
+	notes := []string{fmt.Sprintf("web services: token valid for Moodle %s at %s (token user id %d)", info.Release, info.SiteURL, info.UserID)}
 	allowed := map[string]bool{}
 	for _, f := range info.Functions {
 		allowed[f.Name] = true
 	}
-	need := []string{fnUsersByField, fnCreateUsers, fnUpdateUsers, fnCoursesByField, fnEnrol, fnUnenrol}
-	if m.settings.Mode == modeWebService {
-		need = append(need, fnCompletion)
-		if m.settings.Result != resultNone || m.settings.Passed == passedThreshold || m.settings.remark != nil {
-			need = append(need, fnGradeItems)
-		}
-		if m.settings.TrackCourseUsers {
-			need = append(need, fnEnrolledUsers)
-		}
-	}
-	var missing []string
+	var problems []error
+	need := m.requiredFunctions()
 	for _, f := range need {
 		if !allowed[f] {
-			missing = append(missing, f)
+			use := functionUse[f]
+			problems = append(problems, fmt.Errorf(
+				"moodle web services: function %s is not allowed for the token (the bridge needs it %s): add it to the token's external service "+
+					"under Site administration > Server > Web services > External services > Functions; the token's user also needs %s",
+				f, use.why, use.caps))
 		}
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("moodle web services: the token's external service lacks %s: add them under Site administration > Server > Web services > External services > Functions",
-			strings.Join(missing, ", "))
+	if len(problems) == 0 {
+		notes = append(notes, fmt.Sprintf("web services: all %d functions this connection calls are allowed", len(need)))
 	}
-	notes := []string{fmt.Sprintf("web services: token valid (Moodle %s), all %d functions this connection calls are allowed", info.Release, len(need))}
-	if m.settings.PersonField == fieldIDNumber {
-		notes = append(notes, "person_field idnumber: the token's user needs moodle/user:viewalldetails; without it Moodle silently finds no user by ID number")
+	if allowed[fnUsersByField] {
+		n, p := m.checkPersonField(ctx)
+		notes, problems = append(notes, n...), append(problems, p...)
 	}
-	if m.settings.CourseField == fieldIDNumber {
-		notes = append(notes, "course_field idnumber: the token's user needs moodle/course:update to see course ID numbers")
+	if allowed[fnCoursesByField] {
+		n, p := m.checkCourseField(ctx)
+		notes, problems = append(notes, n...), append(problems, p...)
 	}
-	return notes, nil
+	return notes, problems
+}
+
+// checkPersonField looks up the check_username user and checks that its
+// person field comes back, and that searching by it finds the same user:
+// without moodle/user:viewalldetails Moodle silently leaves ID numbers out
+// and finds nobody by them.
+func (m *Moodle) checkPersonField(ctx context.Context) ([]string, []error) {
+	field := m.settings.PersonField
+	if m.settings.CheckUsername == "" {
+		if field == fieldUsername {
+			return nil, nil
+		}
+		return []string{fmt.Sprintf("person_field %s: set check_username to the username of a Moodle user who has it filled in, "+
+			"so that check can prove the token's user sees it (without moodle/user:viewalldetails Moodle silently finds nobody by ID number)", field)}, nil
+	}
+	name := m.settings.CheckUsername
+	var users []wsUser
+	if err := m.client.Call(ctx, fnUsersByField, map[string]any{"field": fieldUsername, "values": []string{name}}, &users); err != nil {
+		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q: %w", name, err)}
+	}
+	if len(users) != 1 {
+		return nil, []error{fmt.Errorf("moodle web services: check_username %q: no Moodle user has this username; name an existing user whose %s is filled in", name, field)}
+	}
+	u := users[0]
+	person := m.personID(u)
+	if person == "" {
+		var fix string
+		switch {
+		case m.settings.profile != "":
+			fix = fmt.Sprintf("check that a custom profile field with short name %q exists (Site administration > Users > User profile fields), "+
+				"is filled in for this user and is visible to the token's user", m.settings.profile)
+		case field == fieldEmail:
+			fix = "the token's user needs moodle/user:viewalldetails to see e-mail addresses, or the user has none"
+		default:
+			fix = "either the token's user cannot see ID numbers (give it moodle/user:viewalldetails: without it Moodle silently finds nobody " +
+				"by ID number and the enroller tries to create learners who exist) or this user has no ID number (fill it in, or name another user in check_username)"
+		}
+		return nil, []error{fmt.Errorf("moodle web services: person_field %s: Moodle user %q (id %d) came back without its %s: %s", field, name, u.ID, field, fix)}
+	}
+	if field != fieldIDNumber && field != fieldEmail {
+		return []string{fmt.Sprintf("person_field %s: the token's user sees it (checked with user %q)", field, name)}, nil
+	}
+	var found []wsUser
+	if err := m.client.Call(ctx, fnUsersByField, map[string]any{"field": field, "values": []string{person}}, &found); err != nil {
+		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q by %s: %w", name, field, err)}
+	}
+	for _, f := range found {
+		if f.ID == u.ID {
+			return []string{fmt.Sprintf("person_field %s: the token's user sees it and finds users by it (checked with user %q)", field, name)}, nil
+		}
+	}
+	return nil, []error{fmt.Errorf("moodle web services: person_field %s: searching by the %s of user %q finds nobody: give the token's user moodle/user:viewalldetails",
+		field, field, name)}
+}
+
+// checkCourseField checks that courses carry the course field: the courses
+// table's ids exist, or some course has an ID number (visible only with
+// moodle/course:update) or short name.
+func (m *Moodle) checkCourseField(ctx context.Context) ([]string, []error) {
+	if m.settings.CourseField == fieldCourses {
+		ids := make([]int64, 0, len(m.settings.codeOf))
+		for id := range m.settings.codeOf {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		values := make([]string, len(ids))
+		for i, id := range ids {
+			values[i] = strconv.FormatInt(id, 10)
+		}
+		var answer struct {
+			Courses []wsCourse `json:"courses"`
+		}
+		if err := m.client.Call(ctx, fnCoursesByField, map[string]any{"field": "ids", "value": strings.Join(values, ",")}, &answer); err != nil {
+			return nil, []error{fmt.Errorf("moodle web services: reading the courses of the courses table: %w", err)}
+		}
+		have := map[int64]bool{}
+		for _, c := range answer.Courses {
+			have[c.ID] = true
+		}
+		var problems []error
+		for _, id := range ids {
+			if !have[id] {
+				problems = append(problems, fmt.Errorf("moodle web services: courses: Elearningcode %s maps to Moodle course id %d, which does not exist or the token's user cannot see (moodle/course:view)",
+					m.settings.codeOf[id], id))
+			}
+		}
+		if len(problems) > 0 {
+			return nil, problems
+		}
+		return []string{fmt.Sprintf("course_field courses: all %d courses of the courses table exist", len(ids))}, nil
+	}
+	courses, err := m.mappedCourses(ctx)
+	if err != nil {
+		return nil, []error{fmt.Errorf("course_field %s: %w", m.settings.CourseField, err)}
+	}
+	if len(courses) == 0 {
+		return nil, []error{fmt.Errorf("moodle web services: course_field %s: no Moodle course has a %s to use as Elearningcode: fill it in under Course > Settings, or use course_field courses",
+			m.settings.CourseField, m.settings.CourseField)}
+	}
+	return []string{fmt.Sprintf("course_field %s: %d courses have one", m.settings.CourseField, len(courses))}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,24 +60,34 @@ func TestWebServicePollCallsGrowWithOpenEnrolments(t *testing.T) {
 		users = append(users, u.ID)
 	}
 	sink := newMemSink()
-	poll := func() int {
+	// poll returns the completion and grade calls of one poll, and the
+	// member-list calls that look for enrolments a restart lost.
+	poll := func() (checks, lists int) {
 		site.ResetCalls()
 		require.NoError(t, m.Poll(ctx, sink))
-		return site.Calls("")
+		require.Equal(t, site.Calls(""), site.Calls(fnCompletion)+site.Calls(fnGradeItems)+site.Calls(fnEnrolledUsers), "no other calls")
+		return site.Calls(fnCompletion) + site.Calls(fnGradeItems), site.Calls(fnEnrolledUsers)
+	}
+	expect := func(wantChecks, wantLists int, msg string) {
+		t.Helper()
+		checks, lists := poll()
+		assert.Equal(t, wantChecks, checks, msg)
+		assert.Equal(t, wantLists, lists, "member lists: %s", msg)
 	}
 
-	assert.Equal(t, 5, poll(), "one status call per open enrolment, none for the other 20 users")
-	assert.Equal(t, 0, poll(), "nothing due before the first back-off ends")
+	expect(5, 0, "one status call per open enrolment, none for the other 20 users")
+	expect(0, 1, "nothing due before the first back-off ends; this process has not read the member list yet")
 	clk.Advance(time.Hour)
-	assert.Equal(t, 5, poll(), "due again after 1h")
+	expect(5, 1, "due again after 1h, and the member list once per discover_every")
 	clk.Advance(time.Hour)
-	assert.Equal(t, 0, poll(), "the second wait is 2h")
+	expect(0, 1, "the second wait is 2h")
+	expect(0, 0, "the member list waits for discover_every")
 
 	// Two complete; they are checked, graded, sent and never asked again.
 	site.SetProgress(users[0], 2, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 100, t0 + 3600}, Grade: "66.66667", GradeMax: "100"})
 	site.SetProgress(users[1], 2, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 50}})
 	clk.Advance(time.Hour)
-	assert.Equal(t, 5+2, poll(), "five status calls and a grade report for each of the two completed")
+	expect(5+2, 1, "five status calls and a grade report for each of the two completed")
 	assert.Equal(t, []string{
 		// The date is the latest criterion's; the grade is exact (66.66667/100 × 10).
 		"P0 E-VCA passed=true dec=6.666667 text= date=2024-06-01T01:00:00Z remark=",
@@ -84,7 +95,7 @@ func TestWebServicePollCallsGrowWithOpenEnrolments(t *testing.T) {
 	}, sink.results())
 	for _, n := range []time.Duration{4, 8, 16, 24, 24} {
 		clk.Advance(n * time.Hour)
-		assert.Equal(t, 3, poll(), "after %s only the three open enrolments", n*time.Hour)
+		expect(3, 1, fmt.Sprintf("after %s only the three open enrolments", n*time.Hour))
 	}
 
 	var cur wsCursor
@@ -217,16 +228,4 @@ func TestEnroller(t *testing.T) {
 		require.Error(t, err)
 		assert.False(t, source.IsPermanent(err))
 	})
-}
-
-func TestWebServiceCheck(t *testing.T) {
-	t.Parallel()
-	site := newSite(t)
-	notes, err := wsSource(t, site, "full", "", clock.System{}, nil).Check(context.Background())
-	require.NoError(t, err)
-	assert.Contains(t, notes[0], "token valid")
-
-	_, err = wsSource(t, site, "pollsonly", "", clock.System{}, nil).Check(context.Background())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "core_user_create_users")
 }

@@ -9,13 +9,7 @@ import (
 func (s *Server) dispatch(tok Token, function string, p map[string]any) (any, *moodleError) {
 	switch function {
 	case "core_webservice_get_site_info":
-		funcs := []map[string]any{}
-		for _, f := range allFunctions {
-			if tok.Functions == nil || contains(tok.Functions, f) {
-				funcs = append(funcs, map[string]any{"name": f, "version": "2024100700"})
-			}
-		}
-		return map[string]any{"sitename": "Academy", "userid": 2, "release": "4.5 (Build: 20241007)", "functions": funcs}, nil
+		return s.siteInfo(tok), nil
 	case "core_user_get_users_by_field":
 		return s.usersByField(tok, str(p["field"]), list(p["values"]))
 	case "core_user_create_users":
@@ -43,6 +37,31 @@ func (s *Server) dispatch(tok Token, function string, p map[string]any) (any, *m
 		Message: "Can't find data record in database table external_functions."}
 }
 
+// siteInfo answers core_webservice_get_site_info: the site, the token's
+// user and the functions of the token's external service.
+func (s *Server) siteInfo(tok Token) map[string]any {
+	funcs := []map[string]any{}
+	for _, f := range allFunctions {
+		if tok.Functions == nil || contains(tok.Functions, f) {
+			funcs = append(funcs, map[string]any{"name": f, "version": "2024100700"})
+		}
+	}
+	userID := tok.UserID
+	if userID == 0 {
+		userID = 2
+	}
+	return map[string]any{
+		"sitename": "Academy", "username": "cvbridge", "firstname": "Coachview", "lastname": "Bridge",
+		"fullname": "Coachview Bridge", "lang": "nl", "userid": userID, "siteurl": s.URL,
+		"userpictureurl": s.URL + "/theme/image.php/boost/core/1/u/f1", "functions": funcs,
+		"downloadfiles": 0, "uploadfiles": 0, "release": "4.5 (Build: 20241007)", "version": "2024100700",
+		"mobilecssurl": "", "advancedfeatures": []map[string]any{{"name": "usecomments", "value": 1}},
+		"usercanmanageownfiles": true, "userquota": 104857600, "usermaxuploadfilesize": 104857600,
+		"userhomepage": 1, "siteid": 1, "sitecalendartype": "gregorian", "usercalendartype": "gregorian",
+		"userissiteadmin": false, "theme": "boost",
+	}
+}
+
 var allFunctions = []string{
 	"core_webservice_get_site_info", "core_user_get_users_by_field", "core_user_create_users",
 	"core_user_update_users", "core_course_get_courses_by_field", "enrol_manual_enrol_users",
@@ -59,7 +78,8 @@ func userJSON(tok Token, u *User) map[string]any {
 	if u.MiddleName != "" {
 		m["middlename"] = u.MiddleName
 	}
-	if tok.ViewIDNumbers && u.IDNumber != "" {
+	// Moodle shows a non-empty ID number to its own user or with moodle/user:viewalldetails.
+	if (tok.ViewIDNumbers || u.ID == tok.UserID) && u.IDNumber != "" {
 		m["idnumber"] = u.IDNumber
 	}
 	if len(u.Profile) > 0 {
@@ -244,7 +264,11 @@ func (s *Server) enrolUsers(enrolments []any) (any, *moodleError) {
 }
 
 func (s *Server) enrolledUsers(tok Token, courseID int64, options []any) (any, *moodleError) {
+	if s.course(courseID) == nil {
+		return nil, &moodleError{Exception: "dml_missing_record_exception", ErrorCode: "invalidrecord", Message: "Can't find data record in database table course."}
+	}
 	from, limit := int64(0), int64(0)
+	var fields []string
 	for _, o := range options {
 		m, _ := o.(map[string]any)
 		switch str(m["name"]) {
@@ -252,6 +276,10 @@ func (s *Server) enrolledUsers(tok Token, courseID int64, options []any) (any, *
 			from = num(m["value"])
 		case "limitnumber":
 			limit = num(m["value"])
+		case "userfields":
+			for _, f := range strings.Split(str(m["value"]), ",") {
+				fields = append(fields, strings.TrimSpace(f))
+			}
 		}
 	}
 	out := []map[string]any{}
@@ -261,11 +289,26 @@ func (s *Server) enrolledUsers(tok Token, courseID int64, options []any) (any, *
 			continue
 		}
 		if n >= from && (limit == 0 || n < from+limit) {
-			out = append(out, userJSON(tok, u))
+			out = append(out, onlyFields(userJSON(tok, u), fields))
 		}
 		n++
 	}
 	return out, nil
+}
+
+// onlyFields keeps the id and the named fields of a user, as the
+// userfields option does; no names keep everything.
+func onlyFields(user map[string]any, fields []string) map[string]any {
+	if len(fields) == 0 {
+		return user
+	}
+	out := map[string]any{"id": user["id"]}
+	for _, f := range fields {
+		if v, ok := user[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
 }
 
 func (s *Server) completionStatus(courseID, userID int64) (any, *moodleError) {

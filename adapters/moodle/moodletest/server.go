@@ -26,8 +26,12 @@ import (
 
 // Token is one web-service token and what its user may do.
 type Token struct {
-	// Functions the token's external service allows; nil allows all.
+	// Functions the token's external service allows, and
+	// core_webservice_get_site_info lists; nil allows all.
 	Functions []string
+	// UserID is the token's user (default 2, the admin). Moodle shows a
+	// user their own ID number whatever their capabilities.
+	UserID int64
 	// ViewIDNumbers is moodle/user:viewalldetails: without it users are
 	// neither found by idnumber nor returned with one (Moodle's gotcha).
 	ViewIDNumbers bool
@@ -84,6 +88,7 @@ type Server struct {
 	calls       map[string]int
 	nextUserID  int64
 	lastRequest url.Values
+	lastOf      map[string]url.Values // by function
 }
 
 // New starts a stand-in Moodle with the given tokens; it stops when the test ends.
@@ -93,6 +98,7 @@ func New(t testing.TB, tokens map[string]Token) *Server {
 		enrolled:   map[[2]int64]int64{},
 		progress:   map[[2]int64]*Progress{},
 		calls:      map[string]int{},
+		lastOf:     map[string]url.Values{},
 		nextUserID: 100,
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -169,6 +175,13 @@ func (s *Server) LastRequest() url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastRequest
+}
+
+// LastRequestOf returns the form of the last call of function, token removed.
+func (s *Server) LastRequestOf(function string) url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastOf[function]
 }
 
 // User returns a copy of the user with id, or false.
@@ -250,7 +263,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, &moodleError{Exception: "webservice_access_exception", ErrorCode: "accessexception", Message: "Access control exception"})
 		return
 	}
-	params, err := parseBrackets(form)
+	params, err := ParseBrackets(form)
 	if err != nil {
 		writeJSON(w, fail("invalidparameter", err.Error()))
 		return
@@ -262,6 +275,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.lastRequest = clean
+	s.lastOf[function] = clean
 	out, merr := s.dispatch(tok, function, params)
 	if merr != nil {
 		writeJSON(w, merr)
@@ -278,9 +292,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 var bracketKey = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)((?:\[[A-Za-z0-9_]*\])*)$`)
 
-// parseBrackets turns PHP bracket keys into nested maps, as PHP does;
-// lists are maps with keys "0", "1", ….
-func parseBrackets(form url.Values) (map[string]any, error) {
+// ParseBrackets turns PHP bracket keys into nested maps, as PHP does for
+// Moodle: users[0][username]=jdoe becomes {"users": {"0": {"username":
+// "jdoe"}}}. Lists are maps with keys "0", "1", …; the last value of a
+// repeated key wins.
+func ParseBrackets(form url.Values) (map[string]any, error) {
 	root := map[string]any{}
 	for key, values := range form {
 		m := bracketKey.FindStringSubmatch(key)

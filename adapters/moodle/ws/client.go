@@ -154,13 +154,13 @@ func decodeAnswer(function string, status int, body []byte, out any) error {
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
-		var probe struct {
-			Exception *string `json:"exception"`
-			ErrorCode string  `json:"errorcode"`
-			Message   string  `json:"message"`
-		}
-		if err := json.Unmarshal(trimmed, &probe); err == nil && probe.Exception != nil {
-			return exceptionError(function, *probe.Exception, probe.ErrorCode, probe.Message)
+		// Any object with an exception key is an error, whatever the
+		// types of its fields.
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &probe); err == nil {
+			if raw, ok := probe["exception"]; ok {
+				return exceptionError(function, text(raw), text(probe["errorcode"]), text(probe["message"]))
+			}
 		}
 	}
 	if !json.Valid(trimmed) {
@@ -178,6 +178,19 @@ func decodeAnswer(function string, status int, body []byte, out any) error {
 			Err: fmt.Errorf("Moodle's answer does not have the expected shape (is this Moodle 4.1 or later?): %w", err)}
 	}
 	return nil
+}
+
+// text returns a JSON string's value, or the raw JSON of anything else
+// ("" for null or absent).
+func text(raw json.RawMessage) string {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s
+	}
+	if t := string(bytes.TrimSpace(raw)); t != "null" {
+		return t
+	}
+	return ""
 }
 
 // snippet returns the start of a body for an error message.

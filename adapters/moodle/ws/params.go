@@ -3,6 +3,7 @@ package ws
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 )
@@ -13,7 +14,10 @@ import (
 //	{"users": []map[string]any{{"username": "jdoe"}}} → users[0][username]=jdoe
 //
 // Values may be strings, integers, booleans (sent as 1/0), slices and maps
-// of those. Nil values are left out.
+// of those. Nil values, and slices and maps without values, are left out.
+// Names are Moodle parameter names: letters, digits and _, a top-level name
+// not starting with a digit. Anything else would be read back by PHP as a
+// different structure, so it is an error.
 func Encode(params map[string]any) (url.Values, error) {
 	v := url.Values{}
 	keys := make([]string, 0, len(params))
@@ -22,12 +26,20 @@ func Encode(params map[string]any) (url.Values, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if !topName.MatchString(k) {
+			return nil, fmt.Errorf("web-service parameter name %q: only letters, digits and _ (not first) are allowed", k)
+		}
 		if err := flatten(v, k, params[k]); err != nil {
 			return nil, err
 		}
 	}
 	return v, nil
 }
+
+var (
+	topName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	keyName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+)
 
 func flatten(into url.Values, name string, value any) error {
 	switch x := value.(type) {
@@ -71,6 +83,9 @@ func flatten(into url.Values, name string, value any) error {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
+			if !keyName.MatchString(k) {
+				return fmt.Errorf("web-service parameter %s: key %q: only letters, digits and _ are allowed", name, k)
+			}
 			if err := flatten(into, name+"["+k+"]", x[k]); err != nil {
 				return err
 			}
