@@ -41,6 +41,10 @@ type Config struct {
 	Targets map[string]*Target `yaml:"targets"`
 	// Admin is the admin listener: health, readiness, metrics, dashboard.
 	Admin admin.Settings `yaml:"admin"`
+	// Public is the listener Coachview calls (off unless public.addr is set).
+	Public Public `yaml:"public"`
+	// Inbound configures enrolments from Coachview.
+	Inbound Inbound `yaml:"inbound"`
 
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
@@ -243,11 +247,11 @@ func (c *Config) resolve(root *yaml.Node) error {
 	switch c.Storage.Driver {
 	case "sqlite":
 		if c.Storage.Path == "" {
-			dir := os.Getenv("STATE_DIRECTORY")
+			dir := stateDirectory()
 			if dir == "" {
 				dir = c.Dir()
 			}
-			c.Storage.Path = filepath.Join(strings.Split(dir, ":")[0], "outbox.db")
+			c.Storage.Path = filepath.Join(dir, "outbox.db")
 		}
 		c.Storage.Path = c.Abs(c.Storage.Path)
 		if c.Storage.DSNFile != "" || c.Storage.DSNEnv != "" {
@@ -305,7 +309,10 @@ func (c *Config) resolve(root *yaml.Node) error {
 			return err
 		}
 	}
-	return c.loadConnections()
+	if err := c.loadConnections(); err != nil {
+		return err
+	}
+	return c.resolveInbound(fail)
 }
 
 func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...any) error) error {

@@ -23,6 +23,8 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/inbound"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/intake"
 	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
@@ -61,6 +63,10 @@ type Daemon struct {
 	owner       string
 	metrics     *metrics.Metrics
 	admin       http.Handler
+	// Inbound enrolments, when the public listener is configured.
+	public     http.Handler
+	worker     *inbound.Worker
+	enrolments admin.Enrolments
 }
 
 // Open assembles the daemon. On error everything opened so far is closed.
@@ -97,12 +103,14 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		d.dispatchers[name] = disp
 	}
 	var jobs []intake.Job
+	byName := map[string]source.Source{}
 	for _, conn := range cfg.Connections {
 		src, err := build(cfg, conn)
 		if err != nil {
 			return nil, err
 		}
 		d.sources = append(d.sources, src)
+		byName[conn.Name] = src
 		renderer, err := result.NewRenderer(cfg.ResultOptions(conn), d.schema)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", conn.File, err)
@@ -122,10 +130,16 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		ropts.Leaser = leaser
 	}
 	d.runner = intake.NewRunner(jobs, ropts)
+	if cfg.Public.Enabled() {
+		if err := d.openInbound(cfg, byName); err != nil {
+			return nil, err
+		}
+	}
 	if d.admin, err = admin.New(admin.Options{
 		Store:        d.store,
 		Targets:      cfg.TargetNames,
 		Connections:  d.runner.Statuses,
+		Enrolments:   d.enrolments,
 		Metrics:      d.metrics.Handler(),
 		Requeued:     d.wake,
 		Clock:        d.clock,
@@ -138,6 +152,10 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 	}
 	return d, nil
 }
+
+// PublicHandler serves the public listener: the OAuth endpoints, the
+// enrolment link and the webhooks. It is nil when public.addr is not set.
+func (d *Daemon) PublicHandler() http.Handler { return d.public }
 
 // AdminHandler serves the admin listener: /healthz, /readyz, /metrics and
 // the dashboard.
@@ -160,13 +178,22 @@ func (d *Daemon) Runner() *intake.Runner { return d.runner }
 // in flight finish and returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(d.dispatchers))
+	errs := make(chan error, len(d.dispatchers)+1)
 	for name, disp := range d.dispatchers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := disp.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				errs <- fmt.Errorf("target %s: %w", name, err)
+			}
+		}()
+	}
+	if d.worker != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.worker.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("inbound worker: %w", err)
 			}
 		}()
 	}
@@ -236,6 +263,14 @@ func (d *Daemon) purge(ctx context.Context) {
 	}
 	if total > 0 {
 		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
+	}
+	if tokens, ok := d.store.(inboundstore.TokenStore); ok {
+		// OAuth codes and tokens that are revoked or expired are of no use.
+		if n, err := tokens.PurgeTokens(ctx, d.clock.Now()); err != nil {
+			d.log.Error("purging expired OAuth tokens failed", "error", err)
+		} else if n > 0 {
+			d.log.Info("purged expired OAuth tokens", "deleted", n)
+		}
 	}
 }
 

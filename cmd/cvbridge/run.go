@@ -53,6 +53,15 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	defer shutdown(adminSrv)
 	adminHandler.set(d.AdminHandler())
+	public, err := startPublic(cfg, log)
+	if err != nil {
+		_ = d.Close()
+		return err
+	}
+	if public != nil {
+		defer shutdown(public.srv)
+		public.swap(d.PublicHandler(), nil)
+	}
 	cur := launch(ctx, d)
 
 	hup := make(chan os.Signal, 1)
@@ -73,7 +82,13 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextLog, err := reload(ctx, *cfgPath, cfg.Admin.Listen)
+			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg)
+			var material *tlsMaterial
+			if err == nil && public != nil && nextCfg.Public.Enabled() {
+				if material, err = loadTLS(nextCfg.Public.TLS); err != nil {
+					_ = next.Close()
+				}
+			}
 			if err != nil {
 				log.Error("reload refused; the running configuration stays in force", "error", err)
 				notify(log, sd.SdNotifyReady)
@@ -86,6 +101,10 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			slog.SetDefault(log)
 			cur = launch(ctx, next)
 			adminHandler.set(next.AdminHandler())
+			if public != nil {
+				public.swap(next.PublicHandler(), material)
+			}
+			cfg = nextCfg
 			log.Info("configuration reloaded", "config", *cfgPath)
 			notify(log, sd.SdNotifyReady)
 		case <-watchdog.C:
@@ -95,21 +114,24 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 }
 
 // reload loads the configuration and assembles a daemon from it without
-// starting it.
-func reload(ctx context.Context, path, adminListen string) (*daemon.Daemon, *slog.Logger, error) {
+// starting it. Listener addresses change only at a restart.
+func reload(ctx context.Context, path string, running *config.Config) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log := newLogger(cfg, os.Stderr)
-	if cfg.Admin.Listen != adminListen {
-		log.Warn("admin.listen changes only at a restart", "listening", adminListen, "configured", cfg.Admin.Listen)
+	if cfg.Admin.Listen != running.Admin.Listen {
+		log.Warn("admin.listen changes only at a restart", "listening", running.Admin.Listen, "configured", cfg.Admin.Listen)
+	}
+	if cfg.Public.Addr != running.Public.Addr {
+		log.Warn("public.addr changes only at a restart", "listening", running.Public.Addr, "configured", cfg.Public.Addr)
 	}
 	d, err := openDaemon(ctx, cfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return d, log, nil
+	return d, cfg, log, nil
 }
 
 func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon.Daemon, error) {

@@ -1,0 +1,163 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cvbridge/cvbridge/bridge/inbound"
+	"github.com/cvbridge/cvbridge/bridge/inbound/link"
+	"github.com/cvbridge/cvbridge/bridge/inbound/listen"
+	"github.com/cvbridge/cvbridge/bridge/inbound/oauth"
+	"github.com/cvbridge/cvbridge/bridge/inbound/webhook"
+)
+
+// Public is the listener Coachview calls: the enrolment link with its OAuth
+// endpoints, and the API webhooks. It is off while Addr is empty.
+type Public struct {
+	listen.Config `yaml:",inline"`
+	TLS           TLS `yaml:"tls"`
+}
+
+// TLS says how the public listener gets its certificate. Coachview calls
+// only https on port 443 with a valid certificate.
+type TLS struct {
+	// CertFile and KeyFile are a PEM certificate chain and key, re-read on
+	// every reload (SIGHUP), so a renewed certificate is picked up.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ACME gets certificates automatically (Let's Encrypt by default),
+	// answering the TLS-ALPN-01 challenge on the listener itself.
+	ACME ACME `yaml:"acme"`
+	// Off serves plain HTTP, for a TLS-terminating proxy (nginx, Caddy) in
+	// front; allowed on loopback addresses only.
+	Off bool `yaml:"off"`
+}
+
+// ACME configures automatic certificates.
+type ACME struct {
+	// Hosts are the only names certificates are requested for.
+	Hosts []string `yaml:"hosts"`
+	// Email is the contact address given to the certificate authority.
+	Email string `yaml:"email"`
+	// CacheDir keeps account key and certificates (acme/ in the state directory).
+	CacheDir string `yaml:"cache_dir"`
+	// DirectoryURL is the ACME directory (Let's Encrypt production when empty).
+	DirectoryURL string `yaml:"directory_url"`
+}
+
+// Inbound configures enrolments from Coachview.
+type Inbound struct {
+	// EnrolmentLink is Coachview's enrolment link (needs oauth clients).
+	EnrolmentLink EnrolmentLink `yaml:"enrolment_link"`
+	// OAuth is the authorisation server protecting the enrolment link.
+	OAuth oauth.Config `yaml:"oauth"`
+	// Webhooks are Coachview API webhook subscriptions, one path each.
+	Webhooks []webhook.Config `yaml:"webhooks"`
+	// Routes say which LMS connection enrols which e-learning codes.
+	Routes []Route `yaml:"routes"`
+	// DefaultConnection enrols the codes no route matches (the only
+	// connection that can enrol, when there is one).
+	DefaultConnection string `yaml:"default_connection"`
+	// Retry is how transient LMS errors are retried.
+	inbound.RetryPolicy `yaml:",inline"`
+}
+
+// EnrolmentLink is the endpoint Coachview's enrolment link calls.
+type EnrolmentLink struct {
+	// Path is the endpoint's path (/coachview/enrolment).
+	Path        string `yaml:"path"`
+	link.Config `yaml:",inline"`
+}
+
+// Route sends the enrolments of matching codes to one LMS connection.
+type Route struct {
+	Connection string   `yaml:"connection"`
+	Codes      []string `yaml:"codes"` // path.Match patterns, e.g. MOO-*
+}
+
+// Enabled reports whether the public listener runs.
+func (p Public) Enabled() bool { return p.Addr != "" }
+
+// resolveInbound checks the public and inbound sections and makes their
+// file paths absolute.
+func (c *Config) resolveInbound(fail func(key, format string, args ...any) error) error {
+	in := &c.Inbound
+	configured := len(in.Webhooks) > 0 || len(in.OAuth.Clients) > 0
+	if !c.Public.Enabled() {
+		if configured {
+			return fail("public.addr", "inbound webhooks or OAuth clients are configured, but the public listener is off: set public.addr (e.g. \":443\")")
+		}
+		return nil
+	}
+	if !configured {
+		return fail("public.addr", "the public listener has nothing to serve: configure inbound.oauth.clients (the enrolment link) or inbound.webhooks, or leave public.addr empty")
+	}
+	t := &c.Public.TLS
+	modes := 0
+	if t.CertFile != "" || t.KeyFile != "" {
+		modes++
+		if t.CertFile == "" || t.KeyFile == "" {
+			return fail("public.tls.cert_file", "cert_file and key_file go together")
+		}
+	}
+	if len(t.ACME.Hosts) > 0 {
+		modes++
+	}
+	if t.Off {
+		modes++
+		host, _, err := net.SplitHostPort(c.Public.Addr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fail("public.tls.off", "plain HTTP is allowed on a loopback address only (behind a proxy that terminates TLS), not on %q", c.Public.Addr)
+		}
+	}
+	if modes != 1 {
+		return fail("public.tls", "choose exactly one: cert_file and key_file, acme.hosts, or off (behind a TLS proxy)")
+	}
+	t.CertFile, t.KeyFile = c.Abs(t.CertFile), c.Abs(t.KeyFile)
+	if len(t.ACME.Hosts) > 0 && t.ACME.CacheDir == "" {
+		t.ACME.CacheDir = filepath.Join(filepath.Dir(c.Storage.Path), "acme")
+		if dir := stateDirectory(); dir != "" {
+			t.ACME.CacheDir = filepath.Join(dir, "acme")
+		}
+	}
+	t.ACME.CacheDir = c.Abs(t.ACME.CacheDir)
+
+	if in.EnrolmentLink.Path == "" {
+		in.EnrolmentLink.Path = "/coachview/enrolment"
+	}
+	if !strings.HasPrefix(in.EnrolmentLink.Path, "/") {
+		return fail("inbound.enrolment_link.path", "must start with /")
+	}
+	in.OAuth.AdminPasswordHashFile = c.Abs(in.OAuth.AdminPasswordHashFile)
+	for i := range in.OAuth.Clients {
+		in.OAuth.Clients[i].SecretFile = c.Abs(in.OAuth.Clients[i].SecretFile)
+	}
+	paths := map[string]string{in.EnrolmentLink.Path: "inbound.enrolment_link.path", "/oauth/authorize": "(oauth)", "/oauth/token": "(oauth)"}
+	for i := range in.Webhooks {
+		w := &in.Webhooks[i]
+		w.SigningSecretFile, w.TokenFile = c.Abs(w.SigningSecretFile), c.Abs(w.TokenFile)
+		if other, dup := paths[w.Path]; dup {
+			return fail(fmt.Sprintf("inbound.webhooks[%d].path", i), "%q is also used by %s", w.Path, other)
+		}
+		paths[w.Path] = fmt.Sprintf("inbound.webhooks[%d]", i)
+	}
+	for i, r := range in.Routes {
+		if _, ok := c.Connection(r.Connection); !ok {
+			return fail(fmt.Sprintf("inbound.routes[%d].connection", i), "no LMS connection called %q", r.Connection)
+		}
+	}
+	if in.DefaultConnection != "" {
+		if _, ok := c.Connection(in.DefaultConnection); !ok {
+			return fail("inbound.default_connection", "no LMS connection called %q", in.DefaultConnection)
+		}
+	}
+	return nil
+}
+
+// stateDirectory is systemd's StateDirectory for the service, if set.
+func stateDirectory() string {
+	return strings.Split(os.Getenv("STATE_DIRECTORY"), ":")[0]
+}

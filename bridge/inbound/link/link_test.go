@@ -1,0 +1,206 @@
+package link_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/inbound"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/inbound/internal/fakes"
+	"github.com/cvbridge/cvbridge/bridge/inbound/link"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// allowAll lets every request through (package oauth's tests cover the
+// real bearer check on this endpoint).
+type allowAll struct{}
+
+func (allowAll) Authorize(http.ResponseWriter, *http.Request) bool { return true }
+
+const enrolBody = `{"PersoonExterneId":"p12345","PersoonVoornaam":"Jan","PersoonTussenvoegsels":"van","PersoonAchternaam":"Jansen","PersoonEmailadres":"jan@jansen.nl","Elearningcode":"e12345"}`
+
+type rig struct {
+	srv   *httptest.Server
+	store inboundstore.Store
+	enr   *fakes.Enroller
+	clk   *clock.Fake
+	proc  *inbound.Processor
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	store := fakes.Store(t, clk)
+	enr := &fakes.Enroller{}
+	router, err := inbound.NewCodeRouter([]inbound.CodeRule{{Connection: "moodle", Patterns: []string{"e*"}, Enroller: enr}}, "")
+	require.NoError(t, err)
+	log := slog.New(slog.DiscardHandler)
+	proc := inbound.NewProcessor(store, router, inbound.WithClock(clk), inbound.WithLogger(log))
+	h, err := link.New(link.Config{Owner: "daemon-1"}, store, proc, allowAll{}, clk, log)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &rig{srv: srv, store: store, enr: enr, clk: clk, proc: proc}
+}
+
+func (r *rig) do(t *testing.T, method, query, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.srv.URL+"/enrol"+query, strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := r.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func (r *rig) messages(t *testing.T) []inboundstore.Message {
+	t.Helper()
+	ms, err := r.store.ListMessages(t.Context(), inboundstore.MessageFilter{})
+	require.NoError(t, err)
+	return ms
+}
+
+func TestRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, query, body string
+		status                    int
+		msgHas                    string
+		call                      *fakes.Call
+	}{
+		{"enrol", "POST", "", enrolBody, 200, "OK", &fakes.Call{Action: "enrol", Enrolment: source.Enrolment{
+			PersonID: "p12345", FirstName: "Jan", Infix: "van", LastName: "Jansen", Email: "jan@jansen.nl", ElearningCode: "e12345"}}},
+		{"enrol with unknown fields", "POST", "", strings.Replace(enrolBody, "{", `{"Onbekend":[1,2],`, 1), 200, "OK", &fakes.Call{Action: "enrol", Enrolment: source.Enrolment{
+			PersonID: "p12345", FirstName: "Jan", Infix: "van", LastName: "Jansen", Email: "jan@jansen.nl", ElearningCode: "e12345"}}},
+		{"unenrol by DELETE", "DELETE", "?PersoonExterneId=p12345&Elearningcode=e12345", "", 200, "OK",
+			&fakes.Call{Action: "unenrol", Enrolment: source.Enrolment{PersonID: "p12345", ElearningCode: "e12345"}}},
+		{"unenrol by body-less POST", "POST", "?PersoonExterneId=p12345&Elearningcode=e12345", "", 200, "OK",
+			&fakes.Call{Action: "unenrol", Enrolment: source.Enrolment{PersonID: "p12345", ElearningCode: "e12345"}}},
+		{"missing person", "POST", "", strings.Replace(enrolBody, `"PersoonExterneId":"p12345",`, "", 1), 400, "PersoonExterneId: missing", nil},
+		{"empty code", "POST", "", strings.Replace(enrolBody, `"e12345"`, `""`, 1), 400, "Elearningcode: missing", nil},
+		{"over-long last name", "POST", "", strings.Replace(enrolBody, `"Jansen"`, `"`+strings.Repeat("x", 101)+`"`, 1), 400, "PersoonAchternaam: longer than 100", nil},
+		{"number for a string", "POST", "", strings.Replace(enrolBody, `"p12345"`, `12345`, 1), 400, "PersoonExterneId: must be a string", nil},
+		{"bad e-mail", "POST", "", strings.Replace(enrolBody, `jan@jansen.nl`, `jan`, 1), 400, "PersoonEmailadres: is not an e-mail address", nil},
+		{"not JSON", "POST", "", `PersoonExterneId=p1`, 400, "body: not a JSON object", nil},
+		{"DELETE without code", "DELETE", "?PersoonExterneId=p12345", "", 400, "Elearningcode: missing", nil},
+		{"DELETE with two ids", "DELETE", "?PersoonExterneId=a&PersoonExterneId=b&Elearningcode=e1", "", 400, "PersoonExterneId: given more than once", nil},
+		{"PUT", "PUT", "", enrolBody, 405, "only POST", nil},
+		{"oversized", "POST", "", `{"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "larger than", nil},
+		{"unrouted code", "POST", "", strings.Replace(enrolBody, `"e12345"`, `"X1"`, 1), 422, `e-learning code "X1" is not linked`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			status, msg := r.do(t, tc.method, tc.query, tc.body)
+			assert.Equal(t, tc.status, status, msg)
+			assert.Contains(t, msg, tc.msgHas)
+			if tc.call == nil {
+				assert.Empty(t, r.enr.Calls())
+				if status/100 == 4 && status != 422 {
+					assert.Empty(t, r.messages(t), "a refused request is not stored")
+				}
+				return
+			}
+			assert.Equal(t, []fakes.Call{*tc.call}, r.enr.Calls())
+			ms := r.messages(t)
+			require.Len(t, ms, 1)
+			assert.Equal(t, inboundstore.StateDone, ms[0].State)
+			assert.Equal(t, inboundstore.VerifiedBearer, ms[0].Verified)
+		})
+	}
+}
+
+func TestPermanentRefusal(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.enr.Fail(&source.PermanentError{Err: errors.New("course e12345 does not exist in Moodle")})
+	status, msg := r.do(t, "POST", "", enrolBody)
+	assert.Equal(t, http.StatusUnprocessableEntity, status)
+	assert.Contains(t, msg, "course e12345 does not exist in Moodle")
+	ms := r.messages(t)
+	require.Len(t, ms, 1)
+	assert.Equal(t, inboundstore.StateFailed, ms[0].State)
+
+	// Repeating after the provider fixed the course carries it out.
+	status, _ = r.do(t, "POST", "", enrolBody)
+	assert.Equal(t, http.StatusOK, status)
+	ms = r.messages(t)
+	require.Len(t, ms, 1, "a repeated request is the same stored message")
+	assert.Equal(t, inboundstore.StateDone, ms[0].State)
+	assert.Equal(t, 2, ms[0].Requests)
+	assert.Len(t, r.enr.Calls(), 2)
+}
+
+// An LMS that fails transiently gets the request again from the worker:
+// nothing is lost.
+func TestTransientThenRetried(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.enr.Fail(errors.New("connection refused"), errors.New("503 from Moodle"))
+	status, msg := r.do(t, "POST", "", enrolBody)
+	assert.Equal(t, http.StatusAccepted, status)
+	assert.Contains(t, msg, "will be retried")
+	ms := r.messages(t)
+	require.Len(t, ms, 1)
+	assert.Equal(t, inboundstore.StatePending, ms[0].State)
+	assert.Equal(t, 1, ms[0].Attempts)
+	assert.Contains(t, ms[0].LastError, "connection refused")
+
+	w, err := inbound.NewWorker(r.store, r.proc, inbound.WorkerConfig{Owner: "worker"})
+	require.NoError(t, err)
+	n, err := w.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n, "not due before its backoff")
+	r.clk.Advance(time.Minute) // the first retry's delay
+	n, err = w.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, inboundstore.StatePending, r.messages(t)[0].State, "the second failure schedules another retry")
+	r.clk.Advance(2 * time.Minute)
+	n, err = w.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	ms = r.messages(t)
+	assert.Equal(t, inboundstore.StateDone, ms[0].State)
+	assert.Equal(t, 3, ms[0].Attempts)
+	assert.Len(t, r.enr.Calls(), 3)
+}
+
+func FuzzParseEnrol(f *testing.F) {
+	f.Add([]byte(enrolBody))
+	f.Add([]byte(`{"PersoonExterneId":null}`))
+	f.Add([]byte(`{"PersoonExterneId":"a\u0000","Elearningcode":"e","PersoonVoornaam":"x","PersoonAchternaam":"y","PersoonEmailadres":"a@b"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := link.ParseEnrol(body)
+		if err != nil {
+			var fe *link.FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("error %v does not name a field", err)
+			}
+			return
+		}
+		for name, v := range map[string]string{"PersoonExterneId": req.PersonID, "Elearningcode": req.ElearningCode,
+			"PersoonAchternaam": req.LastName, "PersoonEmailadres": req.Email} {
+			if v == "" {
+				t.Fatalf("accepted without %s", name)
+			}
+		}
+		if len([]rune(req.PersonID)) > link.MaxIDLen || len([]rune(req.Email)) > link.MaxEmailLen {
+			t.Fatalf("accepted over-long field: %+v", req)
+		}
+	})
+}

@@ -1,0 +1,352 @@
+// Package oauth is the OAuth 2.0 authorisation server of Coachview's
+// enrolment link (cvbridge is the server, Coachview the client), built on
+// github.com/go-oauth2/oauth2/v4: the authorization-code grant with PKCE
+// (S256) supported, refresh tokens rotated on every use, short-lived
+// access tokens. Clients (id, secret file, exact redirect URIs) come from
+// the configuration; codes and tokens are stored as SHA-256 hashes through
+// inboundstore.TokenStore, so they survive restarts and work across
+// daemons sharing a database. The authorize step shows a small login and
+// consent page for the provider's administrator, whose bcrypt password hash
+// comes from the configuration.
+//
+// Hardening over the library's defaults: redirect URIs must match a
+// registered one exactly (the library's own check only compares host
+// suffixes) and a request with an unregistered one is answered with an
+// error page, never redirected; a code can be exchanged once, even by
+// concurrent requests, and presenting a used code or rotated refresh token
+// again revokes its whole grant; client secrets and the administrator's
+// credentials are compared in constant time; errors follow RFC 6749 §5.2
+// (400, or 401 for invalid_client).
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	oauth2 "github.com/go-oauth2/oauth2/v4"
+	oerrors "github.com/go-oauth2/oauth2/v4/errors"
+	"github.com/go-oauth2/oauth2/v4/server"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+)
+
+// Config is the authorisation server's configuration.
+type Config struct {
+	// AdminUser is the administrator's login name (default "admin").
+	AdminUser string `yaml:"admin_user"`
+	// AdminPasswordHashFile / AdminPasswordHashEnv hold the administrator's
+	// bcrypt password hash (e.g. from `htpasswd -nbBC 12 "" secret | cut -d: -f2`). Required.
+	AdminPasswordHashFile string `yaml:"admin_password_hash_file"`
+	AdminPasswordHashEnv  string `yaml:"admin_password_hash_env"`
+	// AccessTokenTTL is an access token's lifetime (default 1h).
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
+	// RefreshTokenTTL is a refresh token's lifetime, renewed with every
+	// rotation (default 90 days).
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
+	// CodeTTL is an authorization code's lifetime (default 5m).
+	CodeTTL time.Duration `yaml:"code_ttl"`
+	// RequirePKCE refuses authorization requests without a code challenge.
+	RequirePKCE bool `yaml:"require_pkce"`
+	// Clients are the OAuth clients (Coachview).
+	Clients []ClientConfig `yaml:"clients"`
+}
+
+// ClientConfig is one OAuth client.
+type ClientConfig struct {
+	ID string `yaml:"id"`
+	// Name is shown on the consent page (default: the id).
+	Name string `yaml:"name"`
+	// SecretFile / SecretEnv hold the client secret. Required.
+	SecretFile string `yaml:"secret_file"`
+	SecretEnv  string `yaml:"secret_env"`
+	// RedirectURIs are the exact redirect URIs the client may use.
+	RedirectURIs []string `yaml:"redirect_uris"`
+}
+
+// client is a configured client as the library sees it.
+type client struct {
+	id, name   string
+	secretHash [32]byte
+	uris       []string
+}
+
+var (
+	_ oauth2.ClientInfo             = (*client)(nil)
+	_ oauth2.ClientPasswordVerifier = (*client)(nil)
+)
+
+func (c *client) GetID() string     { return c.id }
+func (c *client) GetSecret() string { return "" } // never handed out; see VerifyPassword
+func (c *client) IsPublic() bool    { return false }
+func (c *client) GetUserID() string { return "" }
+
+// GetDomain lists the redirect URIs, space-separated (a space cannot occur
+// in a URI), for the exact-match validator.
+func (c *client) GetDomain() string { return strings.Join(c.uris, " ") }
+
+// VerifyPassword compares secret with the client's in constant time.
+func (c *client) VerifyPassword(secret string) bool {
+	h := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(h[:], c.secretHash[:]) == 1
+}
+
+// exactRedirect checks that redirect equals one of the space-separated
+// registered URIs exactly.
+func exactRedirect(registered, redirect string) error {
+	if redirect != "" && slices.Contains(strings.Fields(registered), redirect) {
+		return nil
+	}
+	return oerrors.ErrInvalidRedirectURI
+}
+
+// Server is the authorisation server: its authorize and token endpoints
+// and the bearer check of the resources it protects.
+type Server struct {
+	srv     *server.Server
+	mgr     *manager
+	clients map[string]*client
+	user    string
+	pwHash  []byte
+	pkce    bool
+	clock   clock.Clock
+	log     *slog.Logger
+	logins  *rate.Limiter
+}
+
+// New checks cfg, reads its secret files and returns the server, storing
+// codes and tokens in store. clk (nil: the system clock) decides when
+// stored codes and tokens expire.
+func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.Logger) (*Server, error) {
+	if clk == nil {
+		clk = clock.System{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.AdminUser == "" {
+		cfg.AdminUser = "admin"
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = time.Hour
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = 90 * 24 * time.Hour
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 5 * time.Minute
+	}
+	hash, err := readSecret(cfg.AdminPasswordHashFile, cfg.AdminPasswordHashEnv)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: admin_password_hash: %w", err)
+	}
+	if hash == "" {
+		return nil, errors.New("oauth: set admin_password_hash_file or admin_password_hash_env (a bcrypt hash)")
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return nil, fmt.Errorf("oauth: admin password hash is not a bcrypt hash: %w", err)
+	}
+	s := &Server{clients: map[string]*client{}, user: cfg.AdminUser, pwHash: []byte(hash), pkce: cfg.RequirePKCE,
+		clock: clk, log: log, logins: rate.NewLimiter(rate.Every(10*time.Second), 5)}
+	if len(cfg.Clients) == 0 {
+		return nil, errors.New("oauth: no clients configured")
+	}
+	for i, cc := range cfg.Clients {
+		c, err := newClient(cc)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: clients[%d]: %w", i, err)
+		}
+		if s.clients[c.id] != nil {
+			return nil, fmt.Errorf("oauth: clients[%d]: id %q configured twice", i, c.id)
+		}
+		s.clients[c.id] = c
+	}
+
+	mgr := &manager{clients: clientStore(s.clients), store: store, clock: clk, log: log,
+		codeTTL: cfg.CodeTTL, accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
+	srv := server.NewServer(&server.Config{
+		TokenType:                   "Bearer",
+		AllowedResponseTypes:        []oauth2.ResponseType{oauth2.Code},
+		AllowedGrantTypes:           []oauth2.GrantType{oauth2.AuthorizationCode, oauth2.Refreshing},
+		AllowedCodeChallengeMethods: []oauth2.CodeChallengeMethod{oauth2.CodeChallengeS256},
+		ForcePKCE:                   cfg.RequirePKCE,
+	}, mgr)
+	srv.ClientInfoHandler = clientCredentials
+	srv.AccessTokenResolveHandler = bearerToken
+	srv.UserAuthorizationHandler = s.userAuthorization
+	// The library consults this before it checks the allowed grant types.
+	srv.PasswordAuthorizationHandler = func(context.Context, string, string, string) (string, error) {
+		return "", oerrors.ErrUnsupportedGrantType
+	}
+	srv.InternalErrorHandler = s.internalError
+	srv.ResponseErrorHandler = rfcStatus
+	s.srv, s.mgr = srv, mgr
+	return s, nil
+}
+
+// newClient checks one client's configuration and reads its secret.
+func newClient(cc ClientConfig) (*client, error) {
+	if cc.ID == "" {
+		return nil, errors.New("id is empty")
+	}
+	sec, err := readSecret(cc.SecretFile, cc.SecretEnv)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: secret: %w", cc.ID, err)
+	}
+	if len(sec) < 16 {
+		return nil, fmt.Errorf("client %q: set secret_file or secret_env to a secret of at least 16 characters", cc.ID)
+	}
+	if len(cc.RedirectURIs) == 0 {
+		return nil, fmt.Errorf("client %q: redirect_uris is empty", cc.ID)
+	}
+	for _, u := range cc.RedirectURIs {
+		p, err := url.Parse(u)
+		if err != nil || !p.IsAbs() || p.Fragment != "" || strings.ContainsAny(u, " \t\r\n") {
+			return nil, fmt.Errorf("client %q: redirect URI %q is not an absolute URI without fragment", cc.ID, u)
+		}
+		if p.Scheme != "https" && p.Hostname() != "localhost" && p.Hostname() != "127.0.0.1" {
+			return nil, fmt.Errorf("client %q: redirect URI %q must use https", cc.ID, u)
+		}
+	}
+	name := cc.Name
+	if name == "" {
+		name = cc.ID
+	}
+	return &client{id: cc.ID, name: name, secretHash: sha256.Sum256([]byte(sec)), uris: cc.RedirectURIs}, nil
+}
+
+// readSecret reads a secret from file (trailing white space trimmed) or the
+// environment variable env; "" when neither is set.
+func readSecret(file, env string) (string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", errors.New("set either the file or the environment variable, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), " \t\r\n"), nil
+	case env != "":
+		return os.Getenv(env), nil
+	}
+	return "", nil
+}
+
+// clientStore is the library's client store over the configured clients.
+type clientStore map[string]*client
+
+// GetByID returns the configured client id.
+func (cs clientStore) GetByID(_ context.Context, id string) (oauth2.ClientInfo, error) {
+	if c, ok := cs[id]; ok {
+		return c, nil
+	}
+	return nil, oerrors.ErrInvalidClient
+}
+
+// clientCredentials reads the client's credentials from HTTP Basic
+// authentication or, failing that, from the form (client_secret_post).
+func clientCredentials(r *http.Request) (string, string, error) {
+	if id, sec, ok := r.BasicAuth(); ok {
+		// RFC 6749 §2.3.1: Basic credentials are form-urlencoded first.
+		uid, err1 := url.QueryUnescape(id)
+		usec, err2 := url.QueryUnescape(sec)
+		if err1 != nil || err2 != nil {
+			return "", "", oerrors.ErrInvalidClient
+		}
+		return uid, usec, nil
+	}
+	id, sec := r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+	if id == "" || sec == "" {
+		return "", "", oerrors.ErrInvalidClient
+	}
+	return id, sec, nil
+}
+
+// bearerToken takes the access token from the Authorization header only
+// (tokens in query strings end up in logs).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// internalError maps the library's errors that have no RFC 6749 code to
+// the right one, and logs real server errors.
+func (s *Server) internalError(err error) *oerrors.Response {
+	switch {
+	case errors.Is(err, oerrors.ErrInvalidRedirectURI), errors.Is(err, oerrors.ErrMissingCodeVerifier),
+		errors.Is(err, oerrors.ErrInvalidRefreshToken), errors.Is(err, oerrors.ErrExpiredRefreshToken),
+		errors.Is(err, oerrors.ErrInvalidAuthorizeCode), errors.Is(err, oerrors.ErrInvalidCodeChallenge):
+		return &oerrors.Response{Error: oerrors.ErrInvalidGrant, Description: oerrors.Descriptions[oerrors.ErrInvalidGrant]}
+	}
+	s.log.Error("oauth: server error", slog.String("error", err.Error()))
+	return nil
+}
+
+// rfcStatus gives error responses RFC 6749 §5.2's status codes: 401 with a
+// Basic challenge for invalid_client, 500/503 for server errors, 400 for
+// the rest.
+func rfcStatus(re *oerrors.Response) {
+	switch re.Error {
+	case oerrors.ErrInvalidClient:
+		re.StatusCode = http.StatusUnauthorized
+		re.SetHeader("WWW-Authenticate", `Basic realm="cvbridge"`)
+	case oerrors.ErrServerError:
+		re.StatusCode = http.StatusInternalServerError
+	case oerrors.ErrTemporarilyUnavailable:
+		re.StatusCode = http.StatusServiceUnavailable
+	default:
+		re.StatusCode = http.StatusBadRequest
+	}
+}
+
+// TokenHandler is the token endpoint (POST, form-encoded).
+func (s *Server) TokenHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if err := s.srv.HandleTokenRequest(w, r); err != nil {
+			s.log.Error("oauth: token response not written", slog.String("error", err.Error()))
+		}
+	})
+}
+
+// Authorize lets through requests with a live access token; others get 401
+// with an RFC 6750 WWW-Authenticate challenge (error="invalid_token" when a
+// token was sent but is unknown, revoked or expired), or 503 when the token
+// store cannot be read. It implements link.Authorizer.
+func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) bool {
+	tok, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cvbridge"`)
+		http.Error(w, "An access token is required (Authorization: Bearer).", http.StatusUnauthorized)
+		return false
+	}
+	_, err := s.mgr.LoadAccessToken(r.Context(), tok)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, oerrors.ErrInvalidAccessToken), errors.Is(err, oerrors.ErrExpiredAccessToken),
+		errors.Is(err, oerrors.ErrExpiredRefreshToken):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cvbridge", error="invalid_token", error_description="The access token is invalid, revoked or expired"`)
+		http.Error(w, "The access token is invalid, revoked or expired.", http.StatusUnauthorized)
+	default:
+		s.log.Error("oauth: access token not checked", slog.String("error", err.Error()))
+		http.Error(w, "The bridge cannot check access tokens now; please try again later.", http.StatusServiceUnavailable)
+	}
+	return false
+}

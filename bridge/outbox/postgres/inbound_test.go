@@ -1,0 +1,18 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
+	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
+	"github.com/cvbridge/cvbridge/bridge/testdb"
+)
+
+func TestInboundConformance(t *testing.T) {
+	t.Parallel()
+	outboxtest.RunInbound(t, func(t *testing.T, clk clock.Clock) inboundstore.Store {
+		return open(t, testdb.Postgres(t), postgres.WithClock(clk))
+	})
+}

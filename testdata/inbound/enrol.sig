@@ -1,0 +1,1 @@
+V2WCnWdSBM9LD1U25+hYdClono/POFBALpPgcagDGwI=

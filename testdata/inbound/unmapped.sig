@@ -1,0 +1,1 @@
+2sJvrj13IBx7YLXyYYs8nYj/P3fJnlH7liQfdS531SQ=
