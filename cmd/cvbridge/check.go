@@ -55,7 +55,19 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", cfg.Storage.Path, counts["pending"], counts["failed"])
+	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
+	// Assembling the daemon checks what only it puts together: the inbound
+	// routes, the OAuth clients, the webhooks, the dashboard.
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := d.Close(); err != nil {
+		return err
+	}
+	if cfg.Public.Enabled() {
+		fmt.Fprintf(out, "ok   inbound on %s (%d webhooks, %d OAuth clients)\n", cfg.Public.Addr, len(cfg.Inbound.Webhooks), len(cfg.Inbound.OAuth.Clients))
+	}
 	if *offline {
 		return nil
 	}
@@ -120,6 +132,14 @@ func probeTarget(ctx context.Context, t *config.Target) (string, error) {
 	default:
 		return fmt.Sprintf("reachable, answered %d to GET (%s)", resp.StatusCode, took), nil
 	}
+}
+
+// storeName names the configured store without its DSN, which may hold a password.
+func storeName(cfg *config.Config) string {
+	if cfg.Storage.Driver == "sqlite" {
+		return cfg.Storage.Path
+	}
+	return cfg.Storage.Driver
 }
 
 func orDefault(s, def string) string {

@@ -67,9 +67,14 @@ func TestOperatorCommands(t *testing.T) {
 	assert.Contains(t, out, "answers 405 to GET as Coachview does")
 	probes := sim.Stats().Requests // check's GET, answered 405
 
-	// render: shows the XML, sends and moves nothing.
-	out, err = runCLI(t, "render", "--config", cfgPath)
-	require.NoError(t, err)
+	// render: shows the XML, sends and moves nothing. The export is taken
+	// once it has settled (50ms unchanged), so render may show it only on a
+	// second try.
+	waitFor(t, 10*time.Second, func() bool {
+		out, err = runCLI(t, "render", "--config", cfgPath)
+		require.NoError(t, err)
+		return strings.Contains(out, "<CoachviewResultaat")
+	})
 	assert.Equal(t, 3, strings.Count(out, "<CoachviewResultaat"), out)
 	assert.Contains(t, out, `PersoonExterneId="P0002"`)
 	assert.FileExists(t, filepath.Join(dir, "drop", "export.csv"), "render leaves the file in place")

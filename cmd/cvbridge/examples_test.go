@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cvbridge/cvbridge/bridge/config"
 )
 
 // TestExampleConnectionsBuild keeps examples/lms.d true: every example LMS
@@ -41,4 +47,50 @@ func TestExampleConnectionsBuild(t *testing.T) {
 			assert.Contains(t, out, "ok   connection")
 		})
 	}
+}
+
+// TestExampleInboundSection keeps the commented inbound part of
+// examples/cvbridge.yaml true: uncommented, with its files in place, it
+// loads strictly and a daemon assembles its public handlers from it.
+func TestExampleInboundSection(t *testing.T) {
+	example, err := os.ReadFile("../../examples/cvbridge.yaml")
+	require.NoError(t, err)
+	text := string(example)
+	start := strings.Index(text, "\n# public:")
+	require.Positive(t, start, "the example has a commented public section")
+	var lines []string
+	for _, line := range strings.Split(text[start+1:], "\n") {
+		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(line, "#"), " "))
+	}
+	dir := t.TempDir()
+	main := text[:start] + "\n" + strings.Join(lines, "\n")
+	main = strings.ReplaceAll(main, "/etc/cvbridge/", dir+"/")
+	main = strings.ReplaceAll(main, `addr: ":443"`, `addr: "127.0.0.1:0"`)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tls"), 0o755))
+	writeCert(t, filepath.Join(dir, "tls"), 1)
+	require.NoError(t, os.Rename(filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "fullchain.pem")))
+	require.NoError(t, os.Rename(filepath.Join(dir, "tls", "key.pem"), filepath.Join(dir, "tls", "privkey.pem")))
+	hash, err := bcrypt.GenerateFromPassword([]byte("admin-password"), bcrypt.MinCost)
+	require.NoError(t, err)
+	for name, content := range map[string]string{
+		"coachview.secret": "s", "oauth-admin.bcrypt": string(hash), "oauth-coachview.secret": "a-client-secret-of-32-characters",
+		"webhook.secret": "hook-secret", "token": "tok",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o600))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "lms.d"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lms.d", "moodle.yaml"),
+		[]byte("type: moodle\nsettings:\n  mode: webservice\n  url: http://127.0.0.1:1\n  token_file: token\n"), 0o644))
+	cfgPath := filepath.Join(dir, "cvbridge.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(main), 0o644))
+
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	assert.True(t, cfg.Public.Enabled())
+	require.Len(t, cfg.Inbound.Webhooks, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, err := openDaemon(context.Background(), cfg, log)
+	require.NoError(t, err)
+	defer d.Close()
+	assert.NotNil(t, d.PublicHandler())
 }
