@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,4 +89,26 @@ targets:
 		persons = append(persons, it.PersonID)
 	}
 	assert.ElementsMatch(t, []string{"recent", "waiting"}, persons)
+}
+
+func TestVerdictsOfInboundAnswers(t *testing.T) {
+	counted := map[string]int{}
+	h := daemon.CountVerdicts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			_, _ = w.Write([]byte("done"))
+		case "/later":
+			w.WriteHeader(http.StatusAccepted)
+		case "/who":
+			w.WriteHeader(http.StatusUnauthorized)
+		case "/bad":
+			w.WriteHeader(http.StatusUnprocessableEntity)
+		default:
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}), func(v string) { counted[v]++ })
+	for _, p := range []string{"/ok", "/ok", "/later", "/who", "/bad", "/boom"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, p, nil))
+	}
+	assert.Equal(t, map[string]int{"done": 2, "accepted": 1, "unauthorized": 1, "invalid": 1, "error": 1}, counted)
 }

@@ -57,10 +57,50 @@ func (d *Daemon) openInbound(cfg *config.Config, sources map[string]source.Sourc
 		}
 		mux.Handle(r.Path(), r)
 	}
-	d.public = mux
+	d.public = countVerdicts(mux, d.metrics.Inbound)
 	d.enrolments = recentEnrolments{store}
 	return nil
 }
+
+// countVerdicts reports each answer of h to count, as a verdict from its
+// status: done (200), accepted (202, to be retried), unauthorized
+// (401/403), invalid (other 4xx), error (5xx).
+func countVerdicts(h http.Handler, count func(verdict string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		count(verdict(sw.status))
+	})
+}
+
+func verdict(status int) string {
+	switch {
+	case status == http.StatusAccepted:
+		return "accepted"
+	case status < 300:
+		return "done"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "unauthorized"
+	case status < 500:
+		return "invalid"
+	default:
+		return "error"
+	}
+}
+
+// statusWriter remembers the status an answer was given.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // newRouter routes e-learning codes to the connections whose sources can
 // enrol: by the configured routes, and the rest to the default connection

@@ -1,0 +1,4 @@
+package daemon
+
+// CountVerdicts exposes countVerdicts to the package's tests.
+var CountVerdicts = countVerdicts
