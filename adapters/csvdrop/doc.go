@@ -44,4 +44,11 @@
 //	    attendance: ""
 //	    attendance_date: ""
 //	    attendance_remark: ""
+//	  enrol_export:                   # optional: take enrolments from Coachview (see EnrolExport)
+//	    file: outgoing/enrolments.csv # required; rows appended, header written once
+//	    format: moodle_upload         # moodle_upload | custom
+//	    columns: []                   # custom only: - {header: Deelnemer, value: person_id}
+//	    role: student
+//	    delimiter: ","                # "," | ";" | tab
+//	    encoding: utf-8               # utf-8 | windows-1252
 package csvdrop

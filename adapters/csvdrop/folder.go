@@ -65,8 +65,13 @@ type observation struct {
 
 // New builds a drop-folder source from a connection's settings. It does not
 // touch the folder: Poll creates the processed and failed directories.
+// With enrol_export set, the source is an *EnrollingFolder.
 func New(c adapters.Connection) (source.Source, error) {
-	return newFolder(c, clock.System{})
+	f, err := newFolder(c, clock.System{})
+	if err != nil {
+		return nil, err
+	}
+	return f.withEnroller(c.BaseDir)
 }
 
 func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {

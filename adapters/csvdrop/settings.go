@@ -59,6 +59,9 @@ type Settings struct {
 	// ElearningCodeDefault is the e-learning code for exports without a code
 	// column; it also fills empty cells of the code column when both are set.
 	ElearningCodeDefault string `yaml:"elearningcode_default"`
+	// EnrolExport, when set, makes the connection take enrolments from
+	// Coachview by appending them to an outgoing CSV file; see EnrolExport.
+	EnrolExport *EnrolExport `yaml:"enrol_export"`
 }
 
 // Columns maps completion fields to CSV header names. Header names are
@@ -160,6 +163,10 @@ func decodeSettings(file, baseDir string, node *yaml.Node) (Settings, error) {
 		return Settings{}, err
 	}
 	s.Encoding = strings.ToLower(strings.TrimSpace(s.Encoding))
+	if s.EnrolExport != nil {
+		e := s.EnrolExport.withDefaults()
+		s.EnrolExport = &e
+	}
 	if err := s.validate(file, baseDir, node); err != nil {
 		return Settings{}, err
 	}
@@ -249,6 +256,9 @@ func (s Settings) validate(file, baseDir string, node *yaml.Node) error {
 			key = "columns.attendance_remark"
 		}
 		return bad(key, "needs columns.attendance: attendance date and remark belong to an attendance registration")
+	}
+	if s.EnrolExport != nil {
+		return s.EnrolExport.validate(baseDir, folder, s.Pattern, bad)
 	}
 	return nil
 }

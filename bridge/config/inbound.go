@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound"
 	"github.com/cvbridge/cvbridge/bridge/inbound/link"
@@ -63,6 +64,17 @@ type Inbound struct {
 	DefaultConnection string `yaml:"default_connection"`
 	// Retry is how transient LMS errors are retried.
 	inbound.RetryPolicy `yaml:",inline"`
+	// PersonalDataRetention is how long names, e-mail addresses and raw
+	// bodies of processed requests are kept before they are erased (720h).
+	PersonalDataRetention *time.Duration `yaml:"personal_data_retention"`
+}
+
+// Retention is the effective personal_data_retention.
+func (in Inbound) Retention() time.Duration {
+	if in.PersonalDataRetention == nil {
+		return inbound.DefaultPersonalDataRetention
+	}
+	return *in.PersonalDataRetention
 }
 
 // EnrolmentLink is the endpoint Coachview's enrolment link calls.
@@ -85,6 +97,9 @@ func (p Public) Enabled() bool { return p.Addr != "" }
 // file paths absolute.
 func (c *Config) resolveInbound(fail func(key, format string, args ...any) error) error {
 	in := &c.Inbound
+	if in.Retention() < 0 {
+		return fail("inbound.personal_data_retention", "must not be negative (0 erases as soon as a request is processed)")
+	}
 	configured := len(in.Webhooks) > 0 || len(in.OAuth.Clients) > 0
 	if !c.Public.Enabled() {
 		if configured {

@@ -264,6 +264,12 @@ func (d *Daemon) purge(ctx context.Context) {
 	if total > 0 {
 		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
 	}
+	if pd, ok := d.store.(inboundstore.PersonalData); ok {
+		// Names and e-mail addresses of processed requests, past their retention.
+		if _, err := inbound.ErasePersonalData(ctx, pd, d.clock.Now(), d.cfg.Inbound.Retention(), d.log); err != nil {
+			d.log.Error("erasing personal data past its retention failed", "error", err)
+		}
+	}
 	if tokens, ok := d.store.(inboundstore.TokenStore); ok {
 		// OAuth codes and tokens that are revoked or expired are of no use.
 		if n, err := tokens.PurgeTokens(ctx, d.clock.Now()); err != nil {

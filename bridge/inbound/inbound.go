@@ -13,7 +13,9 @@
 //
 // Personal data: a stored message holds the person's id, names and e-mail
 // address (in its columns and in its raw body) in the inbound_messages
-// table of the outbox database, for as long as the message is kept.
+// table of the outbox database while it is processed, and for a retention
+// after that (ErasePersonalData; default 30 days); then the names, e-mail
+// address and body are erased. docs/privacy.md describes it all.
 package inbound
 
 import (

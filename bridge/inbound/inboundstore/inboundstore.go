@@ -33,6 +33,14 @@ const MaxError = 2000
 // ErrNotFound is returned when a looked-up record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrState is returned when a message is not in a state that allows the
+// requested change (e.g. retrying a message that did not fail).
+var ErrState = errors.New("not in a state that allows this")
+
+// ErrErased is returned when a change needs personal data that was erased
+// (e.g. retrying an enrolment whose names and e-mail address are gone).
+var ErrErased = errors.New("its personal data was erased")
+
 // ErrLeaseLost is returned by FinishMessage when the caller no longer holds
 // the message's lease (another process claimed it after the lease ran out,
 // or it is no longer pending).
@@ -115,7 +123,13 @@ type Message struct {
 	LastError     string
 	Requests      int // how many times the message was received (retries included)
 	UpdatedAt     time.Time
+	// ErasedAt is when the message's names, e-mail address and body were
+	// erased (PersonalData); zero while they are kept.
+	ErasedAt time.Time
 }
+
+// Erased reports whether m's personal data was erased.
+func (m Message) Erased() bool { return !m.ErasedAt.IsZero() }
 
 // Duplicate says what SaveMessage does when a message with the same Source
 // and DedupeKey is already stored.
@@ -268,6 +282,69 @@ type TokenStore interface {
 	// PurgeTokens deletes records revoked, or expired in all their secrets,
 	// before cutoff, and returns how many.
 	PurgeTokens(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// MessageAdmin is what the operator's commands change in stored messages.
+type MessageAdmin interface {
+	// RetryMessage makes the failed message id pending and due at now,
+	// with Attempts reset and LastError kept until the next attempt
+	// replaces it, and returns it as stored. It returns an error wrapping
+	// ErrNotFound for an unknown id, ErrState for a message that is not
+	// failed, and ErrErased for an enrolment whose personal data was erased
+	// (the LMS would get a person without a name).
+	RetryMessage(ctx context.Context, id int64, now time.Time) (Message, error)
+}
+
+// ErasedKeyPrefix starts the dedupe key an erased enrolment-link message is
+// given in place of its own: the link's key is a hash of the names and
+// e-mail address, which would let anyone holding a guess confirm it. The
+// new key ("erased:<id>") is unique, so a later, equal request is stored as
+// a new message and carried out with the data it brings. Webhook messages
+// keep their key (a hash of the whole message or Coachview's event id), so
+// a late resend of an erased message is still recognised and not carried
+// out again.
+const ErasedKeyPrefix = "erased:"
+
+// ForgetReport is what ForgetPerson erased and what it left.
+type ForgetReport struct {
+	// Messages counts the inbound messages of the person whose names,
+	// e-mail address and raw body were erased (now or before).
+	Messages int
+	// Cancelled counts those of them that were still pending: they are
+	// failed without being carried out, as their personal data is gone.
+	Cancelled int
+	// Delivered counts the delivered outbox results of the person whose
+	// XML body (remarks, grades, dates) and Coachview's response texts were
+	// erased. Each row keeps its target, connection, e-learning code,
+	// PersoonExterneId, state, times and body hash: the bridge needs them
+	// never to send Coachview a second result for the same pair.
+	Delivered int
+	// History counts the person's rejected, ignored and cancelled results,
+	// deleted with their attempts (no rule of the bridge needs them).
+	History int
+	// Undelivered lists the person's pending, sending and failed results:
+	// they keep their XML body, which is still to be delivered. Deliver or
+	// cancel them (`cvbridge outbox cancel`) and run forget again.
+	Undelivered []int64
+}
+
+// PersonalData erases the personal data the store keeps: the names and
+// e-mail addresses of inbound messages, their raw bodies, and the XML of a
+// person's results. Erasure blanks first name, infix, last name and e-mail
+// address, sets the raw body to nothing (the columns keep every field the
+// bridge uses: action, person id, e-learning code, event, state, errors)
+// and records ErasedAt.
+type PersonalData interface {
+	// ErasePersonalData erases the personal data of the messages whose
+	// processing ended (done, failed, ignored, unmapped) and that were last
+	// changed before before, and returns how many it erased; erased
+	// messages are not counted again.
+	ErasePersonalData(ctx context.Context, before time.Time) (int, error)
+	// ForgetPerson erases the personal data of every inbound message and
+	// outbox result of the person (PersoonExterneId, compared
+	// case-insensitively, as Coachview does) and reports what it erased
+	// and what remains; see ForgetReport.
+	ForgetPerson(ctx context.Context, personID string) (ForgetReport, error)
 }
 
 // Store is everything the inbound packages need from storage.

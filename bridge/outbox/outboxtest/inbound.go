@@ -14,6 +14,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
 // InboundOpener returns a new, empty inbound store whose notion of now is
@@ -44,6 +45,9 @@ func RunInbound(t *testing.T, open InboundOpener) {
 		{"TokenRotateRefresh", testTokenRotate},
 		{"TokenRevokeGrantAndClient", testTokenRevokeGrantClient},
 		{"TokenListActiveAndPurge", testTokenListPurge},
+		{"RetryFailedMessage", testRetryMessage},
+		{"EraseFinishedPersonalData", testErasePersonalData},
+		{"ForgetPerson", testForgetPerson},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -532,4 +536,207 @@ func testTokenListPurge(t *testing.T, f *inboundFixture) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	assert.Equal(t, []int64{long.ID}, list(inboundstore.TokenFilter{}))
+}
+
+// privacy returns the fixture's store as the personal-data and admin
+// interfaces, failing when the backend lacks them.
+func (f *inboundFixture) privacy() interface {
+	inboundstore.PersonalData
+	inboundstore.MessageAdmin
+} {
+	f.t.Helper()
+	p, ok := f.s.(interface {
+		inboundstore.PersonalData
+		inboundstore.MessageAdmin
+	})
+	require.True(f.t, ok, "%T implements neither inboundstore.PersonalData nor inboundstore.MessageAdmin", f.s)
+	return p
+}
+
+// finished saves m and takes it to state st (done or failed) through a claim.
+func (f *inboundFixture) finished(m inboundstore.Message, st inboundstore.State) inboundstore.Message {
+	f.t.Helper()
+	saved, _ := f.save(m, inboundstore.KeepExisting)
+	_, ok, err := f.s.ClaimMessage(f.ctx, saved.ID, "setup", f.clk.Now(), time.Minute)
+	require.NoError(f.t, err)
+	require.True(f.t, ok)
+	f.finish(saved.ID, "setup", st, time.Time{}, "reason "+string(st))
+	return f.get(saved.ID)
+}
+
+// assertErased checks that m's personal data is gone and the rest kept.
+func assertErased(t *testing.T, m inboundstore.Message, personID string) {
+	t.Helper()
+	assert.True(t, m.Erased(), "message %d erased", m.ID)
+	assert.Empty(t, m.FirstName+m.Infix+m.LastName+m.Email, "message %d names and e-mail", m.ID)
+	assert.Empty(t, m.Body, "message %d body", m.ID)
+	assert.Equal(t, personID, m.PersonID, "message %d keeps the person id", m.ID)
+	assert.Equal(t, "E1", m.ElearningCode, "message %d keeps the e-learning code", m.ID)
+}
+
+// assertKept checks that m's personal data is still there.
+func assertKept(t *testing.T, m inboundstore.Message) {
+	t.Helper()
+	assert.False(t, m.Erased(), "message %d not erased", m.ID)
+	assert.Equal(t, "Jansen", m.LastName, "message %d", m.ID)
+	assert.Equal(t, "jan@example.org", m.Email, "message %d", m.ID)
+	assert.NotEmpty(t, m.Body, "message %d", m.ID)
+}
+
+func testRetryMessage(t *testing.T, f *inboundFixture) {
+	p := f.privacy()
+	failed := f.finished(msg("link", "f"), inboundstore.StateFailed)
+	f.clk.Advance(time.Hour)
+	got, err := p.RetryMessage(f.ctx, failed.ID, f.clk.Now())
+	require.NoError(t, err)
+	assert.Equal(t, inboundstore.StatePending, got.State)
+	assert.Zero(t, got.Attempts)
+	sameTime(t, f.clk.Now(), got.NextAttemptAt, "due now")
+	assert.Equal(t, []int64{failed.ID}, messageIDs(f.claim("w", 10, time.Minute)), "a retried message is claimed")
+
+	_, err = p.RetryMessage(f.ctx, failed.ID, f.clk.Now())
+	assert.ErrorIs(t, err, inboundstore.ErrState, "a pending message is not retried")
+	done := f.finished(msg("link", "d"), inboundstore.StateDone)
+	_, err = p.RetryMessage(f.ctx, done.ID, f.clk.Now())
+	assert.ErrorIs(t, err, inboundstore.ErrState, "a done message is not retried")
+	_, err = p.RetryMessage(f.ctx, 9999, f.clk.Now())
+	assert.ErrorIs(t, err, inboundstore.ErrNotFound)
+
+	enrol := f.finished(msg("link", "e"), inboundstore.StateFailed)
+	unenrol := msg("link", "u")
+	unenrol.Action, unenrol.FirstName, unenrol.LastName, unenrol.Email, unenrol.Body = inboundstore.ActionUnenrol, "", "", "", nil
+	un := f.finished(unenrol, inboundstore.StateFailed)
+	f.clk.Advance(time.Hour)
+	_, err = p.ErasePersonalData(f.ctx, f.clk.Now())
+	require.NoError(t, err)
+	_, err = p.RetryMessage(f.ctx, enrol.ID, f.clk.Now())
+	assert.ErrorIs(t, err, inboundstore.ErrErased, "an erased enrolment has no name to send")
+	assert.Equal(t, inboundstore.StateFailed, f.get(enrol.ID).State)
+	got, err = p.RetryMessage(f.ctx, un.ID, f.clk.Now())
+	require.NoError(t, err, "an unenrolment needs only ids")
+	assert.Equal(t, inboundstore.StatePending, got.State)
+}
+
+func testErasePersonalData(t *testing.T, f *inboundFixture) {
+	p := f.privacy()
+	pending, _ := f.save(msg("webhook:cv", "pending"), inboundstore.KeepExisting)
+	done := f.finished(msg("webhook:cv", "done"), inboundstore.StateDone)
+	failed := f.finished(msg("webhook:cv", "failed"), inboundstore.StateFailed)
+	linkDone := f.finished(msg("link", "link"), inboundstore.StateDone)
+	unmappedMsg := msg("webhook:cv", "unmapped")
+	unmappedMsg.Action, unmappedMsg.State = inboundstore.ActionUnmapped, inboundstore.StateUnmapped
+	unmapped, _ := f.save(unmappedMsg, inboundstore.KeepExisting)
+	cutoff := f.clk.Now().Add(time.Minute)
+	f.clk.Advance(2 * time.Minute)
+	recent := f.finished(msg("webhook:cv", "recent"), inboundstore.StateDone)
+
+	n, err := p.ErasePersonalData(f.ctx, cutoff)
+	require.NoError(t, err)
+	assert.Equal(t, 4, n, "done, failed, link done and unmapped before the cutoff")
+	for _, m := range []inboundstore.Message{done, failed, linkDone, unmapped} {
+		got := f.get(m.ID)
+		assertErased(t, got, m.PersonID)
+		sameTime(t, f.clk.Now(), got.ErasedAt, "erased at")
+		assert.Equal(t, m.State, got.State, "the state is kept")
+		assert.Equal(t, m.LastError, got.LastError, "the reason is kept")
+		assert.Equal(t, m.Event, got.Event, "the event is kept")
+	}
+	assertKept(t, f.get(pending.ID))
+	assertKept(t, f.get(recent.ID))
+
+	f.clk.Advance(time.Hour)
+	n, err = p.ErasePersonalData(f.ctx, cutoff)
+	require.NoError(t, err)
+	assert.Zero(t, n, "erased messages are not counted again")
+	sameTime(t, cutoff.Add(time.Minute), f.get(done.ID).ErasedAt, "the first erasure time is kept")
+
+	resend, out := f.save(msg("webhook:cv", "done"), inboundstore.KeepExisting)
+	assert.Equal(t, inboundstore.Existed, out, "a webhook resend is still recognised")
+	assert.Equal(t, done.ID, resend.ID)
+	assert.Empty(t, resend.LastName, "and brings no personal data back")
+	again, out := f.save(msg("link", "link"), inboundstore.Rearm)
+	assert.Equal(t, inboundstore.Inserted, out, "a repeated enrolment-link request is a new message")
+	assert.NotEqual(t, linkDone.ID, again.ID)
+	assertKept(t, again)
+}
+
+func testForgetPerson(t *testing.T, f *inboundFixture) {
+	p := f.privacy()
+	ob, ok := f.s.(outbox.Store)
+	require.True(t, ok, "%T is no outbox.Store", f.s)
+	of := &fixture{t: t, ctx: f.ctx, clk: f.clk, s: ob}
+
+	// Inbound messages: two of the person (ids compared case-insensitively), one of another.
+	mine := msg("link", "mine")
+	mine.PersonID = "P-42"
+	doneMine := f.finished(mine, inboundstore.StateDone)
+	hook := msg("webhook:cv", "hook")
+	hook.PersonID = "p-42"
+	pendingMine, _ := f.save(hook, inboundstore.KeepExisting)
+	other, _ := f.save(msg("link", "other"), inboundstore.KeepExisting)
+
+	// Outbox results of the person in every state, and one of another person.
+	delivered := of.drive(result("cv", "E1", "P-42", "passed"), outbox.StateDelivered)
+	_, attempts, err := ob.Get(f.ctx, delivered.ID)
+	require.NoError(t, err)
+	require.NotEmpty(t, attempts)
+	withResponse := of.drive(result("cv", "E2", "p-42", "resp"), outbox.StateSending)
+	require.NoError(t, ob.Finish(f.ctx, outbox.Finish{ID: withResponse.ID, Owner: "setup", State: outbox.StateDelivered, Tries: 1,
+		Attempt: outbox.Attempt{At: f.clk.Now(), Status: 200, Class: "delivered", Response: "Resultaat van Jan Jansen verwerkt"}}))
+	rejected := of.drive(result("cv", "E3", "P-42", "bad"), outbox.StateRejected)
+	cancelled := of.drive(result("cv", "E4", "P-42", "c"), outbox.StateCancelled)
+	failed := of.drive(result("cv", "E5", "P-42", "f"), outbox.StateFailed)
+	ignored := of.drive(result("cv", "E6", "P-42", "i"), outbox.StateIgnored)
+	pendingRows, err := ob.List(f.ctx, outbox.Filter{ElearningCode: "E6", State: outbox.StatePending})
+	require.NoError(t, err)
+	require.Len(t, pendingRows, 1, "the ignored completion's pair keeps its pending row")
+	pendingRow := pendingRows[0]
+	sending := of.drive(result("cv-b", "E7", "P-42", "s"), outbox.StateSending)
+	otherRow := of.drive(result("cv-c", "E1", "someone-else", "passed"), outbox.StateDelivered)
+
+	f.clk.Advance(time.Minute)
+	rep, err := p.ForgetPerson(f.ctx, "p-42")
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Messages)
+	assert.Equal(t, 1, rep.Cancelled)
+	assert.Equal(t, 2, rep.Delivered)
+	assert.Equal(t, 3, rep.History, "rejected, cancelled and ignored rows")
+	assert.Equal(t, []int64{failed.ID, pendingRow.ID, sending.ID}, rep.Undelivered)
+
+	assertErased(t, f.get(doneMine.ID), "P-42")
+	gotPending := f.get(pendingMine.ID)
+	assertErased(t, gotPending, "p-42")
+	assert.Equal(t, inboundstore.StateFailed, gotPending.State, "a pending message is not carried out without its data")
+	assert.Contains(t, gotPending.LastError, "erased")
+	assert.Equal(t, []int64{other.ID}, messageIDs(f.claim("w", 10, time.Minute)), "only the other person's message is due")
+	assertKept(t, f.get(other.ID))
+
+	for _, id := range []int64{delivered.ID, withResponse.ID} {
+		it, atts, err := ob.Get(f.ctx, id)
+		require.NoError(t, err)
+		assert.Empty(t, it.Body, "delivered result %d body", id)
+		assert.Equal(t, outbox.StateDelivered, it.State)
+		assert.Equal(t, "P-42", strings.ToUpper(it.PersonID), "the id Coachview needs is kept")
+		require.NotEmpty(t, atts)
+		for _, a := range atts {
+			assert.Empty(t, a.Response, "attempt of %d", id)
+			assert.Equal(t, 200, a.Status, "the status is kept")
+		}
+	}
+	for _, id := range []int64{rejected.ID, cancelled.ID, ignored.ID} {
+		_, _, err := ob.Get(f.ctx, id)
+		assert.ErrorIs(t, err, outbox.ErrNotFound, "history row %d deleted", id)
+	}
+	for _, id := range []int64{failed.ID, pendingRow.ID, sending.ID, otherRow.ID} {
+		assert.NotEmpty(t, of.get(id).Body, "result %d keeps its body", id)
+	}
+	assert.Equal(t, outbox.Unchanged, of.enqueue(result("cv", "E1", "P-42", "passed"), outbox.EnqueuePolicy{}),
+		"the same completion read again is still known as delivered")
+
+	rep, err = p.ForgetPerson(f.ctx, "P-42")
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Messages, "forgetting again finds the same, erased messages")
+	assert.Zero(t, rep.Cancelled+rep.History)
+	_, err = p.ForgetPerson(f.ctx, " ")
+	assert.Error(t, err)
 }

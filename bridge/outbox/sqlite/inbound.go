@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -19,7 +20,7 @@ var _ inboundstore.Store = (*Store)(nil)
 // messageCols are the inbound_messages columns, in messageRow's order.
 const messageCols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
 	first_name, infix, last_name, email, state, attempts, next_attempt_at, lease_owner, lease_until,
-	last_error, requests, updated_at`
+	last_error, requests, updated_at, erased_at`
 
 // messageRow is an inbound_messages row as stored.
 type messageRow struct {
@@ -45,6 +46,7 @@ type messageRow struct {
 	LastError     string        `db:"last_error"`
 	Requests      int           `db:"requests"`
 	UpdatedAt     int64         `db:"updated_at"`
+	ErasedAt      sql.NullInt64 `db:"erased_at"`
 }
 
 func (r messageRow) message() inboundstore.Message {
@@ -55,7 +57,7 @@ func (r messageRow) message() inboundstore.Message {
 		FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
 		State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: fromMillis(r.NextAttemptAt),
 		LeaseOwner: r.LeaseOwner, LeaseUntil: fromMillis(r.LeaseUntil), LastError: r.LastError,
-		Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
+		Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: fromMillis(r.ErasedAt),
 	}
 }
 
@@ -278,4 +280,131 @@ func listMessagesQuery(f inboundstore.MessageFilter) (string, []any) {
 		limit = 100
 	}
 	return query + ` ORDER BY id DESC LIMIT ?`, append(args, limit)
+}
+
+// Personal data (AVG/GDPR): see inboundstore.PersonalData and docs/privacy.md.
+
+var (
+	_ inboundstore.MessageAdmin = (*Store)(nil)
+	_ inboundstore.PersonalData = (*Store)(nil)
+)
+
+// eraseSet blanks a message's personal data and gives an enrolment-link
+// message a key that no longer hashes its names; it binds one placeholder,
+// the erasure time, which an earlier erasure keeps.
+const eraseSet = `first_name = '', infix = '', last_name = '', email = '', body = NULL,
+	erased_at = COALESCE(erased_at, ?),
+	dedupe_key = CASE WHEN source = '` + inboundstore.SourceLink + `' THEN '` + inboundstore.ErasedKeyPrefix + `' || id ELSE dedupe_key END`
+
+// forgetReason is the last error of a pending message failed by ForgetPerson.
+const forgetReason = "not carried out: the person's personal data was erased (cvbridge forget)"
+
+// RetryMessage makes a failed message pending again; see
+// inboundstore.MessageAdmin.
+func (s *Store) RetryMessage(ctx context.Context, id int64, now time.Time) (inboundstore.Message, error) {
+	var row messageRow
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return inboundstore.ErrNotFound
+			}
+			return err
+		}
+		switch {
+		case row.State != string(inboundstore.StateFailed):
+			return fmt.Errorf("it is %s, only a failed message can be retried: %w", row.State, inboundstore.ErrState)
+		case row.ErasedAt.Valid && row.Action == string(inboundstore.ActionEnrol):
+			return fmt.Errorf("the enrolment cannot be carried out again, %w; have Coachview send it again", inboundstore.ErrErased)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET state = 'pending', attempts = 0,
+			next_attempt_at = ?, updated_at = ? WHERE id = ?`), now.UnixMilli(), now.UnixMilli(), id); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+	})
+	if err != nil {
+		return inboundstore.Message{}, fmt.Errorf("retry inbound message %d: %w", id, err)
+	}
+	return row.message(), nil
+}
+
+// ErasePersonalData erases the personal data of finished messages last
+// changed before before; see inboundstore.PersonalData.
+func (s *Store) ErasePersonalData(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`
+			WHERE erased_at IS NULL AND state <> 'pending' AND updated_at < ?`), s.now().UnixMilli(), before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("erase personal data of inbound messages finished before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return int(n), nil
+}
+
+// ForgetPerson erases a person's personal data from inbound messages and
+// outbox results in one transaction; see inboundstore.PersonalData.
+func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore.ForgetReport, error) {
+	var rep inboundstore.ForgetReport
+	if strings.TrimSpace(personID) == "" {
+		return rep, errors.New("forget person: the PersoonExterneId is empty")
+	}
+	key := strings.ToLower(personID)
+	now := s.now().UnixMilli()
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var counts struct {
+			All     int `db:"all_n"`
+			Pending int `db:"pending_n"`
+		}
+		if err := tx.GetContext(ctx, &counts, s.q(`SELECT count(*) AS all_n,
+			COALESCE(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending_n
+			FROM inbound_messages WHERE lower(person_id) = lower(?)`), personID); err != nil {
+			return fmt.Errorf("count inbound messages: %w", err)
+		}
+		rep.Messages, rep.Cancelled = counts.All, counts.Pending
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`,
+			last_error = CASE WHEN state = 'pending' THEN ? ELSE last_error END,
+			next_attempt_at = CASE WHEN state = 'pending' THEN NULL ELSE next_attempt_at END,
+			lease_owner = '', lease_until = NULL, updated_at = ?,
+			state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END
+			WHERE lower(person_id) = lower(?)`), now, forgetReason, now, personID); err != nil {
+			return fmt.Errorf("erase inbound messages: %w", err)
+		}
+		if err := tx.SelectContext(ctx, &rep.Undelivered, s.q(`SELECT id FROM results
+			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed') ORDER BY id`), key); err != nil {
+			return fmt.Errorf("list undelivered results: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET response = ''
+			WHERE result_id IN (SELECT id FROM results WHERE person_key = ? AND state = 'delivered')`), key); err != nil {
+			return fmt.Errorf("erase responses of delivered results: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET body = NULL WHERE person_key = ? AND state = 'delivered'`), key)
+		if err != nil {
+			return fmt.Errorf("erase delivered results: %w", err)
+		}
+		if rep.Delivered, err = affected(res); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM results WHERE person_key = ? AND state IN ('rejected', 'ignored', 'cancelled')`), key)
+		if err != nil {
+			return fmt.Errorf("delete result history: %w", err)
+		}
+		rep.History, err = affected(res)
+		return err
+	})
+	if err != nil {
+		return inboundstore.ForgetReport{}, fmt.Errorf("forget person: %w", err)
+	}
+	return rep, nil
+}
+
+// affected is the number of rows res changed.
+func affected(res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	return int(n), err
 }
