@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -151,6 +152,12 @@ type Connection struct {
 	ReplacePending *bool `yaml:"replace_pending"`
 	// Attendance emits the attendance element for this connection (false).
 	Attendance bool `yaml:"attendance"`
+	// EnrolCodes are the e-learning codes (path.Match patterns such as
+	// "MOO-*") whose enrolments from Coachview this connection carries out.
+	EnrolCodes []string `yaml:"enrol_codes"`
+	// EnrolDefault makes this connection enrol every code no connection
+	// lists (at most one connection; the only enrolling one by default).
+	EnrolDefault bool `yaml:"enrol_default"`
 	// Settings are the adapter's own settings.
 	Settings yaml.Node `yaml:"settings"`
 
@@ -417,23 +424,32 @@ func (c *Config) loadConnections() error {
 		c.Connections = append(c.Connections, conn)
 	}
 	sort.Slice(c.Connections, func(i, j int) bool { return c.Connections[i].Name < c.Connections[j].Name })
+	var defaults []string
+	for _, conn := range c.Connections {
+		if conn.EnrolDefault {
+			defaults = append(defaults, conn.File)
+		}
+	}
+	if len(defaults) > 1 {
+		return &Error{File: defaults[1], Key: "enrol_default", Msg: "only one LMS connection may take the codes no connection lists; " + defaults[0] + " does too"}
+	}
 	return nil
 }
 
-func (c *Config) loadConnection(path string) (*Connection, error) {
-	root, err := readYAML(path)
+func (c *Config) loadConnection(file string) (*Connection, error) {
+	root, err := readYAML(file)
 	if err != nil {
 		return nil, err
 	}
-	conn := &Connection{Schedule: "@every 1m", File: path}
-	if err := DecodeStrict(path, root, conn); err != nil {
+	conn := &Connection{Schedule: "@every 1m", File: file}
+	if err := DecodeStrict(file, root, conn); err != nil {
 		return nil, err
 	}
 	fail := func(key, format string, args ...any) error {
-		return &Error{File: path, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)}
+		return &Error{File: file, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
 	if conn.Name == "" {
-		conn.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		conn.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
 	if strings.ContainsAny(conn.Name, " \t/") {
 		return nil, fail("name", "%q: use letters, digits, dashes or underscores", conn.Name)
@@ -453,6 +469,11 @@ func (c *Config) loadConnection(path string) (*Connection, error) {
 	conn.Cron, err = scheduleParser.Parse(conn.Schedule)
 	if err != nil {
 		return nil, fail("schedule", "%q: %v", conn.Schedule, err)
+	}
+	for _, p := range conn.EnrolCodes {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fail("enrol_codes", "%q is not a valid pattern: %v", p, err)
+		}
 	}
 	return conn, nil
 }

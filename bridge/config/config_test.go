@@ -115,6 +115,7 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 		{name: "lms unknown key", main: minimalMain, lms: "type: csvdrop\nshedule: '@hourly'\n", file: "x.yaml", line: 2, contains: `shedule: unknown key (did you mean "schedule"?)`},
 		{name: "lms bad schedule", main: minimalMain, lms: "type: csvdrop\nschedule: every minute\n", file: "x.yaml", line: 2, contains: "schedule"},
 		{name: "lms unknown target", main: minimalMain, lms: "type: csvdrop\ntarget: other\n", file: "x.yaml", line: 2, contains: `unknown target "other"`},
+		{name: "lms bad enrol pattern", main: minimalMain, lms: "type: csvdrop\nenrol_codes: [\"MOO-[\"]\n", file: "x.yaml", line: 2, contains: "is not a valid pattern"},
 		{name: "lms missing type", main: minimalMain, lms: "name: x\n", file: "x.yaml", contains: "type: required"},
 	}
 	for _, tc := range cases {
@@ -135,6 +136,17 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.contains)
 		})
 	}
+}
+
+func TestOneEnrolDefault(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, minimalMain, map[string]string{
+		"a.yaml": "type: csvdrop\nenrol_default: true\n",
+		"b.yaml": "type: csvdrop\nenrol_default: true\n",
+	})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "b.yaml: enrol_default: only one LMS connection may take the codes no connection lists")
 }
 
 func TestPostgresStorageDSNFromFile(t *testing.T) {

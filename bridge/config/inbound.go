@@ -57,11 +57,6 @@ type Inbound struct {
 	OAuth oauth.Config `yaml:"oauth"`
 	// Webhooks are Coachview API webhook subscriptions, one path each.
 	Webhooks []webhook.Config `yaml:"webhooks"`
-	// Routes say which LMS connection enrols which e-learning codes.
-	Routes []Route `yaml:"routes"`
-	// DefaultConnection enrols the codes no route matches (the only
-	// connection that can enrol, when there is one).
-	DefaultConnection string `yaml:"default_connection"`
 	// Retry is how transient LMS errors are retried.
 	inbound.RetryPolicy `yaml:",inline"`
 	// PersonalDataRetention is how long names, e-mail addresses and raw
@@ -82,12 +77,6 @@ type EnrolmentLink struct {
 	// Path is the endpoint's path (/coachview/enrolment).
 	Path        string `yaml:"path"`
 	link.Config `yaml:",inline"`
-}
-
-// Route sends the enrolments of matching codes to one LMS connection.
-type Route struct {
-	Connection string   `yaml:"connection"`
-	Codes      []string `yaml:"codes"` // path.Match patterns, e.g. MOO-*
 }
 
 // Enabled reports whether the public listener runs.
@@ -158,16 +147,6 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 			return fail(fmt.Sprintf("inbound.webhooks[%d].path", i), "%q is also used by %s", w.Path, other)
 		}
 		paths[w.Path] = fmt.Sprintf("inbound.webhooks[%d]", i)
-	}
-	for i, r := range in.Routes {
-		if _, ok := c.Connection(r.Connection); !ok {
-			return fail(fmt.Sprintf("inbound.routes[%d].connection", i), "no LMS connection called %q", r.Connection)
-		}
-	}
-	if in.DefaultConnection != "" {
-		if _, ok := c.Connection(in.DefaultConnection); !ok {
-			return fail("inbound.default_connection", "no LMS connection called %q", in.DefaultConnection)
-		}
 	}
 	return nil
 }

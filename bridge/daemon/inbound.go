@@ -103,40 +103,29 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // newRouter routes e-learning codes to the connections whose sources can
-// enrol: by the configured routes, and the rest to the default connection
-// (the only enrolling one when none is named).
+// enrol, by the codes each LMS file lists (enrol_codes); the rest go to the
+// connection with enrol_default, or to the only enrolling connection.
 func newRouter(cfg *config.Config, sources map[string]source.Source) (*inbound.CodeRouter, error) {
-	enrollers := map[string]source.Enroller{}
-	var names []string
-	for _, conn := range cfg.Connections {
-		if e, ok := sources[conn.Name].(source.Enroller); ok {
-			enrollers[conn.Name] = e
-			names = append(names, conn.Name)
-		}
-	}
-	def := cfg.Inbound.DefaultConnection
-	if def == "" && len(names) == 1 {
-		def = names[0]
-	}
 	var rules []inbound.CodeRule
-	seen := map[string]bool{}
-	for _, r := range cfg.Inbound.Routes {
-		e, ok := enrollers[r.Connection]
+	def := ""
+	for _, conn := range cfg.Connections {
+		e, ok := sources[conn.Name].(source.Enroller)
 		if !ok {
-			return nil, fmt.Errorf("routes: connection %q cannot enrol (its adapter or settings offer no enroller)", r.Connection)
+			if len(conn.EnrolCodes) > 0 || conn.EnrolDefault {
+				return nil, fmt.Errorf("%s: connection %q lists enrol_codes or enrol_default, but its adapter or settings offer no enroller", conn.File, conn.Name)
+			}
+			continue
 		}
-		rules = append(rules, inbound.CodeRule{Connection: r.Connection, Patterns: r.Codes, Enroller: e})
-		seen[r.Connection] = true
-	}
-	if def != "" && !seen[def] {
-		e, ok := enrollers[def]
-		if !ok {
-			return nil, fmt.Errorf("default_connection %q cannot enrol (its adapter or settings offer no enroller)", def)
+		rules = append(rules, inbound.CodeRule{Connection: conn.Name, Patterns: conn.EnrolCodes, Enroller: e})
+		if conn.EnrolDefault {
+			def = conn.Name
 		}
-		rules = append(rules, inbound.CodeRule{Connection: def, Enroller: e})
 	}
 	if len(rules) == 0 {
-		return nil, errors.New("no LMS connection can enrol: configure one with an enroller (e.g. moodle with url and token), and routes or default_connection")
+		return nil, errors.New("no LMS connection can enrol: configure one whose adapter has an enroller (e.g. moodle with url and token_file)")
+	}
+	if def == "" && len(rules) == 1 {
+		def = rules[0].Connection
 	}
 	return inbound.NewCodeRouter(rules, def)
 }

@@ -74,7 +74,7 @@ func TestPublicListener(t *testing.T) {
 	moodle.AddCourse(moodletest.Course{ID: 7, ShortName: "VCA", FullName: "VCA Basis", IDNumber: "VCA-BASIS"})
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "token"), []byte("tok\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "lms.d", "moodle.yaml"), []byte(fmt.Sprintf(
-		"type: moodle\nschedule: \"@hourly\"\nsettings:\n  mode: webservice\n  url: %s\n  token_file: token\n", moodle.URL)), 0o644))
+		"type: moodle\nschedule: \"@hourly\"\nenrol_codes: [\"VCA-*\"]\nsettings:\n  mode: webservice\n  url: %s\n  token_file: token\n", moodle.URL)), 0o644))
 	whSecret := "webhook-signing-secret"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "whsecret"), []byte(whSecret+"\n"), 0o600))
 	first := writeCert(t, dir, 1)
@@ -86,7 +86,6 @@ func TestPublicListener(t *testing.T) {
     cert_file: cert.pem
     key_file: key.pem
 inbound:
-  default_connection: moodle
   webhooks:
     - name: cv
       path: /webhooks/cv
