@@ -40,6 +40,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // Pool defaults. A daemon's delivery workers and intake share the pool; ten
@@ -59,6 +60,9 @@ type Store struct {
 	clock    clock.Clock
 	migrate  bool
 	maxConns int
+	// Store holds the inbound messages and OAuth tokens, locking the rows
+	// it updates so several daemons can share them.
+	*sqlinbound.Store
 }
 
 // Option changes how Open sets up a Store.
@@ -104,6 +108,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxLifetime(defaultConnMaxLife)
 	s.db = db
+	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
+		RowLock: ` FOR UPDATE`, ClaimLock: ` FOR UPDATE SKIP LOCKED`})
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("outbox database (postgres): connect: %w", redact(err, dsn))

@@ -36,6 +36,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // busyTimeout is how long a statement waits for another connection's write
@@ -58,6 +59,9 @@ type Store struct {
 	// which then only guards against other processes (the CLI beside a
 	// running daemon).
 	writeMu sync.Mutex
+	// Store holds the inbound messages and OAuth tokens, its writes
+	// outside a transaction serialised by writeMu too.
+	*sqlinbound.Store
 }
 
 // Option changes how Open sets up a Store.
@@ -110,6 +114,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
 	}
 	s.db = db
+	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
 	return s, nil
 }
 

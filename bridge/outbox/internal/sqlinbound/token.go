@@ -1,4 +1,4 @@
-package postgres
+package sqlinbound
 
 import (
 	"context"
@@ -145,6 +145,8 @@ func (s *Store) RevokeToken(ctx context.Context, kind inboundstore.TokenKind, ha
 
 // revokeWhere revokes the unrevoked records matching cond (one placeholder, arg).
 func (s *Store) revokeWhere(ctx context.Context, cond string, arg any, now time.Time, reason string) (int, error) {
+	s.writes.Lock()
+	defer s.writes.Unlock()
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE oauth_tokens SET revoked_at = ?, revoke_reason = ?
 		WHERE revoked_at IS NULL AND `+cond), now.UnixMilli(), reason, arg)
 	if err != nil {
@@ -224,6 +226,8 @@ func (s *Store) ListTokens(ctx context.Context, f inboundstore.TokenFilter) ([]i
 // PurgeTokens deletes records dead before cutoff; see inboundstore.TokenStore.
 func (s *Store) PurgeTokens(ctx context.Context, cutoff time.Time) (int, error) {
 	c := cutoff.UnixMilli()
+	s.writes.Lock()
+	defer s.writes.Unlock()
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM oauth_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?) OR `+expiredCond), c, c, c, c)
 	if err != nil {
 		return 0, fmt.Errorf("purge OAuth tokens: %w", err)

@@ -1,0 +1,411 @@
+package sqlinbound
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+)
+
+var _ inboundstore.Store = (*Store)(nil)
+
+// messageCols are the inbound_messages columns, in messageRow's order.
+const messageCols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
+	first_name, infix, last_name, email, state, attempts, next_attempt_at, lease_owner, lease_until,
+	last_error, requests, updated_at, erased_at`
+
+// messageRow is an inbound_messages row as stored.
+type messageRow struct {
+	ID            int64         `db:"id"`
+	Source        string        `db:"source"`
+	DedupeKey     string        `db:"dedupe_key"`
+	ReceivedAt    int64         `db:"received_at"`
+	Verified      string        `db:"verified"`
+	Event         string        `db:"event"`
+	Body          []byte        `db:"body"`
+	Action        string        `db:"action"`
+	PersonID      string        `db:"person_id"`
+	ElearningCode string        `db:"elearningcode"`
+	FirstName     string        `db:"first_name"`
+	Infix         string        `db:"infix"`
+	LastName      string        `db:"last_name"`
+	Email         string        `db:"email"`
+	State         string        `db:"state"`
+	Attempts      int           `db:"attempts"`
+	NextAttemptAt sql.NullInt64 `db:"next_attempt_at"`
+	LeaseOwner    string        `db:"lease_owner"`
+	LeaseUntil    sql.NullInt64 `db:"lease_until"`
+	LastError     string        `db:"last_error"`
+	Requests      int           `db:"requests"`
+	UpdatedAt     int64         `db:"updated_at"`
+	ErasedAt      sql.NullInt64 `db:"erased_at"`
+}
+
+func (r messageRow) message() inboundstore.Message {
+	return inboundstore.Message{
+		ID: r.ID, Source: r.Source, DedupeKey: r.DedupeKey,
+		ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC(), Verified: r.Verified, Event: r.Event, Body: r.Body,
+		Action: inboundstore.Action(r.Action), PersonID: r.PersonID, ElearningCode: r.ElearningCode,
+		FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
+		State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: fromMillis(r.NextAttemptAt),
+		LeaseOwner: r.LeaseOwner, LeaseUntil: fromMillis(r.LeaseUntil), LastError: r.LastError,
+		Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: fromMillis(r.ErasedAt),
+	}
+}
+
+func messages(rows []messageRow) []inboundstore.Message {
+	ms := make([]inboundstore.Message, len(rows))
+	for i, r := range rows {
+		ms[i] = r.message()
+	}
+	return ms
+}
+
+// checkNewMessage validates a message before it is stored.
+func checkNewMessage(m inboundstore.Message) error {
+	switch {
+	case m.Source == "" || m.DedupeKey == "":
+		return errors.New("source and dedupe key must be set")
+	case !slices.Contains([]inboundstore.Action{inboundstore.ActionEnrol, inboundstore.ActionUnenrol, inboundstore.ActionIgnore, inboundstore.ActionUnmapped}, m.Action):
+		return fmt.Errorf("action %q is not enrol, unenrol, ignore or unmapped", m.Action)
+	case !slices.Contains([]inboundstore.State{inboundstore.StatePending, inboundstore.StateDone, inboundstore.StateFailed, inboundstore.StateIgnored, inboundstore.StateUnmapped}, m.State):
+		return fmt.Errorf("state %q is not pending, done, failed, ignored or unmapped", m.State)
+	}
+	return nil
+}
+
+// SaveMessage stores m unless an equal message exists; see
+// inboundstore.MessageStore.
+func (s *Store) SaveMessage(ctx context.Context, m inboundstore.Message, dup inboundstore.Duplicate) (inboundstore.Message, inboundstore.SaveOutcome, error) {
+	if err := checkNewMessage(m); err != nil {
+		return inboundstore.Message{}, 0, fmt.Errorf("save inbound message from %q: %w", m.Source, err)
+	}
+	now := s.now()
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = now
+	}
+	var next sql.NullInt64
+	if m.State == inboundstore.StatePending {
+		next = millis(now)
+		if !m.NextAttemptAt.IsZero() {
+			next = millis(m.NextAttemptAt)
+		}
+	}
+	body := m.Body
+	if len(body) > inboundstore.MaxBody {
+		body = body[:inboundstore.MaxBody]
+	}
+	var (
+		row     messageRow
+		outcome inboundstore.SaveOutcome
+	)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var id int64
+		err := tx.GetContext(ctx, &id, s.q(`INSERT INTO inbound_messages (source, dedupe_key, received_at, verified, event, body,
+			action, person_id, elearningcode, first_name, infix, last_name, email, state, next_attempt_at, last_error, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING id`),
+			m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, body,
+			string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
+			string(m.State), next, inboundstore.Clip(m.LastError, inboundstore.MaxError), now.UnixMilli())
+		switch {
+		case err == nil:
+			outcome = inboundstore.Inserted
+		case errors.Is(err, sql.ErrNoRows):
+			if err := tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE source = ? AND dedupe_key = ?`+s.rowLock), m.Source, m.DedupeKey); err != nil {
+				return err
+			}
+			id = row.ID
+			outcome = inboundstore.Existed
+			set := `requests = requests + 1, updated_at = ?`
+			args := []any{now.UnixMilli()}
+			if dup == inboundstore.Rearm && (row.State == string(inboundstore.StateDone) || row.State == string(inboundstore.StateFailed)) {
+				outcome = inboundstore.Rearmed
+				set += `, state = 'pending', attempts = 0, next_attempt_at = ?, last_error = ''`
+				args = append(args, now.UnixMilli())
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+set+` WHERE id = ?`), append(args, id)...); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		return tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+	})
+	if err != nil {
+		return inboundstore.Message{}, 0, fmt.Errorf("save inbound message from %q: %w", m.Source, err)
+	}
+	return row.message(), outcome, nil
+}
+
+// ClaimMessages leases due pending messages; see inboundstore.MessageStore.
+// Several daemons claiming at once get disjoint messages where the backend's
+// ClaimLock locks the due rows. Returned messages are ordered by id.
+func (s *Store) ClaimMessages(ctx context.Context, owner string, limit int, now time.Time, lease time.Duration) ([]inboundstore.Message, error) {
+	if owner == "" || limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("claim inbound messages: owner (%q) must be set, limit (%d) and lease (%s) positive", owner, limit, lease)
+	}
+	until := now.Add(lease).UnixMilli()
+	var rows []messageRow
+	s.writes.Lock()
+	defer s.writes.Unlock()
+	err := s.db.SelectContext(ctx, &rows, s.q(`UPDATE inbound_messages
+		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
+		WHERE id IN (SELECT id FROM inbound_messages WHERE state = 'pending' AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`+s.claimLock+`)
+		RETURNING `+messageCols),
+		owner, until, until, now.UnixMilli(), now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim inbound messages for %q: %w", owner, err)
+	}
+	slices.SortFunc(rows, func(a, b messageRow) int { return cmp.Compare(a.ID, b.ID) })
+	return messages(rows), nil
+}
+
+// ClaimMessage leases one pending message; see inboundstore.MessageStore.
+func (s *Store) ClaimMessage(ctx context.Context, id int64, owner string, now time.Time, lease time.Duration) (inboundstore.Message, bool, error) {
+	if owner == "" || lease <= 0 {
+		return inboundstore.Message{}, false, fmt.Errorf("claim inbound message %d: owner (%q) must be set and lease (%s) positive", id, owner, lease)
+	}
+	until := now.Add(lease).UnixMilli()
+	var row messageRow
+	s.writes.Lock()
+	defer s.writes.Unlock()
+	err := s.db.GetContext(ctx, &row, s.q(`UPDATE inbound_messages
+		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
+		WHERE id = ? AND state = 'pending' AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
+		RETURNING `+messageCols),
+		owner, until, until, now.UnixMilli(), id, owner, now.UnixMilli())
+	if errors.Is(err, sql.ErrNoRows) {
+		return inboundstore.Message{}, false, nil
+	}
+	if err != nil {
+		return inboundstore.Message{}, false, fmt.Errorf("claim inbound message %d for %q: %w", id, owner, err)
+	}
+	return row.message(), true, nil
+}
+
+// finishArgs validates f and returns the next_attempt_at to store.
+func finishArgs(f inboundstore.Finish) (sql.NullInt64, error) {
+	switch f.State {
+	case inboundstore.StatePending:
+		if f.NextAttemptAt.IsZero() {
+			return sql.NullInt64{}, errors.New("a retry needs its next attempt time")
+		}
+		return millis(f.NextAttemptAt), nil
+	case inboundstore.StateDone, inboundstore.StateFailed:
+		return sql.NullInt64{}, nil
+	default:
+		return sql.NullInt64{}, fmt.Errorf("state %q is not pending, done or failed", f.State)
+	}
+}
+
+// FinishMessage records an attempt of a leased message; see
+// inboundstore.MessageStore.
+func (s *Store) FinishMessage(ctx context.Context, f inboundstore.Finish) error {
+	next, err := finishArgs(f)
+	if err != nil {
+		return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+	}
+	at := f.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	s.writes.Lock()
+	defer s.writes.Unlock()
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE inbound_messages
+		SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_owner = '', lease_until = NULL,
+			last_error = ?, updated_at = ?
+		WHERE id = ? AND state = 'pending' AND lease_owner = ?`),
+		string(f.State), next, inboundstore.Clip(f.Error, inboundstore.MaxError), at.UnixMilli(), f.ID, f.Owner)
+	if err != nil {
+		return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("finish inbound message %d for %q: %w", f.ID, f.Owner, inboundstore.ErrLeaseLost)
+	}
+	return nil
+}
+
+// GetMessage returns one message; see inboundstore.MessageStore.
+func (s *Store) GetMessage(ctx context.Context, id int64) (inboundstore.Message, error) {
+	var row messageRow
+	err := s.db.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inboundstore.Message{}, fmt.Errorf("inbound message %d: %w", id, inboundstore.ErrNotFound)
+	}
+	if err != nil {
+		return inboundstore.Message{}, fmt.Errorf("read inbound message %d: %w", id, err)
+	}
+	return row.message(), nil
+}
+
+// ListMessages lists messages newest first; see inboundstore.MessageStore.
+func (s *Store) ListMessages(ctx context.Context, f inboundstore.MessageFilter) ([]inboundstore.Message, error) {
+	query, args := listMessagesQuery(f)
+	var rows []messageRow
+	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+		return nil, fmt.Errorf("list inbound messages: %w", err)
+	}
+	return messages(rows), nil
+}
+
+// listMessagesQuery builds ListMessages's query.
+func listMessagesQuery(f inboundstore.MessageFilter) (string, []any) {
+	query := `SELECT ` + messageCols + ` FROM inbound_messages WHERE 1 = 1`
+	var args []any
+	if f.State != "" {
+		query += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	if f.Source != "" {
+		query += ` AND source = ?`
+		args = append(args, f.Source)
+	}
+	if f.BeforeID > 0 {
+		query += ` AND id < ?`
+		args = append(args, f.BeforeID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return query + ` ORDER BY id DESC LIMIT ?`, append(args, limit)
+}
+
+// Personal data (AVG/GDPR): see inboundstore.PersonalData and docs/privacy.md.
+
+var (
+	_ inboundstore.MessageAdmin = (*Store)(nil)
+	_ inboundstore.PersonalData = (*Store)(nil)
+)
+
+// eraseSet blanks a message's personal data and gives an enrolment-link
+// message a key that no longer hashes its names; it binds one placeholder,
+// the erasure time, which an earlier erasure keeps.
+const eraseSet = `first_name = '', infix = '', last_name = '', email = '', body = NULL,
+	erased_at = COALESCE(erased_at, ?),
+	dedupe_key = CASE WHEN source = '` + inboundstore.SourceLink + `' THEN '` + inboundstore.ErasedKeyPrefix + `' || id ELSE dedupe_key END`
+
+// forgetReason is the last error of a pending message failed by ForgetPerson.
+const forgetReason = "not carried out: the person's personal data was erased (cvbridge forget)"
+
+// RetryMessage makes a failed message pending again; see
+// inboundstore.MessageAdmin.
+func (s *Store) RetryMessage(ctx context.Context, id int64, now time.Time) (inboundstore.Message, error) {
+	var row messageRow
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`+s.rowLock), id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return inboundstore.ErrNotFound
+			}
+			return err
+		}
+		switch {
+		case row.State != string(inboundstore.StateFailed):
+			return fmt.Errorf("it is %s, only a failed message can be retried: %w", row.State, inboundstore.ErrState)
+		case row.ErasedAt.Valid && row.Action == string(inboundstore.ActionEnrol):
+			return fmt.Errorf("the enrolment cannot be carried out again, %w; have Coachview send it again", inboundstore.ErrErased)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET state = 'pending', attempts = 0,
+			next_attempt_at = ?, updated_at = ? WHERE id = ?`), now.UnixMilli(), now.UnixMilli(), id); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+	})
+	if err != nil {
+		return inboundstore.Message{}, fmt.Errorf("retry inbound message %d: %w", id, err)
+	}
+	return row.message(), nil
+}
+
+// ErasePersonalData erases the personal data of finished messages last
+// changed before before; see inboundstore.PersonalData.
+func (s *Store) ErasePersonalData(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`
+			WHERE erased_at IS NULL AND state <> 'pending' AND updated_at < ?`), s.now().UnixMilli(), before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("erase personal data of inbound messages finished before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return int(n), nil
+}
+
+// ForgetPerson erases a person's personal data from inbound messages and
+// outbox results in one transaction; see inboundstore.PersonalData.
+func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore.ForgetReport, error) {
+	var rep inboundstore.ForgetReport
+	if strings.TrimSpace(personID) == "" {
+		return rep, errors.New("forget person: the PersoonExterneId is empty")
+	}
+	key := strings.ToLower(personID)
+	now := s.now().UnixMilli()
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var counts struct {
+			All     int `db:"all_n"`
+			Pending int `db:"pending_n"`
+		}
+		if err := tx.GetContext(ctx, &counts, s.q(`SELECT count(*) AS all_n,
+			COALESCE(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending_n
+			FROM inbound_messages WHERE lower(person_id) = lower(?)`), personID); err != nil {
+			return fmt.Errorf("count inbound messages: %w", err)
+		}
+		rep.Messages, rep.Cancelled = counts.All, counts.Pending
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`,
+			last_error = CASE WHEN state = 'pending' THEN ? ELSE last_error END,
+			next_attempt_at = CASE WHEN state = 'pending' THEN NULL ELSE next_attempt_at END,
+			lease_owner = '', lease_until = NULL, updated_at = ?,
+			state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END
+			WHERE lower(person_id) = lower(?)`), now, forgetReason, now, personID); err != nil {
+			return fmt.Errorf("erase inbound messages: %w", err)
+		}
+		if err := tx.SelectContext(ctx, &rep.Undelivered, s.q(`SELECT id FROM results
+			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed') ORDER BY id`), key); err != nil {
+			return fmt.Errorf("list undelivered results: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET response = ''
+			WHERE result_id IN (SELECT id FROM results WHERE person_key = ? AND state = 'delivered')`), key); err != nil {
+			return fmt.Errorf("erase responses of delivered results: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET body = NULL WHERE person_key = ? AND state = 'delivered'`), key)
+		if err != nil {
+			return fmt.Errorf("erase delivered results: %w", err)
+		}
+		if rep.Delivered, err = affected(res); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM results WHERE person_key = ? AND state IN ('rejected', 'ignored', 'cancelled')`), key)
+		if err != nil {
+			return fmt.Errorf("delete result history: %w", err)
+		}
+		rep.History, err = affected(res)
+		return err
+	})
+	if err != nil {
+		return inboundstore.ForgetReport{}, fmt.Errorf("forget person: %w", err)
+	}
+	return rep, nil
+}
+
+// affected is the number of rows res changed.
+func affected(res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -1,0 +1,90 @@
+// Package sqlinbound is the SQL of the inbound side of the outbox backends:
+// the inbound_messages and oauth_tokens tables (inboundstore.MessageStore,
+// MessageAdmin, TokenStore) and the erasure of personal data
+// (inboundstore.PersonalData), which also reaches the results and attempts
+// tables. The SQLite and PostgreSQL backends share their schema of these
+// tables and embed a Store configured with what differs between them: how a
+// write transaction runs, the row locks PostgreSQL takes, and the writer lock
+// that serialises SQLite's writes.
+//
+// It follows the backends' storage conventions: every time is an integer of
+// Unix milliseconds UTC (NULL for a zero time.Time), and queries are written
+// with ? placeholders and passed through sqlx's Rebind.
+package sqlinbound
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Config is what a backend gives New.
+type Config struct {
+	// DB is the backend's database.
+	DB *sqlx.DB
+	// InTx runs fn in one write transaction, committed when fn returns nil
+	// and rolled back otherwise, fn's error returned as it is. It takes
+	// any writer lock the backend needs itself.
+	InTx func(ctx context.Context, fn func(*sqlx.Tx) error) error
+	// Now is the store clock's time.
+	Now func() time.Time
+	// WriteLock, when set, is held around each write made outside InTx
+	// (SQLite's in-process writer lock). Nil means none.
+	WriteLock sync.Locker
+	// RowLock is appended to a row lookup whose row the same transaction
+	// then updates (" FOR UPDATE" on PostgreSQL, "" where a write
+	// transaction already excludes other writers).
+	RowLock string
+	// ClaimLock is appended to the subquery choosing the messages a claim
+	// leases (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so daemons claiming
+	// at once get disjoint messages).
+	ClaimLock string
+}
+
+// Store implements inboundstore.Store and inboundstore.PersonalData on a
+// backend's database. It is safe for concurrent use.
+type Store struct {
+	db        *sqlx.DB
+	inTx      func(ctx context.Context, fn func(*sqlx.Tx) error) error
+	now       func() time.Time
+	writes    sync.Locker
+	rowLock   string
+	claimLock string
+}
+
+// New returns the Store c describes.
+func New(c Config) *Store {
+	s := &Store{db: c.DB, inTx: c.InTx, now: c.Now, writes: c.WriteLock, rowLock: c.RowLock, claimLock: c.ClaimLock}
+	if s.writes == nil {
+		s.writes = noLock{}
+	}
+	return s
+}
+
+// noLock is the sync.Locker of a backend without a writer lock.
+type noLock struct{}
+
+func (noLock) Lock()   {}
+func (noLock) Unlock() {}
+
+// q rewrites a query written with ? placeholders for the driver.
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// millis is t as stored: Unix milliseconds, NULL for the zero time.
+func millis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
+func fromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
