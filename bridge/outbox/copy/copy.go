@@ -1,9 +1,13 @@
 // Package copy moves a whole outbox from one store to another below the
 // Store interface: every result in every state with its id, attempts and
-// timestamps, every cursor and mark, and every target's state. It is how a
-// provider who outgrows one server moves from SQLite to PostgreSQL without
-// losing a result or re-reading an LMS. Leases are not copied: they belong
-// to running daemons, and no daemon may run on either store during a copy.
+// timestamps, every cursor and mark, every target's state, and the inbound
+// side kept in the same database: every inbound message (pending enrolment
+// requests, finished and erased ones) and every OAuth code and token record
+// with which Coachview holds a grant. It is how a provider who outgrows one
+// server moves from SQLite to PostgreSQL without losing a result, an
+// enrolment request or Coachview's authorisation, and without re-reading an
+// LMS. The daemons' leases (the leases table) are not copied: they belong to
+// running daemons, and no daemon may run on either store during a copy.
 //
 // The package owns the copy's order, batching and verification; the stores
 // own the SQL, by implementing Source (SQLite) and Sink (PostgreSQL).
@@ -17,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
@@ -53,28 +58,38 @@ type Mark struct {
 	CreatedAt  time.Time
 }
 
-// Counts describes a store's contents: the rows of each table, results per
-// state, and the highest ids ever given out (new rows get higher ones).
+// Counts describes a store's contents: the rows of each table, results and
+// inbound messages per state, and the highest ids ever given out (new rows
+// get higher ones).
 type Counts struct {
-	Results       int64
-	Attempts      int64
-	Cursors       int64
-	Marks         int64
-	TargetStates  int64
-	States        map[outbox.State]int64 // results per state; states without rows may be absent
-	LastResultID  int64                  // highest result id ever given out, 0 if none
-	LastAttemptID int64                  // highest attempt id given out, 0 if none
+	Results         int64
+	Attempts        int64
+	Cursors         int64
+	Marks           int64
+	TargetStates    int64
+	InboundMessages int64
+	OAuthTokens     int64
+	States          map[outbox.State]int64       // results per state; states without rows may be absent
+	InboundStates   map[inboundstore.State]int64 // inbound messages per state; states without rows may be absent
+	LastResultID    int64                        // highest result id ever given out, 0 if none
+	LastAttemptID   int64                        // highest attempt id given out, 0 if none
+	// LastInboundMessageID is the highest inbound message id ever given
+	// out, 0 if none. Erased enrolment-link messages are keyed by their id,
+	// so an id must never be given out twice.
+	LastInboundMessageID int64
+	LastOAuthTokenID     int64 // highest OAuth token record id ever given out, 0 if none
 }
 
 // Empty reports whether the store holds no rows at all.
 func (c Counts) Empty() bool {
-	return c.Results == 0 && c.Attempts == 0 && c.Cursors == 0 && c.Marks == 0 && c.TargetStates == 0
+	return c.Results == 0 && c.Attempts == 0 && c.Cursors == 0 && c.Marks == 0 && c.TargetStates == 0 &&
+		c.InboundMessages == 0 && c.OAuthTokens == 0
 }
 
 // String sums c up for an operator.
 func (c Counts) String() string {
-	return fmt.Sprintf("%d results, %d attempts, %d cursors, %d marks, %d target states",
-		c.Results, c.Attempts, c.Cursors, c.Marks, c.TargetStates)
+	return fmt.Sprintf("%d results, %d attempts, %d cursors, %d marks, %d target states, %d inbound messages, %d OAuth token records",
+		c.Results, c.Attempts, c.Cursors, c.Marks, c.TargetStates, c.InboundMessages, c.OAuthTokens)
 }
 
 // diff lists how got differs from want, empty when they agree.
@@ -90,13 +105,25 @@ func diff(want, got Counts) []string {
 	check("cursors", want.Cursors, got.Cursors)
 	check("marks", want.Marks, got.Marks)
 	check("target states", want.TargetStates, got.TargetStates)
+	check("inbound messages", want.InboundMessages, got.InboundMessages)
+	check("OAuth token records", want.OAuthTokens, got.OAuthTokens)
 	check("last result id", want.LastResultID, got.LastResultID)
 	check("last attempt id", want.LastAttemptID, got.LastAttemptID)
+	check("last inbound message id", want.LastInboundMessageID, got.LastInboundMessageID)
+	check("last OAuth token record id", want.LastOAuthTokenID, got.LastOAuthTokenID)
 	for _, st := range outbox.States {
 		check(string(st)+" results", want.States[st], got.States[st])
 	}
+	for _, st := range inboundStates {
+		check(string(st)+" inbound messages", want.InboundStates[st], got.InboundStates[st])
+	}
 	return out
 }
+
+// inboundStates are the states of inbound messages, in the order diff
+// reports them.
+var inboundStates = []inboundstore.State{inboundstore.StatePending, inboundstore.StateDone,
+	inboundstore.StateFailed, inboundstore.StateIgnored, inboundstore.StateUnmapped}
 
 // Source is a store that can be read in full, below the Store interface.
 type Source interface {
@@ -114,6 +141,12 @@ type Exporter interface {
 	Cursors(ctx context.Context, afterConnection string, limit int) ([]Cursor, error)
 	Marks(ctx context.Context, after Mark, limit int) ([]Mark, error) // ordered by (Connection, Mark)
 	TargetStates(ctx context.Context, afterTarget string, limit int) ([]outbox.TargetState, error)
+	// InboundMessages returns inbound messages as stored, leases, erasure
+	// and raw body (nil where none is kept) included.
+	InboundMessages(ctx context.Context, afterID int64, limit int) ([]inboundstore.Message, error)
+	// OAuthTokens returns OAuth code and token records as stored (hashes
+	// only, as the store keeps them), revoked ones included.
+	OAuthTokens(ctx context.Context, afterID int64, limit int) ([]inboundstore.Token, error)
 	// Close ends the snapshot.
 	Close() error
 }
@@ -136,8 +169,11 @@ type Importer interface {
 	Cursors(ctx context.Context, rows []Cursor) error
 	Marks(ctx context.Context, rows []Mark) error
 	TargetStates(ctx context.Context, rows []outbox.TargetState) error
-	// SetLastIDs makes new rows get ids above lastResultID and lastAttemptID.
-	SetLastIDs(ctx context.Context, lastResultID, lastAttemptID int64) error
+	InboundMessages(ctx context.Context, rows []inboundstore.Message) error
+	OAuthTokens(ctx context.Context, rows []inboundstore.Token) error
+	// SetLastIDs makes new rows get ids above the Last*ID fields of last:
+	// results, attempts, inbound messages and OAuth token records.
+	SetLastIDs(ctx context.Context, last Counts) error
 	Commit() error
 	// Rollback undoes everything; after Commit it does nothing.
 	Rollback() error
@@ -161,7 +197,7 @@ type Report struct {
 	Replaced Counts // what a forced copy deleted from the target first
 }
 
-// Copy copies everything from into to, in one transaction of the target,
+// Copy copies everything (outbox and inbound tables) from into to, in one transaction of the target,
 // from one snapshot of the source, streaming in batches. It refuses a target
 // that is not empty unless opts.Force, in which case the target's contents
 // are replaced. Before committing it compares the target's counts (rows per
@@ -237,6 +273,12 @@ func Copy(ctx context.Context, from Source, to Sink, opts Options) (rep Report, 
 		{"attempts", src.Attempts, func() (int64, error) {
 			return pump(ctx, batch, 0, exp.Attempts, func(a outbox.Attempt) int64 { return a.ID }, imp.Attempts, log, "attempts")
 		}},
+		{"inbound_messages", src.InboundMessages, func() (int64, error) {
+			return pump(ctx, batch, 0, exp.InboundMessages, func(m inboundstore.Message) int64 { return m.ID }, imp.InboundMessages, log, "inbound_messages")
+		}},
+		{"oauth_tokens", src.OAuthTokens, func() (int64, error) {
+			return pump(ctx, batch, 0, exp.OAuthTokens, func(t inboundstore.Token) int64 { return t.ID }, imp.OAuthTokens, log, "oauth_tokens")
+		}},
 	}
 	for _, tb := range tables {
 		n, err := tb.run()
@@ -247,7 +289,7 @@ func Copy(ctx context.Context, from Source, to Sink, opts Options) (rep Report, 
 			return rep, fmt.Errorf("copy outbox: table %s: read %d rows, the source counted %d", tb.name, n, tb.want)
 		}
 	}
-	if err := imp.SetLastIDs(ctx, src.LastResultID, src.LastAttemptID); err != nil {
+	if err := imp.SetLastIDs(ctx, src); err != nil {
 		return rep, fmt.Errorf("copy outbox: set the target's id sequences: %w", err)
 	}
 	got, err := imp.Counts(ctx)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
 )
@@ -17,7 +18,7 @@ var _ outboxcopy.Sink = (*Store)(nil)
 
 // importTables are the tables an import writes, locked against other
 // writers while it runs (reads go on).
-const importTables = `results, attempts, cursors, marks, target_state`
+const importTables = `results, attempts, cursors, marks, target_state, inbound_messages, oauth_tokens`
 
 // importLockTimeout bounds the wait for a daemon's transaction to end before
 // the import takes its tables.
@@ -49,8 +50,9 @@ type importer struct {
 	tx *sqlx.Tx
 }
 
-// Counts counts the rows the transaction sees. The last result and attempt
-// ids are what the identity sequences last gave out (or were set to).
+// Counts counts the rows the transaction sees. The last result, attempt,
+// inbound message and OAuth token ids are what the identity sequences last
+// gave out (or were set to).
 func (im *importer) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 	c := outboxcopy.Counts{States: map[outbox.State]int64{}}
 	for _, q := range []struct {
@@ -64,6 +66,10 @@ func (im *importer) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 		{&c.TargetStates, `SELECT COUNT(*) FROM target_state`},
 		{&c.LastResultID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('results', 'id')), 0)`},
 		{&c.LastAttemptID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('attempts', 'id')), 0)`},
+		{&c.InboundMessages, `SELECT COUNT(*) FROM inbound_messages`},
+		{&c.OAuthTokens, `SELECT COUNT(*) FROM oauth_tokens`},
+		{&c.LastInboundMessageID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('inbound_messages', 'id')), 0)`},
+		{&c.LastOAuthTokenID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('oauth_tokens', 'id')), 0)`},
 	} {
 		if err := im.tx.GetContext(ctx, q.dst, q.query); err != nil {
 			return c, fmt.Errorf("count outbox rows (%s): %w", q.query, err)
@@ -79,10 +85,18 @@ func (im *importer) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 	for _, st := range states {
 		c.States[outbox.State(st.State)] = st.N
 	}
+	states = nil
+	if err := im.tx.SelectContext(ctx, &states, `SELECT state, COUNT(*) AS n FROM inbound_messages GROUP BY state`); err != nil {
+		return c, fmt.Errorf("count inbound messages per state: %w", err)
+	}
+	c.InboundStates = make(map[inboundstore.State]int64, len(states))
+	for _, st := range states {
+		c.InboundStates[inboundstore.State(st.State)] = st.N
+	}
 	return c, nil
 }
 
-// Clear deletes every outbox row (leases stay) and restarts the ids.
+// Clear deletes every outbox and inbound row (leases stay) and restarts the ids.
 func (im *importer) Clear(ctx context.Context) error {
 	if _, err := im.tx.ExecContext(ctx, `TRUNCATE `+importTables+` RESTART IDENTITY`); err != nil {
 		return fmt.Errorf("clear outbox tables: %w", err)
@@ -197,13 +211,55 @@ func (im *importer) TargetStates(ctx context.Context, rows []outbox.TargetState)
 	})
 }
 
-// SetLastIDs sets the identity sequences so new results and attempts get
-// ids above the copied ones (and above the source's purged ids).
-func (im *importer) SetLastIDs(ctx context.Context, lastResultID, lastAttemptID int64) error {
+// InboundMessages inserts inbound messages with their ids, leases and
+// erasure as they are; a nil body stays NULL.
+func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Message) error {
+	const cols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
+		first_name, infix, last_name, email, state, attempts, next_attempt_at, lease_owner, lease_until,
+		last_error, requests, updated_at, erased_at`
+	return chunked(rows, 23, func(rows []inboundstore.Message) error {
+		return insertRows(ctx, im.tx, "inbound_messages", cols, rows, func(m inboundstore.Message) []any {
+			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, nullable(m.Body),
+				string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
+				string(m.State), m.Attempts, millis(m.NextAttemptAt), m.LeaseOwner, millis(m.LeaseUntil),
+				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), millis(m.ErasedAt)}
+		})
+	})
+}
+
+// OAuthTokens inserts OAuth code and token records with their ids; an
+// empty hash is stored as NULL, as the store does, so unset hashes do not
+// collide in the unique indexes.
+func (im *importer) OAuthTokens(ctx context.Context, rows []inboundstore.Token) error {
+	const cols = `id, grant_id, client_id, user_id, redirect_uri, scope, code_hash, code_challenge,
+		code_challenge_method, code_expires_at, access_hash, access_expires_at, refresh_hash, refresh_expires_at,
+		created_at, revoked_at, revoke_reason`
+	return chunked(rows, 17, func(rows []inboundstore.Token) error {
+		return insertRows(ctx, im.tx, "oauth_tokens", cols, rows, func(t inboundstore.Token) []any {
+			return []any{t.ID, t.GrantID, t.ClientID, t.UserID, t.RedirectURI, t.Scope,
+				nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, millis(t.CodeExpiresAt),
+				nullString(t.AccessHash), millis(t.AccessExpiresAt), nullString(t.RefreshHash), millis(t.RefreshExpiresAt),
+				t.CreatedAt.UnixMilli(), millis(t.RevokedAt), t.RevokeReason}
+		})
+	})
+}
+
+// nullString is s as stored in a nullable unique column: NULL for "".
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// SetLastIDs sets the identity sequences so new results, attempts, inbound
+// messages and OAuth token records get ids above the copied ones (and
+// above the source's purged ids).
+func (im *importer) SetLastIDs(ctx context.Context, last outboxcopy.Counts) error {
 	for _, seq := range []struct {
 		table string
 		last  int64
-	}{{"results", lastResultID}, {"attempts", lastAttemptID}} {
+	}{
+		{"results", last.LastResultID},
+		{"attempts", last.LastAttemptID},
+		{"inbound_messages", last.LastInboundMessageID},
+		{"oauth_tokens", last.LastOAuthTokenID},
+	} {
 		// setval(seq, 1, false) makes the next id 1: nothing given out yet.
 		v, called := seq.last, true
 		if v <= 0 {

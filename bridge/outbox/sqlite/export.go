@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
 )
@@ -40,9 +41,9 @@ func (e *exporter) Close() error {
 	return nil
 }
 
-// Counts counts the snapshot's rows. The last result id comes from
-// sqlite_sequence, which AUTOINCREMENT keeps above every id ever given out,
-// including those of purged rows.
+// Counts counts the snapshot's rows. The last result, inbound message and
+// OAuth token ids come from sqlite_sequence, which AUTOINCREMENT keeps above
+// every id ever given out, including those of purged rows.
 func (e *exporter) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 	c := outboxcopy.Counts{States: map[outbox.State]int64{}}
 	for _, q := range []struct {
@@ -57,6 +58,12 @@ func (e *exporter) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 		{&c.LastResultID, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'results'), 0),
 			COALESCE((SELECT MAX(id) FROM results), 0))`},
 		{&c.LastAttemptID, `SELECT COALESCE(MAX(id), 0) FROM attempts`},
+		{&c.InboundMessages, `SELECT COUNT(*) FROM inbound_messages`},
+		{&c.OAuthTokens, `SELECT COUNT(*) FROM oauth_tokens`},
+		{&c.LastInboundMessageID, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbound_messages'), 0),
+			COALESCE((SELECT MAX(id) FROM inbound_messages), 0))`},
+		{&c.LastOAuthTokenID, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'oauth_tokens'), 0),
+			COALESCE((SELECT MAX(id) FROM oauth_tokens), 0))`},
 	} {
 		if err := e.tx.GetContext(ctx, q.dst, q.query); err != nil {
 			return c, fmt.Errorf("count outbox rows (%s): %w", q.query, err)
@@ -71,6 +78,14 @@ func (e *exporter) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 	}
 	for _, st := range states {
 		c.States[outbox.State(st.State)] = st.N
+	}
+	states = nil
+	if err := e.tx.SelectContext(ctx, &states, `SELECT state, COUNT(*) AS n FROM inbound_messages GROUP BY state`); err != nil {
+		return c, fmt.Errorf("count inbound messages per state: %w", err)
+	}
+	c.InboundStates = make(map[inboundstore.State]int64, len(states))
+	for _, st := range states {
+		c.InboundStates[inboundstore.State(st.State)] = st.N
 	}
 	return c, nil
 }
@@ -162,6 +177,97 @@ func (e *exporter) TargetStates(ctx context.Context, afterTarget string, limit i
 			Reason:      r.Reason,
 			PausedAt:    fromMillis(r.PausedAt),
 			NextProbeAt: fromMillis(r.NextProbeAt),
+		}
+	}
+	return out, nil
+}
+
+// InboundMessages returns up to limit inbound messages with ids above
+// afterID, by id, as stored: a NULL body (none kept, or erased) stays nil.
+func (e *exporter) InboundMessages(ctx context.Context, afterID int64, limit int) ([]inboundstore.Message, error) {
+	var rows []struct {
+		ID            int64         `db:"id"`
+		Source        string        `db:"source"`
+		DedupeKey     string        `db:"dedupe_key"`
+		ReceivedAt    int64         `db:"received_at"`
+		Verified      string        `db:"verified"`
+		Event         string        `db:"event"`
+		Body          []byte        `db:"body"`
+		Action        string        `db:"action"`
+		PersonID      string        `db:"person_id"`
+		ElearningCode string        `db:"elearningcode"`
+		FirstName     string        `db:"first_name"`
+		Infix         string        `db:"infix"`
+		LastName      string        `db:"last_name"`
+		Email         string        `db:"email"`
+		State         string        `db:"state"`
+		Attempts      int           `db:"attempts"`
+		NextAttemptAt sql.NullInt64 `db:"next_attempt_at"`
+		LeaseOwner    string        `db:"lease_owner"`
+		LeaseUntil    sql.NullInt64 `db:"lease_until"`
+		LastError     string        `db:"last_error"`
+		Requests      int           `db:"requests"`
+		UpdatedAt     int64         `db:"updated_at"`
+		ErasedAt      sql.NullInt64 `db:"erased_at"`
+	}
+	if err := e.tx.SelectContext(ctx, &rows, `SELECT id, source, dedupe_key, received_at, verified, event, body, action,
+		person_id, elearningcode, first_name, infix, last_name, email, state, attempts, next_attempt_at,
+		lease_owner, lease_until, last_error, requests, updated_at, erased_at
+		FROM inbound_messages WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
+		return nil, fmt.Errorf("export inbound messages after #%d: %w", afterID, err)
+	}
+	out := make([]inboundstore.Message, len(rows))
+	for i, r := range rows {
+		out[i] = inboundstore.Message{
+			ID: r.ID, Source: r.Source, DedupeKey: r.DedupeKey, ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC(),
+			Verified: r.Verified, Event: r.Event, Body: r.Body, Action: inboundstore.Action(r.Action),
+			PersonID: r.PersonID, ElearningCode: r.ElearningCode,
+			FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
+			State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: fromMillis(r.NextAttemptAt),
+			LeaseOwner: r.LeaseOwner, LeaseUntil: fromMillis(r.LeaseUntil), LastError: r.LastError,
+			Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: fromMillis(r.ErasedAt),
+		}
+	}
+	return out, nil
+}
+
+// OAuthTokens returns up to limit OAuth code and token records with ids
+// above afterID, by id, as stored: hashes only, "" where a hash is NULL.
+func (e *exporter) OAuthTokens(ctx context.Context, afterID int64, limit int) ([]inboundstore.Token, error) {
+	var rows []struct {
+		ID                  int64          `db:"id"`
+		GrantID             string         `db:"grant_id"`
+		ClientID            string         `db:"client_id"`
+		UserID              string         `db:"user_id"`
+		RedirectURI         string         `db:"redirect_uri"`
+		Scope               string         `db:"scope"`
+		CodeHash            sql.NullString `db:"code_hash"`
+		CodeChallenge       string         `db:"code_challenge"`
+		CodeChallengeMethod string         `db:"code_challenge_method"`
+		CodeExpiresAt       sql.NullInt64  `db:"code_expires_at"`
+		AccessHash          sql.NullString `db:"access_hash"`
+		AccessExpiresAt     sql.NullInt64  `db:"access_expires_at"`
+		RefreshHash         sql.NullString `db:"refresh_hash"`
+		RefreshExpiresAt    sql.NullInt64  `db:"refresh_expires_at"`
+		CreatedAt           int64          `db:"created_at"`
+		RevokedAt           sql.NullInt64  `db:"revoked_at"`
+		RevokeReason        string         `db:"revoke_reason"`
+	}
+	if err := e.tx.SelectContext(ctx, &rows, `SELECT id, grant_id, client_id, user_id, redirect_uri, scope,
+		code_hash, code_challenge, code_challenge_method, code_expires_at, access_hash, access_expires_at,
+		refresh_hash, refresh_expires_at, created_at, revoked_at, revoke_reason
+		FROM oauth_tokens WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
+		return nil, fmt.Errorf("export OAuth tokens after #%d: %w", afterID, err)
+	}
+	out := make([]inboundstore.Token, len(rows))
+	for i, r := range rows {
+		out[i] = inboundstore.Token{
+			ID: r.ID, GrantID: r.GrantID, ClientID: r.ClientID, UserID: r.UserID, RedirectURI: r.RedirectURI, Scope: r.Scope,
+			CodeHash: r.CodeHash.String, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
+			CodeExpiresAt: fromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
+			AccessExpiresAt: fromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
+			RefreshExpiresAt: fromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
+			RevokedAt: fromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
 		}
 	}
 	return out, nil
