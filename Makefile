@@ -4,7 +4,7 @@ BIN     := bin/cvbridge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build run test bench lint fuzz deb clean check-deps
+.PHONY: help build run test bench faults lint fuzz deb clean check-deps
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,8 +23,30 @@ test: check-deps ## vet and run every test with the race detector
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-bench: ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+BENCH_N     ?= 100000
+BENCH_COUNT ?= 3
+DRAIN_COUNT ?= 3
+CSV_ROWS    ?= 1000000
+CSV_COUNT   ?= 3
+BENCH_OUT   := bin/bench.txt
+BENCH_RUN    = $(GO) test -run '^$$' -timeout 3h
+bench: SHELL := /bin/bash
+bench: check-deps ## run the benchmarks (drain, render, CSV, footprint, latency) and write BENCHMARKS.md
+	@mkdir -p bin && : > $(BENCH_OUT)
+	@echo "# load: before: $$(cat /proc/loadavg)" >> $(BENCH_OUT)
+	@set -o pipefail; run() { local c; c=$$(printf '%q ' "$$@"); echo "# command: $$c" >> $(BENCH_OUT); echo "$$c"; "$$@" | tee -a $(BENCH_OUT); }; \
+	run env CVBRIDGE_BENCH_N=$(BENCH_N) $(BENCH_RUN) -bench Drain -benchtime=1x -count=$(DRAIN_COUNT) ./cmd/cvbridge && \
+	run $(BENCH_RUN) -bench Render -benchmem -count=$(BENCH_COUNT) ./cmd/cvbridge && \
+	run env CVBRIDGE_BENCH_CSV_ROWS=$(CSV_ROWS) $(BENCH_RUN) -bench CSVToQueued -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
+	run env CVBRIDGE_BENCH_IDLE=30s $(BENCH_RUN) -bench 'IdleFootprint|DropToFirstPOST' -benchtime=1x -count=$(BENCH_COUNT) ./cmd/cvbridge
+	@echo "# load: after: $$(cat /proc/loadavg)" >> $(BENCH_OUT)
+	$(GO) run ./cmd/cvbload report -in $(BENCH_OUT) -out BENCHMARKS.md
+
+FAULTS_FUZZTIME ?= 2m
+faults: check-deps ## fault suite: kill -9 at random moments, outages, 403 storm, database and disk faults (root for chattr/mount), then every fuzz target for FAULTS_FUZZTIME (2m)
+	CVBRIDGE_FAULTS=1 $(GO) test -count=1 -v -timeout 1h -run 'Fault|Kill|PostgresRestart|Outage' ./cmd/cvbridge
+	$(GO) test -race -count=1 -run 'StoreFailure|Batch' ./bridge/delivery ./bridge/outbox/sqlite ./bridge/outbox/postgres
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FAULTS_FUZZTIME)
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

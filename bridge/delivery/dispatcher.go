@@ -95,6 +95,17 @@ type Options struct {
 	// request, once the store was asked to record it (metrics). It is called
 	// from the sending workers, so it must be safe for concurrent use and quick.
 	Observe func(Outcome)
+	// RecordAhead applies only to stores that record outcomes in batches
+	// (outbox.BatchFinisher). 0, the default, makes each worker wait until
+	// its outcome is recorded before it sends its next row, as with single
+	// Finish calls: the outcomes of all workers still share transactions,
+	// and a crash or a store failure leaves at most one unrecorded request
+	// per worker. RecordAhead n lets a worker send on while up to n of its
+	// outcomes wait to be recorded: faster when commits are slow next to
+	// Coachview's answers, but a crash may then send up to n+1 results per
+	// worker again, and after a store failure a worker stops within n
+	// further requests.
+	RecordAhead int
 }
 
 // Dispatcher delivers one target's due results, concurrently, and applies
@@ -111,6 +122,7 @@ type Dispatcher struct {
 	userAgent string
 	limiter   *rate.Limiter // nil when unlimited
 	observe   func(Outcome) // nil when nobody observes
+	ahead     int           // Options.RecordAhead
 	wake      chan struct{}
 	step      sync.Mutex // one RunDue at a time
 }
@@ -132,6 +144,9 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 	if store == nil {
 		return nil, fmt.Errorf("delivery: target %s: no store", target.Name)
 	}
+	if opts.RecordAhead < 0 {
+		return nil, fmt.Errorf("delivery: target %s: RecordAhead must not be negative, got %d", target.Name, opts.RecordAhead)
+	}
 	d := &Dispatcher{
 		target:    target,
 		set:       target.Settings,
@@ -142,6 +157,7 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 		owner:     opts.Owner,
 		userAgent: "cvbridge/" + orDefault(opts.Version, "dev"),
 		observe:   opts.Observe,
+		ahead:     opts.RecordAhead,
 		wake:      make(chan struct{}, 1),
 	}
 	if d.clock == nil {
@@ -379,10 +395,38 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 		errs = append(errs, err)
 		mu.Unlock()
 	}
+	// Outcomes are recorded one Finish at a time, each before the worker
+	// sends its next row. When the store can record a batch in one
+	// transaction, workers hand their outcomes to a batcher instead, so the
+	// outcomes of all workers share commits, and each worker goes on
+	// sending while up to RecordAhead of its outcomes are being recorded
+	// (none by default). Either way a store failure stops a worker as soon
+	// as it learns of it.
+	record, window := d.finishNow, 0
+	if bf, ok := d.store.(outbox.BatchFinisher); ok {
+		b := startBatcher(ctx, bf, d.set.Concurrency*(d.ahead+1))
+		defer b.stop()
+		record, window = b.submit, d.ahead
+	}
 	jobs := make(chan outbox.Item)
 	var wg sync.WaitGroup
 	for range min(d.set.Concurrency, len(items)) {
 		wg.Go(func() {
+			var waits []func() (Class, error) // outcomes being recorded, oldest first
+			settle := func(keep int) {
+				for len(waits) > keep {
+					class, err := waits[0]()
+					waits = waits[1:]
+					attempts.Add(1)
+					mu.Lock()
+					last = class
+					mu.Unlock()
+					if err != nil {
+						storeDown.Store(true)
+						fail(err)
+					}
+				}
+			}
 			for it := range jobs {
 				// A row whose lease could run out during the request is
 				// handed back rather than risk a second sender.
@@ -396,15 +440,9 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 					// claimAndSend claimed no more rows than there were tokens.
 					d.limiter.AllowN(d.clock.Now(), 1)
 				}
-				class, err := d.deliver(ctx, it)
-				attempts.Add(1)
-				mu.Lock()
-				last = class
-				mu.Unlock()
-				if err != nil {
-					storeDown.Store(true)
-					fail(err)
-				}
+				class, wait := d.deliver(ctx, it, record)
+				waits = append(waits, wait)
+				settle(window)
 				if class == Forbidden {
 					paused.Store(true)
 					pauseMu.Do(func() {
@@ -414,6 +452,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 					})
 				}
 			}
+			settle(0)
 		})
 	}
 	for _, it := range items {
@@ -470,9 +509,21 @@ func (d *Dispatcher) pauseForbidden(ctx context.Context) error {
 	return nil
 }
 
-// deliver sends one row and records the outcome. The error is a store
-// failure; a lost lease is only logged.
-func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item) (Class, error) {
+// recordFunc hands a Finish to the store and returns a function that waits
+// until it is recorded and returns the store's answer.
+type recordFunc func(ctx context.Context, f outbox.Finish) (wait func() error)
+
+// finishNow records f with one Finish call before it returns.
+func (d *Dispatcher) finishNow(ctx context.Context, f outbox.Finish) func() error {
+	err := d.store.Finish(ctx, f)
+	return func() error { return err }
+}
+
+// deliver sends one row and hands its outcome to record. It returns the
+// outcome's class at once and a function that waits until the outcome is
+// recorded, logs and observes it, and returns a store failure (a lost lease
+// is only logged).
+func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordFunc) (Class, func() (Class, error)) {
 	at := d.clock.Now()
 	res := d.post(ctx, it.Body)
 	class := Classify(res.status, res.err)
@@ -487,25 +538,28 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item) (Class, error)
 	}
 	sctx, cancel := detached(ctx)
 	defer cancel()
-	err := d.store.Finish(sctx, outbox.Finish{
+	wait := record(sctx, outbox.Finish{
 		ID: it.ID, Owner: d.owner, Attempt: attempt,
 		State: dec.state, NextAttemptAt: dec.next, Tries: dec.tries,
 		Streak: dec.streak, StreakSince: dec.since, LastClass: string(dec.lastClass), LastError: dec.lastError,
 	})
-	d.logOutcome(ctx, it, class, res, dec, err)
-	if d.observe != nil {
-		d.observe(Outcome{
-			Target: d.target.Name, Class: class, State: dec.state, Attempt: it.Tries + 1,
-			Status: res.status, Duration: res.duration,
-		})
-	}
-	switch {
-	case errors.Is(err, outbox.ErrLeaseLost):
+	return class, func() (Class, error) {
+		err := wait()
+		d.logOutcome(ctx, it, class, res, dec, err)
+		if d.observe != nil {
+			d.observe(Outcome{
+				Target: d.target.Name, Class: class, State: dec.state, Attempt: it.Tries + 1,
+				Status: res.status, Duration: res.duration,
+			})
+		}
+		switch {
+		case errors.Is(err, outbox.ErrLeaseLost):
+			return class, nil
+		case err != nil:
+			return class, fmt.Errorf("delivery: target %s: recording the outcome of result %d (%s): %w", d.target.Name, it.ID, class, err)
+		}
 		return class, nil
-	case err != nil:
-		return class, fmt.Errorf("delivery: target %s: recording the outcome of result %d (%s): %w", d.target.Name, it.ID, class, err)
 	}
-	return class, nil
 }
 
 func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class, res response, dec decision, finishErr error) {

@@ -30,6 +30,11 @@ type Settings struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// ContentType is the Content-Type header of every POST.
 	ContentType string `yaml:"content_type"`
+	// RecordAhead lets a worker send its next result while up to this many
+	// of its outcomes are still being recorded (0). It drains a backlog
+	// several times faster; the price is that a crash (kill -9, power loss)
+	// may repeat up to RecordAhead+1 results per worker instead of one.
+	RecordAhead int `yaml:"record_ahead"`
 	// Retry holds the retry schedules per kind of failure.
 	Retry RetrySettings `yaml:"retry"`
 }
@@ -136,6 +141,9 @@ func (s Settings) Validate() error {
 		bad("lease", "must be 0 (meaning 2×timeout+30s) or a positive duration, got %s", s.Lease)
 	case s.Lease > 0 && s.Lease <= s.Timeout:
 		bad("lease", "must exceed timeout (%s), else a slow request's row could be sent twice; got %s", s.Timeout, s.Lease)
+	}
+	if s.RecordAhead < 0 {
+		bad("record_ahead", "must be 0 or positive, got %d", s.RecordAhead)
 	}
 	if s.Batch < 0 {
 		bad("batch", "must be 0 (meaning 2×concurrency) or positive, got %d", s.Batch)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/testdb"
+)
+
+// faultSeed is the seed of the random kill moments: CVBRIDGE_FAULT_SEED to
+// repeat a run, else the clock. Tests log it.
+func faultSeed(t *testing.T) uint64 {
+	t.Helper()
+	if v := os.Getenv("CVBRIDGE_FAULT_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "CVBRIDGE_FAULT_SEED must be an unsigned number")
+		return seed
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// TestFaultKillAtRandom kills the daemon with SIGKILL at random moments
+// (from the seeded generator) while it reads a 10,000-row export and
+// delivers it, restarting it after each kill, on SQLite and on PostgreSQL.
+// Every result is delivered, none is lost, and results are sent twice at
+// most once per request in flight at a kill (concurrency per kill). It runs
+// in `make faults` (CVBRIDGE_FAULTS=1): a few minutes of real processes.
+func TestFaultKillAtRandom(t *testing.T) {
+	if os.Getenv("CVBRIDGE_FAULTS") == "" {
+		t.Skip("kill -9 rounds over a 10,000-result drain: run by `make faults` (CVBRIDGE_FAULTS=1)")
+	}
+	const (
+		n           = 10000
+		rounds      = 6
+		concurrency = 2
+	)
+	seed := faultSeed(t)
+	t.Logf("seed %d (set CVBRIDGE_FAULT_SEED=%d to repeat these kill moments)", seed, seed)
+	tests := []struct {
+		name     string
+		postgres bool
+	}{
+		{"sqlite", false},
+		{"postgres", true},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, uint64(i)))
+			bin := binary(t)
+			cfgPath := e2eSetup(t, "http://placeholder", "")
+			dir := filepath.Dir(cfgPath)
+			base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
+			if tc.postgres {
+				usePostgres(t, cfgPath, testdb.Postgres(t))
+			}
+			// Short timeout and lease: after a kill, the rows the dead
+			// daemon had claimed come back within seconds.
+			withTarget(t, cfgPath, base, fmt.Sprintf("    concurrency: %d\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency))
+			if tc.postgres {
+				out, err := exec.Command(bin, "migrate", "--config", cfgPath).CombinedOutput()
+				require.NoError(t, err, string(out))
+			}
+			dropCSV(t, dir, "export.csv", goodRows(n))
+
+			kills := 0
+			for k := 1; k <= rounds; k++ {
+				if simStats(t, base).Accepted >= n {
+					break // drained before every planned kill
+				}
+				before := simStats(t, base).Requests
+				d := startDaemonProcess(t, bin, cfgPath, fmt.Sprintf("daemon-%d", k))
+				// The fault: a kill at a random moment. The first comes
+				// while the daemon starts and reads the export; the others
+				// once this run is delivering again.
+				if k > 1 {
+					waitFor(t, 2*time.Minute, func() bool { return simStats(t, base).Requests > before })
+				}
+				at := time.Duration(rng.Int64N(int64(2 * time.Second)))
+				time.Sleep(at)
+				require.NoError(t, d.Process.Signal(syscall.SIGKILL))
+				_ = d.Wait()
+				kills++
+				t.Logf("kill %d, %s into the run (after the first request for k > 1): %d accepted", k, at, simStats(t, base).Accepted)
+			}
+			d := startDaemonProcess(t, bin, cfgPath, "daemon-last")
+			waitFor(t, 5*time.Minute, func() bool { return simStats(t, base).Accepted >= n })
+			require.NoError(t, d.Process.Signal(syscall.SIGTERM))
+			require.NoError(t, d.Wait(), "a SIGTERM ends the daemon cleanly")
+
+			stats := simStats(t, base)
+			t.Logf("%s: %d results, %d kills, %d requests, %d duplicates (bound %d = kills × concurrency)",
+				tc.name, n, kills, stats.Requests, stats.Duplicates, kills*concurrency)
+			assert.Equal(t, n, stats.Accepted, "every result delivered, none lost")
+			assert.LessOrEqual(t, stats.Duplicates, kills*concurrency, "duplicates at most the requests in flight at the kills")
+			for _, state := range []string{"pending", "sending"} {
+				out, err := exec.Command(bin, "outbox", "list", "--config", cfgPath, "--state", state).CombinedOutput()
+				require.NoError(t, err, string(out))
+				assert.Equal(t, 1, strings.Count(strings.TrimSpace(string(out)), "\n")+1, "nothing left %s:\n%s", state, out)
+			}
+		})
+	}
+}
