@@ -37,6 +37,7 @@ type Store interface {
 	List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
 	Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error)
 	TargetState(ctx context.Context, target string) (outbox.TargetState, error)
+	OldestPending(ctx context.Context, target string) (time.Time, bool, error)
 	Retry(ctx context.Context, id int64, now time.Time) error
 	Cancel(ctx context.Context, id int64, now time.Time) error
 }

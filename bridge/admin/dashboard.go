@@ -14,7 +14,6 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/intake"
-	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
@@ -166,7 +165,7 @@ func (h *Handler) target(ctx context.Context, name string, problem func(string, 
 	} else {
 		tv.Counts = counts
 	}
-	oldest, ok, err := metrics.OldestPending(ctx, h.opts.Store, name)
+	oldest, ok, err := h.opts.Store.OldestPending(ctx, name)
 	if err != nil {
 		problem("oldest waiting result of target "+name, err)
 	} else if ok {

@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -226,50 +225,6 @@ func TestQueueGaugesWhenTheStoreFails(t *testing.T) {
 # TYPE cvbridge_store_up gauge
 cvbridge_store_up 0
 `), "cvbridge_store_up", "cvbridge_outbox_results", "cvbridge_outbox_oldest_pending_age_seconds", "cvbridge_target_paused"))
-}
-
-// directOldest is a store with its own OldestPending query.
-type directOldest struct {
-	*sqlite.Store
-	at time.Time
-}
-
-func (d directOldest) OldestPending(context.Context, string) (time.Time, bool, error) {
-	return d.at, true, nil
-}
-
-func TestOldestPending(t *testing.T) {
-	t.Parallel()
-	clk := clock.NewFake(epoch)
-	s := openStore(t, clk)
-	// The oldest row has the lowest id, so List (newest first) returns it
-	// on the last of three pages.
-	enqueue(t, s, "acme", 0, 1)
-	clk.Advance(time.Hour)
-	enqueue(t, s, "acme", 1, 1100)
-	enqueue(t, s, "beta", 0, 1)
-
-	tests := []struct {
-		name   string
-		lister metrics.Lister
-		target string
-		want   time.Time
-		ok     bool
-	}{
-		{name: "walks every page", lister: s, target: "acme", want: epoch, ok: true},
-		{name: "other target", lister: s, target: "beta", want: epoch.Add(time.Hour), ok: true},
-		{name: "nothing waiting", lister: s, target: "gamma"},
-		{name: "store query preferred", lister: directOldest{Store: s, at: epoch.Add(-time.Hour)}, target: "acme", want: epoch.Add(-time.Hour), ok: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, ok, err := metrics.OldestPending(t.Context(), tt.lister, tt.target)
-			require.NoError(t, err)
-			assert.Equal(t, tt.ok, ok)
-			assert.True(t, tt.want.Equal(got), "got %s, want %s", got, tt.want)
-		})
-	}
 }
 
 func TestHandlerServesTheExposition(t *testing.T) {

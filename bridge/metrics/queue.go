@@ -19,63 +19,11 @@ type Queue interface {
 	Counts(ctx context.Context, target string) (map[outbox.State]int, error)
 	// TargetState returns whether target is paused.
 	TargetState(ctx context.Context, target string) (outbox.TargetState, error)
-	Lister
+	// OldestPending returns when target's oldest waiting result was queued.
+	OldestPending(ctx context.Context, target string) (time.Time, bool, error)
 }
 
 var _ Queue = outbox.Store(nil)
-
-// Lister lists outbox rows; outbox.Store is one.
-type Lister interface {
-	List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
-}
-
-// OldestPendinger is a store that finds the oldest waiting row of a target
-// in one query. OldestPending uses it when the store implements it.
-type OldestPendinger interface {
-	// OldestPending returns the earliest CreatedAt of target's pending and
-	// sending rows; ok is false when it has none.
-	OldestPending(ctx context.Context, target string) (t time.Time, ok bool, err error)
-}
-
-// listPage is how many rows one List call of the fallback walk reads.
-const listPage = 500
-
-// OldestPending returns when the oldest result of target that is still
-// waiting for delivery (pending or sending) was first queued; ok is false
-// when none is waiting.
-//
-// When l implements OldestPendinger it asks the store directly. Otherwise
-// it walks every waiting row of target with List, page by page, and takes
-// the smallest CreatedAt, so it does not depend on List's order. That costs
-// one read of every waiting row (bodies included) per call: fine for the
-// queues an LMS produces, but a store with a large backlog should implement
-// OldestPendinger.
-func OldestPending(ctx context.Context, l Lister, target string) (time.Time, bool, error) {
-	if op, ok := l.(OldestPendinger); ok {
-		return op.OldestPending(ctx, target)
-	}
-	var oldest time.Time
-	for _, st := range []outbox.State{outbox.StatePending, outbox.StateSending} {
-		var after int64
-		for {
-			items, err := l.List(ctx, outbox.Filter{Target: target, State: st, Limit: listPage, AfterID: after})
-			if err != nil {
-				return time.Time{}, false, fmt.Errorf("oldest waiting result of target %s: %w", target, err)
-			}
-			for _, it := range items {
-				if oldest.IsZero() || it.CreatedAt.Before(oldest) {
-					oldest = it.CreatedAt
-				}
-				after = it.ID
-			}
-			// List pages by descending id: AfterID asks for the ids below the last one.
-			if len(items) < listPage {
-				break
-			}
-		}
-	}
-	return oldest, !oldest.IsZero(), nil
-}
 
 // queueCollector reads the outbox gauges from the store at scrape time.
 type queueCollector struct {
@@ -149,7 +97,7 @@ func (c *queueCollector) target(ctx context.Context, target string, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("reading the paused state: %w", err)
 	}
-	oldest, ok, err := OldestPending(ctx, c.queue, target)
+	oldest, ok, err := c.queue.OldestPending(ctx, target)
 	if err != nil {
 		return nil, err
 	}

@@ -218,6 +218,9 @@ type Store interface {
 	List(ctx context.Context, f Filter) ([]Item, error)
 	// Get returns one row with its attempts, oldest first.
 	Get(ctx context.Context, id int64) (Item, []Attempt, error)
+	// OldestPending returns the earliest CreatedAt of target's pending and
+	// sending rows, in one query; ok is false when none waits.
+	OldestPending(ctx context.Context, target string) (t time.Time, ok bool, err error)
 	// Counts returns the number of rows per state for target ("" = all targets).
 	Counts(ctx context.Context, target string) (map[State]int, error)
 	// Retry makes a failed, cancelled or pending row due at now with a fresh

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListPaging", testListPaging},
 		{"GetWithAttempts", testGetWithAttempts},
 		{"Counts", testCounts},
+		{"OldestPending", testOldestPending},
 		{"RetryAndCancel", testRetryAndCancel},
 		{"RetryCancelledClash", testRetryCancelledClash},
 		{"Purge", testPurge},
