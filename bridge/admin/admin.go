@@ -48,7 +48,7 @@ var _ Store = outbox.Store(nil)
 // dashboard shows it.
 type Enrolment struct {
 	At            time.Time
-	Connection    string // the LMS connection it was for
+	Source        string // where it came from: "link" (the enrolment link) or "webhook:<subscription>"
 	Action        string // for example "enrol" or "unenrol"
 	PersonID      string // Coachview's external id of the person; never a name
 	ElearningCode string

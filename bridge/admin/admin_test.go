@@ -170,10 +170,10 @@ func TestDashboardEnrolments(t *testing.T) {
 		{
 			name: "listed",
 			feed: fakeEnrolments{items: []admin.Enrolment{{
-				At: epoch, Connection: "moodle-main", Action: "enrol", PersonID: "p-new", ElearningCode: "EL-9", Verdict: "applied",
+				At: epoch, Source: "webhook:enrolments", Action: "enrol", PersonID: "p-new", ElearningCode: "EL-9", Verdict: "applied",
 			}}},
 			status: http.StatusOK,
-			want:   []string{"<td>enrol</td><td>p-new</td><td>EL-9</td><td>applied</td>"},
+			want:   []string{"<td>webhook:enrolments</td><td>enrol</td><td>p-new</td><td>EL-9</td><td>applied</td>"},
 		},
 		{
 			name:   "feed fails",

@@ -141,7 +141,7 @@ func (r recentEnrolments) RecentEnrolments(ctx context.Context, limit int) ([]ad
 	out := make([]admin.Enrolment, 0, len(msgs))
 	for _, m := range msgs {
 		out = append(out, admin.Enrolment{
-			At: m.ReceivedAt, Connection: m.Source, Action: string(m.Action), PersonID: m.PersonID,
+			At: m.ReceivedAt, Source: m.Source, Action: string(m.Action), PersonID: m.PersonID,
 			ElearningCode: m.ElearningCode, Verdict: string(m.State), Error: m.LastError,
 		})
 	}
