@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
-	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
@@ -40,31 +38,22 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	schema, err := daemon.LoadSchema(cfg)
-	if err != nil {
-		return err
-	}
-	schema.Close()
-	fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
-	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
-	if err != nil {
-		return err
-	}
-	counts, err := store.Counts(ctx, "")
-	store.Close()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
-	// Assembling the daemon checks what only it puts together: the inbound
-	// routes, the OAuth clients, the webhooks, the dashboard.
+	// Assembling the daemon loads the schema, opens the store and puts
+	// together what only it does: the inbound routes, OAuth clients,
+	// webhooks and the dashboard. Nothing is started.
 	d, err := openDaemon(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if err := d.Close(); err != nil {
+	counts, err := d.Store().Counts(ctx, "")
+	if closeErr := d.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
 		return err
 	}
+	fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
+	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
 	if cfg.Public.Enabled() {
 		fmt.Fprintf(out, "ok   inbound on %s (%d webhooks, %d OAuth clients)\n", cfg.Public.Addr, len(cfg.Inbound.Webhooks), len(cfg.Inbound.OAuth.Clients))
 	}
