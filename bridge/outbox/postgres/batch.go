@@ -10,6 +10,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 var _ outbox.BatchFinisher = (*Store)(nil)
@@ -141,14 +142,14 @@ type finishColumns struct {
 func (c *finishColumns) add(i int, f outbox.Finish) {
 	var due sql.NullInt64
 	if f.State == outbox.StatePending {
-		due = millis(f.NextAttemptAt)
+		due = sqlcore.Millis(f.NextAttemptAt)
 	}
 	c.index = append(c.index, i)
 	c.id = append(c.id, f.ID)
 	c.state = append(c.state, string(f.State))
 	c.tries = append(c.tries, int64(f.Tries))
 	c.streak = append(c.streak, int64(f.Streak))
-	c.streakSince = append(c.streakSince, millis(f.StreakSince))
+	c.streakSince = append(c.streakSince, sqlcore.Millis(f.StreakSince))
 	c.lastClass = append(c.lastClass, validText(f.LastClass))
 	c.status = append(c.status, int64(f.Attempt.Status))
 	c.lastError = append(c.lastError, validText(f.LastError))

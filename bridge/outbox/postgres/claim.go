@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // claimQuery leases a target's due rows in one statement. The CTE picks
@@ -33,7 +33,7 @@ var claimQuery = `WITH due AS (
 		FOR UPDATE SKIP LOCKED)
 	UPDATE results r SET state = 'sending', lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 	FROM due WHERE r.id = due.id
-	RETURNING due.due_at, ` + qualified("r", resultCols)
+	RETURNING due.due_at, ` + qualified("r", sqlcore.ResultCols)
 
 // nextDueQuery finds a target's earliest due time over the results_due index.
 const nextDueQuery = `SELECT MIN(next_attempt_at) FROM results
@@ -42,7 +42,7 @@ const nextDueQuery = `SELECT MIN(next_attempt_at) FROM results
 // claimedRow is a row as Claim's RETURNING gives it.
 type claimedRow struct {
 	DueAt int64 `db:"due_at"`
-	resultRow
+	sqlcore.ResultRow
 }
 
 // Claim leases up to limit due rows of target to owner until now+lease, in
@@ -68,7 +68,7 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 	})
 	claimed := make([]outbox.Item, len(rows))
 	for i, r := range rows {
-		claimed[i] = r.item()
+		claimed[i] = r.Item()
 	}
 	return claimed, nil
 }
@@ -91,10 +91,10 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 	now := s.now()
 	var due, delivered sql.NullInt64
 	if f.State == outbox.StatePending {
-		due = millis(f.NextAttemptAt)
+		due = sqlcore.Millis(f.NextAttemptAt)
 	}
 	if f.State == outbox.StateDelivered {
-		delivered = millis(now)
+		delivered = sqlcore.Millis(now)
 	}
 	at := f.Attempt.At
 	if at.IsZero() {
@@ -105,12 +105,12 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 			state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
 			next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?
 			WHERE id = ? AND state = 'sending' AND lease_owner = ?`),
-			string(f.State), f.Tries, f.Streak, millis(f.StreakSince), f.LastClass, f.Attempt.Status, validText(f.LastError),
+			string(f.State), f.Tries, f.Streak, sqlcore.Millis(f.StreakSince), f.LastClass, f.Attempt.Status, validText(f.LastError),
 			due, delivered, now.UnixMilli(), f.ID, f.Owner)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
-		if err := s.leaseHeld(ctx, tx, res, f.ID); err != nil {
+		if err := sqlcore.LeaseHeld(ctx, tx, res, f.ID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
@@ -140,33 +140,12 @@ func (s *Store) Release(ctx context.Context, id int64, owner string, nextAttempt
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
-		return s.leaseHeld(ctx, tx, res, id)
+		return sqlcore.LeaseHeld(ctx, tx, res, id)
 	})
 	if err != nil {
 		return fmt.Errorf("release result #%d: %w", id, err)
 	}
 	return nil
-}
-
-// leaseHeld turns an update guarded by the lease into ErrLeaseLost when it
-// changed nothing, or ErrNotFound when the row does not exist at all.
-func (s *Store) leaseHeld(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("count updated rows: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	var st string
-	err = tx.GetContext(ctx, &st, s.q(`SELECT state FROM results WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read row state: %w", err)
-	}
-	return fmt.Errorf("row is %s: %w", st, outbox.ErrLeaseLost)
 }
 
 // NextDue returns the earliest time one of target's pending rows is due, or
@@ -180,7 +159,7 @@ func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, er
 	if !next.Valid {
 		return time.Time{}, false, nil
 	}
-	return fromMillis(next), true, nil
+	return sqlcore.FromMillis(next), true, nil
 }
 
 // excerpt cuts s to at most outbox.MaxResponseExcerpt bytes without

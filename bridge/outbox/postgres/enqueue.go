@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // activeRowQuery finds and locks the pair's active row, if any
@@ -18,7 +19,7 @@ import (
 // locked rows) or Enqueue from changing the row between this look-up and
 // the decision taken on it.
 const activeRowQuery = `SELECT id, state, body_hash, updated_at, delivered_at FROM results
-	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + activeStates + `
+	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + sqlcore.ActiveStates + `
 	FOR UPDATE`
 
 // insertQuery adds a results row that takes no part in the pair rule
@@ -31,7 +32,7 @@ const insertQuery = `INSERT INTO results
 // insertActiveQuery adds a pending row unless another transaction added
 // the pair's active row first, in which case it returns no id.
 const insertActiveQuery = insertQuery + `
-	ON CONFLICT (target, elearningcode, person_key) WHERE state IN ` + activeStates + ` DO NOTHING
+	ON CONFLICT (target, elearningcode, person_key) WHERE state IN ` + sqlcore.ActiveStates + ` DO NOTHING
 	RETURNING id`
 
 // replaceQuery gives a pending or failed row a new body and makes it pending
@@ -149,7 +150,7 @@ func (t *txn) onActive(ctx context.Context, cur activeRow, r outbox.NewResult, p
 		return outbox.Replaced, t.replace(ctx, cur.ID, r, hash, now)
 	case outbox.StateDelivered:
 		reason = fmt.Sprintf("already delivered to Coachview on %s as result #%d; Coachview registers only one result per person and part",
-			fromMillis(cur.DeliveredAt).Format(time.RFC3339), cur.ID)
+			sqlcore.FromMillis(cur.DeliveredAt).Format(time.RFC3339), cur.ID)
 	default: // sending
 		reason = fmt.Sprintf("already being sent to Coachview as result #%d (claimed %s); Coachview registers only one result per person and part",
 			cur.ID, time.UnixMilli(cur.UpdatedAt).UTC().Format(time.RFC3339))
@@ -192,7 +193,7 @@ func (t *txn) insert(ctx context.Context, r outbox.NewResult, key string, hash [
 		return fmt.Errorf("enqueue: prepare insert: %w", err)
 	}
 	_, err = ins.ExecContext(ctx,
-		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, millis(r.CompletedAt), nullable(r.Body), nullable(hash),
+		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), nullable(r.Body), nullable(hash),
 		string(state), lastError, nil, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: insert %s row: %w", r.Target, r.ElearningCode, state, err)
@@ -209,7 +210,7 @@ func (t *txn) insertPending(ctx context.Context, r outbox.NewResult, key string,
 	}
 	var id int64
 	err = ins.GetContext(ctx, &id,
-		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, millis(r.CompletedAt), r.Body, hash,
+		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), r.Body, hash,
 		string(outbox.StatePending), "", now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -228,7 +229,7 @@ func (t *txn) replace(ctx context.Context, id int64, r outbox.NewResult, hash []
 		return fmt.Errorf("enqueue: prepare replace: %w", err)
 	}
 	_, err = upd.ExecContext(ctx,
-		r.Body, hash, r.SourceRef, millis(r.CompletedAt), now.UnixMilli(), now.UnixMilli(), id)
+		r.Body, hash, r.SourceRef, sqlcore.Millis(r.CompletedAt), now.UnixMilli(), now.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: replace result #%d: %w", r.Target, r.ElearningCode, id, err)
 	}

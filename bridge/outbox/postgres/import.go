@@ -12,6 +12,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 var _ outboxcopy.Sink = (*Store)(nil)
@@ -162,10 +163,10 @@ func (im *importer) Results(ctx context.Context, rows []outboxcopy.Result) error
 	return chunked(rows, 23, func(rows []outboxcopy.Result) error {
 		return insertRows(ctx, im.tx, "results", cols, rows, func(r outboxcopy.Result) []any {
 			return []any{r.ID, r.Target, r.Connection, r.ElearningCode, r.PersonID, r.PersonKey, r.SourceRef,
-				millis(r.CompletedAt), nullable(r.Body), nullable(r.BodyHash),
-				string(r.State), r.Tries, r.Streak, millis(r.StreakSince), r.LastClass, r.LastStatus, r.LastError,
-				millis(r.NextAttemptAt), r.LeaseOwner, millis(r.LeaseUntil),
-				r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), millis(r.DeliveredAt)}
+				sqlcore.Millis(r.CompletedAt), nullable(r.Body), nullable(r.BodyHash),
+				string(r.State), r.Tries, r.Streak, sqlcore.Millis(r.StreakSince), r.LastClass, r.LastStatus, r.LastError,
+				sqlcore.Millis(r.NextAttemptAt), r.LeaseOwner, sqlcore.Millis(r.LeaseUntil),
+				r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sqlcore.Millis(r.DeliveredAt)}
 		})
 	})
 }
@@ -206,7 +207,7 @@ func (im *importer) Marks(ctx context.Context, rows []outboxcopy.Mark) error {
 func (im *importer) TargetStates(ctx context.Context, rows []outbox.TargetState) error {
 	return chunked(rows, 5, func(rows []outbox.TargetState) error {
 		return insertRows(ctx, im.tx, "target_state", "target, paused, reason, paused_at, next_probe_at", rows, func(s outbox.TargetState) []any {
-			return []any{s.Target, s.Paused, s.Reason, millis(s.PausedAt), millis(s.NextProbeAt)}
+			return []any{s.Target, s.Paused, s.Reason, sqlcore.Millis(s.PausedAt), sqlcore.Millis(s.NextProbeAt)}
 		})
 	})
 }
@@ -221,8 +222,8 @@ func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Mes
 		return insertRows(ctx, im.tx, "inbound_messages", cols, rows, func(m inboundstore.Message) []any {
 			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, nullable(m.Body),
 				string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
-				string(m.State), m.Attempts, millis(m.NextAttemptAt), m.LeaseOwner, millis(m.LeaseUntil),
-				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), millis(m.ErasedAt)}
+				string(m.State), m.Attempts, sqlcore.Millis(m.NextAttemptAt), m.LeaseOwner, sqlcore.Millis(m.LeaseUntil),
+				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), sqlcore.Millis(m.ErasedAt)}
 		})
 	})
 }
@@ -237,9 +238,9 @@ func (im *importer) OAuthTokens(ctx context.Context, rows []inboundstore.Token) 
 	return chunked(rows, 17, func(rows []inboundstore.Token) error {
 		return insertRows(ctx, im.tx, "oauth_tokens", cols, rows, func(t inboundstore.Token) []any {
 			return []any{t.ID, t.GrantID, t.ClientID, t.UserID, t.RedirectURI, t.Scope,
-				nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, millis(t.CodeExpiresAt),
-				nullString(t.AccessHash), millis(t.AccessExpiresAt), nullString(t.RefreshHash), millis(t.RefreshExpiresAt),
-				t.CreatedAt.UnixMilli(), millis(t.RevokedAt), t.RevokeReason}
+				nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, sqlcore.Millis(t.CodeExpiresAt),
+				nullString(t.AccessHash), sqlcore.Millis(t.AccessExpiresAt), nullString(t.RefreshHash), sqlcore.Millis(t.RefreshExpiresAt),
+				t.CreatedAt.UnixMilli(), sqlcore.Millis(t.RevokedAt), t.RevokeReason}
 		})
 	})
 }

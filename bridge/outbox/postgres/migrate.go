@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // migrationFiles holds the schema, one numbered file per version
@@ -27,49 +24,9 @@ var migrationFiles embed.FS
 // advisory locks, so nothing else in cvbridge can collide with it.
 const migrationLockKey int64 = 0x637662_6d696772
 
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded migrations in version order and checks
-// that they are numbered 1, 2, 3, … without gaps.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list embedded migrations: %w", err)
-	}
-	ms := make([]migration, 0, len(names))
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		if !ok {
-			return nil, fmt.Errorf("embedded migration %s: name is not NNNN_description.sql", base)
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %s: version %q is not a number: %w", base, num, err)
-		}
-		body, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("read embedded migration %s: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("embedded migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
-
 // LatestSchema is the schema version this build of cvbridge migrates to.
 func LatestSchema() int {
-	ms, err := loadMigrations()
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
 	if err != nil {
 		return 0
 	}
@@ -83,7 +40,7 @@ func LatestSchema() int {
 // once wait for each other instead of applying a version twice. It refuses
 // a database written by a newer cvbridge, and does nothing to a current one.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
 	if err != nil {
 		return err
 	}
@@ -102,18 +59,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 		if current.Int64 > int64(len(ms)) {
-			return newerSchemaError(current.Int64, len(ms))
+			return sqlcore.NewerSchemaError(current.Int64, len(ms))
 		}
 		for _, m := range ms {
-			if int64(m.version) <= current.Int64 {
+			if int64(m.Version) <= current.Int64 {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: apply: %w", m.name, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-				m.version, s.now().UnixMilli()); err != nil {
-				return fmt.Errorf("migration %s: record: %w", m.name, err)
+				m.Version, s.now().UnixMilli()); err != nil {
+				return fmt.Errorf("migration %s: record: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -143,13 +100,7 @@ func (s *Store) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("outbox database (postgres): schema version %d is older than this cvbridge needs (%d): run `cvbridge migrate`, or let `cvbridge run` migrate at start",
 			current.Int64, latest)
 	case current.Int64 > int64(latest):
-		return fmt.Errorf("outbox database (postgres): %w", newerSchemaError(current.Int64, latest))
+		return fmt.Errorf("outbox database (postgres): %w", sqlcore.NewerSchemaError(current.Int64, latest))
 	}
 	return nil
-}
-
-// newerSchemaError is the refusal of a database written by a newer cvbridge.
-func newerSchemaError(current int64, latest int) error {
-	return fmt.Errorf("database schema %d is newer than this cvbridge knows (%d): upgrade cvbridge or restore a matching backup",
-		current, latest)
 }

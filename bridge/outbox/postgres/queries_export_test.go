@@ -1,9 +1,11 @@
 package postgres
 
+import "github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+
 // The queries whose plans the tests check.
 var (
 	ClaimQuery     = claimQuery
 	NextDueQuery   = nextDueQuery
 	ActiveRowQuery = activeRowQuery
-	PurgeQuery     = purgeQuery
+	PurgeQuery     = sqlcore.PurgeQuery(skipLocked)
 )

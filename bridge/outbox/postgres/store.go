@@ -36,10 +36,11 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // registers the "postgres" database/sql driver
+	"github.com/lib/pq" // also registers the "postgres" database/sql driver
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
@@ -51,7 +52,14 @@ const (
 	defaultConnMaxLife = 30 * time.Minute
 )
 
-var _ outbox.Store = (*Store)(nil)
+// skipLocked makes a subquery choosing rows to lock pass over rows other
+// transactions hold.
+const skipLocked = ` FOR UPDATE SKIP LOCKED`
+
+var (
+	_ outbox.Store  = (*Store)(nil)
+	_ outbox.Leaser = (*Store)(nil)
+)
 
 // Store is the PostgreSQL outbox. It is safe for concurrent use, and several
 // Stores (in several daemons) may share one database.
@@ -60,6 +68,9 @@ type Store struct {
 	clock    clock.Clock
 	migrate  bool
 	maxConns int
+	// Base holds the results' shared SQL: the operator's queries, the
+	// cursors and marks, the targets' state.
+	*sqlcore.Base
 	// Store holds the inbound messages and OAuth tokens, locking the rows
 	// it updates so several daemons can share them.
 	*sqlinbound.Store
@@ -108,8 +119,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxLifetime(defaultConnMaxLife)
 	s.db = db
+	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
+		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
-		RowLock: ` FOR UPDATE`, ClaimLock: ` FOR UPDATE SKIP LOCKED`})
+		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("outbox database (postgres): connect: %w", redact(err, dsn))
@@ -165,17 +178,6 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 	return nil
 }
 
-// readTx runs fn in one read-only REPEATABLE READ transaction: all its
-// statements see one snapshot.
-func (s *Store) readTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
-	if err != nil {
-		return fmt.Errorf("begin outbox read: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
-}
-
 // InTx runs fn in one transaction, committed when fn returns nil. When fn
 // fails, nothing it did is kept and its error is returned unchanged.
 func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
@@ -224,115 +226,18 @@ var _ outbox.Tx = (*txn)(nil)
 
 // SaveCursor stores connection's cursor, replacing the previous one.
 func (t *txn) SaveCursor(ctx context.Context, connection string, cursor []byte) error {
-	if cursor == nil {
-		cursor = []byte{}
-	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO cursors (connection, cursor, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (connection) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`),
-		connection, cursor, t.s.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("save cursor of connection %q: %w", connection, err)
-	}
-	return nil
+	return sqlcore.SaveCursor(ctx, t.tx, t.s.now(), connection, cursor)
 }
 
 // Mark records mark for connection; marking twice is not an error.
 func (t *txn) Mark(ctx context.Context, connection, mark string) error {
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO marks (connection, mark, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (connection, mark) DO NOTHING`),
-		connection, mark, t.s.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("mark %q of connection %q: %w", mark, connection, err)
-	}
-	return nil
+	return sqlcore.Mark(ctx, t.tx, t.s.now(), connection, mark)
 }
 
-// Cursor returns connection's stored cursor, nil if none.
-func (s *Store) Cursor(ctx context.Context, connection string) ([]byte, error) {
-	var cur []byte
-	err := s.db.GetContext(ctx, &cur, s.q(`SELECT cursor FROM cursors WHERE connection = ?`), connection)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read cursor of connection %q: %w", connection, err)
-	}
-	if cur == nil {
-		cur = []byte{}
-	}
-	return cur, nil
-}
-
-// Marked reports whether connection recorded mark.
-func (s *Store) Marked(ctx context.Context, connection, mark string) (bool, error) {
-	var found bool
-	err := s.db.GetContext(ctx, &found, s.q(`SELECT EXISTS (SELECT 1 FROM marks WHERE connection = ? AND mark = ?)`), connection, mark)
-	if err != nil {
-		return false, fmt.Errorf("read mark %q of connection %q: %w", mark, connection, err)
-	}
-	return found, nil
-}
-
-// targetStateRow is a target_state row as stored.
-type targetStateRow struct {
-	Target      string        `db:"target"`
-	Paused      bool          `db:"paused"`
-	Reason      string        `db:"reason"`
-	PausedAt    sql.NullInt64 `db:"paused_at"`
-	NextProbeAt sql.NullInt64 `db:"next_probe_at"`
-}
-
-// state converts r to the outbox's TargetState.
-func (r targetStateRow) state() outbox.TargetState {
-	return outbox.TargetState{
-		Target:      r.Target,
-		Paused:      r.Paused,
-		Reason:      r.Reason,
-		PausedAt:    fromMillis(r.PausedAt),
-		NextProbeAt: fromMillis(r.NextProbeAt),
-	}
-}
-
-// TargetState returns target's state; a target never set is active.
-func (s *Store) TargetState(ctx context.Context, target string) (outbox.TargetState, error) {
-	var r targetStateRow
-	err := s.db.GetContext(ctx, &r, s.q(`SELECT target, paused, reason, paused_at, next_probe_at FROM target_state WHERE target = ?`), target)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.TargetState{Target: target}, nil
-	}
-	if err != nil {
-		return outbox.TargetState{}, fmt.Errorf("read state of target %q: %w", target, err)
-	}
-	return r.state(), nil
-}
-
-// SetTargetState stores st.
-func (s *Store) SetTargetState(ctx context.Context, st outbox.TargetState) error {
-	if st.Target == "" {
-		return errors.New("set target state: target name is empty")
-	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO target_state (target, paused, reason, paused_at, next_probe_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (target) DO UPDATE SET paused = excluded.paused, reason = excluded.reason,
-			paused_at = excluded.paused_at, next_probe_at = excluded.next_probe_at`),
-		st.Target, st.Paused, st.Reason, millis(st.PausedAt), millis(st.NextProbeAt))
-	if err != nil {
-		return fmt.Errorf("store state of target %q: %w", st.Target, err)
-	}
-	return nil
-}
-
-// millis is t as stored: Unix milliseconds, NULL for the zero time.
-func millis(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-// fromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
-func fromMillis(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return time.UnixMilli(v.Int64).UTC()
+// isActivePairConflict reports whether err is a write breaking the
+// one-active-row-per-pair index, which a concurrent transaction's row got
+// first.
+func isActivePairConflict(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "results_active_pair"
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 var _ outbox.BatchFinisher = (*Store)(nil)
@@ -84,10 +85,10 @@ func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish,
 		f := fs[i]
 		var due sql.NullInt64
 		if f.State == outbox.StatePending {
-			due = millis(f.NextAttemptAt)
+			due = sqlcore.Millis(f.NextAttemptAt)
 		}
 		batch = append(batch, finishJSON{ID: f.ID, State: string(f.State), Tries: f.Tries, Streak: f.Streak,
-			StreakSince: ptr(millis(f.StreakSince)), LastClass: f.LastClass, LastStatus: f.Attempt.Status,
+			StreakSince: ptr(sqlcore.Millis(f.StreakSince)), LastClass: f.LastClass, LastStatus: f.Attempt.Status,
 			LastError: f.LastError, NextAttempt: ptr(due), Owner: f.Owner})
 	}
 	doc, err := json.Marshal(batch)
@@ -112,7 +113,7 @@ func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish,
 		}
 		at := f.Attempt.At
 		if at.IsZero() {
-			at = fromMillis(sql.NullInt64{Int64: now, Valid: true})
+			at = sqlcore.FromMillis(sql.NullInt64{Int64: now, Valid: true})
 		}
 		attempts = append(attempts, attemptJSON{ResultID: f.ID, At: at.UnixMilli(), Status: f.Attempt.Status,
 			Class: f.Attempt.Class, Response: excerpt(f.Attempt.Response), Error: f.Attempt.Error,

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,12 +11,13 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // claimDueQuery selects a target's due rows in claim order. Because a sending
 // row's next_attempt_at is its lease end, one range over the results_due
 // index finds due pending rows and expired leases alike.
-const claimDueQuery = `SELECT ` + resultCols + ` FROM results
+const claimDueQuery = `SELECT ` + sqlcore.ResultCols + ` FROM results
 	WHERE target = ? AND state IN ('pending', 'sending') AND next_attempt_at <= ?
 	ORDER BY next_attempt_at, id LIMIT ?`
 
@@ -40,7 +40,7 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 	until := now.Add(lease)
 	var claimed []outbox.Item
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var rows []resultRow
+		var rows []sqlcore.ResultRow
 		if err := tx.SelectContext(ctx, &rows, s.q(claimDueQuery), target, now.UnixMilli(), limit); err != nil {
 			return fmt.Errorf("select due rows: %w", err)
 		}
@@ -60,7 +60,7 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("lease due rows: %w", err)
 		}
-		claimed = items(rows)
+		claimed = sqlcore.Items(rows)
 		for i := range claimed {
 			it := &claimed[i]
 			it.State = outbox.StateSending
@@ -95,10 +95,10 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 	now := s.now()
 	var due, delivered sql.NullInt64
 	if f.State == outbox.StatePending {
-		due = millis(f.NextAttemptAt)
+		due = sqlcore.Millis(f.NextAttemptAt)
 	}
 	if f.State == outbox.StateDelivered {
-		delivered = millis(now)
+		delivered = sqlcore.Millis(now)
 	}
 	at := f.Attempt.At
 	if at.IsZero() {
@@ -109,12 +109,12 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 			state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
 			next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?
 			WHERE id = ? AND state = 'sending' AND lease_owner = ?`),
-			string(f.State), f.Tries, f.Streak, millis(f.StreakSince), f.LastClass, f.Attempt.Status, f.LastError,
+			string(f.State), f.Tries, f.Streak, sqlcore.Millis(f.StreakSince), f.LastClass, f.Attempt.Status, f.LastError,
 			due, delivered, now.UnixMilli(), f.ID, f.Owner)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
-		if err := leaseHeld(ctx, s, tx, res, f.ID); err != nil {
+		if err := sqlcore.LeaseHeld(ctx, tx, res, f.ID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
@@ -144,33 +144,12 @@ func (s *Store) Release(ctx context.Context, id int64, owner string, nextAttempt
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
-		return leaseHeld(ctx, s, tx, res, id)
+		return sqlcore.LeaseHeld(ctx, tx, res, id)
 	})
 	if err != nil {
 		return fmt.Errorf("release result #%d: %w", id, err)
 	}
 	return nil
-}
-
-// leaseHeld turns an update guarded by the lease into ErrLeaseLost when it
-// changed nothing, or ErrNotFound when the row does not exist at all.
-func leaseHeld(ctx context.Context, s *Store, tx *sqlx.Tx, res sql.Result, id int64) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("count updated rows: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	var st string
-	err = tx.GetContext(ctx, &st, s.q(`SELECT state FROM results WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read row state: %w", err)
-	}
-	return fmt.Errorf("row is %s: %w", st, outbox.ErrLeaseLost)
 }
 
 // NextDue returns the earliest time one of target's pending rows is due, or
@@ -184,7 +163,7 @@ func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, er
 	if !next.Valid {
 		return time.Time{}, false, nil
 	}
-	return fromMillis(next), true, nil
+	return sqlcore.FromMillis(next), true, nil
 }
 
 // excerpt cuts s to at most outbox.MaxResponseExcerpt bytes without

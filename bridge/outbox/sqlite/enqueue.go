@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // activeRowQuery finds the pair's active row, if any (results_active_pair).
 const activeRowQuery = `SELECT id, state, body_hash, updated_at, delivered_at FROM results
-	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + activeStates
+	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + sqlcore.ActiveStates
 
 // insertQuery adds a results row.
 const insertQuery = `INSERT INTO results
@@ -121,7 +122,7 @@ func (t *txn) Enqueue(ctx context.Context, r outbox.NewResult, p outbox.EnqueueP
 		return outbox.Replaced, nil
 	case outbox.StateDelivered:
 		reason := fmt.Sprintf("already delivered to Coachview on %s as result #%d; Coachview registers only one result per person and part",
-			fromMillis(cur.DeliveredAt).Format(time.RFC3339), cur.ID)
+			sqlcore.FromMillis(cur.DeliveredAt).Format(time.RFC3339), cur.ID)
 		return t.record(ctx, r, key, hash, outbox.StateIgnored, reason, now)
 	default: // sending
 		reason := fmt.Sprintf("already being sent to Coachview as result #%d (claimed %s); Coachview registers only one result per person and part",
@@ -162,14 +163,14 @@ func (t *txn) record(ctx context.Context, r outbox.NewResult, key string, hash [
 func (t *txn) insert(ctx context.Context, r outbox.NewResult, key string, hash []byte, state outbox.State, lastError string, now time.Time) error {
 	var due sql.NullInt64
 	if state == outbox.StatePending {
-		due = millis(now)
+		due = sqlcore.Millis(now)
 	}
 	ins, err := t.stmt(ctx, insertQuery)
 	if err != nil {
 		return fmt.Errorf("enqueue: prepare insert: %w", err)
 	}
 	_, err = ins.ExecContext(ctx,
-		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, millis(r.CompletedAt), r.Body, hash,
+		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), r.Body, hash,
 		string(state), lastError, due, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: insert %s row: %w", r.Target, r.ElearningCode, state, err)
@@ -185,7 +186,7 @@ func (t *txn) replace(ctx context.Context, id int64, r outbox.NewResult, hash []
 		return fmt.Errorf("enqueue: prepare replace: %w", err)
 	}
 	_, err = upd.ExecContext(ctx,
-		r.Body, hash, r.SourceRef, millis(r.CompletedAt), now.UnixMilli(), now.UnixMilli(), id)
+		r.Body, hash, r.SourceRef, sqlcore.Millis(r.CompletedAt), now.UnixMilli(), now.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: replace result #%d: %w", r.Target, r.ElearningCode, id, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 var _ outboxcopy.Source = (*Store)(nil)
@@ -93,31 +94,31 @@ func (e *exporter) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 // Results returns up to limit results with ids above afterID, by id.
 func (e *exporter) Results(ctx context.Context, afterID int64, limit int) ([]outboxcopy.Result, error) {
 	var rows []struct {
-		resultRow
+		sqlcore.ResultRow
 		PersonKey string `db:"person_key"`
 		BodyHash  []byte `db:"body_hash"`
 	}
-	if err := e.tx.SelectContext(ctx, &rows, `SELECT `+resultCols+`, person_key, body_hash FROM results
+	if err := e.tx.SelectContext(ctx, &rows, `SELECT `+sqlcore.ResultCols+`, person_key, body_hash FROM results
 		WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
 		return nil, fmt.Errorf("export results after #%d: %w", afterID, err)
 	}
 	out := make([]outboxcopy.Result, len(rows))
 	for i, r := range rows {
-		out[i] = outboxcopy.Result{Item: r.item(), PersonKey: r.PersonKey, BodyHash: r.BodyHash}
+		out[i] = outboxcopy.Result{Item: r.Item(), PersonKey: r.PersonKey, BodyHash: r.BodyHash}
 	}
 	return out, nil
 }
 
 // Attempts returns up to limit attempts with ids above afterID, by id.
 func (e *exporter) Attempts(ctx context.Context, afterID int64, limit int) ([]outbox.Attempt, error) {
-	var rows []attemptRow
+	var rows []sqlcore.AttemptRow
 	if err := e.tx.SelectContext(ctx, &rows, `SELECT id, result_id, at, status, class, response, error, duration_ns
 		FROM attempts WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
 		return nil, fmt.Errorf("export attempts after #%d: %w", afterID, err)
 	}
 	out := make([]outbox.Attempt, len(rows))
 	for i, a := range rows {
-		out[i] = a.attempt()
+		out[i] = a.Attempt()
 	}
 	return out, nil
 }
@@ -164,20 +165,14 @@ func (e *exporter) Marks(ctx context.Context, after outboxcopy.Mark, limit int) 
 
 // TargetStates returns up to limit target states of targets after afterTarget.
 func (e *exporter) TargetStates(ctx context.Context, afterTarget string, limit int) ([]outbox.TargetState, error) {
-	var rows []targetStateRow
+	var rows []sqlcore.TargetStateRow
 	if err := e.tx.SelectContext(ctx, &rows, `SELECT target, paused, reason, paused_at, next_probe_at FROM target_state
 		WHERE target > ? ORDER BY target LIMIT ?`, afterTarget, limit); err != nil {
 		return nil, fmt.Errorf("export target states: %w", err)
 	}
 	out := make([]outbox.TargetState, len(rows))
 	for i, r := range rows {
-		out[i] = outbox.TargetState{
-			Target:      r.Target,
-			Paused:      r.Paused != 0,
-			Reason:      r.Reason,
-			PausedAt:    fromMillis(r.PausedAt),
-			NextProbeAt: fromMillis(r.NextProbeAt),
-		}
+		out[i] = r.State()
 	}
 	return out, nil
 }
@@ -223,9 +218,9 @@ func (e *exporter) InboundMessages(ctx context.Context, afterID int64, limit int
 			Verified: r.Verified, Event: r.Event, Body: r.Body, Action: inboundstore.Action(r.Action),
 			PersonID: r.PersonID, ElearningCode: r.ElearningCode,
 			FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
-			State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: fromMillis(r.NextAttemptAt),
-			LeaseOwner: r.LeaseOwner, LeaseUntil: fromMillis(r.LeaseUntil), LastError: r.LastError,
-			Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: fromMillis(r.ErasedAt),
+			State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: sqlcore.FromMillis(r.NextAttemptAt),
+			LeaseOwner: r.LeaseOwner, LeaseUntil: sqlcore.FromMillis(r.LeaseUntil), LastError: r.LastError,
+			Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: sqlcore.FromMillis(r.ErasedAt),
 		}
 	}
 	return out, nil
@@ -264,10 +259,10 @@ func (e *exporter) OAuthTokens(ctx context.Context, afterID int64, limit int) ([
 		out[i] = inboundstore.Token{
 			ID: r.ID, GrantID: r.GrantID, ClientID: r.ClientID, UserID: r.UserID, RedirectURI: r.RedirectURI, Scope: r.Scope,
 			CodeHash: r.CodeHash.String, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-			CodeExpiresAt: fromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
-			AccessExpiresAt: fromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
-			RefreshExpiresAt: fromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
-			RevokedAt: fromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
+			CodeExpiresAt: sqlcore.FromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
+			AccessExpiresAt: sqlcore.FromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
+			RefreshExpiresAt: sqlcore.FromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
+			RevokedAt: sqlcore.FromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
 		}
 	}
 	return out, nil

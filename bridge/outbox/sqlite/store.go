@@ -22,7 +22,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
@@ -47,7 +47,10 @@ const busyTimeout = 10 * time.Second
 // few connections let readers (the operator's list, NextDue) run beside them.
 const maxConns = 8
 
-var _ outbox.Store = (*Store)(nil)
+var (
+	_ outbox.Store  = (*Store)(nil)
+	_ outbox.Leaser = (*Store)(nil)
+)
 
 // Store is the SQLite outbox. It is safe for concurrent use.
 type Store struct {
@@ -59,6 +62,10 @@ type Store struct {
 	// which then only guards against other processes (the CLI beside a
 	// running daemon).
 	writeMu sync.Mutex
+	// Base holds the results' shared SQL: the operator's queries, the
+	// cursors and marks, the targets' state. Its writes outside a
+	// transaction are serialised by writeMu too.
+	*sqlcore.Base
 	// Store holds the inbound messages and OAuth tokens, its writes
 	// outside a transaction serialised by writeMu too.
 	*sqlinbound.Store
@@ -114,6 +121,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
 	}
 	s.db = db
+	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
 	return s, nil
 }
@@ -173,17 +181,6 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 	return nil
 }
 
-// readTx runs fn in one read-only transaction, which in WAL mode sees a
-// consistent snapshot without taking the write lock.
-func (s *Store) readTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin outbox read: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
-}
-
 // InTx runs fn in one transaction, committed when fn returns nil. When fn
 // fails, nothing it did is kept and its error is returned unchanged.
 func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
@@ -221,116 +218,10 @@ var _ outbox.Tx = (*txn)(nil)
 
 // SaveCursor stores connection's cursor, replacing the previous one.
 func (t *txn) SaveCursor(ctx context.Context, connection string, cursor []byte) error {
-	if cursor == nil {
-		cursor = []byte{}
-	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO cursors (connection, cursor, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (connection) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`),
-		connection, cursor, t.s.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("save cursor of connection %q: %w", connection, err)
-	}
-	return nil
+	return sqlcore.SaveCursor(ctx, t.tx, t.s.now(), connection, cursor)
 }
 
 // Mark records mark for connection; marking twice is not an error.
 func (t *txn) Mark(ctx context.Context, connection, mark string) error {
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO marks (connection, mark, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (connection, mark) DO NOTHING`),
-		connection, mark, t.s.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("mark %q of connection %q: %w", mark, connection, err)
-	}
-	return nil
-}
-
-// Cursor returns connection's stored cursor, nil if none.
-func (s *Store) Cursor(ctx context.Context, connection string) ([]byte, error) {
-	var cur []byte
-	err := s.db.GetContext(ctx, &cur, s.q(`SELECT cursor FROM cursors WHERE connection = ?`), connection)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read cursor of connection %q: %w", connection, err)
-	}
-	if cur == nil {
-		cur = []byte{}
-	}
-	return cur, nil
-}
-
-// Marked reports whether connection recorded mark.
-func (s *Store) Marked(ctx context.Context, connection, mark string) (bool, error) {
-	var n int
-	err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM marks WHERE connection = ? AND mark = ?`), connection, mark)
-	if err != nil {
-		return false, fmt.Errorf("read mark %q of connection %q: %w", mark, connection, err)
-	}
-	return n > 0, nil
-}
-
-// targetStateRow is a target_state row as stored.
-type targetStateRow struct {
-	Target      string        `db:"target"`
-	Paused      int           `db:"paused"`
-	Reason      string        `db:"reason"`
-	PausedAt    sql.NullInt64 `db:"paused_at"`
-	NextProbeAt sql.NullInt64 `db:"next_probe_at"`
-}
-
-// TargetState returns target's state; a target never set is active.
-func (s *Store) TargetState(ctx context.Context, target string) (outbox.TargetState, error) {
-	var r targetStateRow
-	err := s.db.GetContext(ctx, &r, s.q(`SELECT target, paused, reason, paused_at, next_probe_at FROM target_state WHERE target = ?`), target)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.TargetState{Target: target}, nil
-	}
-	if err != nil {
-		return outbox.TargetState{}, fmt.Errorf("read state of target %q: %w", target, err)
-	}
-	return outbox.TargetState{
-		Target:      r.Target,
-		Paused:      r.Paused != 0,
-		Reason:      r.Reason,
-		PausedAt:    fromMillis(r.PausedAt),
-		NextProbeAt: fromMillis(r.NextProbeAt),
-	}, nil
-}
-
-// SetTargetState stores st.
-func (s *Store) SetTargetState(ctx context.Context, st outbox.TargetState) error {
-	if st.Target == "" {
-		return errors.New("set target state: target name is empty")
-	}
-	paused := 0
-	if st.Paused {
-		paused = 1
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO target_state (target, paused, reason, paused_at, next_probe_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (target) DO UPDATE SET paused = excluded.paused, reason = excluded.reason,
-			paused_at = excluded.paused_at, next_probe_at = excluded.next_probe_at`),
-		st.Target, paused, st.Reason, millis(st.PausedAt), millis(st.NextProbeAt))
-	if err != nil {
-		return fmt.Errorf("store state of target %q: %w", st.Target, err)
-	}
-	return nil
-}
-
-// millis is t as stored: Unix milliseconds, NULL for the zero time.
-func millis(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-// fromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
-func fromMillis(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return time.UnixMilli(v.Int64).UTC()
+	return sqlcore.Mark(ctx, t.tx, t.s.now(), connection, mark)
 }

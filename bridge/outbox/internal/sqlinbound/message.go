@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 var _ inboundstore.Store = (*Store)(nil)
@@ -55,9 +56,9 @@ func (r messageRow) message() inboundstore.Message {
 		ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC(), Verified: r.Verified, Event: r.Event, Body: r.Body,
 		Action: inboundstore.Action(r.Action), PersonID: r.PersonID, ElearningCode: r.ElearningCode,
 		FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
-		State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: fromMillis(r.NextAttemptAt),
-		LeaseOwner: r.LeaseOwner, LeaseUntil: fromMillis(r.LeaseUntil), LastError: r.LastError,
-		Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: fromMillis(r.ErasedAt),
+		State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: sqlcore.FromMillis(r.NextAttemptAt),
+		LeaseOwner: r.LeaseOwner, LeaseUntil: sqlcore.FromMillis(r.LeaseUntil), LastError: r.LastError,
+		Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: sqlcore.FromMillis(r.ErasedAt),
 	}
 }
 
@@ -94,9 +95,9 @@ func (s *Store) SaveMessage(ctx context.Context, m inboundstore.Message, dup inb
 	}
 	var next sql.NullInt64
 	if m.State == inboundstore.StatePending {
-		next = millis(now)
+		next = sqlcore.Millis(now)
 		if !m.NextAttemptAt.IsZero() {
-			next = millis(m.NextAttemptAt)
+			next = sqlcore.Millis(m.NextAttemptAt)
 		}
 	}
 	body := m.Body
@@ -200,7 +201,7 @@ func finishArgs(f inboundstore.Finish) (sql.NullInt64, error) {
 		if f.NextAttemptAt.IsZero() {
 			return sql.NullInt64{}, errors.New("a retry needs its next attempt time")
 		}
-		return millis(f.NextAttemptAt), nil
+		return sqlcore.Millis(f.NextAttemptAt), nil
 	case inboundstore.StateDone, inboundstore.StateFailed:
 		return sql.NullInt64{}, nil
 	default:

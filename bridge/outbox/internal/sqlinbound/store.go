@@ -14,7 +14,6 @@ package sqlinbound
 
 import (
 	"context"
-	"database/sql"
 	"sync"
 	"time"
 
@@ -72,19 +71,3 @@ func (noLock) Unlock() {}
 
 // q rewrites a query written with ? placeholders for the driver.
 func (s *Store) q(query string) string { return s.db.Rebind(query) }
-
-// millis is t as stored: Unix milliseconds, NULL for the zero time.
-func millis(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-// fromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
-func fromMillis(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return time.UnixMilli(v.Int64).UTC()
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // tokenCols are the oauth_tokens columns, in tokenRow's order.
@@ -42,10 +43,10 @@ func (r tokenRow) token() inboundstore.Token {
 	return inboundstore.Token{
 		ID: r.ID, GrantID: r.GrantID, ClientID: r.ClientID, UserID: r.UserID, RedirectURI: r.RedirectURI, Scope: r.Scope,
 		CodeHash: r.CodeHash.String, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-		CodeExpiresAt: fromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
-		AccessExpiresAt: fromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
-		RefreshExpiresAt: fromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
-		RevokedAt: fromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
+		CodeExpiresAt: sqlcore.FromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
+		AccessExpiresAt: sqlcore.FromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
+		RefreshExpiresAt: sqlcore.FromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
+		RevokedAt: sqlcore.FromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
 	}
 }
 
@@ -90,8 +91,8 @@ func (s *Store) insertToken(ctx context.Context, tx *sqlx.Tx, t inboundstore.Tok
 		refresh_hash, refresh_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING `+tokenCols),
 		t.GrantID, t.ClientID, t.UserID, t.RedirectURI, t.Scope,
-		nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, millis(t.CodeExpiresAt),
-		nullString(t.AccessHash), millis(t.AccessExpiresAt), nullString(t.RefreshHash), millis(t.RefreshExpiresAt),
+		nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, sqlcore.Millis(t.CodeExpiresAt),
+		nullString(t.AccessHash), sqlcore.Millis(t.AccessExpiresAt), nullString(t.RefreshHash), sqlcore.Millis(t.RefreshExpiresAt),
 		t.CreatedAt.UnixMilli())
 	if err != nil {
 		return inboundstore.Token{}, err

@@ -1,4 +1,4 @@
-package postgres
+package sqlcore
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 // OldestPending returns the earliest CreatedAt of target's pending and
 // sending rows; see outbox.Store. The partial index on waiting rows keeps it
 // to those rows, however much delivered history is retained.
-func (s *Store) OldestPending(ctx context.Context, target string) (time.Time, bool, error) {
+func (b *Base) OldestPending(ctx context.Context, target string) (time.Time, bool, error) {
 	var oldest sql.NullInt64
-	err := s.db.GetContext(ctx, &oldest, s.q(`SELECT MIN(created_at) FROM results
+	err := b.db.GetContext(ctx, &oldest, b.q(`SELECT MIN(created_at) FROM results
 		WHERE target = ? AND state IN ('pending', 'sending')`), target)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("oldest waiting result of target %s: %w", target, err)
@@ -20,5 +20,5 @@ func (s *Store) OldestPending(ctx context.Context, target string) (time.Time, bo
 	if !oldest.Valid {
 		return time.Time{}, false, nil
 	}
-	return time.UnixMilli(oldest.Int64).UTC(), true, nil
+	return FromMillis(oldest), true, nil
 }

@@ -1,4 +1,4 @@
-package postgres
+package sqlcore
 
 import (
 	"context"
@@ -7,16 +7,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
-
-var _ outbox.Leaser = (*Store)(nil)
 
 // acquireLeaseQuery takes a free or expired lease, or renews the owner's own,
 // in one statement; it returns no row when another owner holds the lease
 // unexpired. Two daemons asking for a free lease at once meet on its
 // primary key: the second waits for the first's insert and then sees an
-// unexpired lease of another owner. acquired_at is kept on renewal.
+// unexpired lease of another owner. acquired_at is kept on renewal: it
+// tells since when the current owner holds the lease.
 const acquireLeaseQuery = `INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES (?, ?, ?, ?)
 	ON CONFLICT (name) DO UPDATE SET
 		acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at ELSE excluded.acquired_at END,
@@ -26,12 +27,14 @@ const acquireLeaseQuery = `INSERT INTO leases (name, owner, expires_at, acquired
 
 // AcquireLease takes or renews the lease called name for owner until
 // now+ttl; see outbox.Leaser.
-func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
+func (b *Base) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
 	if name == "" || owner == "" || ttl <= 0 {
 		return false, fmt.Errorf("acquire lease %q for %q: name and owner must be set and ttl (%s) positive", name, owner, ttl)
 	}
 	var got string
-	err := s.db.GetContext(ctx, &got, s.q(acquireLeaseQuery),
+	b.writes.Lock()
+	defer b.writes.Unlock()
+	err := b.db.GetContext(ctx, &got, b.q(acquireLeaseQuery),
 		name, owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), now.UnixMilli())
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -43,9 +46,33 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.D
 }
 
 // ReleaseLease gives up owner's lease called name; see outbox.Leaser.
-func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM leases WHERE name = ? AND owner = ?`), name, owner); err != nil {
+func (b *Base) ReleaseLease(ctx context.Context, name, owner string) error {
+	b.writes.Lock()
+	defer b.writes.Unlock()
+	if _, err := b.db.ExecContext(ctx, b.q(`DELETE FROM leases WHERE name = ? AND owner = ?`), name, owner); err != nil {
 		return fmt.Errorf("release lease %q of %q: %w", name, owner, err)
 	}
 	return nil
+}
+
+// LeaseHeld turns res, the result of an update in tx of row id guarded by
+// the row's lease, into ErrLeaseLost when it changed nothing, or
+// ErrNotFound when the row does not exist at all.
+func LeaseHeld(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("count updated rows: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	var st string
+	err = tx.GetContext(ctx, &st, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return outbox.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read row state: %w", err)
+	}
+	return fmt.Errorf("row is %s: %w", st, outbox.ErrLeaseLost)
 }

@@ -1,4 +1,4 @@
-package postgres
+package sqlcore
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
@@ -17,19 +16,9 @@ import (
 // defaultListLimit is how many rows List returns when the filter sets no limit.
 const defaultListLimit = 100
 
-// purgeQuery deletes one batch of old terminal rows over the results_purge
-// index. SKIP LOCKED passes over rows another transaction holds, so a purge
-// never waits on (or blocks) delivery; each call is its own short statement.
-const purgeQuery = `DELETE FROM results WHERE id IN (
-	SELECT id FROM results
-	WHERE state IN ('delivered', 'ignored', 'rejected', 'cancelled') AND updated_at < ?
-	ORDER BY updated_at, id
-	LIMIT ?
-	FOR UPDATE SKIP LOCKED)`
-
 // List returns the rows matching f, newest (highest id) first. Pages follow
 // by id: pass the last id of a page as f.AfterID to get the next one.
-func (s *Store) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error) {
+func (b *Base) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error) {
 	if f.State != "" && !f.State.Valid() {
 		return nil, fmt.Errorf("list results: unknown state %q", f.State)
 	}
@@ -61,47 +50,46 @@ func (s *Store) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error
 	if limit <= 0 {
 		limit = defaultListLimit
 	}
-	query := `SELECT ` + resultCols + ` FROM results`
+	query := `SELECT ` + ResultCols + ` FROM results`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
-	var rows []resultRow
-	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+	var rows []ResultRow
+	if err := b.db.SelectContext(ctx, &rows, b.q(query), args...); err != nil {
 		return nil, fmt.Errorf("list results: %w", err)
 	}
-	return items(rows), nil
+	return Items(rows), nil
 }
 
 // Get returns row id with its attempts, oldest first, read from one snapshot.
-func (s *Store) Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error) {
-	var row resultRow
-	var arows []attemptRow
-	err := s.readTx(ctx, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &row, s.q(`SELECT `+resultCols+` FROM results WHERE id = ?`), id)
+func (b *Base) Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error) {
+	var row ResultRow
+	var arows []AttemptRow
+	err := b.readTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &row, b.q(`SELECT `+ResultCols+` FROM results WHERE id = ?`), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return outbox.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		return tx.SelectContext(ctx, &arows, s.q(`SELECT id, result_id, at, status, class, response, error, duration_ns
-			FROM attempts WHERE result_id = ? ORDER BY id`), id)
+		return tx.SelectContext(ctx, &arows, b.q(`SELECT `+AttemptCols+` FROM attempts WHERE result_id = ? ORDER BY id`), id)
 	})
 	if err != nil {
 		return outbox.Item{}, nil, fmt.Errorf("get result #%d: %w", id, err)
 	}
 	attempts := make([]outbox.Attempt, len(arows))
 	for i, a := range arows {
-		attempts[i] = a.attempt()
+		attempts[i] = a.Attempt()
 	}
-	return row.item(), attempts, nil
+	return row.Item(), attempts, nil
 }
 
 // Counts returns the number of rows of target ("" for all targets) in each
 // state; every state is present in the map, zero when it has no rows.
-func (s *Store) Counts(ctx context.Context, target string) (map[outbox.State]int, error) {
+func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int, error) {
 	query := `SELECT state, COUNT(*) AS n FROM results`
 	var args []any
 	if target != "" {
@@ -113,7 +101,7 @@ func (s *Store) Counts(ctx context.Context, target string) (map[outbox.State]int
 		State string `db:"state"`
 		N     int    `db:"n"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+	if err := b.db.SelectContext(ctx, &rows, b.q(query), args...); err != nil {
 		return nil, fmt.Errorf("count results of target %q: %w", target, err)
 	}
 	counts := make(map[outbox.State]int, len(outbox.States))
@@ -131,15 +119,15 @@ func (s *Store) Counts(ctx context.Context, target string) (map[outbox.State]int
 // LastStatus and LastError kept as the last attempt's record). It refuses,
 // with ErrState, a row in any other state, and a cancelled row whose pair
 // has meanwhile got another active row.
-func (s *Store) Retry(ctx context.Context, id int64, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cur struct {
 			State         string `db:"state"`
 			Target        string `db:"target"`
 			ElearningCode string `db:"elearningcode"`
 			PersonKey     string `db:"person_key"`
 		}
-		err := tx.GetContext(ctx, &cur, s.q(`SELECT state, target, elearningcode, person_key FROM results WHERE id = ? FOR UPDATE`), id)
+		err := tx.GetContext(ctx, &cur, b.q(`SELECT state, target, elearningcode, person_key FROM results WHERE id = ?`+b.rowLock), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return outbox.ErrNotFound
 		}
@@ -150,8 +138,8 @@ func (s *Store) Retry(ctx context.Context, id int64, now time.Time) error {
 		case outbox.StatePending, outbox.StateFailed:
 		case outbox.StateCancelled:
 			var other int64
-			err := tx.GetContext(ctx, &other, s.q(`SELECT id FROM results
-				WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN `+activeStates),
+			err := tx.GetContext(ctx, &other, b.q(`SELECT id FROM results
+				WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN `+ActiveStates),
 				cur.Target, cur.ElearningCode, cur.PersonKey)
 			if err == nil {
 				return fmt.Errorf("the pair has another active result #%d: %w", other, outbox.ErrState)
@@ -162,11 +150,10 @@ func (s *Store) Retry(ctx context.Context, id int64, now time.Time) error {
 		default:
 			return fmt.Errorf("it is %s; only failed, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE results SET state = 'pending', tries = 0, streak = 0,
+		_, err = tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', tries = 0, streak = 0,
 			streak_since = NULL, last_class = '', next_attempt_at = ?, updated_at = ? WHERE id = ?`),
 			now.UnixMilli(), now.UnixMilli(), id)
-		var pqErr *pq.Error
-		if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "results_active_pair" {
+		if b.conflict(err) {
 			// A concurrent Enqueue gave the pair an active row after the check.
 			return fmt.Errorf("the pair got another active result meanwhile: %w", outbox.ErrState)
 		}
@@ -182,9 +169,9 @@ func (s *Store) Retry(ctx context.Context, id int64, now time.Time) error {
 }
 
 // Cancel cancels a pending or failed row; any other state is ErrState.
-func (s *Store) Cancel(ctx context.Context, id int64, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?
+func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?
 			WHERE id = ? AND state IN ('pending', 'failed')`), now.UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
@@ -197,7 +184,7 @@ func (s *Store) Cancel(ctx context.Context, id int64, now time.Time) error {
 			return nil
 		}
 		var st string
-		err = tx.GetContext(ctx, &st, s.q(`SELECT state FROM results WHERE id = ?`), id)
+		err = tx.GetContext(ctx, &st, b.q(`SELECT state FROM results WHERE id = ?`), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return outbox.ErrNotFound
 		}
@@ -215,19 +202,39 @@ func (s *Store) Cancel(ctx context.Context, id int64, now time.Time) error {
 // Purge deletes up to limit delivered, ignored, rejected and cancelled rows
 // last updated before cutoff, oldest first, with their attempts (by the
 // foreign key's cascade), and returns how many rows it deleted. Each call is
-// one short statement that skips rows other transactions hold; callers purge
-// in batches until it returns less than limit.
-func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+// one short statement (over the results_purge index) that holds the writer
+// lock only for itself and, where the backend locks rows, skips rows other
+// transactions hold; callers purge in batches until it returns less than
+// limit.
+func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("purge results: limit %d must be positive", limit)
 	}
-	res, err := s.db.ExecContext(ctx, s.q(purgeQuery), cutoff.UnixMilli(), limit)
-	var n int64
-	if err == nil {
-		n, err = res.RowsAffected()
-	}
+	n, err := b.purge(ctx, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("purge results updated before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
 	}
 	return int(n), nil
+}
+
+// PurgeQuery is Purge's statement, deleting one batch of old terminal rows
+// over the results_purge index, with skipLocked (Config.SkipLocked) appended
+// to the subquery choosing them.
+func PurgeQuery(skipLocked string) string {
+	return `DELETE FROM results WHERE id IN (
+	SELECT id FROM results
+	WHERE state IN ('delivered', 'ignored', 'rejected', 'cancelled') AND updated_at < ?
+	ORDER BY updated_at, id
+	LIMIT ?` + skipLocked + `)`
+}
+
+// purge runs Purge's statement under the writer lock.
+func (b *Base) purge(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	b.writes.Lock()
+	defer b.writes.Unlock()
+	res, err := b.db.ExecContext(ctx, b.purgeQuery, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

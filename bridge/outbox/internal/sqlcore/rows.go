@@ -1,4 +1,4 @@
-package sqlite
+package sqlcore
 
 import (
 	"database/sql"
@@ -7,17 +7,20 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
-// resultCols are the results columns an Item is read from, in resultRow's order.
-const resultCols = `id, target, connection, elearningcode, person_id, source_ref, completed_at, body, state,
+// ResultCols are the results columns an Item is read from, in ResultRow's order.
+const ResultCols = `id, target, connection, elearningcode, person_id, source_ref, completed_at, body, state,
 	tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
 	lease_owner, lease_until, created_at, updated_at, delivered_at`
 
-// activeStates is the SQL list of the states that take part in the
-// one-row-per-pair rule; it must match the results_active_pair index.
-const activeStates = `('pending', 'sending', 'delivered', 'failed')`
+// AttemptCols are the attempts columns an Attempt is read from, in AttemptRow's order.
+const AttemptCols = `id, result_id, at, status, class, response, error, duration_ns`
 
-// resultRow is a results row as stored.
-type resultRow struct {
+// ActiveStates is the SQL list of the states that take part in the
+// one-row-per-pair rule; it must match the results_active_pair index.
+const ActiveStates = `('pending', 'sending', 'delivered', 'failed')`
+
+// ResultRow is a results row as stored.
+type ResultRow struct {
 	ID            int64         `db:"id"`
 	Target        string        `db:"target"`
 	Connection    string        `db:"connection"`
@@ -41,8 +44,8 @@ type resultRow struct {
 	DeliveredAt   sql.NullInt64 `db:"delivered_at"`
 }
 
-// item converts r to the outbox's Item.
-func (r resultRow) item() outbox.Item {
+// Item converts r to the outbox's Item.
+func (r ResultRow) Item() outbox.Item {
 	return outbox.Item{
 		ID:            r.ID,
 		Target:        r.Target,
@@ -50,35 +53,35 @@ func (r resultRow) item() outbox.Item {
 		ElearningCode: r.ElearningCode,
 		PersonID:      r.PersonID,
 		SourceRef:     r.SourceRef,
-		CompletedAt:   fromMillis(r.CompletedAt),
+		CompletedAt:   FromMillis(r.CompletedAt),
 		Body:          r.Body,
 		State:         outbox.State(r.State),
 		Tries:         r.Tries,
 		Streak:        r.Streak,
-		StreakSince:   fromMillis(r.StreakSince),
+		StreakSince:   FromMillis(r.StreakSince),
 		LastClass:     r.LastClass,
 		LastStatus:    r.LastStatus,
 		LastError:     r.LastError,
-		NextAttemptAt: fromMillis(r.NextAttemptAt),
+		NextAttemptAt: FromMillis(r.NextAttemptAt),
 		LeaseOwner:    r.LeaseOwner,
-		LeaseUntil:    fromMillis(r.LeaseUntil),
+		LeaseUntil:    FromMillis(r.LeaseUntil),
 		CreatedAt:     time.UnixMilli(r.CreatedAt).UTC(),
 		UpdatedAt:     time.UnixMilli(r.UpdatedAt).UTC(),
-		DeliveredAt:   fromMillis(r.DeliveredAt),
+		DeliveredAt:   FromMillis(r.DeliveredAt),
 	}
 }
 
-// items converts rows to Items.
-func items(rows []resultRow) []outbox.Item {
+// Items converts rows to Items.
+func Items(rows []ResultRow) []outbox.Item {
 	out := make([]outbox.Item, len(rows))
 	for i, r := range rows {
-		out[i] = r.item()
+		out[i] = r.Item()
 	}
 	return out
 }
 
-// attemptRow is an attempts row as stored.
-type attemptRow struct {
+// AttemptRow is an attempts row as stored.
+type AttemptRow struct {
 	ID         int64  `db:"id"`
 	ResultID   int64  `db:"result_id"`
 	At         int64  `db:"at"`
@@ -89,8 +92,8 @@ type attemptRow struct {
 	DurationNS int64  `db:"duration_ns"`
 }
 
-// attempt converts a to the outbox's Attempt.
-func (a attemptRow) attempt() outbox.Attempt {
+// Attempt converts a to the outbox's Attempt.
+func (a AttemptRow) Attempt() outbox.Attempt {
 	return outbox.Attempt{
 		ID:       a.ID,
 		ResultID: a.ResultID,
@@ -100,5 +103,30 @@ func (a attemptRow) attempt() outbox.Attempt {
 		Response: a.Response,
 		Error:    a.Error,
 		Duration: time.Duration(a.DurationNS),
+	}
+}
+
+// TargetStateCols are the target_state columns a TargetState is read from,
+// in TargetStateRow's order.
+const TargetStateCols = `target, paused, reason, paused_at, next_probe_at`
+
+// TargetStateRow is a target_state row as stored. Paused is a BOOLEAN on
+// PostgreSQL and a 0/1 INTEGER on SQLite; both scan into a bool.
+type TargetStateRow struct {
+	Target      string        `db:"target"`
+	Paused      bool          `db:"paused"`
+	Reason      string        `db:"reason"`
+	PausedAt    sql.NullInt64 `db:"paused_at"`
+	NextProbeAt sql.NullInt64 `db:"next_probe_at"`
+}
+
+// State converts r to the outbox's TargetState.
+func (r TargetStateRow) State() outbox.TargetState {
+	return outbox.TargetState{
+		Target:      r.Target,
+		Paused:      r.Paused,
+		Reason:      r.Reason,
+		PausedAt:    FromMillis(r.PausedAt),
+		NextProbeAt: FromMillis(r.NextProbeAt),
 	}
 }

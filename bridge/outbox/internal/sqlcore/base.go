@@ -1,0 +1,119 @@
+// Package sqlcore is the SQL the SQLite and PostgreSQL outbox backends share
+// on the results, attempts, cursors, marks, target_state and leases tables:
+// the operator's queries and actions (List, Get, Counts, OldestPending,
+// Retry, Cancel, Purge), the intake's cursors and marks, the targets' paused
+// state, the named leases (outbox.Leaser), the row types those tables are
+// read into, and the loading of each backend's embedded migrations. Both
+// backends embed a Base configured with what differs between them: how a
+// write transaction runs, the isolation of a read snapshot, the row locks
+// PostgreSQL takes, and the writer lock that serialises SQLite's writes.
+// Claiming, enqueueing and batch updates, whose SQL differs, stay in the
+// backends.
+//
+// It follows the backends' storage conventions: every time is an integer of
+// Unix milliseconds UTC (NULL for a zero time.Time), and queries are written
+// with ? placeholders and passed through sqlx's Rebind.
+package sqlcore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Config is what a backend gives New.
+type Config struct {
+	// DB is the backend's database.
+	DB *sqlx.DB
+	// InTx runs fn in one write transaction, committed when fn returns nil
+	// and rolled back otherwise, fn's error returned as it is. It takes
+	// any writer lock the backend needs itself.
+	InTx func(ctx context.Context, fn func(*sqlx.Tx) error) error
+	// ReadIsolation is the isolation level of the read-only transaction
+	// a read of several statements runs in (sql.LevelRepeatableRead on
+	// PostgreSQL, so they see one snapshot; the default where a read
+	// transaction already does).
+	ReadIsolation sql.IsolationLevel
+	// WriteLock, when set, is held around each write made outside InTx
+	// (SQLite's in-process writer lock). Nil means none.
+	WriteLock sync.Locker
+	// RowLock is appended to a row lookup whose row the same transaction
+	// then updates (" FOR UPDATE" on PostgreSQL, "" where a write
+	// transaction already excludes other writers).
+	RowLock string
+	// SkipLocked is appended to the subquery choosing the rows a purge
+	// deletes (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so a purge never
+	// waits on or blocks delivery).
+	SkipLocked string
+	// ActivePairConflict, when set, reports whether err is the violation
+	// of the one-active-row-per-pair index by a concurrent transaction.
+	// Nil means writes are serialised and it cannot happen.
+	ActivePairConflict func(err error) bool
+}
+
+// Base implements the outbox.Store methods whose SQL both backends share.
+// It is safe for concurrent use.
+type Base struct {
+	db       *sqlx.DB
+	inTx     func(ctx context.Context, fn func(*sqlx.Tx) error) error
+	readOpts sql.TxOptions
+	writes   sync.Locker
+	rowLock  string
+	conflict func(error) bool
+	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
+	purgeQuery string
+}
+
+// New returns the Base c describes.
+func New(c Config) *Base {
+	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
+		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
+		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
+	if b.writes == nil {
+		b.writes = noLock{}
+	}
+	if b.conflict == nil {
+		b.conflict = func(error) bool { return false }
+	}
+	return b
+}
+
+// noLock is the sync.Locker of a backend without a writer lock.
+type noLock struct{}
+
+func (noLock) Lock()   {}
+func (noLock) Unlock() {}
+
+// q rewrites a query written with ? placeholders for the driver.
+func (b *Base) q(query string) string { return b.db.Rebind(query) }
+
+// readTx runs fn in one read-only transaction, so its statements see one
+// snapshot.
+func (b *Base) readTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := b.db.BeginTxx(ctx, &b.readOpts)
+	if err != nil {
+		return fmt.Errorf("begin outbox read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// Millis is t as stored: Unix milliseconds, NULL for the zero time.
+func Millis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// FromMillis is the time a stored value stands for, in UTC; NULL is the zero time.
+func FromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
