@@ -331,7 +331,6 @@ func NewDispatcher(t *config.Target, store outbox.Store, opts delivery.Options) 
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	opts.RecordAhead = t.Settings.RecordAhead
 	return delivery.New(delivery.Target{
 		Name:     t.Name,
 		URL:      t.URL,

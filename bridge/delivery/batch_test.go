@@ -39,9 +39,9 @@ func (e *env) dispatcherOn(store delivery.Store, s delivery.Settings, ahead int)
 	e.t.Helper()
 	signer, err := sign.NewSigner(sign.SHA512, []byte(secret))
 	require.NoError(e.t, err)
+	s.RecordAhead = ahead
 	d, err := delivery.New(delivery.Target{Name: targetName, URL: e.cv.srv.URL, Signer: signer, Settings: s}, store, delivery.Options{
 		Clock: e.clk, Jitter: zeroJitter, Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Owner: "w1",
-		RecordAhead: ahead,
 	})
 	require.NoError(e.t, err)
 	return d
@@ -122,13 +122,15 @@ func TestStoreFailureStopsSending(t *testing.T) {
 	}
 }
 
-// TestRecordAheadMustNotBeNegative: New refuses a negative RecordAhead.
+// TestRecordAheadMustNotBeNegative: New refuses a negative record_ahead.
 func TestRecordAheadMustNotBeNegative(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, ok)
 	signer, err := sign.NewSigner(sign.SHA512, []byte(secret))
 	require.NoError(t, err)
-	_, err = delivery.New(delivery.Target{Name: targetName, URL: e.cv.srv.URL, Signer: signer, Settings: testSettings()},
-		e.store, delivery.Options{RecordAhead: -1})
-	assert.ErrorContains(t, err, "RecordAhead must not be negative")
+	s := testSettings()
+	s.RecordAhead = -1
+	_, err = delivery.New(delivery.Target{Name: targetName, URL: e.cv.srv.URL, Signer: signer, Settings: s},
+		e.store, delivery.Options{})
+	assert.ErrorContains(t, err, "record_ahead: must be 0 or positive")
 }

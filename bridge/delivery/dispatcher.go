@@ -95,17 +95,6 @@ type Options struct {
 	// request, once the store was asked to record it (metrics). It is called
 	// from the sending workers, so it must be safe for concurrent use and quick.
 	Observe func(Outcome)
-	// RecordAhead applies only to stores that record outcomes in batches
-	// (outbox.BatchFinisher). 0, the default, makes each worker wait until
-	// its outcome is recorded before it sends its next row, as with single
-	// Finish calls: the outcomes of all workers still share transactions,
-	// and a crash or a store failure leaves at most one unrecorded request
-	// per worker. RecordAhead n lets a worker send on while up to n of its
-	// outcomes wait to be recorded: faster when commits are slow next to
-	// Coachview's answers, but a crash may then send up to n+1 results per
-	// worker again, and after a store failure a worker stops within n
-	// further requests.
-	RecordAhead int
 }
 
 // Dispatcher delivers one target's due results, concurrently, and applies
@@ -122,7 +111,6 @@ type Dispatcher struct {
 	userAgent string
 	limiter   *rate.Limiter // nil when unlimited
 	observe   func(Outcome) // nil when nobody observes
-	ahead     int           // Options.RecordAhead
 	wake      chan struct{}
 	step      sync.Mutex // one RunDue at a time
 }
@@ -144,9 +132,6 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 	if store == nil {
 		return nil, fmt.Errorf("delivery: target %s: no store", target.Name)
 	}
-	if opts.RecordAhead < 0 {
-		return nil, fmt.Errorf("delivery: target %s: RecordAhead must not be negative, got %d", target.Name, opts.RecordAhead)
-	}
 	d := &Dispatcher{
 		target:    target,
 		set:       target.Settings,
@@ -157,7 +142,6 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 		owner:     opts.Owner,
 		userAgent: "cvbridge/" + orDefault(opts.Version, "dev"),
 		observe:   opts.Observe,
-		ahead:     opts.RecordAhead,
 		wake:      make(chan struct{}, 1),
 	}
 	if d.clock == nil {
@@ -329,7 +313,7 @@ func (d *Dispatcher) RunDue(ctx context.Context) (int, error) {
 		if PausedManually(st) || now.Before(st.NextProbeAt) {
 			return 0, nil
 		}
-		n, class, err := d.claimAndSend(ctx, now, 1)
+		n, class, err := d.claimAndSend(ctx, now, 1, false)
 		if err != nil || n == 0 {
 			return n, err
 		}
@@ -350,34 +334,54 @@ func (d *Dispatcher) RunDue(ctx context.Context) (int, error) {
 			"class", string(class), "paused_since", st.PausedAt)
 		attempts = n
 	}
-	n, _, err := d.claimAndSend(ctx, now, d.set.BatchSize())
+	n, _, err := d.claimAndSend(ctx, now, d.set.BatchSize(), true)
 	return attempts + n, err
 }
 
 // claimAndSend claims up to limit due rows (fewer when the rate limit has
-// fewer tokens) and sends them. It returns the attempts made and, when it
-// sent exactly one row, that row's class (for a probe).
-func (d *Dispatcher) claimAndSend(ctx context.Context, now time.Time, limit int) (int, Class, error) {
+// fewer tokens) and sends them. With stream set, and no rate limit, it
+// keeps claiming as long as whole batches come back, each claim made while
+// the workers still send the batch before it, so that a backlog flows
+// without the workers ever waiting for a claim. It returns the attempts
+// made and, when it sent exactly one row, that row's class (for a probe).
+func (d *Dispatcher) claimAndSend(ctx context.Context, now time.Time, limit int, stream bool) (int, Class, error) {
 	if d.limiter != nil {
 		limit = min(limit, int(d.limiter.TokensAt(now)))
+		// The tokens of one claim are spent as its rows are sent, so a
+		// rate-limited target claims once per step.
+		stream = false
 	}
 	if limit <= 0 {
 		return 0, "", nil
 	}
-	items, err := d.store.Claim(ctx, d.target.Name, d.owner, limit, now, d.set.LeaseDuration())
-	if err != nil {
-		return 0, "", fmt.Errorf("delivery: target %s: claiming due results: %w", d.target.Name, err)
+	items, err := d.claim(ctx, now, limit)
+	if err != nil || len(items) == 0 {
+		return 0, "", err
 	}
-	if len(items) == 0 {
-		return 0, "", nil
+	var more func() ([]outbox.Item, error)
+	if stream && len(items) == limit {
+		more = func() ([]outbox.Item, error) { return d.claim(ctx, d.clock.Now(), limit) }
 	}
-	return d.sendAll(ctx, items)
+	return d.sendAll(ctx, items, more)
 }
 
-// sendAll sends items with up to concurrency workers. After a 403, once
-// ctx ends, or when too little of a row's lease is left for a whole
+// claim leases up to limit rows due at now.
+func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int) ([]outbox.Item, error) {
+	items, err := d.store.Claim(ctx, d.target.Name, d.owner, limit, now, d.set.LeaseDuration())
+	if err != nil {
+		return nil, fmt.Errorf("delivery: target %s: claiming due results: %w", d.target.Name, err)
+	}
+	return items, nil
+}
+
+// sendAll sends items, and the further batches more claims (more may be
+// nil), with up to concurrency workers. A feeder hands the rows to the
+// workers through a queue one batch deep and claims the next batch while
+// the workers send the current one; it stops claiming after a short batch,
+// a 403, a store failure, a row handed back, or once ctx ends. After a 403,
+// once ctx ends, or when too little of a row's lease is left for a whole
 // request, the rows not yet sent are released instead.
-func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Class, error) {
+func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func() ([]outbox.Item, error)) (int, Class, error) {
 	var (
 		attempts atomic.Int64
 		paused   atomic.Bool
@@ -385,10 +389,13 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 		// store is unreachable, so every further 200 could not be recorded
 		// either and would be sent again later. The rest of the batch waits.
 		storeDown atomic.Bool
-		pauseMu   sync.Once
-		mu        sync.Mutex
-		errs      []error
-		last      Class
+		// handedBack is set when a row was released: it is due again at
+		// once, and claiming it again in this step could go round in a loop.
+		handedBack atomic.Bool
+		pauseMu    sync.Once
+		mu         sync.Mutex
+		errs       []error
+		last       Class
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -399,16 +406,37 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 	// sends its next row. When the store can record a batch in one
 	// transaction, workers hand their outcomes to a batcher instead, so the
 	// outcomes of all workers share commits, and each worker goes on
-	// sending while up to RecordAhead of its outcomes are being recorded
-	// (none by default). Either way a store failure stops a worker as soon
-	// as it learns of it.
+	// sending while up to record_ahead of its outcomes are being recorded.
+	// Either way a store failure stops a worker as soon as it learns of it.
 	record, window := d.finishNow, 0
 	if bf, ok := d.store.(outbox.BatchFinisher); ok {
-		b := startBatcher(ctx, bf, d.set.Concurrency*(d.ahead+1))
+		b := startBatcher(ctx, bf, d.set.Concurrency*(d.set.RecordAhead+1))
 		defer b.stop()
-		record, window = b.submit, d.ahead
+		record, window = b.submit, d.set.RecordAhead
 	}
-	jobs := make(chan outbox.Item)
+	jobs := make(chan outbox.Item, len(items))
+	go func() {
+		defer close(jobs)
+		for batch := items; ; {
+			for _, it := range batch {
+				jobs <- it
+			}
+			if more == nil || ctx.Err() != nil || paused.Load() || storeDown.Load() || handedBack.Load() {
+				return
+			}
+			next, err := more()
+			if err != nil {
+				fail(err)
+				return
+			}
+			if len(next) < len(batch) {
+				more = nil // nothing more was due: the step ends with this batch
+			}
+			if batch = next; len(batch) == 0 {
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range min(d.set.Concurrency, len(items)) {
 		wg.Go(func() {
@@ -431,6 +459,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 				// A row whose lease could run out during the request is
 				// handed back rather than risk a second sender.
 				if ctx.Err() != nil || paused.Load() || storeDown.Load() || d.clock.Now().Add(d.set.Timeout).After(it.LeaseUntil) {
+					handedBack.Store(true)
 					if err := d.release(ctx, it); err != nil {
 						fail(err)
 					}
@@ -455,10 +484,6 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item) (int, Cla
 			settle(0)
 		})
 	}
-	for _, it := range items {
-		jobs <- it
-	}
-	close(jobs)
 	wg.Wait()
 	return int(attempts.Load()), last, errors.Join(errs...)
 }

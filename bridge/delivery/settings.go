@@ -23,7 +23,9 @@ type Settings struct {
 	// row whose lease ran out is sent again by whoever claims it next. 0
 	// means 2×timeout+30s. It must exceed Timeout.
 	Lease time.Duration `yaml:"lease"`
-	// Batch is how many due rows one step claims; 0 means 2×concurrency.
+	// Batch is how many due rows one claim takes; while whole batches
+	// come back, the next claim is made as the workers send the current
+	// one. 0 means concurrency×(record_ahead+1), at least 2×concurrency.
 	Batch int `yaml:"batch"`
 	// PollInterval is how often to look for due rows when nothing wakes the
 	// dispatcher sooner.
@@ -31,9 +33,12 @@ type Settings struct {
 	// ContentType is the Content-Type header of every POST.
 	ContentType string `yaml:"content_type"`
 	// RecordAhead lets a worker send its next result while up to this many
-	// of its outcomes are still being recorded (0). It drains a backlog
-	// several times faster; the price is that a crash (kill -9, power loss)
-	// may repeat up to RecordAhead+1 results per worker instead of one.
+	// of its outcomes are still being recorded (default 8), so that the
+	// outcomes of all workers share one commit and a backlog drains at
+	// the pace of Coachview rather than of the disk. The price: a crash
+	// (kill -9, power loss) may send up to concurrency×(RecordAhead+1)
+	// results a second time, where 0 bounds it at concurrency. Coachview
+	// ignores a second result for a part it registered.
 	RecordAhead int `yaml:"record_ahead"`
 	// Retry holds the retry schedules per kind of failure.
 	Retry RetrySettings `yaml:"retry"`
@@ -88,6 +93,7 @@ func DefaultSettings() Settings {
 		Batch:          0,
 		PollInterval:   5 * time.Second,
 		ContentType:    DefaultContentType,
+		RecordAhead:    8,
 		Retry: RetrySettings{
 			Transient:     TransientRetry{Base: 30 * time.Second, Cap: time.Hour, MaxAge: 14 * 24 * time.Hour},
 			NotFound:      NotFoundRetry{Interval: time.Hour, MaxAge: 7 * 24 * time.Hour},
@@ -106,12 +112,14 @@ func (s Settings) LeaseDuration() time.Duration {
 	return 2*s.Timeout + 30*time.Second
 }
 
-// BatchSize returns the effective claim size: Batch, or 2×concurrency when Batch is 0.
+// BatchSize returns the effective claim size: Batch, or, when Batch is 0,
+// enough rows to fill every worker's record-ahead window once
+// (concurrency×(record_ahead+1)), and at least 2×concurrency.
 func (s Settings) BatchSize() int {
 	if s.Batch > 0 {
 		return s.Batch
 	}
-	return 2 * s.Concurrency
+	return s.Concurrency * max(2, s.RecordAhead+1)
 }
 
 // Validate reports every invalid setting, each message naming its key.

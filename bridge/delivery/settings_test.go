@@ -17,7 +17,9 @@ func TestDefaultSettings(t *testing.T) {
 	s := delivery.DefaultSettings()
 	require.NoError(t, s.Validate())
 	assert.Equal(t, 90*time.Second, s.LeaseDuration(), "2×timeout+30s")
-	assert.Equal(t, 4, s.BatchSize(), "2×concurrency")
+	assert.Equal(t, 18, s.BatchSize(), "concurrency×(record_ahead+1)")
+	s.RecordAhead = 0
+	assert.Equal(t, 4, s.BatchSize(), "at least 2×concurrency")
 	assert.Equal(t, "text/xml; charset=utf-8", s.ContentType)
 	assert.Equal(t, 14*24*time.Hour, s.Retry.Transient.MaxAge)
 }
@@ -48,7 +50,7 @@ retry:
 	assert.Equal(t, time.Minute, s.Timeout)
 	assert.Equal(t, 10*time.Second, s.ConnectTimeout, "default kept")
 	assert.Equal(t, 3*time.Minute, s.LeaseDuration())
-	assert.Equal(t, 8, s.BatchSize(), "derived from the decoded concurrency")
+	assert.Equal(t, 36, s.BatchSize(), "derived from the decoded concurrency and the default record_ahead")
 	assert.Equal(t, "application/xml; charset=utf-8", s.ContentType)
 	assert.Equal(t, delivery.TransientRetry{Base: 10 * time.Second, Cap: 30 * time.Minute, MaxAge: 72 * time.Hour}, s.Retry.Transient)
 	assert.Equal(t, delivery.NotFoundRetry{Interval: 2 * time.Hour, MaxAge: 7 * 24 * time.Hour}, s.Retry.NotFound)

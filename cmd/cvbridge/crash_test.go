@@ -95,7 +95,7 @@ func TestKillDuringDelivery(t *testing.T) {
 	cfgText, err := os.ReadFile(cfgPath)
 	require.NoError(t, err)
 	cfgText = []byte(strings.Replace(string(cfgText), "http://placeholder", base, 1) +
-		fmt.Sprintf("    concurrency: %d\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency))
+		fmt.Sprintf("    concurrency: %d\n    record_ahead: 0\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency))
 	require.NoError(t, os.WriteFile(cfgPath, cfgText, 0o644))
 	dropCSV(t, dir, "export.csv", goodRows(n))
 

@@ -34,7 +34,8 @@ func faultSeed(t *testing.T) uint64 {
 // (from the seeded generator) while it reads a 10,000-row export and
 // delivers it, restarting it after each kill, on SQLite and on PostgreSQL.
 // Every result is delivered, none is lost, and results are sent twice at
-// most once per request in flight at a kill (concurrency per kill). It runs
+// most once per request in flight at a kill: with the shipped record_ahead,
+// concurrency×(record_ahead+1) per kill. It runs
 // in `make faults` (CVBRIDGE_FAULTS=1): a few minutes of real processes.
 func TestFaultKillAtRandom(t *testing.T) {
 	if os.Getenv("CVBRIDGE_FAULTS") == "" {
@@ -44,6 +45,8 @@ func TestFaultKillAtRandom(t *testing.T) {
 		n           = 10000
 		rounds      = 6
 		concurrency = 2
+		recordAhead = 8 // the default
+		inFlight    = concurrency * (recordAhead + 1)
 	)
 	seed := faultSeed(t)
 	t.Logf("seed %d (set CVBRIDGE_FAULT_SEED=%d to repeat these kill moments)", seed, seed)
@@ -66,7 +69,7 @@ func TestFaultKillAtRandom(t *testing.T) {
 			}
 			// Short timeout and lease: after a kill, the rows the dead
 			// daemon had claimed come back within seconds.
-			withTarget(t, cfgPath, base, fmt.Sprintf("    concurrency: %d\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency))
+			withTarget(t, cfgPath, base, fmt.Sprintf("    concurrency: %d\n    record_ahead: %d\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n", concurrency, recordAhead))
 			if tc.postgres {
 				out, err := exec.Command(bin, "migrate", "--config", cfgPath).CombinedOutput()
 				require.NoError(t, err, string(out))
@@ -99,10 +102,10 @@ func TestFaultKillAtRandom(t *testing.T) {
 			require.NoError(t, d.Wait(), "a SIGTERM ends the daemon cleanly")
 
 			stats := simStats(t, base)
-			t.Logf("%s: %d results, %d kills, %d requests, %d duplicates (bound %d = kills × concurrency)",
-				tc.name, n, kills, stats.Requests, stats.Duplicates, kills*concurrency)
+			t.Logf("%s: %d results, %d kills, %d requests, %d duplicates (bound %d = kills × concurrency × (record_ahead+1))",
+				tc.name, n, kills, stats.Requests, stats.Duplicates, kills*inFlight)
 			assert.Equal(t, n, stats.Accepted, "every result delivered, none lost")
-			assert.LessOrEqual(t, stats.Duplicates, kills*concurrency, "duplicates at most the requests in flight at the kills")
+			assert.LessOrEqual(t, stats.Duplicates, kills*inFlight, "duplicates at most the requests in flight at the kills")
 			for _, state := range []string{"pending", "sending"} {
 				out, err := exec.Command(bin, "outbox", "list", "--config", cfgPath, "--state", state).CombinedOutput()
 				require.NoError(t, err, string(out))

@@ -15,12 +15,11 @@ import (
 var _ outbox.BatchFinisher = (*Store)(nil)
 
 // FinishBatch records the outcomes of several attempts in one transaction,
-// one fsync for all of them; see outbox.BatchFinisher. The batch takes one
-// UPDATE (each row guarded by its own lease, as in Finish) and one INSERT of
-// the attempts of the rows it updated, each statement of a fixed text that
-// reads the rows from one JSON array parameter (compiling a statement costs
-// more than running it); only when some row was not updated does a SELECT
-// tell a lost lease from a missing row.
+// one fsync for all of them; see outbox.BatchFinisher. The batch runs one
+// UPDATE statement, prepared once, per row (each row guarded by its own
+// lease, as in Finish) and one INSERT of the attempts of the rows it
+// updated, which reads them from one JSON array parameter; only when some
+// row was not updated does a SELECT tell a lost lease from a missing row.
 func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, error) {
 	errs := make([]error, len(fs))
 	valid := make([]int, 0, len(fs))
@@ -44,20 +43,6 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	return errs, nil
 }
 
-// finishJSON is one Finish as finishUpdate reads it from JSON.
-type finishJSON struct {
-	ID          int64  `json:"id"`
-	State       string `json:"state"`
-	Tries       int    `json:"tries"`
-	Streak      int    `json:"streak"`
-	StreakSince *int64 `json:"streak_since"`
-	LastClass   string `json:"last_class"`
-	LastStatus  int    `json:"last_status"`
-	LastError   string `json:"last_error"`
-	NextAttempt *int64 `json:"next_attempt_at"`
-	Owner       string `json:"owner"`
-}
-
 // attemptJSON is one attempt as finishAttempts reads it from JSON.
 type attemptJSON struct {
 	ResultID int64  `json:"result_id"`
@@ -69,35 +54,34 @@ type attemptJSON struct {
 	Duration int64  `json:"duration_ns"`
 }
 
-// ptr is v's millisecond value, nil for NULL.
-func ptr(v sql.NullInt64) *int64 {
-	if !v.Valid {
-		return nil
-	}
-	return &v.Int64
-}
-
 // finishRows applies the Finishes fs[i] for i in chunk, setting errs[i]
 // for the rows whose lease was lost or that are gone.
 func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish, chunk []int, now int64, errs []error) error {
-	batch := make([]finishJSON, 0, len(chunk))
+	update, err := tx.PreparexContext(ctx, finishUpdate)
+	if err != nil {
+		return fmt.Errorf("prepare row update: %w", err)
+	}
+	defer update.Close()
+	var updated []int64
 	for _, i := range chunk {
 		f := fs[i]
-		var due sql.NullInt64
-		if f.State == outbox.StatePending {
+		var due, delivered sql.NullInt64
+		switch f.State {
+		case outbox.StatePending:
 			due = sqlcore.Millis(f.NextAttemptAt)
+		case outbox.StateDelivered:
+			delivered = sql.NullInt64{Int64: now, Valid: true}
 		}
-		batch = append(batch, finishJSON{ID: f.ID, State: string(f.State), Tries: f.Tries, Streak: f.Streak,
-			StreakSince: ptr(sqlcore.Millis(f.StreakSince)), LastClass: f.LastClass, LastStatus: f.Attempt.Status,
-			LastError: f.LastError, NextAttempt: ptr(due), Owner: f.Owner})
-	}
-	doc, err := json.Marshal(batch)
-	if err != nil {
-		return fmt.Errorf("encode rows: %w", err)
-	}
-	var updated []int64
-	if err := tx.SelectContext(ctx, &updated, finishUpdate, string(doc), now); err != nil {
-		return fmt.Errorf("update rows: %w", err)
+		res, err := update.ExecContext(ctx, string(f.State), f.Tries, f.Streak, sqlcore.Millis(f.StreakSince), f.LastClass,
+			f.Attempt.Status, f.LastError, due, delivered, now, f.ID, f.Owner)
+		if err != nil {
+			return fmt.Errorf("update row #%d: %w", f.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update row #%d: %w", f.ID, err)
+		} else if n == 1 {
+			updated = append(updated, f.ID)
+		}
 	}
 	done := make(map[int64]bool, len(updated))
 	for _, id := range updated {
@@ -160,23 +144,12 @@ func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish,
 	return nil
 }
 
-// finishUpdate applies the Finishes of a JSON array of finishJSON (first
-// parameter), each row guarded by its own lease, at now (second parameter,
-// Unix milliseconds), and returns the ids it updated.
-const finishUpdate = `WITH v AS (
-		SELECT value->>'id' AS id, value->>'state' AS state, value->>'tries' AS tries, value->>'streak' AS streak,
-			value->>'streak_since' AS streak_since, value->>'last_class' AS last_class,
-			value->>'last_status' AS last_status, value->>'last_error' AS last_error,
-			value->>'next_attempt_at' AS next_attempt_at, value->>'owner' AS owner
-		FROM json_each(?1))
-	UPDATE results SET
-		state = v.state, tries = v.tries, streak = v.streak, streak_since = v.streak_since,
-		last_class = v.last_class, last_status = v.last_status, last_error = v.last_error,
-		next_attempt_at = v.next_attempt_at, lease_owner = '', lease_until = NULL,
-		delivered_at = CASE WHEN v.state = 'delivered' THEN ?2 END, updated_at = ?2
-	FROM v
-	WHERE results.id = v.id AND results.state = 'sending' AND results.lease_owner = v.owner
-	RETURNING results.id`
+// finishUpdate applies one Finish to its row if the Finish's owner still
+// holds the row's lease.
+const finishUpdate = `UPDATE results SET
+		state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
+		next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?
+	WHERE id = ? AND state = 'sending' AND lease_owner = ?`
 
 // finishAttempts records a JSON array of attemptJSON (its one parameter).
 const finishAttempts = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)

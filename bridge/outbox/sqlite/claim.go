@@ -105,10 +105,7 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 		at = now
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET
-			state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
-			next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?
-			WHERE id = ? AND state = 'sending' AND lease_owner = ?`),
+		res, err := tx.ExecContext(ctx, finishUpdate,
 			string(f.State), f.Tries, f.Streak, sqlcore.Millis(f.StreakSince), f.LastClass, f.Attempt.Status, f.LastError,
 			due, delivered, now.UnixMilli(), f.ID, f.Owner)
 		if err != nil {
