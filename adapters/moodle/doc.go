@@ -16,8 +16,8 @@
 // course in Moodle sends them at the next poll.
 //
 // Webservice mode cannot ask Moodle for completions since a time. It
-// watches the enrolments the enroller made (and, with track_course_users,
-// the members of the mapped courses) and asks
+// watches the enrolments in the bridge's enrolment list (and, with
+// track_course_users, the members of the mapped courses) and asks
 // core_completion_get_course_completion_status for each when due; an
 // enrolment found incomplete is asked again after 1h, 2h, 4h, … at most a
 // day, so the calls per poll grow with the open enrolments only. The
@@ -26,31 +26,35 @@
 //
 // # Enrolments and restarts (webservice mode)
 //
-// The enroller has no store of its own: an enrolment is durable once a poll
-// has committed it to the connection's cursor. Enrol returns when Moodle has
-// accepted the enrolment, keeps it in memory and wakes the runner (the
-// source is a source.Watcher), whose next poll, normally seconds later,
-// commits it. The cursor also records every course the enroller enrolled
-// anyone into. If the process stops before that poll (a crash, kill -9, or
-// another daemon holding the connection's lease), the in-memory enrolment is
-// lost, and recovered as follows: the first poll of every process, and then
-// one poll per discover_every, reads the member lists of the courses the
-// committed cursor records (core_enrol_get_enrolled_users, active members,
-// only id and person field, page_size members per call) and watches every
-// member with a person id that is neither watched nor already sent. So:
+// Whom to poll comes from the bridge's enrolment list
+// (source.EnrolmentLister, offered by the core's sink): every enrolment
+// and unenrolment the bridge carried out through this connection's
+// enroller, written in the same transaction that records the request from
+// Coachview as done. So an enrolment is durable the moment it is done: a
+// crash, kill -9 or another daemon holding the connection's poll lease
+// before this source's next poll loses nothing, whichever course it is in.
 //
-//   - an enrolment into a course the committed cursor records is watched
-//     again at the first poll after the restart;
-//   - an enrolment into a course nobody had been enrolled into through a
-//     committed poll before is not recovered until Coachview sends it again
-//     (Enrol is idempotent) or track_course_users is on;
-//   - Moodle does not say who enrolled a member, so members of those courses
-//     with a person id that a teacher enrolled are watched too, and their
-//     completions are sent like the bridge's own.
+// Each poll reads the list. An entry enrolled since the last poll (a new
+// Ref) is resolved to its Moodle user by person_field and its course by
+// course_field, and watched; one this process's enroller has just made is
+// resolved from memory without a call, others cost one
+// core_user_get_users_by_field call per page_size persons and one
+// core_course_get_courses_by_field call per Elearningcode, once. An entry
+// unenrolled since stops being watched. An entry whose user or course
+// Moodle does not know is logged and left until the bridge enrols it anew;
+// one that cannot be looked up now is tried at the next poll. The cursor
+// keeps, per watched enrolment, its back-off, and per course the users whose
+// completion was sent; a completion is sent again only when the bridge
+// enrols the person anew. Enrol still wakes the runner (the source is a
+// source.Watcher), so a new enrolment is watched within seconds.
 //
-// The member lists cost one call per page of members per recorded course,
-// at most once per discover_every; a failure to read them is logged and
-// does not stop the poll. An unenrolment lost this way is noticed when the
+// Enrolments made outside the bridge (by a teacher in Moodle, a cohort
+// sync) are in no list. track_course_users watches them too: every
+// discover_every the member lists of the mapped courses are read
+// (core_enrol_get_enrolled_users, active members, only id and person
+// field, page_size members per call) and every member neither watched nor
+// already sent is watched. Off by default; discover_every is not used
+// without it. An unenrolment made outside the bridge is noticed when the
 // enrolment's next check finds it gone. Database mode watches nothing: it
 // reads every completion from the database.
 //
@@ -97,8 +101,8 @@
 //	  url: https://learn.example.nl
 //	  token_file: moodle.token  # or token_env: MOODLE_TOKEN (exactly one)
 //	  concurrency: 2            # 1 to 4
-//	  track_course_users: false
-//	  discover_every: 1h        # member lists: recovering enrolments, track_course_users
+//	  track_course_users: false # also watch members of mapped courses enrolled outside the bridge
+//	  discover_every: 1h        # how often track_course_users reads the member lists
 //	  check_username: ""        # a user whose person field is filled in, for cvbridge check
 //	  # identity
 //	  person_field: idnumber    # idnumber | username | email | profile:<shortname>

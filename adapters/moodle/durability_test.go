@@ -95,33 +95,34 @@ func TestEnrolAsksForAPoll(t *testing.T) {
 	})
 }
 
-func TestEnrolmentsSurviveARestart(t *testing.T) {
+func TestEnrolmentListClosesTheCrashGap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	site := newSite(t)
 	site.AddCourse(moodletest.Course{ID: 5, ShortName: "intro", FullName: "Introductie", IDNumber: "E-INTRO"})
 	clk := clock.NewFake(time.Unix(t0, 0))
 	sink := newMemSink()
-	enrolment := func(person string, code string) source.Enrolment {
-		return source.Enrolment{PersonID: person, FirstName: "L", LastName: "N", Email: person + "@example.nl", ElearningCode: code}
+	enrol := func(m *Moodle, person, code string) {
+		t.Helper()
+		require.NoError(t, m.Enrol(ctx, source.Enrolment{PersonID: person, FirstName: "L", LastName: "N", Email: person + "@example.nl", ElearningCode: code}))
+		sink.record(person, code, true) // the core records it done, with its list entry
 	}
 
 	first := wsSource(t, site, "full", "", clk, nil)
-	require.NoError(t, first.Enrol(ctx, enrolment("P1", "E-VCA")))
-	require.NoError(t, first.Poll(ctx, sink))
-	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`}, watched(t, sink))
+	enrol(first, "P1", "E-VCA")
 	site.ResetCalls()
 	require.NoError(t, first.Poll(ctx, sink))
-	require.Equal(t, 1, site.Calls(fnEnrolledUsers), "the first process read the member list just now")
+	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`}, watched(t, sink))
+	assert.Equal(t, 1, site.Calls(""), "the enroller's own enrolment is followed without a look-up")
 
-	// Enrolled through Moodle, then the process dies before its poll: the
-	// enrolment is only in the old process's memory.
-	require.NoError(t, first.Enrol(ctx, enrolment("P2", "E-VCA")))
-	require.NoError(t, first.Enrol(ctx, enrolment("P3", "E-INTRO")))
-	// A teacher enrolled two more into the bridge's course, one of them with a person id.
+	// Enrolled through Moodle and recorded, then the process dies before
+	// its poll: the enrolments are in the old process's memory and in the
+	// bridge's enrolment list. E-INTRO is a course no poll has seen.
+	enrol(first, "P2", "E-VCA")
+	enrol(first, "P3", "E-INTRO")
+	// A teacher enrolled someone else: not the bridge's, not watched.
 	carla := site.AddUser(moodletest.User{Username: "carla", IDNumber: "P4", FirstName: "C", LastName: "S", Email: "c@x.nl"})
 	site.Enrol(carla, 2)
-	site.Enrol(site.AddUser(moodletest.User{Username: "dirk", FirstName: "D", LastName: "B", Email: "d@x.nl"}), 2)
 
 	logs := &bytes.Buffer{}
 	restarted := wsSource(t, site, "full", "", clk, logs)
@@ -129,24 +130,66 @@ func TestEnrolmentsSurviveARestart(t *testing.T) {
 	require.NoError(t, restarted.Poll(ctx, sink))
 	assert.Equal(t, []string{
 		`[100,2,"P1","E-VCA"]`,
-		`[101,2,"P2","E-VCA"]`, // found again in the member list of a course the cursor names
-		`[103,2,"P4","E-VCA"]`, // the member list cannot tell who enrolled whom
-		// P3 (user 102) is lost: nobody had been enrolled into E-INTRO in a committed poll.
+		`[101,2,"P2","E-VCA"]`,
+		`[102,5,"P3","E-INTRO"]`, // found from the list, though no poll had seen its course
 	}, watched(t, sink))
-	assert.Equal(t, 1, site.Calls(fnEnrolledUsers), "a restarted process reads the member lists at once, whatever the cursor's healed_at")
-	assert.Equal(t, "id,idnumber", site.LastRequestOf(fnEnrolledUsers).Get("options[1][value]"), "only the id and the person field are read")
+	assert.Equal(t, 1, site.Calls(fnUsersByField), "both persons looked up in one call")
+	assert.Equal(t, 2, site.Calls(fnCoursesByField), "one call per e-learning code")
+	assert.Zero(t, site.Calls(fnEnrolledUsers), "no member lists are read")
 	assert.Contains(t, logs.String(), "added=2")
 
 	// The recovered enrolment is checked and sent like any other.
-	site.SetProgress(101, 2, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 60}})
+	site.SetProgress(102, 5, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 60}})
 	clk.Advance(time.Hour)
 	require.NoError(t, restarted.Poll(ctx, sink))
-	assert.Equal(t, []string{"P2 E-VCA passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, sink.results())
-
-	// Repeating the lost enrolment (Coachview sends it again) watches it.
-	require.NoError(t, restarted.Enrol(ctx, enrolment("P3", "E-INTRO")))
+	assert.Equal(t, []string{"P3 E-INTRO passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, sink.results())
+	site.ResetCalls()
+	clk.Advance(2 * time.Hour)
 	require.NoError(t, restarted.Poll(ctx, sink))
-	assert.Contains(t, watched(t, sink), `[102,5,"P3","E-INTRO"]`)
+	assert.Equal(t, 2, site.Calls(""), "followed entries are not looked up again: only P1 and P2 are checked")
+
+	// Unenrolled through the bridge elsewhere (another daemon): no longer watched.
+	sink.record("p2", "E-VCA", false)
+	require.NoError(t, restarted.Poll(ctx, sink))
+	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`}, watched(t, sink))
+
+	// Enrolled anew: watched again, and a person whose completion was sent
+	// is checked again when the bridge enrols them anew.
+	sink.record("P2", "E-VCA", true)
+	sink.record("P3", "E-INTRO", true)
+	site.ResetCalls()
+	require.NoError(t, restarted.Poll(ctx, sink))
+	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`, `[101,2,"P2","E-VCA"]`}, watched(t, sink))
+	assert.Equal(t, 2, site.Calls(fnCompletion), "P2 and P3 are checked at once (P3 is complete: done again, nothing new to send)")
+
+	// An entry Moodle does not know is logged once and not looked up again.
+	sink.record("P9", "E-VCA", true)
+	require.NoError(t, restarted.Poll(ctx, sink))
+	assert.Contains(t, logs.String(), "not in Moodle")
+	site.ResetCalls()
+	require.NoError(t, restarted.Poll(ctx, sink))
+	assert.Zero(t, site.Calls(fnUsersByField))
+}
+
+func TestEnrolmentListLookupFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	site := newSite(t)
+	clk := clock.NewFake(time.Unix(t0, 0))
+	u := site.AddUser(moodletest.User{Username: "anna", IDNumber: "P1", FirstName: "A", LastName: "J", Email: "a@x.nl"})
+	site.Enrol(u, 2)
+	sink := newMemSink()
+	sink.record("P1", "E-VCA", true)
+
+	logs := &bytes.Buffer{}
+	m := wsSource(t, site, "pollsonly", "", clk, logs) // may not look users up
+	require.NoError(t, m.Poll(ctx, sink))
+	assert.Empty(t, sink.cursor, "nothing to watch, nothing committed")
+	assert.Contains(t, logs.String(), "trying again at the next poll")
+
+	fixed := wsSource(t, site, "full", "", clk, nil)
+	require.NoError(t, fixed.Poll(ctx, sink))
+	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`}, watched(t, sink), "looked up once Moodle answers")
 }
 
 func TestWebServiceDryRunChangesNothing(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,9 +70,37 @@ type memSink struct {
 	queued  []result.Completion // every completion that was new or changed, in order
 	commits int
 	dryRun  bool
+	list    []source.Enrolled // the bridge's enrolment list the sink offers
 }
 
-var _ source.Sink = (*memSink)(nil)
+var (
+	_ source.Sink            = (*memSink)(nil)
+	_ source.EnrolmentLister = (*memSink)(nil)
+)
+
+func (s *memSink) Enrolments(context.Context) ([]source.Enrolled, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]source.Enrolled(nil), s.list...), nil
+}
+
+// record sets the list entry of person and code, as the core does when an
+// enrolment or unenrolment is done, with a new Ref.
+func (s *memSink) record(person, code string, active bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref := int64(len(s.list) + 1)
+	for _, e := range s.list {
+		ref = max(ref, e.Ref+1)
+	}
+	for i, e := range s.list {
+		if strings.EqualFold(e.PersonID, person) && e.ElearningCode == code {
+			s.list[i] = source.Enrolled{PersonID: person, ElearningCode: code, Active: active, Ref: ref}
+			return
+		}
+	}
+	s.list = append(s.list, source.Enrolled{PersonID: person, ElearningCode: code, Active: active, Ref: ref})
+}
 
 func newMemSink() *memSink { return &memSink{byPair: map[string]result.Completion{}} }
 

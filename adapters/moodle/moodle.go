@@ -43,10 +43,6 @@ type Moodle struct {
 	client *ws.Client // nil without url/token
 
 	pollMu sync.Mutex // serialises polls
-	// healed says a web-service poll of this process has read the member
-	// lists of the enrolled-into courses (guarded by pollMu): the first poll
-	// after a start always does, whatever the cursor's HealedAt says.
-	healed bool
 	dbMu   sync.Mutex // guards db
 	db     *sqlx.DB   // opened by the first database poll or check
 

@@ -86,14 +86,12 @@ type Settings struct {
 	// Concurrency is the most web-service calls in flight (default 2, at most 4).
 	Concurrency int `yaml:"concurrency"`
 	// TrackCourseUsers makes webservice mode also poll the users enrolled in
-	// the mapped courses by others, not only those the bridge enrolled
-	// (default false). The course member lists are read at most once per
-	// DiscoverEvery.
+	// the mapped courses outside the bridge (by a teacher, a cohort sync),
+	// not only those in the bridge's enrolment list (default false). The
+	// course member lists are read at most once per DiscoverEvery.
 	TrackCourseUsers bool `yaml:"track_course_users"`
-	// DiscoverEvery is how often the member lists are read (default 1h):
-	// those of the mapped courses with TrackCourseUsers, otherwise those of
-	// the courses the bridge enrolled learners into, to find enrolments a
-	// restart lost (see the package documentation).
+	// DiscoverEvery is how often the member lists of the mapped courses are
+	// read with TrackCourseUsers (default 1h); without it, it is not used.
 	DiscoverEvery time.Duration `yaml:"discover_every"`
 	// CheckUsername is the username of a Moodle user whose person field
 	// (PersonField) is filled in. `cvbridge check` looks this user up to

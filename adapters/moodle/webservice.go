@@ -39,15 +39,15 @@ const maxBackoff = 24 * time.Hour
 // found incomplete waits twice as long as the time before (1h, 2h, 4h, …,
 // at most a day). Done lists, per course, the users whose completion was
 // sent, so that reading the course member lists does not add them again.
-// Courses holds every course the enroller enrolled a learner into, with its
-// Elearningcode: their member lists are read again every DiscoverEvery to
-// find enrolments a restart lost before they reached the cursor.
+// Listed holds, per entry of the bridge's enrolment list that a poll has
+// followed (listKey), the entry's Ref when it was followed, so an entry is
+// resolved to its Moodle user and course once, and again only when the
+// bridge enrols the person anew.
 type wsCursor struct {
 	Enrolments   []tracked         `json:"enrolments"`
 	Done         map[int64][]int64 `json:"done,omitempty"`
 	DiscoveredAt int64             `json:"discovered_at,omitempty"`
-	Courses      map[int64]string  `json:"courses,omitempty"`
-	HealedAt     int64             `json:"healed_at,omitempty"`
+	Listed       map[string]int64  `json:"listed,omitempty"`
 }
 
 // tracked is one watched enrolment.
@@ -135,12 +135,7 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		}
 	}
 	now := m.clock.Now()
-
-	// The member lists are read again when the committed cursor names
-	// courses the enroller used: at the first poll of this process (a
-	// restart may have lost enrolments) and then every DiscoverEvery.
-	healDue := !m.settings.TrackCourseUsers && len(cur.Courses) > 0 &&
-		(!m.healed || now.Sub(time.Unix(cur.HealedAt, 0)) >= m.settings.DiscoverEvery)
+	dirty := false
 
 	m.trackMu.Lock()
 	changes := make(map[[2]int64]trackChange, len(m.tracks))
@@ -148,17 +143,22 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		changes[k] = v
 	}
 	m.trackMu.Unlock()
+
+	// The bridge's enrolment list first, then what this process's enroller
+	// did since the last commit, which is at least as new.
+	if lister, ok := sink.(source.EnrolmentLister); ok {
+		list, err := lister.Enrolments(ctx)
+		if err != nil {
+			return fmt.Errorf("moodle: reading the bridge's enrolment list: %w", err)
+		}
+		dirty = m.followList(ctx, &cur, list, changes)
+	}
+
 	idx := map[[2]int64]int{}
 	for i, t := range cur.Enrolments {
 		idx[t.key()] = i
 	}
 	for k, ch := range changes {
-		if ch.add {
-			if cur.Courses == nil {
-				cur.Courses = map[int64]string{}
-			}
-			cur.Courses[k[1]] = ch.course
-		}
 		i, known := idx[k]
 		switch {
 		case !ch.add && known:
@@ -173,18 +173,13 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		}
 	}
 	cur.Enrolments = removeZero(cur.Enrolments)
-	dirty := len(changes) > 0
+	dirty = dirty || len(changes) > 0
 
 	if m.settings.TrackCourseUsers && now.Sub(time.Unix(cur.DiscoveredAt, 0)) >= m.settings.DiscoverEvery {
 		if err := m.discover(ctx, &cur); err != nil {
 			return err
 		}
 		cur.DiscoveredAt = now.Unix()
-		dirty = true
-	}
-	if healDue {
-		m.heal(ctx, &cur)
-		cur.HealedAt = now.Unix()
 		dirty = true
 	}
 
@@ -269,9 +264,6 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		if firstErr != nil {
 			return firstErr
 		}
-	}
-	if stored && healDue {
-		m.healed = true
 	}
 	if stored {
 		m.trackMu.Lock()
@@ -519,7 +511,7 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 	if err != nil {
 		return err
 	}
-	added, err := m.watchMembers(ctx, cur, courses, false)
+	added, err := m.watchMembers(ctx, cur, courses)
 	if err != nil {
 		return err
 	}
@@ -527,29 +519,11 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 	return nil
 }
 
-// heal reads the members of the courses the enroller enrolled learners
-// into and watches those with a person id that are neither watched nor
-// sent: enrolments made just before a restart, whose poll never committed
-// them. A failure is logged and tried again after DiscoverEvery; the poll
-// goes on.
-func (m *Moodle) heal(ctx context.Context, cur *wsCursor) {
-	added, err := m.watchMembers(ctx, cur, cur.Courses, true)
-	if err != nil {
-		m.log.Warn("cannot read the members of the courses the bridge enrolled learners into; "+
-			"enrolments lost by a restart are looked for again later", "courses", len(cur.Courses), "error", err)
-		return
-	}
-	if added > 0 {
-		m.log.Info("found enrolments the bridge made that were not watched yet", "courses", len(cur.Courses), "added", added)
-	}
-}
-
 // watchMembers adds the active members of the given courses (id →
 // Elearningcode) to the watch list unless they are watched or sent
-// already; with withPersonOnly, members without a person id are left out.
-// It reads only the id and the person field of each member, a page at a
-// time, and returns how many it added.
-func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[int64]string, withPersonOnly bool) (int, error) {
+// already. It reads only the id and the person field of each member, a
+// page at a time, and returns how many it added.
+func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[int64]string) (int, error) {
 	ids := make([]int64, 0, len(courses))
 	for id := range courses {
 		ids = append(ids, id)
@@ -575,7 +549,7 @@ func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[in
 			for _, u := range users {
 				k := [2]int64{u.ID, course}
 				person := m.personID(u)
-				if known[k] || cur.isDone(k) || (withPersonOnly && person == "") {
+				if known[k] || cur.isDone(k) {
 					continue
 				}
 				known[k] = true

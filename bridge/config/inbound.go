@@ -62,6 +62,11 @@ type Inbound struct {
 	// PersonalDataRetention is how long names, e-mail addresses and raw
 	// bodies of processed requests are kept before they are erased (720h).
 	PersonalDataRetention *time.Duration `yaml:"personal_data_retention"`
+	// KeepMessages is how long processed requests are kept before they are
+	// deleted (2160h, or personal_data_retention when that is longer; 0
+	// keeps them forever). It must be at least personal_data_retention and
+	// 72h, the time Coachview resends a webhook for.
+	KeepMessages *time.Duration `yaml:"keep_messages"`
 }
 
 // Retention is the effective personal_data_retention.
@@ -70,6 +75,15 @@ func (in Inbound) Retention() time.Duration {
 		return inbound.DefaultPersonalDataRetention
 	}
 	return *in.PersonalDataRetention
+}
+
+// MessageKeep is the effective keep_messages: how long processed requests
+// are kept before they are deleted, 0 for forever.
+func (in Inbound) MessageKeep() time.Duration {
+	if in.KeepMessages == nil {
+		return max(inbound.DefaultKeepMessages, in.Retention())
+	}
+	return *in.KeepMessages
 }
 
 // EnrolmentLink is the endpoint Coachview's enrolment link calls.
@@ -88,6 +102,18 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 	in := &c.Inbound
 	if in.Retention() < 0 {
 		return fail("inbound.personal_data_retention", "must not be negative (0 erases as soon as a request is processed)")
+	}
+	if keep := in.MessageKeep(); keep != 0 {
+		switch {
+		case keep < 0:
+			return fail("inbound.keep_messages", "must not be negative (0 keeps processed requests forever)")
+		case keep < inbound.MinKeepMessages:
+			return fail("inbound.keep_messages", "%s is shorter than the %s Coachview resends a webhook for: a resend of a deleted request would be carried out again; use at least %s, or 0 to keep requests forever",
+				keep, inbound.MinKeepMessages, inbound.MinKeepMessages)
+		case keep < in.Retention():
+			return fail("inbound.keep_messages", "%s is shorter than inbound.personal_data_retention (%s): requests are erased of personal data before they are deleted, so keep them at least as long",
+				keep, in.Retention())
+		}
 	}
 	configured := len(in.Webhooks) > 0 || len(in.OAuth.Clients) > 0
 	if !c.Public.Enabled() {

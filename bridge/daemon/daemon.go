@@ -229,9 +229,6 @@ func (d *Daemon) Close() error {
 }
 
 func (d *Daemon) purgeLoop(ctx context.Context) {
-	if d.cfg.Storage.Retention == 0 {
-		return
-	}
 	ticker := time.NewTicker(d.purgeEvery)
 	defer ticker.Stop()
 	for {
@@ -245,8 +242,38 @@ func (d *Daemon) purgeLoop(ctx context.Context) {
 }
 
 // purge deletes expired history in small batches, so no transaction holds
-// the store for long.
+// the store for long: delivered results past storage.retention (0 keeps
+// them), then the inbound side, whose personal-data erasure runs whatever
+// storage.retention says.
 func (d *Daemon) purge(ctx context.Context) {
+	if d.cfg.Storage.Retention > 0 {
+		d.purgeResults(ctx)
+	}
+	if pd, ok := d.store.(inboundstore.PersonalData); ok {
+		// Names and e-mail addresses of processed requests, past their retention.
+		if _, err := inbound.ErasePersonalData(ctx, pd, d.clock.Now(), d.cfg.Inbound.Retention(), d.log); err != nil {
+			d.log.Error("erasing personal data past its retention failed", "error", err)
+		}
+	}
+	if purger, ok := d.store.(inboundstore.MessagePurger); ok && d.cfg.Inbound.MessageKeep() > 0 {
+		// Processed requests past inbound.keep_messages; the enrolment list keeps its entries.
+		if _, err := inbound.PurgeMessages(ctx, purger, d.clock.Now(), d.cfg.Inbound.MessageKeep(), d.log); err != nil {
+			d.log.Error("deleting processed inbound messages past inbound.keep_messages failed", "error", err)
+		}
+	}
+	if tokens, ok := d.store.(inboundstore.TokenStore); ok {
+		// OAuth codes and tokens that are revoked or expired are of no use.
+		if n, err := tokens.PurgeTokens(ctx, d.clock.Now()); err != nil {
+			d.log.Error("purging expired OAuth tokens failed", "error", err)
+		} else if n > 0 {
+			d.log.Info("purged expired OAuth tokens", "deleted", n)
+		}
+	}
+}
+
+// purgeResults deletes delivered, ignored, rejected and cancelled results
+// past storage.retention, a batch at a time.
+func (d *Daemon) purgeResults(ctx context.Context) {
 	const batch = 1000
 	cutoff := d.clock.Now().Add(-d.cfg.Storage.Retention)
 	total := 0
@@ -263,20 +290,6 @@ func (d *Daemon) purge(ctx context.Context) {
 	}
 	if total > 0 {
 		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
-	}
-	if pd, ok := d.store.(inboundstore.PersonalData); ok {
-		// Names and e-mail addresses of processed requests, past their retention.
-		if _, err := inbound.ErasePersonalData(ctx, pd, d.clock.Now(), d.cfg.Inbound.Retention(), d.log); err != nil {
-			d.log.Error("erasing personal data past its retention failed", "error", err)
-		}
-	}
-	if tokens, ok := d.store.(inboundstore.TokenStore); ok {
-		// OAuth codes and tokens that are revoked or expired are of no use.
-		if n, err := tokens.PurgeTokens(ctx, d.clock.Now()); err != nil {
-			d.log.Error("purging expired OAuth tokens failed", "error", err)
-		} else if n > 0 {
-			d.log.Info("purged expired OAuth tokens", "deleted", n)
-		}
 	}
 }
 

@@ -11,11 +11,19 @@
 // are stored through inboundstore.Store, implemented by the outbox backends.
 // Package listen builds the public HTTP server they are mounted on.
 //
+// Every enrolment and unenrolment the bridge carries out is kept in the
+// enrolment list (connection, person id, e-learning code, active or
+// unenrolled; inboundstore.EnrolmentList), which adapters that cannot list
+// completions (Moodle's web-service mode) read to know whom to poll, and
+// which `cvbridge enrolments` shows.
+//
 // Personal data: a stored message holds the person's id, names and e-mail
 // address (in its columns and in its raw body) in the inbound_messages
 // table of the outbox database while it is processed, and for a retention
 // after that (ErasePersonalData; default 30 days); then the names, e-mail
-// address and body are erased. docs/privacy.md describes it all.
+// address and body are erased. Finished messages are deleted after
+// inbound.keep_messages (PurgeMessages; default 90 days). The enrolment
+// list holds ids only. docs/privacy.md describes it all.
 package inbound
 
 import (
@@ -187,8 +195,10 @@ const finishTimeout = 10 * time.Second
 // Process carries out m, which owner must hold the lease of, within ctx,
 // and records the outcome: done when the LMS did it, failed with the reason
 // on a permanent refusal, an unroutable code or when retries ran out,
-// pending with the next attempt time on a transient error. The returned
-// error is only about storing the outcome.
+// pending with the next attempt time on a transient error. A done
+// enrolment or unenrolment also updates the enrolment list of the
+// connection it went to (inboundstore.EnrolmentList), atomically with its
+// state. The returned error is only about storing the outcome.
 func (p *Processor) Process(ctx context.Context, m inboundstore.Message, owner string) (Outcome, error) {
 	out := p.run(ctx, m)
 	log := p.log.With(slog.Int64("inbound_id", m.ID), slog.String("source", m.Source),
@@ -197,8 +207,11 @@ func (p *Processor) Process(ctx context.Context, m inboundstore.Message, owner s
 		slog.Int("attempt", m.Attempts+1), slog.String("state", string(out.State)))
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
+	// With the connection, a done enrolment or unenrolment lands in the
+	// enrolment list in the same transaction as its done state.
 	err := p.store.FinishMessage(fctx, inboundstore.Finish{
 		ID: m.ID, Owner: owner, State: out.State, NextAttemptAt: out.NextAttemptAt, Error: out.Reason, At: p.clock.Now(),
+		Connection: out.Connection,
 	})
 	if err != nil {
 		log.Error("inbound enrolment: outcome not recorded", slog.String("error", err.Error()))

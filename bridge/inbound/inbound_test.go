@@ -86,3 +86,53 @@ func TestGiveUpAfter(t *testing.T) {
 	assert.Len(t, enr.Calls(), 3)
 	assert.Equal(t, "unenrol", enr.Calls()[0].Action)
 }
+
+func TestDoneEnrolmentsAreListed(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	store := fakes.Store(t, clk)
+	moodle, csv := &fakes.Enroller{}, &fakes.Enroller{}
+	router, err := inbound.NewCodeRouter([]inbound.CodeRule{
+		{Connection: "moodle", Patterns: []string{"MOO-*"}, Enroller: moodle},
+		{Connection: "csv", Patterns: []string{"CSV-*"}, Enroller: csv},
+	}, "")
+	require.NoError(t, err)
+	proc := inbound.NewProcessor(store, router, inbound.WithClock(clk), inbound.WithLogger(slog.New(slog.DiscardHandler)))
+	w, err := inbound.NewWorker(store, proc, inbound.WorkerConfig{Owner: "w"})
+	require.NoError(t, err)
+	save := func(key string, action inboundstore.Action, person, code string) {
+		t.Helper()
+		_, _, err := store.SaveMessage(t.Context(), inboundstore.Message{Source: "webhook:cv", DedupeKey: key, Verified: "token",
+			Action: action, PersonID: person, FirstName: "A", LastName: "B", Email: "a@example.org", ElearningCode: code,
+			State: inboundstore.StatePending}, inboundstore.KeepExisting)
+		require.NoError(t, err)
+	}
+	list := func() []string {
+		t.Helper()
+		es, err := store.ListEnrolments(t.Context(), inboundstore.EnrolmentFilter{})
+		require.NoError(t, err)
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Connection+" "+e.PersonID+" "+e.ElearningCode+" "+string(e.State))
+		}
+		return out
+	}
+
+	save("1", inboundstore.ActionEnrol, "p1", "MOO-1")
+	save("2", inboundstore.ActionEnrol, "p2", "CSV-1")
+	save("3", inboundstore.ActionEnrol, "p3", "MOO-1")
+	save("4", inboundstore.ActionEnrol, "p4", "NOWHERE")
+	moodle.Fail(nil, errors.New("Moodle unreachable"))
+	n, err := w.RunOnce(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	assert.Equal(t, []string{"csv p2 CSV-1 active", "moodle p1 MOO-1 active"}, list(),
+		"only done enrolments, each in the connection that carried it out")
+
+	save("5", inboundstore.ActionUnenrol, "P1", "MOO-1")
+	clk.Advance(time.Hour)
+	_, err = w.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"csv p2 CSV-1 active", "moodle P1 MOO-1 unenrolled", "moodle p3 MOO-1 active"}, list(),
+		"the retried enrolment is listed once done; the unenrolment changes the entry")
+}

@@ -36,3 +36,46 @@ func ErasePersonalData(ctx context.Context, store inboundstore.PersonalData, now
 	}
 	return n, nil
 }
+
+// DefaultKeepMessages is how long inbound messages are kept after their
+// processing ended before they are deleted (90 days), when the
+// configuration does not say otherwise.
+const DefaultKeepMessages = 90 * 24 * time.Hour
+
+// MinKeepMessages is the shortest time finished messages may be kept:
+// Coachview resends a webhook for about three days (13 sends, the last
+// some 68 hours after the first), and a resend of a deleted message would be
+// carried out again.
+const MinKeepMessages = 72 * time.Hour
+
+// purgeBatch is how many messages one purge statement deletes, so no
+// transaction holds the store for long.
+const purgeBatch = 1000
+
+// PurgeMessages deletes the inbound messages whose processing ended more
+// than keep before now, in batches, logs how many it deleted and returns
+// that number. Pending messages are never deleted; the enrolment list keeps
+// its entries. A keep below MinKeepMessages is an error. The daemon calls
+// it periodically, with its retention purge of delivered results.
+func PurgeMessages(ctx context.Context, store inboundstore.MessagePurger, now time.Time, keep time.Duration, log *slog.Logger) (int, error) {
+	if keep < MinKeepMessages {
+		return 0, fmt.Errorf("inbound messages are kept %s, less than the %s Coachview resends webhooks for", keep, MinKeepMessages)
+	}
+	before := now.Add(-keep)
+	total := 0
+	for {
+		n, err := store.PurgeMessages(ctx, before, purgeBatch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < purgeBatch {
+			break
+		}
+	}
+	if total > 0 && log != nil {
+		log.Info("deleted finished inbound messages", slog.Int("messages", total),
+			slog.String("finished_before", before.UTC().Format(time.RFC3339)))
+	}
+	return total, nil
+}

@@ -2,6 +2,7 @@ package inbound_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -62,4 +63,39 @@ func TestErasePersonalDataAfterRetention(t *testing.T) {
 	assert.NotContains(t, logs.String(), "Jansen", "no personal data in the log")
 	_, err := inbound.ErasePersonalData(ctx, store, start, -time.Hour, log)
 	assert.Error(t, err)
+}
+
+func TestPurgeMessagesAfterKeep(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	store := fakes.Store(t, clk)
+	ctx := t.Context()
+	const many = 1001 // more than one purge batch
+	for i := range many {
+		_, _, err := store.SaveMessage(ctx, inboundstore.Message{Source: "webhook:cv", DedupeKey: fmt.Sprint("old-", i),
+			Verified: inboundstore.VerifiedToken, Action: inboundstore.ActionIgnore, State: inboundstore.StateIgnored}, inboundstore.KeepExisting)
+		require.NoError(t, err)
+	}
+	clk.Advance(24 * time.Hour)
+	young, _, err := store.SaveMessage(ctx, inboundstore.Message{Source: "webhook:cv", DedupeKey: "young",
+		Verified: inboundstore.VerifiedToken, Action: inboundstore.ActionIgnore, State: inboundstore.StateIgnored}, inboundstore.KeepExisting)
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	n, err := inbound.PurgeMessages(ctx, store, start.Add(inbound.DefaultKeepMessages), inbound.DefaultKeepMessages, log)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing is older than keep_messages yet")
+	n, err = inbound.PurgeMessages(ctx, store, start.Add(inbound.DefaultKeepMessages+time.Millisecond), inbound.DefaultKeepMessages, log)
+	require.NoError(t, err)
+	assert.Equal(t, many, n, "every old message, batch after batch")
+	assert.Contains(t, logs.String(), fmt.Sprint("messages=", many))
+	ms, err := store.ListMessages(ctx, inboundstore.MessageFilter{})
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.Equal(t, young.ID, ms[0].ID)
+
+	_, err = inbound.PurgeMessages(ctx, store, start, inbound.MinKeepMessages-time.Minute, log)
+	assert.ErrorContains(t, err, "resends webhooks", "a keep shorter than Coachview's resends is refused")
 }

@@ -183,7 +183,11 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	j.mu.Unlock()
 
 	counting := &countingSink{Sink: j.Sink}
-	err := j.Source.Poll(ctx, counting)
+	var sink source.Sink = counting
+	if l, ok := j.Sink.(source.EnrolmentLister); ok {
+		sink = listingSink{counting, l}
+	}
+	err := j.Source.Poll(ctx, sink)
 
 	end := r.clock.Now()
 	if j.Polled != nil && ctx.Err() == nil {
@@ -257,6 +261,13 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 type countingSink struct {
 	source.Sink
 	sum source.Summary
+}
+
+// listingSink is a countingSink that keeps its sink's enrolment list
+// visible to the source.
+type listingSink struct {
+	*countingSink
+	source.EnrolmentLister
 }
 
 func (c *countingSink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -33,9 +34,13 @@ type Sink struct {
 	log        *slog.Logger
 	queued     func()
 	committed  func(connection string, sum source.Summary)
+	enrolments inboundstore.EnrolmentList // nil when the store keeps none
 }
 
-var _ source.Sink = (*Sink)(nil)
+var (
+	_ source.Sink            = (*Sink)(nil)
+	_ source.EnrolmentLister = (*Sink)(nil)
+)
 
 // SinkConfig configures a Sink.
 type SinkConfig struct {
@@ -57,11 +62,30 @@ func NewSink(store outbox.Store, renderer Renderer, cfg SinkConfig) *Sink {
 	if log == nil {
 		log = slog.Default()
 	}
+	enrolments, _ := store.(inboundstore.EnrolmentList)
 	return &Sink{
 		store: store, renderer: renderer, connection: cfg.Connection, target: cfg.Target,
 		policy: cfg.Policy, log: log.With("connection", cfg.Connection, "target", cfg.Target), queued: cfg.Queued,
-		committed: cfg.Committed,
+		committed: cfg.Committed, enrolments: enrolments,
 	}
+}
+
+// Enrolments returns the connection's enrolment list from the store (none
+// when the store keeps no list); see source.EnrolmentLister.
+func (s *Sink) Enrolments(ctx context.Context) ([]source.Enrolled, error) {
+	if s.enrolments == nil {
+		return nil, nil
+	}
+	es, err := s.enrolments.ListEnrolments(ctx, inboundstore.EnrolmentFilter{Connection: s.connection})
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", s.connection, err)
+	}
+	out := make([]source.Enrolled, len(es))
+	for i, e := range es {
+		out[i] = source.Enrolled{PersonID: e.PersonID, ElearningCode: e.ElearningCode,
+			Active: e.State == inboundstore.EnrolmentActive, Ref: e.MessageID}
+	}
+	return out, nil
 }
 
 // Cursor returns the connection's stored cursor.

@@ -4,7 +4,8 @@
 // the core stored for its connection, and hands them to a Sink in batches. The
 // Sink enqueues a batch and stores the new cursor in one transaction, so a
 // crash neither loses nor duplicates results. Adapters that can also provision
-// learners implement Enroller.
+// learners implement Enroller; what the bridge enrolled is kept in an
+// enrolment list the Sink may offer (EnrolmentLister).
 //
 // Adapters live under adapters/ and register a factory there; this package
 // holds only the runtime interfaces and must not import any adapter.
@@ -96,6 +97,31 @@ type Enroller interface {
 	// Unenrol removes the person's access to the part. It never deletes the
 	// person, and unenrolling someone who is not enrolled is not an error.
 	Unenrol(ctx context.Context, personID, elearningCode string) error
+}
+
+// EnrolmentLister is implemented by sinks that know the connection's
+// enrolment list: every enrolment and unenrolment the bridge carried out
+// through the connection's Enroller. The core's sink implements it. A
+// source that cannot list completions (it polls per enrolment) reads it at
+// each poll to know whom to poll: the list is durable as soon as an
+// enrolment is done, so it survives a crash before the source's next
+// commit, and it is shared by every daemon on the same store.
+type EnrolmentLister interface {
+	// Enrolments returns the connection's enrolment list, active and
+	// unenrolled entries alike, ordered by person and e-learning code.
+	Enrolments(ctx context.Context) ([]Enrolled, error)
+}
+
+// Enrolled is one entry of a connection's enrolment list: ids only.
+type Enrolled struct {
+	PersonID      string // PersoonExterneId, compared case-insensitively
+	ElearningCode string
+	// Active is true when the bridge last enrolled the person, false when
+	// it last unenrolled them.
+	Active bool
+	// Ref changes whenever the bridge enrols or unenrols the person again,
+	// so a source can tell a repeated enrolment from one it has seen.
+	Ref int64
 }
 
 // Enrolment is a person to enrol, as Coachview's enrolment link sends it.

@@ -43,6 +43,7 @@ func commands() []command {
 		{"target", "pause, resume or show targets (target pause|resume|status)", cmdTarget},
 		{"inbox", "list, show or retry inbound enrolments (inbox list|show|retry)", cmdInbox},
 		{"oauth", "list or revoke the enrolment link's OAuth grants (oauth list|revoke)", cmdOAuth},
+		{"enrolments", "list whom the bridge enrolled or unenrolled, in which LMS connection", cmdEnrolments},
 		{"forget", "erase a person's personal data from the store (forget PersoonExterneId)", cmdForget},
 		{"render", "dry run: read a connection's input and print the XML it would send", cmdRender},
 		{"sign", "print the X-WebHook-Signature of a file (for testing with Postman or curl)", cmdSign},
@@ -100,7 +101,7 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 func usage(out io.Writer) {
 	fmt.Fprintln(out, "usage: cvbridge <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(out, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(out, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(out, "\n`cvbridge <command> -h` shows a command's flags.")
 }

@@ -9,6 +9,11 @@
 // import cycle, and the conformance suite (bridge/outbox/outboxtest,
 // RunInbound) can test them against it.
 //
+// Beside the messages and tokens, the backends keep the enrolment list
+// (EnrolmentList: ids only, written atomically with a message's done
+// state by FinishMessage) and delete finished messages after a retention
+// (MessagePurger).
+//
 // Secrets never reach the store in the clear: OAuth codes and tokens are
 // kept as the hex SHA-256 of their value (Hash), looked up by that hash.
 package inboundstore
@@ -166,6 +171,13 @@ type Finish struct {
 	NextAttemptAt time.Time // for StatePending
 	Error         string    // why it failed (kept as LastError); "" clears it
 	At            time.Time // when the attempt ended
+	// Connection is the LMS connection the message was routed to. When it
+	// is set, State is StateDone and the message is an enrolment or an
+	// unenrolment, FinishMessage also records the message's person and
+	// e-learning code in the connection's enrolment list (EnrolmentList)
+	// as active or unenrolled, in the same transaction: a done enrolment
+	// never exists without its list entry. Otherwise it is not used.
+	Connection string
 }
 
 // MessageFilter selects messages for ListMessages. Zero fields select all.
@@ -195,12 +207,78 @@ type MessageStore interface {
 	ClaimMessage(ctx context.Context, id int64, owner string, now time.Time, lease time.Duration) (m Message, ok bool, err error)
 	// FinishMessage records one attempt: it counts it, sets the new state
 	// and releases the lease, if f.Owner still holds the message's lease
-	// (an expired lease nobody took over still counts); ErrLeaseLost if not.
+	// (an expired lease nobody took over still counts); ErrLeaseLost if not,
+	// and then nothing is written. A done enrolment or unenrolment with
+	// f.Connection set updates the enrolment list too (see Finish).
 	FinishMessage(ctx context.Context, f Finish) error
 	// GetMessage returns message id, ErrNotFound if there is none.
 	GetMessage(ctx context.Context, id int64) (Message, error)
 	// ListMessages returns the messages f selects, newest (highest id) first.
 	ListMessages(ctx context.Context, f MessageFilter) ([]Message, error)
+}
+
+// MessagePurger deletes inbound messages that are of no more use.
+type MessagePurger interface {
+	// PurgeMessages deletes up to limit messages whose processing ended
+	// (done, failed, ignored, unmapped) and that were last changed before
+	// before, and returns how many it deleted. Pending messages are never
+	// deleted. The enrolment list keeps its entries: their MessageID may
+	// then name a deleted message. A webhook resent after its message was
+	// deleted is a new message, so before must lie further back than
+	// Coachview's resends (about three days).
+	PurgeMessages(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// EnrolmentState is where an entry of the enrolment list stands.
+type EnrolmentState string
+
+// The states of enrolment list entries.
+const (
+	// EnrolmentActive entries were last enrolled by the bridge.
+	EnrolmentActive EnrolmentState = "active"
+	// EnrolmentUnenrolled entries were last unenrolled by the bridge.
+	EnrolmentUnenrolled EnrolmentState = "unenrolled"
+)
+
+// Valid reports whether s is a known enrolment state.
+func (s EnrolmentState) Valid() bool { return s == EnrolmentActive || s == EnrolmentUnenrolled }
+
+// Enrolment is one entry of the bridge-tracked enrolment list: a person's
+// access to an e-learning part in one LMS connection, as the bridge last
+// set it there through the connection's enroller. It holds ids only (what
+// Coachview needs), never names or e-mail addresses. The key is
+// (Connection, PersonID compared case-insensitively, ElearningCode).
+type Enrolment struct {
+	Connection    string
+	PersonID      string // as the message that last changed the entry gave it
+	ElearningCode string
+	State         EnrolmentState
+	// MessageID is the inbound message that last changed the entry (it may
+	// have been purged since); it changes whenever the bridge enrols or
+	// unenrols the person again.
+	MessageID int64
+	CreatedAt time.Time // when the bridge first enrolled or unenrolled the pair
+	UpdatedAt time.Time // when the entry last changed
+}
+
+// EnrolmentFilter selects enrolment list entries. Zero fields select all.
+type EnrolmentFilter struct {
+	Connection    string
+	PersonID      string // compared case-insensitively
+	ElearningCode string
+	State         EnrolmentState
+	Limit         int // at most this many (0: all)
+}
+
+// EnrolmentList is the bridge-tracked list of enrolments, written by
+// FinishMessage (see Finish.Connection) and read by the LMS adapters that
+// poll per enrolment and by the operator.
+type EnrolmentList interface {
+	// ListEnrolments returns the entries f selects, ordered by connection,
+	// person (case-insensitively) and e-learning code.
+	ListEnrolments(ctx context.Context, f EnrolmentFilter) ([]Enrolment, error)
+	// CountEnrolments returns how many entries f selects, ignoring f.Limit.
+	CountEnrolments(ctx context.Context, f EnrolmentFilter) (int, error)
 }
 
 // TokenKind names which secret of a Token a hash is looked up by.

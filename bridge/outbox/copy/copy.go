@@ -2,8 +2,8 @@
 // Store interface: every result in every state with its id, attempts and
 // timestamps, every cursor and mark, every target's state, and the inbound
 // side kept in the same database: every inbound message (pending enrolment
-// requests, finished and erased ones) and every OAuth code and token record
-// with which Coachview holds a grant. It is how a provider who outgrows one
+// requests, finished and erased ones), every OAuth code and token record
+// with which Coachview holds a grant, and the enrolment list. It is how a provider who outgrows one
 // server moves from SQLite to PostgreSQL without losing a result, an
 // enrolment request or Coachview's authorisation, and without re-reading an
 // LMS. The daemons' leases (the leases table) are not copied: they belong to
@@ -69,6 +69,7 @@ type Counts struct {
 	TargetStates    int64
 	InboundMessages int64
 	OAuthTokens     int64
+	Enrolments      int64                        // entries of the enrolment list
 	States          map[outbox.State]int64       // results per state; states without rows may be absent
 	InboundStates   map[inboundstore.State]int64 // inbound messages per state; states without rows may be absent
 	LastResultID    int64                        // highest result id ever given out, 0 if none
@@ -83,13 +84,13 @@ type Counts struct {
 // Empty reports whether the store holds no rows at all.
 func (c Counts) Empty() bool {
 	return c.Results == 0 && c.Attempts == 0 && c.Cursors == 0 && c.Marks == 0 && c.TargetStates == 0 &&
-		c.InboundMessages == 0 && c.OAuthTokens == 0
+		c.InboundMessages == 0 && c.OAuthTokens == 0 && c.Enrolments == 0
 }
 
 // String sums c up for an operator.
 func (c Counts) String() string {
-	return fmt.Sprintf("%d results, %d attempts, %d cursors, %d marks, %d target states, %d inbound messages, %d OAuth token records",
-		c.Results, c.Attempts, c.Cursors, c.Marks, c.TargetStates, c.InboundMessages, c.OAuthTokens)
+	return fmt.Sprintf("%d results, %d attempts, %d cursors, %d marks, %d target states, %d inbound messages, %d OAuth token records, %d enrolment list entries",
+		c.Results, c.Attempts, c.Cursors, c.Marks, c.TargetStates, c.InboundMessages, c.OAuthTokens, c.Enrolments)
 }
 
 // diff lists how got differs from want, empty when they agree.
@@ -107,6 +108,7 @@ func diff(want, got Counts) []string {
 	check("target states", want.TargetStates, got.TargetStates)
 	check("inbound messages", want.InboundMessages, got.InboundMessages)
 	check("OAuth token records", want.OAuthTokens, got.OAuthTokens)
+	check("enrolment list entries", want.Enrolments, got.Enrolments)
 	check("last result id", want.LastResultID, got.LastResultID)
 	check("last attempt id", want.LastAttemptID, got.LastAttemptID)
 	check("last inbound message id", want.LastInboundMessageID, got.LastInboundMessageID)
@@ -147,6 +149,10 @@ type Exporter interface {
 	// OAuthTokens returns OAuth code and token records as stored (hashes
 	// only, as the store keeps them), revoked ones included.
 	OAuthTokens(ctx context.Context, afterID int64, limit int) ([]inboundstore.Token, error)
+	// Enrolments returns enrolment list entries as stored, ordered by
+	// connection, person (case-insensitively) and e-learning code, after
+	// the entry with after's Connection, PersonID and ElearningCode.
+	Enrolments(ctx context.Context, after inboundstore.Enrolment, limit int) ([]inboundstore.Enrolment, error)
 	// Close ends the snapshot.
 	Close() error
 }
@@ -171,6 +177,7 @@ type Importer interface {
 	TargetStates(ctx context.Context, rows []outbox.TargetState) error
 	InboundMessages(ctx context.Context, rows []inboundstore.Message) error
 	OAuthTokens(ctx context.Context, rows []inboundstore.Token) error
+	Enrolments(ctx context.Context, rows []inboundstore.Enrolment) error
 	// SetLastIDs makes new rows get ids above the Last*ID fields of last:
 	// results, attempts, inbound messages and OAuth token records.
 	SetLastIDs(ctx context.Context, last Counts) error
@@ -278,6 +285,11 @@ func Copy(ctx context.Context, from Source, to Sink, opts Options) (rep Report, 
 		}},
 		{"oauth_tokens", src.OAuthTokens, func() (int64, error) {
 			return pump(ctx, batch, 0, exp.OAuthTokens, func(t inboundstore.Token) int64 { return t.ID }, imp.OAuthTokens, log, "oauth_tokens")
+		}},
+		{"enrolments", src.Enrolments, func() (int64, error) {
+			return pump(ctx, batch, inboundstore.Enrolment{}, exp.Enrolments, func(e inboundstore.Enrolment) inboundstore.Enrolment {
+				return inboundstore.Enrolment{Connection: e.Connection, PersonID: e.PersonID, ElearningCode: e.ElearningCode}
+			}, imp.Enrolments, log, "enrolments")
 		}},
 	}
 	for _, tb := range tables {

@@ -20,6 +20,7 @@ type inboundStore interface {
 	inboundstore.Store
 	inboundstore.PersonalData
 	inboundstore.MessageAdmin
+	inboundstore.EnrolmentList
 }
 
 // inboundFiller drives a store's inbound side through its public API.
@@ -44,7 +45,8 @@ func (f inboundFiller) save(m inboundstore.Message, dup inboundstore.Duplicate) 
 	return saved
 }
 
-// finish claims message id and finishes it in st with error msg.
+// finish claims message id and finishes it in st with error msg, routed to
+// the connection "moodle" (a done enrolment lands in its enrolment list).
 func (f inboundFiller) finish(id int64, st inboundstore.State, msg string) {
 	f.t.Helper()
 	ctx := f.t.Context()
@@ -53,7 +55,7 @@ func (f inboundFiller) finish(id int64, st inboundstore.State, msg string) {
 	require.True(f.t, ok)
 	f.clk.Advance(time.Second)
 	require.NoError(f.t, f.s.FinishMessage(ctx, inboundstore.Finish{ID: id, Owner: "worker-1", State: st,
-		NextAttemptAt: f.clk.Now().Add(5 * time.Minute), Error: msg, At: f.clk.Now()}))
+		NextAttemptAt: f.clk.Now().Add(5 * time.Minute), Error: msg, At: f.clk.Now(), Connection: "moodle"}))
 }
 
 // token is an access and refresh token record of grant for client, whose
@@ -184,6 +186,13 @@ func sameInbound(t *testing.T, a, b inboundStore, now time.Time) {
 		require.NotEmpty(t, ta)
 		assert.Equal(t, ta, tb, "ListTokens(%+v)", f)
 	}
+	ea, err := a.ListEnrolments(ctx, inboundstore.EnrolmentFilter{})
+	require.NoError(t, err)
+	eb, err := b.ListEnrolments(ctx, inboundstore.EnrolmentFilter{})
+	require.NoError(t, err)
+	require.NotEmpty(t, ea)
+	assert.Equal(t, ea, eb, "ListEnrolments")
+
 	all, err := a.ListTokens(ctx, inboundstore.TokenFilter{})
 	require.NoError(t, err)
 	for _, tk := range all {
@@ -216,7 +225,8 @@ func TestCopyCarriesTheInboundSide(t *testing.T) {
 	assert.Equal(t, int64(11), rep.Copied.LastInboundMessageID, "SQLite's sequence counts the repeated request's insert attempt")
 	assert.Equal(t, int64(4), rep.Copied.OAuthTokens)
 	assert.Equal(t, int64(5), rep.Copied.LastOAuthTokenID, "the purged newest record's id counts as given out")
-	assert.Contains(t, rep.Copied.String(), "10 inbound messages, 4 OAuth token records")
+	assert.Equal(t, int64(2), rep.Copied.Enrolments, "the enrolment list: the two done enrolments")
+	assert.Contains(t, rep.Copied.String(), "10 inbound messages, 4 OAuth token records, 2 enrolment list entries")
 	sameContents(t, src, dst)
 	sameInbound(t, src, dst, clk.Now())
 

@@ -23,7 +23,9 @@ import (
 type InboundOpener func(t *testing.T, clk clock.Clock) inboundstore.Store
 
 // RunInbound runs the conformance suite of the inboundstore.Store contract
-// (inbound messages and hashed OAuth tokens) against the stores open returns.
+// (inbound messages and hashed OAuth tokens) and of the inbound extensions
+// every backend implements (inboundstore.MessageAdmin, PersonalData,
+// EnrolmentList, MessagePurger) against the stores open returns.
 func RunInbound(t *testing.T, open InboundOpener) {
 	tests := []struct {
 		name string
@@ -48,6 +50,10 @@ func RunInbound(t *testing.T, open InboundOpener) {
 		{"RetryFailedMessage", testRetryMessage},
 		{"EraseFinishedPersonalData", testErasePersonalData},
 		{"ForgetPerson", testForgetPerson},
+		{"EnrolmentListRecordsDoneEnrolments", testEnrolmentList},
+		{"EnrolmentListFiltersAndCounts", testEnrolmentFilters},
+		{"EnrolmentListAtomicWithFinish", testEnrolmentAtomicity},
+		{"PurgeFinishedMessages", testPurgeMessages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

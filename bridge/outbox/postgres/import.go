@@ -19,7 +19,7 @@ var _ outboxcopy.Sink = (*Store)(nil)
 
 // importTables are the tables an import writes, locked against other
 // writers while it runs (reads go on).
-const importTables = `results, attempts, cursors, marks, target_state, inbound_messages, oauth_tokens`
+const importTables = `results, attempts, cursors, marks, target_state, inbound_messages, oauth_tokens, enrolments`
 
 // importLockTimeout bounds the wait for a daemon's transaction to end before
 // the import takes its tables.
@@ -69,6 +69,7 @@ func (im *importer) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 		{&c.LastAttemptID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('attempts', 'id')), 0)`},
 		{&c.InboundMessages, `SELECT COUNT(*) FROM inbound_messages`},
 		{&c.OAuthTokens, `SELECT COUNT(*) FROM oauth_tokens`},
+		{&c.Enrolments, `SELECT COUNT(*) FROM enrolments`},
 		{&c.LastInboundMessageID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('inbound_messages', 'id')), 0)`},
 		{&c.LastOAuthTokenID, `SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('oauth_tokens', 'id')), 0)`},
 	} {

@@ -1,13 +1,30 @@
 package postgres
 
 import (
+	"context"
+	"strings"
+
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 )
 
-// The inbound messages, OAuth tokens and erasure of personal data are
-// sqlinbound's, embedded in Store.
+// The inbound messages, OAuth tokens, enrolment list, erasure of personal
+// data and purge of old messages are sqlinbound's, embedded in Store.
 var (
-	_ inboundstore.Store        = (*Store)(nil)
-	_ inboundstore.MessageAdmin = (*Store)(nil)
-	_ inboundstore.PersonalData = (*Store)(nil)
+	_ inboundstore.Store         = (*Store)(nil)
+	_ inboundstore.MessageAdmin  = (*Store)(nil)
+	_ inboundstore.PersonalData  = (*Store)(nil)
+	_ inboundstore.EnrolmentList = (*Store)(nil)
+	_ inboundstore.MessagePurger = (*Store)(nil)
 )
+
+// Enrolments inserts enrolment list entries as they are, keyed by their
+// person id in lower case, as the store keys them.
+func (im *importer) Enrolments(ctx context.Context, rows []inboundstore.Enrolment) error {
+	const cols = `connection, person_key, elearningcode, person_id, state, message_id, created_at, updated_at`
+	return chunked(rows, 8, func(rows []inboundstore.Enrolment) error {
+		return insertRows(ctx, im.tx, "enrolments", cols, rows, func(e inboundstore.Enrolment) []any {
+			return []any{e.Connection, strings.ToLower(e.PersonID), e.ElearningCode, e.PersonID, string(e.State),
+				e.MessageID, e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli()}
+		})
+	})
+}

@@ -61,6 +61,7 @@ func (e *exporter) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 		{&c.LastAttemptID, `SELECT COALESCE(MAX(id), 0) FROM attempts`},
 		{&c.InboundMessages, `SELECT COUNT(*) FROM inbound_messages`},
 		{&c.OAuthTokens, `SELECT COUNT(*) FROM oauth_tokens`},
+		{&c.Enrolments, `SELECT COUNT(*) FROM enrolments`},
 		{&c.LastInboundMessageID, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbound_messages'), 0),
 			COALESCE((SELECT MAX(id) FROM inbound_messages), 0))`},
 		{&c.LastOAuthTokenID, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'oauth_tokens'), 0),

@@ -84,67 +84,13 @@ func checkNewMessage(m inboundstore.Message) error {
 }
 
 // SaveMessage stores m unless an equal message exists; see
-// inboundstore.MessageStore.
+// inboundstore.MessageStore. It is SaveMessages with one message.
 func (s *Store) SaveMessage(ctx context.Context, m inboundstore.Message, dup inboundstore.Duplicate) (inboundstore.Message, inboundstore.SaveOutcome, error) {
-	if err := checkNewMessage(m); err != nil {
-		return inboundstore.Message{}, 0, fmt.Errorf("save inbound message from %q: %w", m.Source, err)
-	}
-	now := s.now()
-	if m.ReceivedAt.IsZero() {
-		m.ReceivedAt = now
-	}
-	var next sql.NullInt64
-	if m.State == inboundstore.StatePending {
-		next = sqlcore.Millis(now)
-		if !m.NextAttemptAt.IsZero() {
-			next = sqlcore.Millis(m.NextAttemptAt)
-		}
-	}
-	body := m.Body
-	if len(body) > inboundstore.MaxBody {
-		body = body[:inboundstore.MaxBody]
-	}
-	var (
-		row     messageRow
-		outcome inboundstore.SaveOutcome
-	)
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var id int64
-		err := tx.GetContext(ctx, &id, s.q(`INSERT INTO inbound_messages (source, dedupe_key, received_at, verified, event, body,
-			action, person_id, elearningcode, first_name, infix, last_name, email, state, next_attempt_at, last_error, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING id`),
-			m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, body,
-			string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
-			string(m.State), next, inboundstore.Clip(m.LastError, inboundstore.MaxError), now.UnixMilli())
-		switch {
-		case err == nil:
-			outcome = inboundstore.Inserted
-		case errors.Is(err, sql.ErrNoRows):
-			if err := tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE source = ? AND dedupe_key = ?`+s.rowLock), m.Source, m.DedupeKey); err != nil {
-				return err
-			}
-			id = row.ID
-			outcome = inboundstore.Existed
-			set := `requests = requests + 1, updated_at = ?`
-			args := []any{now.UnixMilli()}
-			if dup == inboundstore.Rearm && (row.State == string(inboundstore.StateDone) || row.State == string(inboundstore.StateFailed)) {
-				outcome = inboundstore.Rearmed
-				set += `, state = 'pending', attempts = 0, next_attempt_at = ?, last_error = ''`
-				args = append(args, now.UnixMilli())
-			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+set+` WHERE id = ?`), append(args, id)...); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
-		return tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
-	})
+	saved, outcomes, err := s.SaveMessages(ctx, []inboundstore.Message{m}, dup)
 	if err != nil {
-		return inboundstore.Message{}, 0, fmt.Errorf("save inbound message from %q: %w", m.Source, err)
+		return inboundstore.Message{}, 0, err
 	}
-	return row.message(), outcome, nil
+	return saved[0], outcomes[0], nil
 }
 
 // ClaimMessages leases due pending messages; see inboundstore.MessageStore.
@@ -210,7 +156,8 @@ func finishArgs(f inboundstore.Finish) (sql.NullInt64, error) {
 }
 
 // FinishMessage records an attempt of a leased message; see
-// inboundstore.MessageStore.
+// inboundstore.MessageStore. A done enrolment or unenrolment routed to a
+// connection updates the enrolment list in the same transaction.
 func (s *Store) FinishMessage(ctx context.Context, f inboundstore.Finish) error {
 	next, err := finishArgs(f)
 	if err != nil {
@@ -220,20 +167,59 @@ func (s *Store) FinishMessage(ctx context.Context, f inboundstore.Finish) error 
 	if at.IsZero() {
 		at = s.now()
 	}
-	s.writes.Lock()
-	defer s.writes.Unlock()
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE inbound_messages
+	update := s.q(`UPDATE inbound_messages
 		SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_owner = '', lease_until = NULL,
 			last_error = ?, updated_at = ?
-		WHERE id = ? AND state = 'pending' AND lease_owner = ?`),
-		string(f.State), next, inboundstore.Clip(f.Error, inboundstore.MaxError), at.UnixMilli(), f.ID, f.Owner)
+		WHERE id = ? AND state = 'pending' AND lease_owner = ?`)
+	args := []any{string(f.State), next, inboundstore.Clip(f.Error, inboundstore.MaxError), at.UnixMilli(), f.ID, f.Owner}
+	lost := func() error {
+		return fmt.Errorf("finish inbound message %d for %q: %w", f.ID, f.Owner, inboundstore.ErrLeaseLost)
+	}
+	if f.State != inboundstore.StateDone || f.Connection == "" {
+		// One statement, no list entry: no transaction needed.
+		s.writes.Lock()
+		defer s.writes.Unlock()
+		res, err := s.db.ExecContext(ctx, update, args...)
+		if err != nil {
+			return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+		} else if n == 0 {
+			return lost()
+		}
+		return nil
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var row struct {
+			Action        string `db:"action"`
+			PersonID      string `db:"person_id"`
+			ElearningCode string `db:"elearningcode"`
+		}
+		if err := tx.GetContext(ctx, &row, update+` RETURNING action, person_id, elearningcode`, args...); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return lost()
+			}
+			return err
+		}
+		state := inboundstore.EnrolmentActive
+		switch inboundstore.Action(row.Action) {
+		case inboundstore.ActionEnrol:
+		case inboundstore.ActionUnenrol:
+			state = inboundstore.EnrolmentUnenrolled
+		default:
+			return nil
+		}
+		return s.recordEnrolment(ctx, tx, inboundstore.Enrolment{
+			Connection: f.Connection, PersonID: row.PersonID, ElearningCode: row.ElearningCode,
+			State: state, MessageID: f.ID, UpdatedAt: at,
+		})
+	})
+	if errors.Is(err, inboundstore.ErrLeaseLost) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("finish inbound message %d for %q: %w", f.ID, f.Owner, inboundstore.ErrLeaseLost)
 	}
 	return nil
 }

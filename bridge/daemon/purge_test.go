@@ -1,0 +1,103 @@
+package daemon_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// TestInboundMessagesPurged: processed inbound messages older than
+// inbound.keep_messages are deleted by the daemon's periodic purge, even
+// when storage.retention keeps results forever; newer and pending messages
+// and the enrolment list stay.
+func TestInboundMessagesPurged(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
+	cfgPath := filepath.Join(dir, "cvbridge.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`storage:
+  retention: 0s
+inbound:
+  keep_messages: 720h
+targets:
+  cv:
+    url: http://127.0.0.1:1/r
+    secret_file: secret
+`), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	ctx := context.Background()
+	opened, err := daemon.OpenStore(ctx, cfg, clk)
+	require.NoError(t, err)
+	store := opened.(interface {
+		inboundstore.Store
+		inboundstore.EnrolmentList
+	})
+	save := func(key string) int64 {
+		m, _, err := store.SaveMessage(ctx, inboundstore.Message{Source: inboundstore.SourceLink, DedupeKey: key,
+			Verified: inboundstore.VerifiedBearer, Action: inboundstore.ActionEnrol, PersonID: "P-" + key, ElearningCode: "E1",
+			FirstName: "Jan", LastName: "Jansen", Email: "jan@example.org", State: inboundstore.StatePending}, inboundstore.KeepExisting)
+		require.NoError(t, err)
+		return m.ID
+	}
+	done := func(id int64) {
+		_, ok, err := store.ClaimMessage(ctx, id, "w", clk.Now(), time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, store.FinishMessage(ctx, inboundstore.Finish{ID: id, Owner: "w", State: inboundstore.StateDone, At: clk.Now(), Connection: "moodle"}))
+	}
+	old := save("old")
+	done(old)
+	waiting := save("waiting")
+	clk.Advance(40 * 24 * time.Hour)
+	recent := save("recent")
+	done(recent)
+	require.NoError(t, opened.Close())
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Source, error) {
+		t.Fatal("no connections are configured")
+		return nil, nil
+	}, daemon.Options{Logger: log, Clock: clk})
+	require.NoError(t, err)
+	defer d.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Run(runCtx) }()
+	after := d.Store().(interface {
+		inboundstore.Store
+		inboundstore.EnrolmentList
+	})
+	require.Eventually(t, func() bool {
+		_, err := after.GetMessage(ctx, old)
+		return err != nil
+	}, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-stopped)
+
+	_, err = after.GetMessage(ctx, old)
+	assert.ErrorIs(t, err, inboundstore.ErrNotFound)
+	for _, id := range []int64{waiting, recent} {
+		_, err := after.GetMessage(ctx, id)
+		assert.NoError(t, err, "message %d is kept", id)
+	}
+	es, err := after.ListEnrolments(ctx, inboundstore.EnrolmentFilter{})
+	require.NoError(t, err)
+	assert.Len(t, es, 2, "the enrolment list keeps the entry of the deleted message")
+}
