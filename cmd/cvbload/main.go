@@ -1,6 +1,6 @@
-// Command cvbload turns the output of cvbridge's benchmarks into
-// BENCHMARKS.md: `make bench` runs the benchmarks (see cmd/cvbridge's
-// bench*_test.go), appends their output to one file, and then runs
+// Command cvbload is the benchmarks' own tooling. `make bench` runs the
+// benchmarks (see cmd/cvbridge's bench*_test.go), appends their output to
+// one file, and then runs
 //
 //	cvbload report -in bin/bench.txt -out BENCHMARKS.md
 //
@@ -8,6 +8,13 @@
 // one beside its goal, and describes the machine and the commands. Lines of
 // the input that start with "# command: " or "# load: " are the exact
 // commands run and the load average before and after, written by make.
+//
+// The inbound benchmark also runs
+//
+//	cvbload sink -config cvbridge.yaml -listen 127.0.0.1:0
+//
+// the bare handler measured beside the daemon: the daemon's public server
+// and webhook receivers on a store that keeps nothing.
 package main
 
 import (
@@ -31,14 +38,30 @@ func main() {
 	}
 }
 
+// usage lists the subcommands.
+const usage = `usage:
+  cvbload report -in BENCH_OUTPUT -out BENCHMARKS.md
+  cvbload sink -config cvbridge.yaml [-listen 127.0.0.1:0]`
+
 func run(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "report" {
-		return errors.New("usage: cvbload report -in BENCH_OUTPUT -out BENCHMARKS.md")
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
+	switch args[0] {
+	case "report":
+		return report(args[1:], out)
+	case "sink":
+		return sink(args[1:], out)
+	}
+	return fmt.Errorf("unknown subcommand %q\n%s", args[0], usage)
+}
+
+// report writes BENCHMARKS.md from benchmark output.
+func report(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	in := fs.String("in", "", "benchmark output to read (required)")
 	dst := fs.String("out", "BENCHMARKS.md", "report to write")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *in == "" {

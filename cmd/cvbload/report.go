@@ -20,6 +20,10 @@ var goals = []goal{
 	{"Drain, SQLite: ratio to the limit", "BenchmarkDrainSQLite", "ratio", "%.2f", "≥ 0.5", func(v float64) bool { return v >= 0.5 }},
 	{"Drain, SQLite, record_ahead 0 (strict): results/s", "BenchmarkDrainSQLite", "strict-results/s", "%.0f", "", nil},
 	{"Drain, SQLite, record_ahead 0 (strict): ratio to the limit", "BenchmarkDrainSQLite", "strict-ratio", "%.2f", "", nil},
+	{"Drain, SQLite: CPU per result, bridge, µs", "BenchmarkDrainSQLite", "cpu-self-us", "%.0f", "", nil},
+	{"Drain, SQLite: CPU per result, simulator, µs", "BenchmarkDrainSQLite", "cpu-sim-us", "%.0f", "", nil},
+	{"Drain, SQLite: limit's CPU per result, client loop, µs", "BenchmarkDrainSQLite", "limit-cpu-self-us", "%.0f", "", nil},
+	{"Drain, SQLite: limit's CPU per result, simulator, µs", "BenchmarkDrainSQLite", "limit-cpu-sim-us", "%.0f", "", nil},
 	{"Drain, SQLite: enqueue→200 p50, ms", "BenchmarkDrainSQLite", "p50-ms", "%.0f", "", nil},
 	{"Drain, SQLite: enqueue→200 p99, ms", "BenchmarkDrainSQLite", "p99-ms", "%.0f", "", nil},
 	{"Drain, PostgreSQL: results/s", "BenchmarkDrainPostgres", "results/s", "%.0f", "", nil},
@@ -27,9 +31,17 @@ var goals = []goal{
 	{"Drain, PostgreSQL: ratio to the limit", "BenchmarkDrainPostgres", "ratio", "%.2f", "≥ 0.6", func(v float64) bool { return v >= 0.6 }},
 	{"Drain, PostgreSQL, record_ahead 0 (strict): results/s", "BenchmarkDrainPostgres", "strict-results/s", "%.0f", "", nil},
 	{"Drain, PostgreSQL, record_ahead 0 (strict): ratio to the limit", "BenchmarkDrainPostgres", "strict-ratio", "%.2f", "", nil},
+	{"Drain, PostgreSQL: CPU per result, bridge, µs", "BenchmarkDrainPostgres", "cpu-self-us", "%.0f", "", nil},
+	{"Drain, PostgreSQL: CPU per result, PostgreSQL server, µs", "BenchmarkDrainPostgres", "cpu-db-us", "%.0f", "", nil},
+	{"Drain, PostgreSQL: CPU per result, simulator, µs", "BenchmarkDrainPostgres", "cpu-sim-us", "%.0f", "", nil},
 	{"Drain, PostgreSQL: enqueue→200 p50, ms", "BenchmarkDrainPostgres", "p50-ms", "%.0f", "", nil},
 	{"Drain, PostgreSQL: enqueue→200 p99, ms", "BenchmarkDrainPostgres", "p99-ms", "%.0f", "", nil},
 	{"Render + checks + XSD + sign: results/s (one core)", "BenchmarkRender", "results/s", "%.0f", "", nil},
+	{"Inbound, SQLite: webhook ack p99 at 1,000/s, ms", "BenchmarkInboundSQLite", "db-1000-p99-ms", "%.1f", "≤ 25", func(v float64) bool { return v <= 25 }},
+	{"Inbound, SQLite: highest rate held, /s", "BenchmarkInboundSQLite", "db-held/s", "%.0f", "", nil},
+	{"Inbound, bare handler (no store): highest rate held, /s", "BenchmarkInboundSQLite", "bare-held/s", "%.0f", "", nil},
+	{"Inbound, PostgreSQL: webhook ack p99 at 1,000/s, ms", "BenchmarkInboundPostgres", "db-1000-p99-ms", "%.1f", "≤ 25", func(v float64) bool { return v <= 25 }},
+	{"Inbound, PostgreSQL: highest rate held, /s", "BenchmarkInboundPostgres", "db-held/s", "%.0f", "", nil},
 	{"CSV drop → queued: rows/s", "BenchmarkCSVToQueued", "rows/s", "%.0f", "", nil},
 	{"CSV drop → queued: peak RSS, MB", "BenchmarkCSVToQueued", "peak-RSS-MB", "%.1f", "≤ 100", func(v float64) bool { return v <= 100 }},
 	{"Idle daemon, 3 connections: RSS, MB", "BenchmarkIdleFootprint", "RSS-MB", "%.1f", "≤ 40", func(v float64) bool { return v <= 40 }},
@@ -85,8 +97,8 @@ func render(r *results, h host, now time.Time) string {
 	if n, _ := r.median("BenchmarkIdleFootprint", "idle-s"); n > 0 {
 		p(" The idle daemon was watched for %.0f s.", n)
 	}
-	p("\n\n**Inbound** (signed webhooks at fixed rates, ack latency): not measured yet. The inbound\n")
-	p("listener (issue 6) is being built; its benchmark is to be added once it lands.\n\n")
+	p("\n\n")
+	inboundSection(&b, r)
 
 	p("## Commands\n\n```sh\n")
 	for _, c := range r.commands {
@@ -94,7 +106,7 @@ func render(r *results, h host, now time.Time) string {
 	}
 	p("```\n\n")
 	p("A plain `go test -run '^$' -bench . ./cmd/cvbridge` runs the same benchmarks at small sizes\n")
-	p("(5,000-result drains, a 100,000-row CSV, 5 s idle).\n\n")
+	p("(5,000-result drains, a 100,000-row CSV, 2 s per inbound rate, 5 s idle).\n\n")
 	b.WriteString(method)
 	b.WriteString(readme(r))
 	return b.String()
@@ -114,6 +126,11 @@ const method = `## What is measured
 - **Limit**: in the same iteration, before and again after the two drains, a plain loop of 4
   keep-alive workers posts N other signed bodies of the same shape to the same simulator process,
   without any store. The limit shown, and each ratio, uses the mean of the two.
+- **CPU per result**: user+system CPU time, divided by N, used during the first limit run and
+  during the shipped drain by the benchmark process (the client loop, or the dispatcher with its
+  store), by the simulator (from /proc), and for PostgreSQL by every postgres process (with the
+  backends that exited). On 2 cores the three share the machine, so a drain can reach at most
+  about (client + simulator) / (bridge + simulator + database) of the limit.
 - **Render**: one Completion through business checks, XML, XSD validation (libxml2) and HMAC-SHA512.
 - **CSV**: a real ` + "`cvbridge run`" + ` with its target paused (nothing is sent); the clock runs from the
   rename of the file into the drop folder until the file lands in processed/, which happens after

@@ -30,7 +30,7 @@ const benchConcurrency = 4
 // BenchmarkDrainSQLite drains a backlog of queued results from a SQLite
 // outbox to the simulator, next to the limit measured in the same run.
 func BenchmarkDrainSQLite(b *testing.B) {
-	benchDrain(b, func(tb testing.TB) outbox.Store {
+	benchDrain(b, false, func(tb testing.TB) outbox.Store {
 		s, err := sqlite.Open(context.Background(), tb.TempDir()+"/outbox.db")
 		require.NoError(tb, err)
 		return s
@@ -40,7 +40,7 @@ func BenchmarkDrainSQLite(b *testing.B) {
 // BenchmarkDrainPostgres is BenchmarkDrainSQLite on a fresh PostgreSQL
 // database of the shared server.
 func BenchmarkDrainPostgres(b *testing.B) {
-	benchDrain(b, func(tb testing.TB) outbox.Store {
+	benchDrain(b, true, func(tb testing.TB) outbox.Store {
 		s, err := postgres.Open(context.Background(), testdb.Postgres(tb))
 		require.NoError(tb, err)
 		return s
@@ -55,11 +55,14 @@ func BenchmarkDrainPostgres(b *testing.B) {
 // limit it reports, and each ratio is taken against, is the mean of the
 // two, so that a change in the machine's load during the iteration weighs
 // on both sides alike. It also reports the shipped drain's enqueue→200
-// latency.
-func benchDrain(b *testing.B, open func(testing.TB) outbox.Store) {
+// latency, and the CPU time per result of the first limit run and of the
+// shipped drain: this process's, the simulator's and, with pg set, the
+// local PostgreSQL server's.
+func benchDrain(b *testing.B, pg bool, open func(testing.TB) outbox.Store) {
 	n := benchN(b, 5000)
 	bin := buildBinary(b)
-	url, _ := simProcess(b, bin)
+	url, sim := simProcess(b, bin)
+	cpu := cpuMeter{tb: b, sim: sim.Process.Pid, postgres: pg}
 	bt := newBodyTemplate(b)
 	signer, err := sign.NewSigner(sign.SHA512, []byte(e2eSecret))
 	require.NoError(b, err)
@@ -67,12 +70,16 @@ func benchDrain(b *testing.B, open func(testing.TB) outbox.Store) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
+		used := cpu.read()
 		before := limitRate(b, url, signer, bt, persons(fmt.Sprintf("L%d-", i), n))
+		cpu.report(b, "limit-", used, n)
 		store := open(b)
 		enqueueAll(b, store, "coachview", bt, persons(fmt.Sprintf("D%d-", i), n))
+		used = cpu.read()
 		b.StartTimer()
 		drained, p50, p99 := drain(b, store, url, signer, n, shipped)
 		b.StopTimer()
+		cpu.report(b, "", used, n)
 		require.NoError(b, store.Close())
 		store = open(b)
 		enqueueAll(b, store, "coachview", bt, persons(fmt.Sprintf("S%d-", i), n))

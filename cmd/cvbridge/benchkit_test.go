@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,6 +212,78 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// selfCPU is the user+system CPU time this process has used so far.
+func selfCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	require.NoError(tb, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU is the CPU time the local PostgreSQL server's processes have
+// used so far: every process named postgres, with what its exited children
+// (the backends of closed connections) used. ok is false when none is
+// visible (a server in another container or on another host).
+func postgresCPU() (total time.Duration, ok bool) {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		comm, err := os.ReadFile(dir + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		data, err := os.ReadFile(dir + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			v, _ := strconv.Atoi(f[i])
+			total += time.Duration(v) * 10 * time.Millisecond
+		}
+		ok = true
+	}
+	return total, ok
+}
+
+// cpuMeter reads the CPU time used so far by this process, the simulator
+// and, when measured, the PostgreSQL server, to tell per result where the
+// machine's cores went.
+type cpuMeter struct {
+	tb       testing.TB
+	sim      int  // the simulator's pid
+	postgres bool // also read the PostgreSQL server
+}
+
+// cpuReading is one cpuMeter reading.
+type cpuReading struct{ self, sim, db time.Duration }
+
+func (m cpuMeter) read() cpuReading {
+	r := cpuReading{self: selfCPU(m.tb)}
+	sim, err := procCPU(m.sim)
+	require.NoError(m.tb, err)
+	r.sim = sim
+	if m.postgres {
+		r.db, _ = postgresCPU()
+	}
+	return r
+}
+
+// report reports the CPU used per result between from and now, in µs,
+// under the metric names prefix+"cpu-self-us" and so on.
+func (m cpuMeter) report(b *testing.B, prefix string, from cpuReading, n int) {
+	to := m.read()
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.ReportMetric(per(to.self-from.self), prefix+"cpu-self-us")
+	b.ReportMetric(per(to.sim-from.sim), prefix+"cpu-sim-us")
+	if m.postgres {
+		b.ReportMetric(per(to.db-from.db), prefix+"cpu-db-us")
+	}
 }
 
 // get fetches url and fails tb unless it answers 200.

@@ -3,8 +3,10 @@
 // the raw body in x-coachview-whsignature, and/or the plain token in
 // x-coachview-whtoken, as configured, compared in constant time), stores a
 // verified message durably with the action its configured event mapping
-// gives it, and answers 200 before anything is processed. Unverified
-// messages get 401 and nothing is stored; bodies over the cap get 413.
+// gives it, and answers 200 once it is committed, before anything is
+// processed. Messages arriving together are committed together when the
+// store is a BatchSaver (group commit). Unverified messages get 401 and
+// nothing is stored; bodies over the cap get 413.
 //
 // Coachview resends an unacknowledged message up to 13 times over about
 // three days. A resend has the same body, so the dedupe key is the SHA-256
@@ -98,12 +100,15 @@ type Receiver struct {
 	idPath     Path
 	events     map[string]event
 	store      inboundstore.MessageStore
+	group      *groupCommit // when store is a BatchSaver
 	wake       func()
 	log        *slog.Logger
 }
 
 // New checks cfg, reads its secrets and returns its receiver, storing in
 // store and calling wake (if not nil) after storing a message to process.
+// When store is also a BatchSaver, the messages of concurrent requests are
+// committed together.
 func New(cfg Config, store inboundstore.MessageStore, wake func(), log *slog.Logger) (*Receiver, error) {
 	where := fmt.Sprintf("webhook subscription %q", cfg.Name)
 	if cfg.Name == "" {
@@ -119,6 +124,9 @@ func New(cfg Config, store inboundstore.MessageStore, wake func(), log *slog.Log
 		log: log.With(slog.String("subscription", cfg.Name))}
 	if r.maxBody <= 0 {
 		r.maxBody = DefaultMaxBody
+	}
+	if b, ok := store.(BatchSaver); ok {
+		r.group = &groupCommit{batch: b, single: store}
 	}
 	if r.maxBody > inboundstore.MaxBody {
 		return nil, fmt.Errorf("%s: max_body %d is over the limit %d", where, cfg.MaxBody, inboundstore.MaxBody)
@@ -249,10 +257,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "message not verified", http.StatusUnauthorized)
 		return
 	}
-	m := r.message(body, verified)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), storeTimeout)
-	defer cancel()
-	stored, outcome, err := r.store.SaveMessage(ctx, m, inboundstore.KeepExisting)
+	stored, outcome, err := r.save(req.Context(), r.message(body, verified))
 	if err != nil {
 		r.log.Error("webhook not stored", slog.String("error", err.Error()))
 		http.Error(w, "message not stored, please retry", http.StatusServiceUnavailable)
@@ -267,6 +272,18 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if outcome == inboundstore.Inserted && stored.State == inboundstore.StatePending && r.wake != nil {
 		r.wake()
 	}
+}
+
+// save stores m durably, a duplicate of a stored message left as it is,
+// within storeTimeout whether or not the client waits that long.
+func (r *Receiver) save(ctx context.Context, m inboundstore.Message) (inboundstore.Message, inboundstore.SaveOutcome, error) {
+	if r.group != nil {
+		res := r.group.save(m)
+		return res.m, res.outcome, res.err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	return r.store.SaveMessage(ctx, m, inboundstore.KeepExisting)
 }
 
 // verify checks the configured credentials of a message and returns how it
