@@ -287,8 +287,9 @@ func cmdForget(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\n  delivered results erased (XML body, Coachview's responses): %d\n", rep.Delivered)
 	fmt.Fprintf(out, "  rejected, ignored and cancelled results deleted: %d\n", rep.History)
-	fmt.Fprintln(out, "kept: the PersoonExterneId with each e-learning code, state and time of its messages and results;")
-	fmt.Fprintln(out, "  the bridge needs them never to send Coachview a second result for the same person and course.")
+	fmt.Fprintln(out, "kept: the PersoonExterneId with each e-learning code, state and time of its messages, results and")
+	fmt.Fprintln(out, "  enrolment list entries; the bridge needs them never to send Coachview a second result for the")
+	fmt.Fprintln(out, "  same person and course, and to know whose completions to poll.")
 	if len(rep.Undelivered) > 0 {
 		ids := make([]string, len(rep.Undelivered))
 		for i, id := range rep.Undelivered {
