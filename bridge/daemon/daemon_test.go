@@ -24,19 +24,13 @@ import (
 // TestRetentionPurge: delivered history older than storage.retention is
 // purged when the daemon runs; pending results and newer history are kept.
 func TestRetentionPurge(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s"), 0o600))
-	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
-	cfgPath := filepath.Join(dir, "cvbridge.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(`storage:
+	cfg := loadConfig(t, `storage:
   retention: 720h
 targets:
   cv:
     url: http://127.0.0.1:1/r
     secret_file: secret
-`), 0o644))
-	cfg, err := config.Load(cfgPath)
-	require.NoError(t, err)
+`)
 
 	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
@@ -111,4 +105,18 @@ func TestVerdictsOfInboundAnswers(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, p, nil))
 	}
 	assert.Equal(t, map[string]int{"done": 2, "accepted": 1, "unauthorized": 1, "invalid": 1, "error": 1}, counted)
+}
+
+// loadConfig loads the main configuration text doc from a fresh directory
+// that also holds an empty lms.d and the file "secret" its targets name.
+func loadConfig(t *testing.T, doc string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
+	cfgPath := filepath.Join(dir, "cvbridge.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(doc), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	return cfg
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,11 +22,7 @@ import (
 // when storage.retention keeps results forever; newer and pending messages
 // and the enrolment list stay.
 func TestInboundMessagesPurged(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s"), 0o600))
-	require.NoError(t, os.Mkdir(filepath.Join(dir, "lms.d"), 0o755))
-	cfgPath := filepath.Join(dir, "cvbridge.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(`storage:
+	cfg := loadConfig(t, `storage:
   retention: 0s
 inbound:
   keep_messages: 720h
@@ -36,9 +30,7 @@ targets:
   cv:
     url: http://127.0.0.1:1/r
     secret_file: secret
-`), 0o644))
-	cfg, err := config.Load(cfgPath)
-	require.NoError(t, err)
+`)
 
 	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
