@@ -36,7 +36,11 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 		return errs, nil
 	}
 	var updated []int64
-	if err := s.db.SelectContext(ctx, &updated, finishBatchQuery,
+	finish, err := s.stmts.Get(ctx, finishBatchQuery)
+	if err != nil {
+		return nil, fmt.Errorf("finish %d results: %w", len(fs), err)
+	}
+	if err := finish.SelectContext(ctx, &updated,
 		pq.Array(b.id), pq.Array(b.state), pq.Array(b.tries), pq.Array(b.streak), pq.Array(b.streakSince),
 		pq.Array(b.lastClass), pq.Array(b.status), pq.Array(b.lastError), pq.Array(b.due), pq.Array(b.owner),
 		now.UnixMilli(), pq.Array(b.at), pq.Array(b.class), pq.Array(b.response), pq.Array(b.errText),

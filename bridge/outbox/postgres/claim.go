@@ -59,7 +59,10 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 	}
 	until := now.Add(lease).UnixMilli()
 	var rows []claimedRow
-	err := s.db.SelectContext(ctx, &rows, s.q(claimQuery), target, now.UnixMilli(), limit, owner, until, until, now.UnixMilli())
+	claim, err := s.stmts.Get(ctx, s.q(claimQuery))
+	if err == nil {
+		err = claim.SelectContext(ctx, &rows, target, now.UnixMilli(), limit, owner, until, until, now.UnixMilli())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim for target %q: %w", target, err)
 	}

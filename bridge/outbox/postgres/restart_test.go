@@ -79,8 +79,12 @@ func TestServerRestart(t *testing.T) {
 				t.Logf("round %d: the first call after the restart failed: %v", round, err)
 				require.NoError(t, enqueue(fmt.Sprintf("after-restart-%d", round)), "round %d: the next call works", round)
 			}
-			require.NoError(t, s.Finish(ctx, outbox.Finish{ID: claimed[0].ID, Owner: "daemon-1", State: outbox.StatePending,
-				NextAttemptAt: clk.Now(), Attempt: outbox.Attempt{Status: 503}}), "round %d", round)
+			// Claim and FinishBatch run statements prepared before the
+			// restart on connections that died with it.
+			errs, err := s.FinishBatch(ctx, []outbox.Finish{{ID: claimed[0].ID, Owner: "daemon-1", State: outbox.StatePending,
+				NextAttemptAt: clk.Now(), Attempt: outbox.Attempt{Status: 503}}})
+			require.NoError(t, err, "round %d", round)
+			require.NoError(t, errs[0], "round %d", round)
 			claimed, err = s.Claim(ctx, "cv", "daemon-1", 1, clk.Now(), time.Minute)
 			require.NoError(t, err, "round %d", round)
 			require.Len(t, claimed, 1)

@@ -33,6 +33,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -64,8 +65,10 @@ var (
 // Store is the PostgreSQL outbox. It is safe for concurrent use, and several
 // Stores (in several daemons) may share one database.
 type Store struct {
-	db       *sqlx.DB
-	clock    clock.Clock
+	db    *sqlx.DB
+	clock clock.Clock
+	// stmts holds the hot statements, prepared once per connection.
+	stmts    *sqlcore.Statements
 	migrate  bool
 	maxConns int
 	// Base holds the results' shared SQL: the operator's queries, the
@@ -119,6 +122,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxLifetime(defaultConnMaxLife)
 	s.db = db
+	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
@@ -140,11 +144,17 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 }
 
 // Close closes the connection pool.
+//
+// A pooled connection the server dropped (it restarted) cannot be closed
+// politely: saying goodbye on it fails with a broken pipe or a reset. That
+// is not reported, as nothing is left open.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close outbox database (postgres): %w", err)
+	s.stmts.Close()
+	err := s.db.Close()
+	if err == nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("close outbox database (postgres): %w", err)
 }
 
 // q rewrites a query written with ? placeholders into PostgreSQL's $n.
@@ -195,15 +205,15 @@ type txn struct {
 	stmts map[string]*sqlx.Stmt
 }
 
-// stmt returns query (written with ? placeholders) prepared in the
-// transaction. A source batch enqueues thousands of results in one
-// transaction; preparing each statement once saves the server planning it
-// anew for every row.
+// stmt returns query (written with ? placeholders) as the store's prepared
+// statement bound to the transaction. A source batch enqueues thousands of
+// results in one transaction; a prepared statement saves the server
+// planning it anew for every row.
 func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PreparexContext(ctx, t.s.q(query))
+	st, err := t.s.stmts.InTx(ctx, t.tx, t.s.q(query))
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +224,8 @@ func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	return st, nil
 }
 
-// close closes the transaction's prepared statements, freeing them on the
-// server before the connection goes back to the pool.
+// close closes the transaction's handles on the store's prepared
+// statements; the statements stay prepared on the connection.
 func (t *txn) close() {
 	for _, st := range t.stmts {
 		_ = st.Close()

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -17,9 +16,9 @@ var _ outbox.BatchFinisher = (*Store)(nil)
 // FinishBatch records the outcomes of several attempts in one transaction,
 // one fsync for all of them; see outbox.BatchFinisher. The batch runs one
 // UPDATE statement, prepared once, per row (each row guarded by its own
-// lease, as in Finish) and one INSERT of the attempts of the rows it
-// updated, which reads them from one JSON array parameter; only when some
-// row was not updated does a SELECT tell a lost lease from a missing row.
+// lease, as in Finish) and, for each row it updated, one prepared INSERT of
+// its attempt; only when some row was not updated does a SELECT tell a lost
+// lease from a missing row.
 func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, error) {
 	errs := make([]error, len(fs))
 	valid := make([]int, 0, len(fs))
@@ -43,26 +42,19 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	return errs, nil
 }
 
-// attemptJSON is one attempt as finishAttempts reads it from JSON.
-type attemptJSON struct {
-	ResultID int64  `json:"result_id"`
-	At       int64  `json:"at"`
-	Status   int    `json:"status"`
-	Class    string `json:"class"`
-	Response string `json:"response"`
-	Error    string `json:"error"`
-	Duration int64  `json:"duration_ns"`
-}
-
 // finishRows applies the Finishes fs[i] for i in chunk, setting errs[i]
 // for the rows whose lease was lost or that are gone.
 func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish, chunk []int, now int64, errs []error) error {
-	update, err := tx.PreparexContext(ctx, finishUpdate)
+	update, err := s.stmts.InTx(ctx, tx, finishUpdate)
 	if err != nil {
-		return fmt.Errorf("prepare row update: %w", err)
+		return err
 	}
-	defer update.Close()
-	var updated []int64
+	insert, err := s.stmts.InTx(ctx, tx, insertAttempt)
+	if err != nil {
+		return err
+	}
+	done := make(map[int64]bool, len(chunk))
+	var missed []int64
 	for _, i := range chunk {
 		f := fs[i]
 		var due, delivered sql.NullInt64
@@ -77,39 +69,22 @@ func (s *Store) finishRows(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish,
 		if err != nil {
 			return fmt.Errorf("update row #%d: %w", f.ID, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return fmt.Errorf("update row #%d: %w", f.ID, err)
-		} else if n == 1 {
-			updated = append(updated, f.ID)
 		}
-	}
-	done := make(map[int64]bool, len(updated))
-	for _, id := range updated {
-		done[id] = true
-	}
-	attempts := make([]attemptJSON, 0, len(updated))
-	var missed []int64
-	for _, i := range chunk {
-		f := fs[i]
-		if !done[f.ID] {
+		if n != 1 {
 			missed = append(missed, f.ID)
 			continue
 		}
-		at := f.Attempt.At
-		if at.IsZero() {
-			at = sqlcore.FromMillis(sql.NullInt64{Int64: now, Valid: true})
+		done[f.ID] = true
+		at := f.Attempt.At.UnixMilli()
+		if f.Attempt.At.IsZero() {
+			at = now
 		}
-		attempts = append(attempts, attemptJSON{ResultID: f.ID, At: at.UnixMilli(), Status: f.Attempt.Status,
-			Class: f.Attempt.Class, Response: excerpt(f.Attempt.Response), Error: f.Attempt.Error,
-			Duration: int64(f.Attempt.Duration)})
-	}
-	if len(attempts) > 0 {
-		doc, err := json.Marshal(attempts)
-		if err != nil {
-			return fmt.Errorf("encode attempts: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, finishAttempts, string(doc)); err != nil {
-			return fmt.Errorf("record attempts: %w", err)
+		if _, err := insert.ExecContext(ctx, f.ID, at, f.Attempt.Status, f.Attempt.Class, excerpt(f.Attempt.Response),
+			f.Attempt.Error, int64(f.Attempt.Duration)); err != nil {
+			return fmt.Errorf("record the attempt of row #%d: %w", f.ID, err)
 		}
 	}
 	if len(missed) == 0 {
@@ -151,8 +126,6 @@ const finishUpdate = `UPDATE results SET
 		next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?
 	WHERE id = ? AND state = 'sending' AND lease_owner = ?`
 
-// finishAttempts records a JSON array of attemptJSON (its one parameter).
-const finishAttempts = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
-	SELECT value->>'result_id', value->>'at', value->>'status', value->>'class', value->>'response',
-		value->>'error', value->>'duration_ns'
-	FROM json_each(?)`
+// insertAttempt records one attempt.
+const insertAttempt = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -20,6 +21,12 @@ import (
 const claimDueQuery = `SELECT ` + sqlcore.ResultCols + ` FROM results
 	WHERE target = ? AND state IN ('pending', 'sending') AND next_attempt_at <= ?
 	ORDER BY next_attempt_at, id LIMIT ?`
+
+// claimLeaseQuery leases the rows whose ids are its last parameter, a JSON
+// array: one statement text whatever the number of rows, so it is
+// prepared once.
+const claimLeaseQuery = `UPDATE results SET state = 'sending', lease_owner = ?, lease_until = ?,
+	next_attempt_at = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`
 
 // nextDueQuery finds a target's earliest due time over the results_due index.
 const nextDueQuery = `SELECT MIN(next_attempt_at) FROM results
@@ -40,8 +47,12 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 	until := now.Add(lease)
 	var claimed []outbox.Item
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		due, err := s.stmts.InTx(ctx, tx, claimDueQuery)
+		if err != nil {
+			return err
+		}
 		var rows []sqlcore.ResultRow
-		if err := tx.SelectContext(ctx, &rows, s.q(claimDueQuery), target, now.UnixMilli(), limit); err != nil {
+		if err := due.SelectContext(ctx, &rows, target, now.UnixMilli(), limit); err != nil {
 			return fmt.Errorf("select due rows: %w", err)
 		}
 		if len(rows) == 0 {
@@ -51,13 +62,15 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 		for i, r := range rows {
 			ids[i] = r.ID
 		}
-		query, args, err := sqlx.In(`UPDATE results SET state = 'sending', lease_owner = ?, lease_until = ?,
-			next_attempt_at = ?, updated_at = ? WHERE id IN (?)`,
-			owner, until.UnixMilli(), until.UnixMilli(), now.UnixMilli(), ids)
+		doc, err := json.Marshal(ids)
 		if err != nil {
-			return fmt.Errorf("build lease update: %w", err)
+			return fmt.Errorf("encode ids: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+		leaseRows, err := s.stmts.InTx(ctx, tx, claimLeaseQuery)
+		if err != nil {
+			return err
+		}
+		if _, err := leaseRows.ExecContext(ctx, owner, until.UnixMilli(), until.UnixMilli(), now.UnixMilli(), string(doc)); err != nil {
 			return fmt.Errorf("lease due rows: %w", err)
 		}
 		claimed = sqlcore.Items(rows)
@@ -105,7 +118,11 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 		at = now
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, finishUpdate,
+		update, err := s.stmts.InTx(ctx, tx, finishUpdate)
+		if err != nil {
+			return err
+		}
+		res, err := update.ExecContext(ctx,
 			string(f.State), f.Tries, f.Streak, sqlcore.Millis(f.StreakSince), f.LastClass, f.Attempt.Status, f.LastError,
 			due, delivered, now.UnixMilli(), f.ID, f.Owner)
 		if err != nil {
@@ -114,8 +131,11 @@ func (s *Store) Finish(ctx context.Context, f outbox.Finish) error {
 		if err := sqlcore.LeaseHeld(ctx, tx, res, f.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		insert, err := s.stmts.InTx(ctx, tx, insertAttempt)
+		if err != nil {
+			return err
+		}
+		if _, err := insert.ExecContext(ctx,
 			f.ID, at.UnixMilli(), f.Attempt.Status, f.Attempt.Class, excerpt(f.Attempt.Response), f.Attempt.Error,
 			int64(f.Attempt.Duration)); err != nil {
 			return fmt.Errorf("record attempt: %w", err)

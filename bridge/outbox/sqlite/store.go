@@ -56,6 +56,8 @@ var (
 type Store struct {
 	db    *sqlx.DB
 	clock clock.Clock
+	// stmts holds the hot statements, prepared once per Store.
+	stmts *sqlcore.Statements
 	// writeMu serialises this process's write transactions. SQLite has one
 	// writer at a time anyway; queueing writers here instead of in SQLite's
 	// busy handler keeps a loaded machine from running into busy_timeout,
@@ -121,6 +123,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
 	}
 	s.db = db
+	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
 	return s, nil
@@ -142,6 +145,7 @@ func dsn(abs string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close outbox database: %w", err)
 	}
@@ -193,17 +197,18 @@ func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
 type txn struct {
 	s     *Store
 	tx    *sqlx.Tx
-	stmts map[string]*sqlx.Stmt // prepared once per transaction; closed by its end
+	stmts map[string]*sqlx.Stmt // bound to the transaction once; closed by its end
 }
 
-// stmt returns query (written with ? placeholders) prepared in the
-// transaction. A source batch enqueues thousands of results in one
-// transaction, and parsing each statement anew would dominate its cost.
+// stmt returns query (written with ? placeholders) as the store's prepared
+// statement bound to the transaction. A source batch enqueues thousands of
+// results in one transaction, and parsing each statement anew would
+// dominate its cost.
 func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PreparexContext(ctx, t.s.q(query))
+	st, err := t.s.stmts.InTx(ctx, t.tx, t.s.q(query))
 	if err != nil {
 		return nil, err
 	}
