@@ -410,7 +410,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 	// Either way a store failure stops a worker as soon as it learns of it.
 	record, window := d.finishNow, 0
 	if bf, ok := d.store.(outbox.BatchFinisher); ok {
-		b := startBatcher(ctx, bf, d.set.Concurrency*(d.set.RecordAhead+1))
+		b := startBatcher(ctx, bf, d.set.Concurrency*(d.set.RecordAhead+1), maxLinger)
 		defer b.stop()
 		record, window = b.submit, d.set.RecordAhead
 	}
