@@ -273,6 +273,36 @@ func TestClassChangeResetsStreak(t *testing.T) {
 	assert.Equal(t, string(delivery.ServerError), it.LastClass)
 }
 
+// TestAlternatingFailuresParkAfterMaxAge: 500s and 503s taking turns
+// never make three 500s in a row, but the run of failures keeps its start,
+// so transient's max_age parks the row.
+func TestAlternatingFailuresParkAfterMaxAge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(n int, _ *http.Request) reply {
+		if n%2 == 1 {
+			return reply{status: http.StatusInternalServerError}
+		}
+		return reply{status: http.StatusServiceUnavailable}
+	})
+	id := e.enqueue("e1", "p1")
+	s := testSettings()
+	s.Retry.Transient.MaxAge = 24 * time.Hour
+	d := e.dispatcher(s, "w1")
+
+	e.untilSettled(d, id, 1000)
+
+	it, recorded := e.get(id)
+	assert.Equal(t, outbox.StateFailed, it.State)
+	assert.Contains(t, it.LastError, "Coachview unreachable for 1 day")
+	assert.Equal(t, t0, it.StreakSince, "the run started with the first 500")
+	assert.Equal(t, 1, it.Streak, "the streak counts one class in a row")
+	last := recorded[len(recorded)-1]
+	assert.Equal(t, http.StatusServiceUnavailable, last.Status)
+	assert.False(t, last.At.Before(t0.Add(24*time.Hour)), "parked no earlier than max_age")
+	assert.True(t, last.At.Before(t0.Add(24*time.Hour+s.Retry.ServerError.Interval+time.Minute)),
+		"parked at the first 503 after max_age")
+}
+
 func TestTransientForDaysThenDelivered(t *testing.T) {
 	t.Parallel()
 	const outage = 3 * 24 * time.Hour

@@ -108,8 +108,15 @@ func (s Settings) decide(it outbox.Item, c Class, res response, now time.Time, j
 		}
 	}
 	d := decision{tries: it.Tries + 1, streak: 1, since: now, lastClass: c}
-	if Class(it.LastClass) == c && it.Streak > 0 {
-		d.streak = it.Streak + 1
+	prev := Class(it.LastClass)
+	if it.Streak > 0 && (prev == c || serverTrouble(prev) && serverTrouble(c)) {
+		// The streak counts outcomes of one class in a row: the backoff
+		// and server_error's max_tries follow it. Its start is kept
+		// across 500s and 503s taking turns, so transient's max_age
+		// still parks a row Coachview never takes.
+		if prev == c {
+			d.streak = it.Streak + 1
+		}
 		if !it.StreakSince.IsZero() {
 			d.since = it.StreakSince
 		}
@@ -157,6 +164,10 @@ func (s Settings) decide(it outbox.Item, c Class, res response, now time.Time, j
 		return retryIn(delay, msg)
 	}
 }
+
+// serverTrouble reports whether c is Coachview failing rather than the
+// message: a 500 or a transient failure.
+func serverTrouble(c Class) bool { return c == ServerError || c == Transient }
 
 // said quotes Coachview's text for an error sentence, or says it gave none.
 func said(text string) string {

@@ -60,7 +60,8 @@ type RetrySettings struct {
 }
 
 // TransientRetry is an exponential backoff, doubling from Base up to Cap,
-// given up MaxAge after the first failure of the run.
+// given up MaxAge after the first failure of the run. 500s between the
+// run's failures do not end the run.
 type TransientRetry struct {
 	Base   time.Duration `yaml:"base"`
 	Cap    time.Duration `yaml:"cap"`
