@@ -32,8 +32,10 @@
 //
 // Values that cannot be read (a lesson_status "finished", a score "8O")
 // are logged at warn level with person, elearningcode, attempt, sco and the
-// element and value; that person's result is not sent until the data is
-// corrected (and within the lookback window again, or the cursor reset).
+// element and value, and recorded in the outbox as a rejected result with
+// that reason (cvbridge outbox list --state rejected); that person's
+// result is not sent until the data is corrected (and within the lookback
+// window again, or the cursor reset).
 //
 // # The custom query
 //

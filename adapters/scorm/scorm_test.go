@@ -71,6 +71,10 @@ func (s *memSink) summary() []string {
 	defer s.mu.Unlock()
 	var out []string
 	for k, c := range s.results {
+		if c.Unreadable != "" {
+			out = append(out, k+" unreadable")
+			continue
+		}
 		r := c.ResultDecimal
 		if c.ResultText != "" {
 			r = "text:" + c.ResultText
@@ -142,10 +146,11 @@ func TestMoodlePreset(t *testing.T) {
 			WHERE attemptid = 4 AND scoid = 202 AND elementid = 4`,
 	}
 	first := []string{
-		"P001|E-12 true 85",   // SCORM 1.2 pass
-		"P002|E-12 true 72",   // retake after a failure: the first pass counts
-		"P004|E-2004 true 70", // SCORM 2004, two SCOs: mean of 0.8 and 0.6
-		"P006|E-12 true 75",   // "7,5" of 10
+		"P001|E-12 true 85",    // SCORM 1.2 pass
+		"P002|E-12 true 72",    // retake after a failure: the first pass counts
+		"P004|E-2004 true 70",  // SCORM 2004, two SCOs: mean of 0.8 and 0.6
+		"P005|E-12 unreadable", // score.raw "8O": recorded as rejected, with the reason
+		"P006|E-12 true 75",    // "7,5" of 10
 	}
 	for _, driver := range drivers {
 		for _, schemaFile := range []string{"moodle_track.sql", "moodle_attempt.sql"} {
@@ -165,6 +170,7 @@ func TestMoodlePreset(t *testing.T) {
 					assert.Contains(t, logs.String(), `level=WARN msg="no result for this pair" adapter=scorm source_ref="`+
 						map[string]string{"moodle_track.sql": "mdl_scorm_scoes_track", "moodle_attempt.sql": "mdl_scorm_scoes_value"}[schemaFile]+
 						` userid 7 scormid 1" reason="user has no idnumber`)
+					assert.Contains(t, sink.results["P005|E-12"].Unreadable, `score.raw = "8O"`)
 					c := sink.results["P002|E-12"]
 					assert.Equal(t, time.Unix(base+800, 0).UTC(), c.CompletedAt)
 					assert.Contains(t, c.SourceRef, "attempt 2")
@@ -198,17 +204,17 @@ func TestMoodlePresetSettingsVariants(t *testing.T) {
 			name:     "last attempt, text result on a 10 scale, codes by scorm id, username",
 			settings: "attempt: last\nresult: text\nscale_max: \"10\"\ntext_format: \"{score} / 10\"\nperson_field: username\ncodes: {\"scorm:3\": X-3}\n",
 			want: []string{"u1|E-12 true text:8.5 / 10", "u1|X-3 true text:10 / 10", "u2|E-12 true text:7.2 / 10",
-				"u4|E-2004 true text:7 / 10", "u6|E-12 true text:7.5 / 10", "u7|E-12 true text:9 / 10"},
+				"u4|E-2004 true text:7 / 10", "u5|E-12 unreadable", "u6|E-12 true text:7.5 / 10", "u7|E-12 true text:9 / 10"},
 		},
 		{
 			name:     "threshold 80 with failures held back",
 			settings: "passed: threshold\nthreshold: \"80\"\nsend_failed: false\n",
-			want:     []string{"P001|E-12 true 85"},
+			want:     []string{"P001|E-12 true 85", "P005|E-12 unreadable"},
 		},
 		{
 			name:     "threshold 80 sending failures",
 			settings: "passed: threshold\nthreshold: \"80\"\n",
-			want:     []string{"P001|E-12 true 85", "P002|E-12 false 72", "P004|E-2004 false 70", "P006|E-12 false 75"},
+			want:     []string{"P001|E-12 true 85", "P002|E-12 false 72", "P004|E-2004 false 70", "P005|E-12 unreadable", "P006|E-12 false 75"},
 		},
 		{
 			name:     "only the named intro SCO counts, without result",
@@ -247,7 +253,7 @@ func TestCustomPreset(t *testing.T) {
 			sink := newMemSink()
 			ctx := context.Background()
 			require.NoError(t, src.Poll(ctx, sink))
-			want := []string{"C001|CUST-1 true 66", "C002|CUST-1 true 75", "C005|CUST-1 true 65"}
+			want := []string{"C001|CUST-1 true 66", "C002|CUST-1 true 75", "C004|CUST-1 unreadable", "C005|CUST-1 true 65"}
 			assert.Equal(t, want, sink.summary())
 			assert.Contains(t, logs.String(), `person=C004`)
 			assert.Contains(t, logs.String(), `cmi.core.lesson_status = \"done\"`)

@@ -223,7 +223,8 @@ func (s *Source) readPage(ctx context.Context, rd reader, cur cursor) ([]pair, [
 	return page, units, nil
 }
 
-// evaluate turns units into completions, logging those it cannot report.
+// evaluate turns units into completions, logging those it cannot report;
+// one with an unreadable value becomes a completion marked Unreadable.
 func (s *Source) evaluate(units []unit) []result.Completion {
 	var out []result.Completion
 	for _, u := range units {
@@ -247,6 +248,10 @@ func (s *Source) evaluate(units []unit) []result.Completion {
 			s.log.Warn("unreadable SCORM value: no result sent for this person and part until it is corrected",
 				"person", u.personID, "elearningcode", u.code, "attempt", attempt, "sco", sco,
 				"source_ref", u.ref, "error", err.Error())
+			// Recorded as a rejected row too, so the operator finds it in
+			// the outbox beside the other results that need fixing.
+			out = append(out, result.Completion{PersonID: u.personID, ElearningCode: u.code, SourceRef: u.ref,
+				Unreadable: fmt.Sprintf("unreadable SCORM value: %v; no result is sent for this person and part until it is corrected in the LMS", err)})
 			continue
 		}
 		if !ok || (!o.Passed && !s.cfg.SendFailed) {

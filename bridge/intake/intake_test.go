@@ -60,9 +60,11 @@ func TestSinkCommitsResultsCursorAndMarksTogether(t *testing.T) {
 
 	tooLong := completion("p3")
 	tooLong.Remark = string(make([]rune, 300))
+	unreadable := completion("p4")
+	unreadable.Unreadable = `unreadable SCORM value: score.raw = "8O"`
 	sum, err := sink.Commit(ctx, source.Checkpoint{Cursor: []byte(`{"t":1}`), Marks: []string{"m1"}},
 		func(add func(result.Completion) error) error {
-			for _, c := range []result.Completion{completion("p1"), completion("p2"), tooLong, completion("p1")} {
+			for _, c := range []result.Completion{completion("p1"), completion("p2"), tooLong, completion("p1"), unreadable} {
 				if err := add(c); err != nil {
 					return err
 				}
@@ -70,7 +72,7 @@ func TestSinkCommitsResultsCursorAndMarksTogether(t *testing.T) {
 			return nil
 		})
 	require.NoError(t, err)
-	assert.Equal(t, source.Summary{Queued: 2, Unchanged: 1, Rejected: 1}, sum)
+	assert.Equal(t, source.Summary{Queued: 2, Unchanged: 1, Rejected: 2}, sum)
 	assert.EqualValues(t, 1, woken.Load(), "the dispatcher is woken once per commit that queued something")
 
 	cursor, err := sink.Cursor(ctx)
@@ -82,10 +84,15 @@ func TestSinkCommitsResultsCursorAndMarksTogether(t *testing.T) {
 
 	rejected, err := store.List(ctx, outbox.Filter{State: outbox.StateRejected})
 	require.NoError(t, err)
-	require.Len(t, rejected, 1)
-	assert.Equal(t, "p3", rejected[0].PersonID)
-	assert.Contains(t, rejected[0].LastError, "Opmerking")
-	assert.Empty(t, rejected[0].Body, "a rejected result has nothing to send")
+	require.Len(t, rejected, 2)
+	for _, r := range rejected { // newest first
+		assert.Empty(t, r.Body, "a rejected result has nothing to send")
+	}
+	assert.Equal(t, "p3", rejected[1].PersonID)
+	assert.Contains(t, rejected[1].LastError, "Opmerking")
+	assert.Equal(t, "p4", rejected[0].PersonID)
+	assert.Equal(t, `LMS data: unreadable SCORM value: score.raw = "8O"`, rejected[0].LastError,
+		"an unreadable LMS value is recorded with its reason")
 }
 
 func TestSinkRollsBackWhenFillFails(t *testing.T) {

@@ -40,6 +40,13 @@ type Completion struct {
 	// SourceRef says where in the LMS this completion came from (a file and
 	// line, a table row id), for tracing. It is never sent to Coachview.
 	SourceRef string
+
+	// Unreadable, when set, says why the LMS's data for this person and
+	// part could not be read into a result (an unreadable SCORM score, for
+	// example). Render refuses such a completion, so the core records it
+	// as a rejected row the operator sees, instead of a log line only; a
+	// value corrected in the LMS then gives a new completion.
+	Unreadable string
 }
 
 // Attendance is the optional attendance registration (element inferred as

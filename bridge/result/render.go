@@ -23,6 +23,10 @@ const (
 	fieldAttendanceRemark = "Aanwezig/@Opmerking"
 )
 
+// fieldLMSData is the CheckError.Field of a completion whose LMS data
+// could not be read (Completion.Unreadable): no XML field is at fault.
+const fieldLMSData = "LMS data"
+
 // Length limits from Coachview's field table, in characters.
 const (
 	maxCodeLen   = 50
@@ -74,6 +78,9 @@ func (r *Renderer) Render(c Completion) ([]byte, error) {
 // rendering: identifiers trimmed, decimal rounded, attendance dropped unless
 // enabled.
 func (r *Renderer) check(c *Completion) *CheckError {
+	if c.Unreadable != "" {
+		return &CheckError{Field: fieldLMSData, Reason: c.Unreadable}
+	}
 	c.ElearningCode = strings.TrimSpace(c.ElearningCode)
 	c.PersonID = strings.TrimSpace(c.PersonID)
 	if err := checkRequired(fieldCode, c.ElearningCode); err != nil {

@@ -202,6 +202,8 @@ func TestRenderRejects(t *testing.T) {
 		{"attendance date beyond year 9999", &attendanceOn, func(c *result.Completion) {
 			c.Attendance = &result.Attendance{Date: time.Date(10000, 1, 1, 12, 0, 0, 0, time.UTC)}
 		}, "Aanwezig/@Datum: year 10000 is outside 1 to 9999"},
+		{"LMS data unreadable", nil, func(c *result.Completion) { c.Unreadable = "score.raw is \"8O\"" },
+			`LMS data: score.raw is "8O"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
