@@ -164,10 +164,13 @@ synchronous=FULL: one fsync per commit) at roughly 0.1–0.2 of the limit, on Po
 
 - **Batch completions.** ` + "`outbox.BatchFinisher`" + ` (bridge/outbox/batch.go) records many outcomes in
   one transaction, each row still guarded by its own lease, with ErrLeaseLost or ErrNotFound per
-  row. A batcher goroutine in the dispatcher gathers the outcomes of every worker that arrive while
-  one transaction commits into the next. SQLite applies a batch as one prepared UPDATE per row and
-  one INSERT of the attempts from a JSON array; PostgreSQL as one statement (UPDATE … FROM unnest,
-  with the attempts inserted in a data-modifying WITH), one round trip whatever the size.
+  row. A batcher goroutine in the dispatcher gathers the outcomes of every worker until one of them
+  is waited for, half its capacity is reached or the first has waited 5 ms; those arriving while
+  one transaction commits go into the next. SQLite applies a batch as one prepared UPDATE and one
+  prepared INSERT of the attempt per row; PostgreSQL as one statement (UPDATE … FROM unnest, with
+  the attempts inserted in a data-modifying WITH), one round trip whatever the size.
+- **Prepared statements.** The claim, finish and enqueue statements are prepared once per store
+  and connection (server-side on PostgreSQL), not parsed and planned in every transaction.
 - **Recording ahead.** With ` + "`record_ahead: n`" + ` a worker sends its next result while up to n of its
   outcomes wait for their commit, so requests and commits overlap. The price is the crash bound: a
   kill -9 or power loss may repeat up to concurrency × (n+1) requests instead of concurrency
