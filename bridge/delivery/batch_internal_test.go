@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -59,15 +60,30 @@ func submitN(b *batcher, n int) []func() error {
 	return waits
 }
 
-// A worker waiting for its outcome gets it committed at once, however
-// long the linger.
-func TestBatcherCommitsAWaitedOutcomeAtOnce(t *testing.T) {
+// A lone outcome is committed at once when its worker waits for it, however
+// long the linger, and when the linger runs out when no one waits.
+func TestBatcherCommitsALoneOutcome(t *testing.T) {
 	t.Parallel()
-	log := newBatchLog()
-	b := startBatcher(t.Context(), log, 8, time.Hour)
-	defer b.stop()
-	waitAll(t, submitN(b, 1))
-	assert.Equal(t, 1, log.next(t))
+	for _, waited := range []bool{true, false} {
+		t.Run(fmt.Sprintf("waited=%t", waited), func(t *testing.T) {
+			t.Parallel()
+			log := newBatchLog()
+			linger := time.Millisecond
+			if waited {
+				linger = time.Hour
+			}
+			b := startBatcher(t.Context(), log, 8, linger)
+			defer b.stop()
+			waits := submitN(b, 1)
+			if waited {
+				waitAll(t, waits)
+			}
+			assert.Equal(t, 1, log.next(t))
+			if !waited {
+				waitAll(t, waits)
+			}
+		})
+	}
 }
 
 // Outcomes no one waits for are gathered until half the capacity is
@@ -84,17 +100,6 @@ func TestBatcherGathersHalfItsCapacity(t *testing.T) {
 	waitAll(t, second[2:]) // waiting for the last of three commits all three
 	assert.Equal(t, 3, log.next(t))
 	waitAll(t, second[:2])
-}
-
-// An outcome no one waits for is committed when the linger runs out.
-func TestBatcherCommitsWhenTheLingerEnds(t *testing.T) {
-	t.Parallel()
-	log := newBatchLog()
-	b := startBatcher(t.Context(), log, 8, time.Millisecond)
-	defer b.stop()
-	waits := submitN(b, 1)
-	assert.Equal(t, 1, log.next(t))
-	waitAll(t, waits)
 }
 
 // stop records every outcome handed over before it returns.

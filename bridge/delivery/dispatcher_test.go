@@ -273,36 +273,6 @@ func TestClassChangeResetsStreak(t *testing.T) {
 	assert.Equal(t, string(delivery.ServerError), it.LastClass)
 }
 
-// TestAlternatingFailuresParkAfterMaxAge: 500s and 503s taking turns
-// never make three 500s in a row, but the run of failures keeps its start,
-// so transient's max_age parks the row.
-func TestAlternatingFailuresParkAfterMaxAge(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, func(n int, _ *http.Request) reply {
-		if n%2 == 1 {
-			return reply{status: http.StatusInternalServerError}
-		}
-		return reply{status: http.StatusServiceUnavailable}
-	})
-	id := e.enqueue("e1", "p1")
-	s := testSettings()
-	s.Retry.Transient.MaxAge = 24 * time.Hour
-	d := e.dispatcher(s, "w1")
-
-	e.untilSettled(d, id, 1000)
-
-	it, recorded := e.get(id)
-	assert.Equal(t, outbox.StateFailed, it.State)
-	assert.Contains(t, it.LastError, "Coachview unreachable for 1 day")
-	assert.Equal(t, t0, it.StreakSince, "the run started with the first 500")
-	assert.Equal(t, 1, it.Streak, "the streak counts one class in a row")
-	last := recorded[len(recorded)-1]
-	assert.Equal(t, http.StatusServiceUnavailable, last.Status)
-	assert.False(t, last.At.Before(t0.Add(24*time.Hour)), "parked no earlier than max_age")
-	assert.True(t, last.At.Before(t0.Add(24*time.Hour+s.Retry.ServerError.Interval+time.Minute)),
-		"parked at the first 503 after max_age")
-}
-
 func TestTransientForDaysThenDelivered(t *testing.T) {
 	t.Parallel()
 	const outage = 3 * 24 * time.Hour
@@ -333,22 +303,46 @@ func TestTransientForDaysThenDelivered(t *testing.T) {
 	assert.Equal(t, t0.Add(at), it.DeliveredAt)
 }
 
+// TestTransientParkedAfterMaxAge: a run of 503s parks its row at
+// transient's max_age. So does a run of 500s and 503s taking turns, which
+// never makes three 500s in a row: the run keeps its start.
 func TestTransientParkedAfterMaxAge(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, always(http.StatusServiceUnavailable, ""))
-	id := e.enqueue("e1", "p1")
-	s := testSettings()
-	s.Retry.Transient.MaxAge = 24 * time.Hour
-	d := e.dispatcher(s, "w1")
+	alternating := func(n int, _ *http.Request) reply {
+		if n%2 == 1 {
+			return reply{status: http.StatusInternalServerError}
+		}
+		return reply{status: http.StatusServiceUnavailable}
+	}
+	tests := []struct {
+		name    string
+		respond func(int, *http.Request) reply
+		within  time.Duration // the park comes within this of max_age
+	}{
+		{"503s", always(http.StatusServiceUnavailable, ""), time.Hour},            // one capped step
+		{"500s and 503s taking turns", alternating, 30*time.Minute + time.Minute}, // server_error's interval and a 503's delay
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.respond)
+			id := e.enqueue("e1", "p1")
+			s := testSettings()
+			s.Retry.Transient.MaxAge = 24 * time.Hour
+			d := e.dispatcher(s, "w1")
 
-	e.untilSettled(d, id, 1000)
+			e.untilSettled(d, id, 1000)
 
-	it, recorded := e.get(id)
-	assert.Equal(t, outbox.StateFailed, it.State)
-	assert.Contains(t, it.LastError, "Coachview unreachable for 1 day")
-	last := recorded[len(recorded)-1].At
-	assert.False(t, last.Before(t0.Add(24*time.Hour)), "parked no earlier than max_age")
-	assert.True(t, last.Before(t0.Add(25*time.Hour)), "parked within one capped step of max_age")
+			it, recorded := e.get(id)
+			assert.Equal(t, outbox.StateFailed, it.State)
+			assert.Contains(t, it.LastError, "Coachview unreachable for 1 day")
+			assert.Equal(t, t0, it.StreakSince, "the run started with the first failure")
+			last := recorded[len(recorded)-1]
+			assert.Equal(t, http.StatusServiceUnavailable, last.Status)
+			assert.False(t, last.At.Before(t0.Add(24*time.Hour)), "parked no earlier than max_age")
+			assert.True(t, last.At.Before(t0.Add(24*time.Hour+tc.within)), "parked at the first 503 after max_age")
+		})
+	}
 }
 
 func TestForbiddenPausesProbesAndResumes(t *testing.T) {
