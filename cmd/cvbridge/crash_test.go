@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -118,6 +119,7 @@ func TestKillDuringDelivery(t *testing.T) {
 		t.Logf("kill %d at %d accepted", k, simStats(t, base).Accepted)
 	}
 	cmd := run()
+	waitRunning(t, filepath.Join(dir, "daemon.log"), kills+1)
 	waitFor(t, 120*time.Second, func() bool { return simStats(t, base).Accepted >= n })
 	// Let anything still queued by mistake show up before counting.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -147,6 +149,18 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	}
 }
 
+// waitRunning waits until the daemon log at path records its runs-th start
+// ("cvbridge running"): a SIGTERM before the daemon has set up its signal
+// handling would kill it rather than stop it. A drain may finish before a
+// daemon started after it is up.
+func waitRunning(t *testing.T, path string, runs int) {
+	t.Helper()
+	waitFor(t, time.Minute, func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && bytes.Count(b, []byte(`msg="cvbridge running"`)) >= runs
+	})
+}
+
 // TestSIGTERMDuringDelivery: a SIGTERM while results are being sent stops
 // the daemon cleanly: requests in flight finish, nothing is left claimed,
 // and the rest is sent after a restart without a single duplicate.
@@ -174,6 +188,7 @@ func TestSIGTERMDuringDelivery(t *testing.T) {
 	assert.Less(t, stopped, n, "the daemon stopped mid-drain")
 
 	d = startDaemonProcess(t, bin, cfgPath, "daemon-2")
+	waitRunning(t, filepath.Join(dir, "daemon-2.log"), 1)
 	waitFor(t, 60*time.Second, func() bool { return simStats(t, base).Accepted >= n })
 	require.NoError(t, d.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, d.Wait())
