@@ -73,12 +73,19 @@ func NewSink(store outbox.Store, renderer Renderer, cfg SinkConfig) *Sink {
 // Enrolments returns the connection's enrolment list from the store (none
 // when the store keeps no list); see source.EnrolmentLister.
 func (s *Sink) Enrolments(ctx context.Context) ([]source.Enrolled, error) {
-	if s.enrolments == nil {
+	return Enrolments(ctx, s.enrolments, s.connection)
+}
+
+// Enrolments reads connection's enrolment list from list as a source sees
+// it (source.EnrolmentLister); a nil list holds none. The daemon's sink and
+// the dry run of cvbridge render both offer it.
+func Enrolments(ctx context.Context, list inboundstore.EnrolmentList, connection string) ([]source.Enrolled, error) {
+	if list == nil {
 		return nil, nil
 	}
-	es, err := s.enrolments.ListEnrolments(ctx, inboundstore.EnrolmentFilter{Connection: s.connection})
+	es, err := list.ListEnrolments(ctx, inboundstore.EnrolmentFilter{Connection: connection})
 	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", s.connection, err)
+		return nil, fmt.Errorf("connection %s: %w", connection, err)
 	}
 	out := make([]source.Enrolled, len(es))
 	for i, e := range es {

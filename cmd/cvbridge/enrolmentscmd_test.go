@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // newEnrolmentsFixture returns a configuration whose store's enrolment list
@@ -125,4 +127,27 @@ func TestEnrolmentsCommand(t *testing.T) {
 	require.NoError(t, err)
 	got, _ := rows(out)
 	assert.Equal(t, []string{"export P-1 MOO-1 active", "moodle p-1 MOO-2 active"}, got)
+}
+
+// TestRenderDryRunOffersTheEnrolmentList: the dry run of cvbridge render
+// offers a source the connection's enrolment list from the real store, as
+// the daemon does, so a preview of Moodle's web-service mode polls whom the
+// daemon would.
+func TestRenderDryRunOffersTheEnrolmentList(t *testing.T) {
+	t.Parallel()
+	cfg := newEnrolmentsFixture(t)
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(filepath.Dir(cfg), "outbox.db"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	var sink source.Sink = &dryRunSink{store: s, connection: "export"}
+	lister, ok := sink.(source.EnrolmentLister)
+	require.True(t, ok, "the dry-run sink is an EnrolmentLister")
+	list, err := lister.Enrolments(ctx)
+	require.NoError(t, err)
+	var got []string
+	for _, e := range list {
+		got = append(got, fmt.Sprintf("%s %s %t", e.PersonID, e.ElearningCode, e.Active))
+	}
+	assert.Equal(t, []string{"P-1 MOO-1 true", "P-2 MOO-1 false", "P-3 MOO-2 true"}, got)
 }

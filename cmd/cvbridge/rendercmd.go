@@ -11,6 +11,8 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/intake"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -94,6 +96,14 @@ func (s *dryRunSink) Cursor(ctx context.Context) ([]byte, error) {
 
 func (s *dryRunSink) Seen(ctx context.Context, mark string) (bool, error) {
 	return s.store.Marked(ctx, s.connection, mark)
+}
+
+// Enrolments offers the connection's enrolment list from the real store,
+// as the daemon's sink does, so a source that follows it (Moodle's
+// web-service mode) previews what its next real poll would read.
+func (s *dryRunSink) Enrolments(ctx context.Context) ([]source.Enrolled, error) {
+	list, _ := s.store.(inboundstore.EnrolmentList)
+	return intake.Enrolments(ctx, list, s.connection)
 }
 
 func (s *dryRunSink) Commit(_ context.Context, _ source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
