@@ -19,9 +19,11 @@ build: check-deps ## build bin/cvbridge
 run: build ## quick start: simulator + daemon on the example config under ./var (Ctrl-C stops)
 	./examples/quickstart/run.sh $(BIN)
 
-test: check-deps ## vet and run every test with the race detector
+TEST_FUZZTIME ?= 5s
+test: check-deps ## vet, every test with the race detector, then every fuzz target for TEST_FUZZTIME (5s)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 BENCH_N     ?= 100000
 BENCH_COUNT ?= 3
@@ -57,12 +59,13 @@ lint: ## gofmt and go vet
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME (30s) each
-	@for pkg in $$($(GO) list ./...); do \
+	@n=0; for pkg in $$($(GO) list ./...); do \
 	  for fn in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$fn"; \
+	    echo "== $$pkg $$fn ($(FUZZTIME))"; n=$$((n+1)); \
 	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
-	done
+	done; \
+	test $$n -gt 0 || { echo "no fuzz targets found"; exit 1; }; echo "fuzzed $$n targets for $(FUZZTIME) each"
 
 deb: check-deps ## build the Debian package into bin/
 	./systemd/deb/build.sh $(VERSION) bin
