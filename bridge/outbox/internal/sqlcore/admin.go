@@ -176,20 +176,9 @@ func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("count updated rows: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-		var st string
-		err = tx.GetContext(ctx, &st, b.q(`SELECT state FROM results WHERE id = ?`), id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return outbox.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("read row: %w", err)
+		st, missed, err := missedRowState(ctx, tx, res, id)
+		if err != nil || !missed {
+			return err
 		}
 		return fmt.Errorf("it is %s; only pending and failed results can be cancelled: %w", st, outbox.ErrState)
 	})

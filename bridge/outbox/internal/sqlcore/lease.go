@@ -59,20 +59,30 @@ func (b *Base) ReleaseLease(ctx context.Context, name, owner string) error {
 // the row's lease, into ErrLeaseLost when it changed nothing, or
 // ErrNotFound when the row does not exist at all.
 func LeaseHeld(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("count updated rows: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	var st string
-	err = tx.GetContext(ctx, &st, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read row state: %w", err)
+	st, missed, err := missedRowState(ctx, tx, res, id)
+	if err != nil || !missed {
+		return err
 	}
 	return fmt.Errorf("row is %s: %w", st, outbox.ErrLeaseLost)
+}
+
+// missedRowState tells whether res, the result of a guarded update in tx
+// of row id, missed the row and, if so, the state that made it miss;
+// ErrNotFound when the row does not exist at all.
+func missedRowState(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) (state string, missed bool, err error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return "", false, fmt.Errorf("count updated rows: %w", err)
+	}
+	if n > 0 {
+		return "", false, nil
+	}
+	err = tx.GetContext(ctx, &state, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, outbox.ErrNotFound
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read row state: %w", err)
+	}
+	return state, true, nil
 }
