@@ -45,6 +45,17 @@ func (s State) Valid() bool {
 	return false
 }
 
+// Active reports whether s takes part in the one-row-per-pair rule: a
+// pair (target, Elearningcode, person) has at most one row in an active
+// state (pending, sending, delivered, failed) at a time.
+func (s State) Active() bool {
+	switch s {
+	case StatePending, StateSending, StateDelivered, StateFailed:
+		return true
+	}
+	return false
+}
+
 // Errors callers branch on.
 var (
 	ErrNotFound  = errors.New("outbox: no such result")

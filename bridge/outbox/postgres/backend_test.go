@@ -204,10 +204,10 @@ func fillDelivered(t testing.TB, db *sqlx.DB, target string, n int) {
 	t.Helper()
 	ms := outboxtest.Epoch.Add(-30 * 24 * time.Hour).UnixMilli()
 	_, err := db.ExecContext(t.Context(), `INSERT INTO results
-		(target, connection, elearningcode, person_id, person_key, body, body_hash, state, tries, last_status,
+		(target, connection, elearningcode, person_id, person_key, body, body_hash, state, active, tries, last_status,
 		 created_at, updated_at, delivered_at)
 		SELECT $1, 'moodle', 'e' || (i % 50), 'P' || i, 'p' || i, convert_to('<CoachviewResultaat n="' || i || '"/>', 'UTF8'),
-			sha256(convert_to('<CoachviewResultaat n="' || i || '"/>', 'UTF8')), 'delivered', 1, 200,
+			sha256(convert_to('<CoachviewResultaat n="' || i || '"/>', 'UTF8')), 'delivered', TRUE, 1, 200,
 			$2::bigint + i, $2::bigint + i, $2::bigint + i
 		FROM generate_series(1, $3) AS i`, target, ms, n)
 	require.NoError(t, err)
@@ -300,4 +300,14 @@ func TestPurgeInBatches(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, counts[outbox.StateDelivered])
 	assert.Equal(t, 5, counts[outbox.StatePending], "pending rows are never purged")
+}
+
+// TestActiveFlagUpgrade: a database an older cvbridge left at schema 5
+// migrates to results.active without breaking the pair rule.
+func TestActiveFlagUpgrade(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	db := raw(t, dsn)
+	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.ActiveFlagSchema))
+	outboxtest.ActiveFlagUpgrade(t, db, func() outbox.Store { return open(t, dsn) })
 }

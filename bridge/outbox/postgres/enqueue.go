@@ -19,20 +19,19 @@ import (
 // locked rows) or Enqueue from changing the row between this look-up and
 // the decision taken on it.
 const activeRowQuery = `SELECT id, state, body_hash, updated_at, delivered_at FROM results
-	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + sqlcore.ActiveStates + `
+	WHERE target = ? AND elearningcode = ? AND person_key = ? AND active
 	FOR UPDATE`
 
-// insertQuery adds a results row that takes no part in the pair rule
-// (rejected, ignored).
+// insertQuery adds a results row; active is State.Active of its state.
 const insertQuery = `INSERT INTO results
 	(target, connection, elearningcode, person_id, person_key, source_ref, completed_at, body, body_hash,
-	 state, last_error, next_attempt_at, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 state, active, last_error, next_attempt_at, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertActiveQuery adds a pending row unless another transaction added
 // the pair's active row first, in which case it returns no id.
 const insertActiveQuery = insertQuery + `
-	ON CONFLICT (target, elearningcode, person_key) WHERE state IN ` + sqlcore.ActiveStates + ` DO NOTHING
+	ON CONFLICT (target, elearningcode, person_key) WHERE active DO NOTHING
 	RETURNING id`
 
 // replaceQuery gives a pending or failed row a new body and makes it pending
@@ -194,7 +193,7 @@ func (t *txn) insert(ctx context.Context, r outbox.NewResult, key string, hash [
 	}
 	_, err = ins.ExecContext(ctx,
 		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), nullable(r.Body), nullable(hash),
-		string(state), lastError, nil, now.UnixMilli(), now.UnixMilli())
+		string(state), state.Active(), lastError, nil, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: insert %s row: %w", r.Target, r.ElearningCode, state, err)
 	}
@@ -211,7 +210,7 @@ func (t *txn) insertPending(ctx context.Context, r outbox.NewResult, key string,
 	var id int64
 	err = ins.GetContext(ctx, &id,
 		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), r.Body, hash,
-		string(outbox.StatePending), "", now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
+		string(outbox.StatePending), true, "", now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

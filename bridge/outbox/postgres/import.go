@@ -159,13 +159,13 @@ func chunked[T any](rows []T, ncols int, fn func([]T) error) error {
 // Results inserts results with their ids.
 func (im *importer) Results(ctx context.Context, rows []outboxcopy.Result) error {
 	const cols = `id, target, connection, elearningcode, person_id, person_key, source_ref, completed_at, body, body_hash,
-		state, tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
+		state, active, tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
 		lease_owner, lease_until, created_at, updated_at, delivered_at`
-	return chunked(rows, 23, func(rows []outboxcopy.Result) error {
+	return chunked(rows, 24, func(rows []outboxcopy.Result) error {
 		return insertRows(ctx, im.tx, "results", cols, rows, func(r outboxcopy.Result) []any {
 			return []any{r.ID, r.Target, r.Connection, r.ElearningCode, r.PersonID, r.PersonKey, r.SourceRef,
 				sqlcore.Millis(r.CompletedAt), nullable(r.Body), nullable(r.BodyHash),
-				string(r.State), r.Tries, r.Streak, sqlcore.Millis(r.StreakSince), r.LastClass, r.LastStatus, r.LastError,
+				string(r.State), r.State.Active(), r.Tries, r.Streak, sqlcore.Millis(r.StreakSince), r.LastClass, r.LastStatus, r.LastError,
 				sqlcore.Millis(r.NextAttemptAt), r.LeaseOwner, sqlcore.Millis(r.LeaseUntil),
 				r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sqlcore.Millis(r.DeliveredAt)}
 		})

@@ -1,6 +1,13 @@
 package postgres
 
-import "github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+)
 
 // The queries whose plans the tests check.
 var (
@@ -9,3 +16,24 @@ var (
 	ActiveRowQuery = activeRowQuery
 	PurgeQuery     = sqlcore.PurgeQuery(skipLocked)
 )
+
+// SchemaUpTo creates in db the schema of versions 1 to v, as an older
+// cvbridge left it, for tests of the migrations after v.
+func SchemaUpTo(ctx context.Context, db *sqlx.DB, v int) error {
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	for _, m := range ms[:v] {
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, m.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -16,13 +16,13 @@ import (
 
 // activeRowQuery finds the pair's active row, if any (results_active_pair).
 const activeRowQuery = `SELECT id, state, body_hash, updated_at, delivered_at FROM results
-	WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN ` + sqlcore.ActiveStates
+	WHERE target = ? AND elearningcode = ? AND person_key = ? AND active`
 
-// insertQuery adds a results row.
+// insertQuery adds a results row; active is State.Active of its state.
 const insertQuery = `INSERT INTO results
 	(target, connection, elearningcode, person_id, person_key, source_ref, completed_at, body, body_hash,
-	 state, last_error, next_attempt_at, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 state, active, last_error, next_attempt_at, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // replaceQuery gives a pending or failed row a new body and makes it pending
 // with a fresh retry schedule.
@@ -171,7 +171,7 @@ func (t *txn) insert(ctx context.Context, r outbox.NewResult, key string, hash [
 	}
 	_, err = ins.ExecContext(ctx,
 		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, r.SourceRef, sqlcore.Millis(r.CompletedAt), r.Body, hash,
-		string(state), lastError, due, now.UnixMilli(), now.UnixMilli())
+		string(state), state.Active(), lastError, due, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("enqueue for target %q, elearningcode %q: insert %s row: %w", r.Target, r.ElearningCode, state, err)
 	}

@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
 )
 
 func newStore(t *testing.T) *Store {
@@ -126,4 +129,28 @@ func TestExcerpt(t *testing.T) {
 			assert.True(t, strings.HasPrefix(strings.ToValidUTF8(tc.in, "\uFFFD"), got))
 		})
 	}
+}
+
+// TestActiveFlagUpgrade: a database an older cvbridge left at schema 5
+// migrates to results.active without breaking the pair rule.
+func TestActiveFlagUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	db, err := sqlx.Open("sqlite", dsn(path))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	_, err = db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+	require.NoError(t, err)
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	require.NoError(t, err)
+	for _, m := range ms[:outboxtest.ActiveFlagSchema] {
+		require.NoError(t, applyMigration(ctx, db, m, 0))
+	}
+	outboxtest.ActiveFlagUpgrade(t, db, func() outbox.Store {
+		s, err := Open(ctx, path)
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, s.Close()) })
+		return s
+	})
 }

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,8 +37,29 @@ func raw(t *testing.T, path string) *sqlx.DB {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T, clk clock.Clock) outbox.Store {
-		return open(t, filepath.Join(t.TempDir(), "outbox.db"), clk)
+		path := filepath.Join(t.TempDir(), "outbox.db")
+		s := open(t, path, clk)
+		t.Cleanup(func() { assertActiveFlags(t, path) })
+		return s
 	})
+}
+
+// assertActiveFlags checks that every results row's active flag matches its
+// state. SQLite checks the flag only on insert (a trigger); the conformance
+// suite's updates (claim, finish, release, replace, cancel, retry) are
+// checked here.
+func assertActiveFlags(t *testing.T, path string) {
+	db, err := sqlx.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	var wrong []struct {
+		ID     int64  `db:"id"`
+		State  string `db:"state"`
+		Active bool   `db:"active"`
+	}
+	require.NoError(t, db.SelectContext(context.Background(), &wrong, `SELECT id, state, active FROM results
+		WHERE active IS NOT (state IN ('pending', 'sending', 'delivered', 'failed'))`))
+	assert.Empty(t, wrong, "rows whose active flag contradicts their state")
 }
 
 func TestOpenCreatesDirectoryAndPrivateFile(t *testing.T) {
@@ -82,7 +104,7 @@ func TestDataAndSchemaSurviveReopen(t *testing.T) {
 
 	var versions []int
 	require.NoError(t, raw(t, path).SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`))
-	assert.Equal(t, []int{1, 2, 3, 4, 5}, versions, "each migration recorded once")
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6}, versions, "each migration recorded once")
 }
 
 func TestNewerSchemaIsRefused(t *testing.T) {
@@ -97,7 +119,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 
 	_, err = sqlite.Open(ctx, path)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "database schema 7 is newer than this cvbridge knows (5)")
+	assert.Contains(t, err.Error(), "database schema 7 is newer than this cvbridge knows (6)")
 	assert.Contains(t, err.Error(), path, "the error names the file")
 }
 

@@ -139,7 +139,7 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 		case outbox.StateCancelled:
 			var other int64
 			err := tx.GetContext(ctx, &other, b.q(`SELECT id FROM results
-				WHERE target = ? AND elearningcode = ? AND person_key = ? AND state IN `+ActiveStates),
+				WHERE target = ? AND elearningcode = ? AND person_key = ? AND active`),
 				cur.Target, cur.ElearningCode, cur.PersonKey)
 			if err == nil {
 				return fmt.Errorf("the pair has another active result #%d: %w", other, outbox.ErrState)
@@ -150,7 +150,7 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 		default:
 			return fmt.Errorf("it is %s; only failed, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
 		}
-		_, err = tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', tries = 0, streak = 0,
+		_, err = tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', active = TRUE, tries = 0, streak = 0,
 			streak_since = NULL, last_class = '', next_attempt_at = ?, updated_at = ? WHERE id = ?`),
 			now.UnixMilli(), now.UnixMilli(), id)
 		if b.conflict(err) {
@@ -171,7 +171,7 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 // Cancel cancels a pending or failed row; any other state is ErrState.
 func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?
+		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', active = FALSE, next_attempt_at = NULL, updated_at = ?
 			WHERE id = ? AND state IN ('pending', 'failed')`), now.UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)

@@ -15,10 +15,6 @@ const ResultCols = `id, target, connection, elearningcode, person_id, source_ref
 // AttemptCols are the attempts columns an Attempt is read from, in AttemptRow's order.
 const AttemptCols = `id, result_id, at, status, class, response, error, duration_ns`
 
-// ActiveStates is the SQL list of the states that take part in the
-// one-row-per-pair rule; it must match the results_active_pair index.
-const ActiveStates = `('pending', 'sending', 'delivered', 'failed')`
-
 // ResultRow is a results row as stored.
 type ResultRow struct {
 	ID            int64         `db:"id"`
