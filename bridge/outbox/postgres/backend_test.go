@@ -310,4 +310,16 @@ func TestActiveFlagUpgrade(t *testing.T) {
 	db := raw(t, dsn)
 	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.ActiveFlagSchema))
 	outboxtest.ActiveFlagUpgrade(t, db, func() outbox.Store { return open(t, dsn) })
+
+	// The CHECK constraint refuses a flag that contradicts the state.
+	ms := outboxtest.Epoch.UnixMilli()
+	for _, c := range []struct {
+		state  outbox.State
+		active bool
+	}{{outbox.StateRejected, true}, {outbox.StatePending, false}} {
+		_, err := db.ExecContext(t.Context(), `INSERT INTO results
+			(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
+			VALUES ('cv', 'csv', 'E2', 'p9', 'p9', $1, $2, $3, $3)`, string(c.state), c.active, ms)
+		assert.ErrorContains(t, err, "results_active_matches_state", "%s flagged active=%t", c.state, c.active)
+	}
 }

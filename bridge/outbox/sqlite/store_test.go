@@ -45,9 +45,10 @@ func TestConformance(t *testing.T) {
 }
 
 // assertActiveFlags checks that every results row's active flag matches its
-// state. SQLite checks the flag only on insert (a trigger); the conformance
-// suite's updates (claim, finish, release, replace, cancel, retry) are
-// checked here.
+// state. SQLite's schema cannot hold the flag to the state (PostgreSQL's
+// CHECK constraint does), so every insert and update the conformance suite
+// makes (enqueue, claim, finish, release, replace, cancel, retry) is checked
+// here.
 func assertActiveFlags(t *testing.T, path string) {
 	db, err := sqlx.Open("sqlite", path)
 	require.NoError(t, err)
