@@ -47,6 +47,11 @@ type Options struct {
 	PurgeEvery time.Duration
 	// Version is shown on the dashboard and in cvbridge_build_info.
 	Version string
+	// Metrics, when set, is where the daemon reports and what its
+	// /metrics serves: the process keeps one across reloads, so counters
+	// carry over. Run points its outbox gauges at this daemon's store and
+	// targets. Nil: the daemon makes its own.
+	Metrics *metrics.Metrics
 }
 
 // Daemon is an assembled cvbridge, ready to Run.
@@ -93,7 +98,10 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 	if d.schema, err = LoadSchema(cfg); err != nil {
 		return nil, err
 	}
-	d.metrics = metrics.New(metrics.Options{Queue: d.store, Targets: cfg.TargetNames, Clock: d.clock, Version: opts.Version, Logger: d.log})
+	d.metrics = opts.Metrics
+	if d.metrics == nil {
+		d.metrics = metrics.New(metrics.Options{Queue: d.store, Targets: cfg.TargetNames, Clock: d.clock, Version: opts.Version, Logger: d.log})
+	}
 	for _, name := range cfg.TargetNames() {
 		disp, err := NewDispatcher(cfg.Targets[name], d.store, delivery.Options{
 			Clock: d.clock, Logger: d.log, Owner: d.owner, Version: opts.Version, Observe: d.metrics.Delivered})
@@ -177,6 +185,7 @@ func (d *Daemon) Runner() *intake.Runner { return d.runner }
 // Run delivers and polls until ctx ends, then stops claiming, lets requests
 // in flight finish and returns.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.metrics.ReadQueue(d.store, d.cfg.TargetNames)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(d.dispatchers)+1)
 	for name, disp := range d.dispatchers {

@@ -48,10 +48,11 @@ const (
 
 // Options configure New. Every field is optional.
 type Options struct {
-	// Queue is read at scrape time for the outbox gauges; nil leaves them out.
+	// Queue is read at scrape time for the outbox gauges; nil leaves them
+	// out until ReadQueue sets one.
 	Queue Queue
-	// Targets returns the configured target names at scrape time (a reload
-	// may change them); nil means none.
+	// Targets returns the configured target names at scrape time; nil
+	// means none.
 	Targets func() []string
 	// Clock tells the time the oldest pending age is measured against
 	// (default: the wall clock).
@@ -69,7 +70,8 @@ type Options struct {
 // methods are the hooks the rest of the daemon reports through; they are
 // safe for concurrent use. Create it with New.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg   *prometheus.Registry
+	queue *queueCollector
 
 	enqueued     *prometheus.CounterVec
 	attempts     *prometheus.CounterVec
@@ -140,16 +142,25 @@ func New(opts Options) *Metrics {
 		Help: "Always 1; the version label is the running cvbridge's version.",
 	}, []string{"version"})
 	buildInfo.WithLabelValues(orDefault(opts.Version, "dev")).Set(1)
+	m.queue = newQueueCollector(opts)
+	if opts.Queue != nil {
+		m.ReadQueue(opts.Queue, opts.Targets)
+	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
-		m.inbound, m.pollDuration, m.pollErrors, buildInfo,
+		m.inbound, m.pollDuration, m.pollErrors, buildInfo, m.queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if opts.Queue != nil {
-		m.reg.MustRegister(newQueueCollector(opts))
-	}
 	return m
+}
+
+// ReadQueue makes later scrapes read the outbox gauges from q, for the
+// targets targets returns (nil: none). A reloaded daemon calls it as it
+// takes over, so the gauges follow its store and targets while the
+// counters, which live as long as m, carry on from where they were.
+func (m *Metrics) ReadQueue(q Queue, targets func() []string) {
+	m.queue.read(q, targets)
 }
 
 func orDefault(s, fallback string) string {

@@ -241,3 +241,37 @@ func TestHandlerServesTheExposition(t *testing.T) {
 		assert.Contains(t, body, "\n"+family, family)
 	}
 }
+
+// TestReadQueueFollowsTheReloadedStore: a reload points the gauges at the
+// new daemon's store and targets, while the counters carry on.
+func TestReadQueueFollowsTheReloadedStore(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(epoch)
+	m := metrics.New(metrics.Options{Clock: clk})
+	require.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(""), "cvbridge_store_up"),
+		"no store yet: no outbox gauges")
+	m.Inbound("accepted")
+
+	old := openStore(t, clk)
+	enqueue(t, old, "acme", 0, 1)
+	m.ReadQueue(old, func() []string { return []string{"acme"} })
+	next := openStore(t, clk)
+	enqueue(t, next, "beta", 0, 2)
+	m.ReadQueue(next, func() []string { return []string{"beta"} })
+	m.Inbound("accepted")
+
+	require.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
+# HELP cvbridge_outbox_results Results in the outbox, by target and state.
+# TYPE cvbridge_outbox_results gauge
+cvbridge_outbox_results{state="cancelled",target="beta"} 0
+cvbridge_outbox_results{state="delivered",target="beta"} 0
+cvbridge_outbox_results{state="failed",target="beta"} 0
+cvbridge_outbox_results{state="ignored",target="beta"} 0
+cvbridge_outbox_results{state="pending",target="beta"} 2
+cvbridge_outbox_results{state="rejected",target="beta"} 0
+cvbridge_outbox_results{state="sending",target="beta"} 0
+# HELP cvbridge_inbound_requests_total Requests Coachview sent to the public listener, by verdict.
+# TYPE cvbridge_inbound_requests_total counter
+cvbridge_inbound_requests_total{verdict="accepted"} 2
+`), "cvbridge_outbox_results", "cvbridge_inbound_requests_total"))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,8 +28,9 @@ var _ Queue = outbox.Store(nil)
 
 // queueCollector reads the outbox gauges from the store at scrape time.
 type queueCollector struct {
-	queue   Queue
-	targets func() []string
+	// src is the store and targets read, swapped when a reloaded daemon
+	// takes over; nil until one is set, and then no gauges are reported.
+	src     atomic.Pointer[queueSource]
 	clock   clock.Clock
 	timeout time.Duration
 	log     *slog.Logger
@@ -39,13 +41,15 @@ type queueCollector struct {
 	paused *prometheus.Desc
 }
 
+// queueSource is what a scrape reads the outbox gauges from.
+type queueSource struct {
+	queue   Queue
+	targets func() []string
+}
+
 func newQueueCollector(opts Options) *queueCollector {
-	targets := opts.Targets
-	if targets == nil {
-		targets = func() []string { return nil }
-	}
 	return &queueCollector{
-		queue: opts.Queue, targets: targets, clock: opts.Clock, timeout: opts.ScrapeTimeout, log: opts.Logger,
+		clock: opts.Clock, timeout: opts.ScrapeTimeout, log: opts.Logger,
 		up: prometheus.NewDesc(namespace+"_store_up",
 			"1 when the outbox store answered the scrape's queries, 0 when it did not (the other outbox gauges are then missing).", nil, nil),
 		depth: prometheus.NewDesc(namespace+"_outbox_results",
@@ -55,6 +59,15 @@ func newQueueCollector(opts Options) *queueCollector {
 		paused: prometheus.NewDesc(namespace+"_target_paused",
 			"1 while a target is paused (by a 403 or by the operator), else 0.", []string{"target"}, nil),
 	}
+}
+
+// read makes scrapes read q's gauges for the targets targets returns (nil:
+// none).
+func (c *queueCollector) read(q Queue, targets func() []string) {
+	if targets == nil {
+		targets = func() []string { return nil }
+	}
+	c.src.Store(&queueSource{queue: q, targets: targets})
 }
 
 // Describe sends the descriptors of the outbox gauges.
@@ -69,12 +82,16 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 // When the store fails it reports cvbridge_store_up 0 and no outbox gauges,
 // so a dashboard never shows stale or partial numbers as current.
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	src := c.src.Load()
+	if src == nil {
+		return
+	}
 	ctx, cancel := scrapeContext(c.timeout)
 	defer cancel()
 	var out []prometheus.Metric
 	now := c.clock.Now()
-	for _, target := range c.targets() {
-		ms, err := c.target(ctx, target, now)
+	for _, target := range src.targets() {
+		ms, err := c.target(ctx, src.queue, target, now)
 		if err != nil {
 			c.log.Warn("metrics: reading the outbox failed; cvbridge_store_up is 0", "target", target, "error", err)
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
@@ -88,16 +105,16 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *queueCollector) target(ctx context.Context, target string, now time.Time) ([]prometheus.Metric, error) {
-	counts, err := c.queue.Counts(ctx, target)
+func (c *queueCollector) target(ctx context.Context, q Queue, target string, now time.Time) ([]prometheus.Metric, error) {
+	counts, err := q.Counts(ctx, target)
 	if err != nil {
 		return nil, fmt.Errorf("counting results: %w", err)
 	}
-	st, err := c.queue.TargetState(ctx, target)
+	st, err := q.TargetState(ctx, target)
 	if err != nil {
 		return nil, fmt.Errorf("reading the paused state: %w", err)
 	}
-	oldest, ok, err := c.queue.OldestPending(ctx, target)
+	oldest, ok, err := q.OldestPending(ctx, target)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
@@ -40,7 +41,9 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	log := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
-	d, err := openDaemon(ctx, cfg, log)
+	// One set of metrics for the process: its counters carry over reloads.
+	m := metrics.New(metrics.Options{Version: version, Logger: log})
+	d, err := openDaemon(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
@@ -82,7 +85,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg)
+			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m)
 			var material *tlsMaterial
 			if err == nil && public != nil && nextCfg.Public.Enabled() {
 				if material, err = loadTLS(nextCfg.Public.TLS); err != nil {
@@ -115,7 +118,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 
 // reload loads the configuration and assembles a daemon from it without
 // starting it. Listener addresses change only at a restart.
-func reload(ctx context.Context, path string, running *config.Config) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
+func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -127,17 +130,18 @@ func reload(ctx context.Context, path string, running *config.Config) (*daemon.D
 	if cfg.Public.Addr != running.Public.Addr {
 		log.Warn("public.addr changes only at a restart", "listening", running.Public.Addr, "configured", cfg.Public.Addr)
 	}
-	d, err := openDaemon(ctx, cfg, log)
+	d, err := openDaemon(ctx, cfg, log, m)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return d, cfg, log, nil
 }
 
-func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon.Daemon, error) {
+// openDaemon assembles a daemon for cfg that reports to m.
+func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*daemon.Daemon, error) {
 	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
 		return buildSource(cfg, conn, log)
-	}, daemon.Options{Logger: log, Version: version})
+	}, daemon.Options{Logger: log, Version: version, Metrics: m})
 }
 
 // swapHandler serves whatever handler was set last.
