@@ -155,6 +155,26 @@ func New(opts Options) *Metrics {
 	return m
 }
 
+// Forget drops the counter and histogram series of LMS connections and
+// targets a reload removed, so /metrics stops showing them; a name that
+// comes back later starts from zero.
+func (m *Metrics) Forget(connections, targets []string) {
+	for _, c := range connections {
+		l := prometheus.Labels{"connection": c}
+		m.enqueued.DeletePartialMatch(l)
+		m.pollDuration.DeletePartialMatch(l)
+		m.pollErrors.DeletePartialMatch(l)
+	}
+	for _, t := range targets {
+		l := prometheus.Labels{"target": t}
+		m.attempts.DeletePartialMatch(l)
+		m.delivered.DeletePartialMatch(l)
+		m.failures.DeletePartialMatch(l)
+		m.retries.DeletePartialMatch(l)
+		m.requestTime.DeletePartialMatch(l)
+	}
+}
+
 // ReadQueue makes later scrapes read the outbox gauges from q, for the
 // targets targets returns (nil: none). A reloaded daemon calls it as it
 // takes over, so the gauges follow its store and targets while the

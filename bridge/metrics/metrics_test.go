@@ -265,3 +265,25 @@ func TestReadQueueFollowsTheReloadedStore(t *testing.T) {
 	assert.NotContains(t, body, `target="acme"`, "the old store's targets are gone")
 	assert.Contains(t, body, `cvbridge_inbound_requests_total{verdict="accepted"} 2`+"\n", "the counter carried on")
 }
+
+// TestForgetDropsRemovedNames: the series of a removed connection and
+// target leave the exposition; the others stay.
+func TestForgetDropsRemovedNames(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Options{})
+	for _, name := range []string{"old", "kept"} {
+		m.Committed(name, source.Summary{Queued: 1})
+		m.Polled(name, time.Second, errors.New("down"))
+		m.Delivered(delivery.Outcome{Target: name, Class: delivery.Delivered, State: outbox.StateDelivered, Duration: time.Second})
+	}
+	m.Forget([]string{"old"}, []string{"old"})
+	body := scrape(t, m)
+	assert.NotContains(t, body, `"old"`)
+	for _, family := range []string{
+		`cvbridge_results_enqueued_total{connection="kept",outcome="queued"} 1`,
+		`cvbridge_adapter_run_errors_total{connection="kept"} 1`,
+		`cvbridge_results_delivered_total{target="kept"} 1`,
+	} {
+		assert.Contains(t, body, family+"\n")
+	}
+}

@@ -98,12 +98,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 		assert.Equal(t, http.StatusOK, ready.StatusCode)
 		// The simulator counts a result before the daemon records the 200.
 		waitFor(t, 10*time.Second, func() bool {
-			resp, err := http.Get(adminURL[1] + "metrics")
-			require.NoError(t, err)
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			return strings.Contains(string(body), `cvbridge_results_delivered_total{target="coachview"} `+wantDelivered+"\n")
+			return strings.Contains(metricsText(t, adminURL[1]), `cvbridge_results_delivered_total{target="coachview"} `+wantDelivered+"\n")
 		})
 	}
 	checkAdmin("5")
@@ -145,11 +140,32 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "drop2", "three.csv")))
 	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 12 })
 	checkAdmin("12") // the same listener, now serving the reloaded daemon; the counters carried over
+	assert.Contains(t, metricsText(t, adminURL[1]), `cvbridge_results_enqueued_total{connection="second",outcome="queued"} 4`)
+
+	// The second connection removed again: its series leave /metrics, the rest carry on.
+	require.NoError(t, os.Remove(filepath.Join(dir, "lms.d", "second.yaml")))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 30*time.Second, func() bool { return strings.Count(daemonLog(), "configuration reloaded") == 2 })
+	checkAdmin("12")
+	body := metricsText(t, adminURL[1])
+	assert.False(t, strings.Contains(body, `connection="second"`), "the removed connection's series are still served")
+	assert.True(t, strings.Contains(body, `connection="export"`), "the remaining connection's series are gone")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())
-	assert.Equal(t, 2, ns.count("RELOADING=1"))
-	assert.Equal(t, 3, ns.count("READY=1"), "ready at start, after the refused and after the done reload")
+	assert.Equal(t, 3, ns.count("RELOADING=1"))
+	assert.Equal(t, 4, ns.count("READY=1"), "ready at start, after the refused and after each done reload")
 	assert.Equal(t, 1, ns.count("STOPPING=1"))
 	assert.Zero(t, simStats(t, base).Duplicates)
+}
+
+// metricsText returns the exposition the admin listener at adminURL serves.
+func metricsText(t *testing.T, adminURL string) string {
+	t.Helper()
+	resp, err := http.Get(adminURL + "metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
 }

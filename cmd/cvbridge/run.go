@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -107,6 +108,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			if public != nil {
 				public.swap(next.PublicHandler(), material)
 			}
+			m.Forget(dropped(connectionNames(cfg), connectionNames(nextCfg)), dropped(cfg.TargetNames(), nextCfg.TargetNames()))
 			cfg = nextCfg
 			log.Info("configuration reloaded", "config", *cfgPath)
 			notify(log, sd.SdNotifyReady)
@@ -135,6 +137,26 @@ func reload(ctx context.Context, path string, running *config.Config, m *metrics
 		return nil, nil, nil, err
 	}
 	return d, cfg, log, nil
+}
+
+// connectionNames returns the names of cfg's LMS connections.
+func connectionNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Connections))
+	for i, c := range cfg.Connections {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// dropped returns the names in before that are not in after.
+func dropped(before, after []string) []string {
+	var out []string
+	for _, n := range before {
+		if !slices.Contains(after, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // openDaemon assembles a daemon for cfg that reports to m.
