@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -108,7 +107,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			if public != nil {
 				public.swap(next.PublicHandler(), material)
 			}
-			m.Forget(dropped(connectionNames(cfg), connectionNames(nextCfg)), dropped(cfg.TargetNames(), nextCfg.TargetNames()))
+			m.Forget(removedNames(cfg, nextCfg))
 			cfg = nextCfg
 			log.Info("configuration reloaded", "config", *cfgPath)
 			notify(log, sd.SdNotifyReady)
@@ -139,24 +138,20 @@ func reload(ctx context.Context, path string, running *config.Config, m *metrics
 	return d, cfg, log, nil
 }
 
-// connectionNames returns the names of cfg's LMS connections.
-func connectionNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Connections))
-	for i, c := range cfg.Connections {
-		names[i] = c.Name
-	}
-	return names
-}
-
-// dropped returns the names in before that are not in after.
-func dropped(before, after []string) []string {
-	var out []string
-	for _, n := range before {
-		if !slices.Contains(after, n) {
-			out = append(out, n)
+// removedNames returns the LMS connections and targets of before that
+// after no longer has.
+func removedNames(before, after *config.Config) (connections, targets []string) {
+	for _, c := range before.Connections {
+		if _, ok := after.Connection(c.Name); !ok {
+			connections = append(connections, c.Name)
 		}
 	}
-	return out
+	for name := range before.Targets {
+		if _, ok := after.Targets[name]; !ok {
+			targets = append(targets, name)
+		}
+	}
+	return connections, targets
 }
 
 // openDaemon assembles a daemon for cfg that reports to m.
