@@ -62,7 +62,7 @@ fuzz: ## run every fuzz target for FUZZTIME (30s) each
 	@n=0; for pkg in $$($(GO) list ./...); do \
 	  for fn in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$fn ($(FUZZTIME))"; n=$$((n+1)); \
-	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    .ci/fuzz-target $$pkg $$fn $(FUZZTIME) $(GO) || exit 1; \
 	  done; \
 	done; \
 	test $$n -gt 0 || { echo "no fuzz targets found"; exit 1; }; echo "fuzzed $$n targets for $(FUZZTIME) each"
