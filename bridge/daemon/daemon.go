@@ -185,7 +185,7 @@ func (d *Daemon) Runner() *intake.Runner { return d.runner }
 // Run delivers and polls until ctx ends, then stops claiming, lets requests
 // in flight finish and returns.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.metrics.ReadQueue(d.store, d.cfg.TargetNames)
+	d.metrics.ReadQueue(d.store, d.cfg.TargetNames, d.log)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(d.dispatchers)+1)
 	for name, disp := range d.dispatchers {

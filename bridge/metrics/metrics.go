@@ -144,7 +144,7 @@ func New(opts Options) *Metrics {
 	buildInfo.WithLabelValues(orDefault(opts.Version, "dev")).Set(1)
 	m.queue = newQueueCollector(opts)
 	if opts.Queue != nil {
-		m.ReadQueue(opts.Queue, opts.Targets)
+		m.ReadQueue(opts.Queue, opts.Targets, nil)
 	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
@@ -176,11 +176,13 @@ func (m *Metrics) Forget(connections, targets []string) {
 }
 
 // ReadQueue makes later scrapes read the outbox gauges from q, for the
-// targets targets returns (nil: none). A reloaded daemon calls it as it
-// takes over, so the gauges follow its store and targets while the
-// counters, which live as long as m, carry on from where they were.
-func (m *Metrics) ReadQueue(q Queue, targets func() []string) {
-	m.queue.read(q, targets)
+// targets targets returns (nil: none), and warn log (nil: Options.Logger)
+// when q cannot be read. A reloaded daemon calls it as it takes over, so
+// the gauges and their warnings follow its store, targets and logging
+// settings while the counters, which live as long as m, carry on from
+// where they were.
+func (m *Metrics) ReadQueue(q Queue, targets func() []string, log *slog.Logger) {
+	m.queue.read(q, targets, log)
 }
 
 func orDefault(s, fallback string) string {

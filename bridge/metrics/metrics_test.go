@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -227,6 +228,24 @@ cvbridge_store_up 0
 `), "cvbridge_store_up", "cvbridge_outbox_results", "cvbridge_outbox_oldest_pending_age_seconds", "cvbridge_target_paused"))
 }
 
+// TestReadQueueWarnsTheReloadedLogger: after a reload, a scrape that cannot
+// read the store warns through the reloaded daemon's logger (its level and
+// format), not the one the metrics were created with.
+func TestReadQueueWarnsTheReloadedLogger(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(epoch)
+	var first, reloaded bytes.Buffer
+	m := metrics.New(metrics.Options{Clock: clk, Logger: slog.New(slog.NewTextHandler(&first, nil))})
+	s := openStore(t, clk)
+	require.NoError(t, s.Close())
+	m.ReadQueue(s, queueTargets, slog.New(slog.NewJSONHandler(&reloaded, nil)))
+
+	scrape(t, m)
+	assert.Empty(t, first.String(), "the first logger is no longer used")
+	assert.Contains(t, reloaded.String(), `"msg":"metrics: reading the outbox failed; cvbridge_store_up is 0"`)
+	assert.Contains(t, reloaded.String(), `"target":"acme"`)
+}
+
 func TestHandlerServesTheExposition(t *testing.T) {
 	t.Parallel()
 	clk := clock.NewFake(epoch)
@@ -254,10 +273,10 @@ func TestReadQueueFollowsTheReloadedStore(t *testing.T) {
 
 	old := openStore(t, clk)
 	enqueue(t, old, "acme", 0, 1)
-	m.ReadQueue(old, func() []string { return []string{"acme"} })
+	m.ReadQueue(old, func() []string { return []string{"acme"} }, nil)
 	next := openStore(t, clk)
 	enqueue(t, next, "beta", 0, 2)
-	m.ReadQueue(next, func() []string { return []string{"beta"} })
+	m.ReadQueue(next, func() []string { return []string{"beta"} }, nil)
 	m.Inbound("accepted")
 
 	body := scrape(t, m)

@@ -33,7 +33,7 @@ type queueCollector struct {
 	src     atomic.Pointer[queueSource]
 	clock   clock.Clock
 	timeout time.Duration
-	log     *slog.Logger
+	log     *slog.Logger // for a source set without a logger of its own
 
 	up     *prometheus.Desc
 	depth  *prometheus.Desc
@@ -45,6 +45,7 @@ type queueCollector struct {
 type queueSource struct {
 	queue   Queue
 	targets func() []string
+	log     *slog.Logger // warned when a scrape cannot read queue
 }
 
 func newQueueCollector(opts Options) *queueCollector {
@@ -62,12 +63,15 @@ func newQueueCollector(opts Options) *queueCollector {
 }
 
 // read makes scrapes read q's gauges for the targets targets returns (nil:
-// none).
-func (c *queueCollector) read(q Queue, targets func() []string) {
+// none), warning log (nil: the collector's logger) when q fails.
+func (c *queueCollector) read(q Queue, targets func() []string, log *slog.Logger) {
 	if targets == nil {
 		targets = func() []string { return nil }
 	}
-	c.src.Store(&queueSource{queue: q, targets: targets})
+	if log == nil {
+		log = c.log
+	}
+	c.src.Store(&queueSource{queue: q, targets: targets, log: log})
 }
 
 // Describe sends the descriptors of the outbox gauges.
@@ -93,7 +97,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, target := range src.targets() {
 		ms, err := c.target(ctx, src.queue, target, now)
 		if err != nil {
-			c.log.Warn("metrics: reading the outbox failed; cvbridge_store_up is 0", "target", target, "error", err)
+			src.log.Warn("metrics: reading the outbox failed; cvbridge_store_up is 0", "target", target, "error", err)
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 			return
 		}
