@@ -140,12 +140,19 @@ func TestKillDuringDelivery(t *testing.T) {
 // for a process; it asserts nothing about speed.
 func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	t.Helper()
+	waitEvery(t, limit, 20*time.Millisecond, cond)
+}
+
+// waitEvery is waitFor checking cond every interval, for a wait that must
+// end soon after cond first holds.
+func waitEvery(t *testing.T, limit, interval time.Duration, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not reached within %s", limit)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

@@ -32,7 +32,8 @@ func faultSeed(t *testing.T) uint64 {
 
 // TestFaultKillAtRandom kills the daemon with SIGKILL at random moments
 // (from the seeded generator) while it reads a 10,000-row export and
-// delivers it, restarting it after each kill, on SQLite and on PostgreSQL.
+// delivers it, six times, restarting it after each kill, on SQLite and on
+// PostgreSQL.
 // Every result is delivered, none is lost, and results are sent twice at
 // most once per request in flight at a kill: with the shipped record_ahead,
 // concurrency×(record_ahead+1) per kill. It runs
@@ -76,25 +77,29 @@ func TestFaultKillAtRandom(t *testing.T) {
 			}
 			dropCSV(t, dir, "export.csv", goodRows(n))
 
-			kills := 0
+			// The kill moments. The first comes at a random moment of the
+			// daemon's start, while it reads the export. Each of the others
+			// comes once a random count of results has been accepted, drawn
+			// within its own share of the drain's first 90%: every kill lands
+			// while results are being delivered, however fast the machine.
+			marks := killMarks(rng, n, rounds-1)
 			for k := 1; k <= rounds; k++ {
-				if simStats(t, base).Accepted >= n {
-					break // drained before every planned kill
-				}
-				before := simStats(t, base).Requests
 				d := startDaemonProcess(t, bin, cfgPath, fmt.Sprintf("daemon-%d", k))
-				// The fault: a kill at a random moment. The first comes
-				// while the daemon starts and reads the export; the others
-				// once this run is delivering again.
-				if k > 1 {
-					waitFor(t, 2*time.Minute, func() bool { return simStats(t, base).Requests > before })
+				moment := ""
+				if k == 1 {
+					at := time.Duration(rng.Int64N(int64(500 * time.Millisecond)))
+					time.Sleep(at)
+					moment = fmt.Sprintf("%s after the start", at)
+				} else {
+					mark := marks[k-2]
+					waitEvery(t, 2*time.Minute, 2*time.Millisecond, func() bool { return simStats(t, base).Accepted >= mark })
+					moment = fmt.Sprintf("once %d were accepted", mark)
 				}
-				at := time.Duration(rng.Int64N(int64(2 * time.Second)))
-				time.Sleep(at)
 				require.NoError(t, d.Process.Signal(syscall.SIGKILL))
 				_ = d.Wait()
-				kills++
-				t.Logf("kill %d, %s into the run (after the first request for k > 1): %d accepted", k, at, simStats(t, base).Accepted)
+				accepted := simStats(t, base).Accepted
+				t.Logf("kill %d, %s: %d accepted", k, moment, accepted)
+				require.Less(t, accepted, n, "kill %d came after the drain ended", k)
 			}
 			d := startDaemonProcess(t, bin, cfgPath, "daemon-last")
 			waitRunning(t, filepath.Join(dir, "daemon-last.log"), 1)
@@ -110,14 +115,27 @@ func TestFaultKillAtRandom(t *testing.T) {
 
 			stats := simStats(t, base)
 			t.Logf("%s: %d results, %d kills, %d requests, %d duplicates (bound %d = kills × concurrency × (record_ahead+1))",
-				tc.name, n, kills, stats.Requests, stats.Duplicates, kills*inFlight)
+				tc.name, n, rounds, stats.Requests, stats.Duplicates, rounds*inFlight)
 			assert.Equal(t, n, stats.Accepted, "every result delivered, none lost")
-			assert.LessOrEqual(t, stats.Duplicates, kills*inFlight, "duplicates at most the requests in flight at the kills")
+			assert.LessOrEqual(t, stats.Duplicates, rounds*inFlight, "duplicates at most the requests in flight at the kills")
 			for _, state := range []string{"pending", "sending"} {
 				assert.Zero(t, outboxLeft(t, bin, cfgPath, state), "nothing left %s", state)
 			}
 		})
 	}
+}
+
+// killMarks draws count accepted-result counts at which to kill, one at
+// random within each of count equal shares of the first 90% of n results,
+// in increasing order.
+func killMarks(rng *rand.Rand, n, count int) []int {
+	span := n * 9 / 10
+	marks := make([]int, count)
+	for i := range marks {
+		lo, hi := i*span/count, (i+1)*span/count
+		marks[i] = lo + 1 + rng.IntN(hi-lo)
+	}
+	return marks
 }
 
 // outboxLeft is the number of results the outbox holds in state, read with
