@@ -130,14 +130,19 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	dir := filepath.Dir(cfgPath)
 	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
 	usePostgres(t, cfgPath, pg.DSN())
-	withTarget(t, cfgPath, base, "    record_ahead: 0\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n    retry:\n      transient:\n        base: 200ms\n        cap: 1s\n")
+	// The rate limit stretches the drain over seconds, so that the
+	// restart comes while results are still being delivered on any machine.
+	withTarget(t, cfgPath, base, "    record_ahead: 0\n    rate_limit: 400\n    timeout: 2s\n    connect_timeout: 1s\n    lease: 3s\n    retry:\n      transient:\n        base: 200ms\n        cap: 1s\n")
 
 	d := startDaemonProcess(t, bin, cfgPath, "daemon")
 	dropCSV(t, dir, "export.csv", goodRows(n))
 	waitFor(t, 60*time.Second, func() bool { return simStats(t, base).Accepted >= n/4 })
 	pg.Stop()
+	stopped := simStats(t, base).Accepted
+	require.Less(t, stopped, n, "the database stopped before the drain ended")
 	time.Sleep(2 * time.Second) // the outage: the daemon meets errors meanwhile
 	pg.Start()
+	t.Logf("database stopped at %d accepted, started again at %d", stopped, simStats(t, base).Accepted)
 	waitFor(t, 120*time.Second, func() bool { return simStats(t, base).Accepted >= n })
 
 	require.NoError(t, d.Process.Signal(syscall.SIGTERM))
