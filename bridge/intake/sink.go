@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
@@ -155,14 +156,14 @@ func (s *Sink) newResult(c result.Completion) outbox.NewResult {
 	r := outbox.NewResult{
 		Target:        s.target,
 		Connection:    s.connection,
-		ElearningCode: strings.TrimSpace(c.ElearningCode),
-		PersonID:      strings.TrimSpace(c.PersonID),
-		SourceRef:     c.SourceRef,
+		ElearningCode: storable(strings.TrimSpace(c.ElearningCode)),
+		PersonID:      storable(strings.TrimSpace(c.PersonID)),
+		SourceRef:     storable(c.SourceRef),
 		CompletedAt:   c.CompletedAt,
 	}
 	body, err := s.renderer.Render(c)
 	if err != nil {
-		r.RejectReason = err.Error()
+		r.RejectReason = storable(err.Error())
 		field := ""
 		var ce *result.CheckError
 		if errors.As(err, &ce) {
@@ -175,6 +176,29 @@ func (s *Sink) newResult(c result.Completion) outbox.NewResult {
 	}
 	r.Body = body
 	return r
+}
+
+// storable returns s as every store can keep it in a text column: valid
+// UTF-8 without NUL bytes (PostgreSQL's TEXT refuses both, and one such row
+// would fail the whole commit again at every poll). Each invalid byte and
+// each NUL becomes a \xNN escape, so a rejected row still shows the
+// operator what the source held. Text the renderer accepts is valid
+// already, so the values of a result that is sent never change.
+func storable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == 0 || r == utf8.RuneError && size == 1 {
+			fmt.Fprintf(&b, `\x%02X`, s[i])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 func count(sum *source.Summary, o outbox.EnqueueOutcome) {
