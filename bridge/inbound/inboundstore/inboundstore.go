@@ -357,8 +357,11 @@ type TokenStore interface {
 	RevokeClient(ctx context.Context, clientID string, now time.Time, reason string) (int, error)
 	// ListTokens returns the records f selects, newest first.
 	ListTokens(ctx context.Context, f TokenFilter) ([]Token, error)
-	// PurgeTokens deletes records revoked, or expired in all their secrets,
-	// before cutoff, and returns how many.
+	// PurgeTokens deletes, and returns how many, the records all of whose
+	// secrets expired before cutoff, and the records of grants wholly dead
+	// before cutoff (each record revoked or expired). A revoked record of a
+	// living grant stays until it expires, so that a used code or rotated
+	// refresh token presented again is still recognised as reuse.
 	PurgeTokens(ctx context.Context, cutoff time.Time) (int, error)
 }
 

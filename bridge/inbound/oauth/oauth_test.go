@@ -398,3 +398,22 @@ func TestBearerRefusals(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "revoked by the operator")
 	assert.Empty(t, e.enr.Calls(), "no refused request reached the LMS")
 }
+
+// TestRefreshReuseDetectedAfterThePurge: a thief who rotated a stolen
+// refresh token first is caught when the real client, more than an hour
+// later, presents the rotated token: the daemon's hourly token purge in
+// between must not have forgotten it.
+func TestRefreshReuseDetectedAfterThePurge(t *testing.T) {
+	e := newEnv(t)
+	issued := e.exchange(e.code(authorizeQuery()), verifier)
+	require.Equal(t, http.StatusOK, issued.status)
+	stolen := e.refresh(issued.Refresh)
+	require.Equal(t, http.StatusOK, stolen.status, "the thief rotates first")
+
+	e.clk.Advance(61 * time.Minute)
+	_, err := e.store.PurgeTokens(t.Context(), e.clk.Now()) // the daemon's hourly purge
+	require.NoError(t, err)
+
+	assert.Equal(t, "invalid_grant", e.refresh(issued.Refresh).Error, "the real client's rotated token")
+	assert.Equal(t, "invalid_grant", e.refresh(stolen.Refresh).Error, "the reuse revoked the thief's grant")
+}

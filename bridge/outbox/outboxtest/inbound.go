@@ -47,6 +47,7 @@ func RunInbound(t *testing.T, open InboundOpener) {
 		{"TokenRotateRefresh", testTokenRotate},
 		{"TokenRevokeGrantAndClient", testTokenRevokeGrantClient},
 		{"TokenListActiveAndPurge", testTokenListPurge},
+		{"TokenPurgeKeepsReuseDetection", testTokenPurgeKeepsReuseDetection},
 		{"RetryFailedMessage", testRetryMessage},
 		{"EraseFinishedPersonalData", testErasePersonalData},
 		{"ForgetPerson", testForgetPerson},
@@ -542,6 +543,34 @@ func testTokenListPurge(t *testing.T, f *inboundFixture) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	assert.Equal(t, []int64{long.ID}, list(inboundstore.TokenFilter{}))
+}
+
+// testTokenPurgeKeepsReuseDetection: a rotated refresh token's record
+// outlives the purge while its grant lives and the token itself has not
+// expired, so presenting it again is still recognised as reuse (and
+// revokes the grant) however long the client waits between refreshes. Once
+// the whole grant is revoked, its records go.
+func testTokenPurgeKeepsReuseDetection(t *testing.T, f *inboundFixture) {
+	first := f.create(tok("g1", "cv", "1"))
+	next := tok("g1", "cv", "2")
+	next.AccessExpiresAt, next.RefreshExpiresAt = Epoch.Add(90*time.Minute), Epoch.Add(30*time.Minute+90*24*time.Hour)
+	_, ok, err := f.s.RotateRefresh(f.ctx, first.RefreshHash, next, Epoch.Add(30*time.Minute))
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	n, err := f.s.PurgeTokens(f.ctx, Epoch.Add(48*time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, n, "the rotated record stays while its grant lives and its refresh token has not expired")
+	old, err := f.s.TokenByHash(f.ctx, inboundstore.KindRefresh, first.RefreshHash)
+	require.NoError(t, err, "the rotated refresh token is still known")
+	assert.Equal(t, inboundstore.ReasonRotated, old.RevokeReason)
+
+	revoked, err := f.s.RevokeGrant(f.ctx, "g1", Epoch.Add(49*time.Hour), inboundstore.ReasonReuse)
+	require.NoError(t, err)
+	assert.Equal(t, 1, revoked)
+	n, err = f.s.PurgeTokens(f.ctx, Epoch.Add(50*time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "a grant revoked as a whole goes")
 }
 
 // privacy returns the fixture's store as the personal-data and admin

@@ -224,12 +224,24 @@ func (s *Store) ListTokens(ctx context.Context, f inboundstore.TokenFilter) ([]i
 	return ts, nil
 }
 
+// purgeTokensQuery deletes the records all of whose secrets expired, and
+// every record of a grant none of whose records lives on (each revoked or
+// expired). A revoked record of a living grant stays until its secrets
+// expire: a consumed code or rotated refresh token presented again is then
+// still recognised as reuse, and revokes the grant, however long the
+// client waits between refreshes. The subquery's unqualified columns are
+// its own (g). Placeholders: expiredCond's three, the revocation bound,
+// expiredCond's three again.
+const purgeTokensQuery = `DELETE FROM oauth_tokens WHERE ` + expiredCond + ` OR NOT EXISTS (
+	SELECT 1 FROM oauth_tokens g WHERE g.grant_id = oauth_tokens.grant_id
+	AND NOT COALESCE((g.revoked_at IS NOT NULL AND g.revoked_at < ?) OR ` + expiredCond + `, FALSE))`
+
 // PurgeTokens deletes records dead before cutoff; see inboundstore.TokenStore.
 func (s *Store) PurgeTokens(ctx context.Context, cutoff time.Time) (int, error) {
 	c := cutoff.UnixMilli()
 	s.writes.Lock()
 	defer s.writes.Unlock()
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM oauth_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?) OR `+expiredCond), c, c, c, c)
+	res, err := s.db.ExecContext(ctx, s.q(purgeTokensQuery), c, c, c, c, c, c, c)
 	if err != nil {
 		return 0, fmt.Errorf("purge OAuth tokens: %w", err)
 	}
