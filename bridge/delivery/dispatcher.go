@@ -456,9 +456,10 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 				}
 			}
 			for it := range jobs {
-				// A row whose lease could run out during the request is
-				// handed back rather than risk a second sender.
-				if ctx.Err() != nil || paused.Load() || storeDown.Load() || d.clock.Now().Add(d.set.Timeout).After(it.LeaseUntil) {
+				// A row whose lease could run out during the request, or
+				// before its outcome is recorded, is handed back rather
+				// than risk a second sender.
+				if ctx.Err() != nil || paused.Load() || storeDown.Load() || d.clock.Now().Add(d.set.minLeaseToSend()).After(it.LeaseUntil) {
 					handedBack.Store(true)
 					if err := d.release(ctx, it); err != nil {
 						fail(err)

@@ -542,6 +542,45 @@ func TestShortLeaseIsReleasedNotSent(t *testing.T) {
 	}
 }
 
+// TestRowSentOnlyWithLeaseToRecordIt: a row is sent only while its lease
+// leaves, beyond the request's timeout, half the rest as a margin to
+// record the answer. Answers that take almost the whole timeout would
+// otherwise see a row deep in the batch sent with its lease running out
+// as the answer comes, so that a second daemon (whose clock may run
+// ahead) claims and sends it again.
+func TestRowSentOnlyWithLeaseToRecordIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	s := testSettings() // timeout 5s, lease 2×5s+30s = 40s: sent while 22.5s are left
+	s.Concurrency, s.Batch, s.RecordAhead = 1, 8, 0
+	var mu sync.Mutex
+	var leftAtSend []time.Duration
+	claimedAt := e.clk.Now()
+	e.cv.setRespond(func(int, *http.Request) reply {
+		mu.Lock()
+		leftAtSend = append(leftAtSend, claimedAt.Add(s.LeaseDuration()).Sub(e.clk.Now()))
+		mu.Unlock()
+		e.clk.Advance(4900 * time.Millisecond)
+		return reply{status: http.StatusOK}
+	})
+	ids := e.enqueueN(8)
+	d := e.dispatcher(s, "w1")
+
+	assert.Equal(t, 4, e.runDue(d), "rows sent at 40s, 35.1s, 30.2s and 25.3s of lease left; not at 20.4s")
+	for _, left := range leftAtSend {
+		assert.GreaterOrEqual(t, left, 22500*time.Millisecond)
+	}
+	for i, id := range ids {
+		it, _ := e.get(id)
+		if i < 4 {
+			assert.Equal(t, outbox.StateDelivered, it.State)
+		} else {
+			assert.Equal(t, outbox.StatePending, it.State, "handed back")
+			assert.Empty(t, it.LeaseOwner)
+		}
+	}
+}
+
 func TestConcurrencyIsBounded(t *testing.T) {
 	t.Parallel()
 	const workers = 3

@@ -21,7 +21,10 @@ type Settings struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Lease is how long a claimed row stays reserved for this dispatcher; a
 	// row whose lease ran out is sent again by whoever claims it next. 0
-	// means 2×timeout+30s. It must exceed Timeout.
+	// means 2×timeout+30s. It must exceed Timeout. A row is sent only while
+	// Timeout plus half the rest of the lease is left (60s of the default
+	// 90s), and handed back otherwise: the margin is time to record the
+	// answer, and room for another daemon whose clock runs ahead.
 	Lease time.Duration `yaml:"lease"`
 	// Batch is how many due rows one claim takes; while whole batches
 	// come back, the next claim is made as the workers send the current
@@ -103,6 +106,14 @@ func DefaultSettings() Settings {
 			RetryAfterCap: 6 * time.Hour,
 		},
 	}
+}
+
+// minLeaseToSend is how much of a row's lease must be left to send it: the
+// request's timeout, plus half the lease beyond it as a margin for
+// recording the outcome and for other daemons' clocks running ahead.
+func (s Settings) minLeaseToSend() time.Duration {
+	lease := s.LeaseDuration()
+	return s.Timeout + (lease-s.Timeout)/2
 }
 
 // LeaseDuration returns the effective lease: Lease, or 2×timeout+30s when Lease is 0.
