@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,7 +43,10 @@ type Config struct {
 	// SyncTimeout bounds carrying a request out before answering (default
 	// 15s); a request not done by then is answered 202 and retried.
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
-	// Owner names this daemon in leases (the worker's owner will do).
+	// Owner names this daemon in leases (the worker's owner will do). Each
+	// request leases its message under Owner plus a number of its own, so
+	// neither the worker nor a repeat of the request carries out a message
+	// a request of this daemon is carrying out.
 	Owner string `yaml:"-"`
 }
 
@@ -60,6 +64,8 @@ type Handler struct {
 	auth  Authorizer
 	clock clock.Clock
 	log   *slog.Logger
+	// requests numbers the requests, for their lease owners.
+	requests atomic.Int64
 }
 
 // New returns the enrolment endpoint storing in store, carrying requests out
@@ -228,7 +234,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusServiceUnavailable, "The bridge could not store the request; please try again later.")
 		return
 	}
-	claimed, ok, err := h.store.ClaimMessage(sctx, stored.ID, h.cfg.Owner, h.clock.Now(), h.cfg.SyncTimeout+time.Minute)
+	owner := fmt.Sprintf("%s/link-%d", h.cfg.Owner, h.requests.Add(1))
+	claimed, ok, err := h.store.ClaimMessage(sctx, stored.ID, owner, h.clock.Now(), h.cfg.SyncTimeout+time.Minute)
 	if err != nil || !ok {
 		if err != nil {
 			h.log.Error("enrolment link: request not claimed", slog.Int64("inbound_id", stored.ID), slog.String("error", err.Error()))
@@ -238,7 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	pctx, pcancel := context.WithTimeout(ctx, h.cfg.SyncTimeout)
 	defer pcancel()
-	out, err := h.proc.Process(pctx, claimed, h.cfg.Owner)
+	out, err := h.proc.Process(pctx, claimed, owner)
 	switch {
 	case err != nil:
 		reply(w, http.StatusAccepted, fmt.Sprintf("Accepted: the request (number %d) is stored and will be retried.", stored.ID))

@@ -179,6 +179,39 @@ func TestTransientThenRetried(t *testing.T) {
 	assert.Len(t, r.enr.Calls(), 3)
 }
 
+// TestRepeatWhileCarriedOut: Coachview repeats a request whose answer it
+// did not get in time while this daemon is still carrying out the first.
+// The repeat is answered 202 without calling the LMS a second time: two
+// calls at once could create the user twice, and the one that lost might
+// record a done enrolment as failed.
+func TestRepeatWhileCarriedOut(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.enr.Gate = make(chan struct{})
+	r.enr.Called = make(chan struct{}, 2)
+	first := make(chan int, 1)
+	go func() {
+		status, _ := r.do(t, "POST", "", enrolBody)
+		first <- status
+	}()
+	<-r.enr.Called // the first request is inside the LMS call
+
+	status, msg := r.do(t, "POST", "", enrolBody)
+	assert.Equal(t, http.StatusAccepted, status)
+	assert.Contains(t, msg, "already being carried out")
+	select {
+	case <-r.enr.Called:
+		t.Error("the repeat called the LMS while the first request was carrying the message out")
+	default:
+	}
+	close(r.enr.Gate)
+	assert.Equal(t, http.StatusOK, <-first)
+	assert.Len(t, r.enr.Calls(), 1)
+	ms := r.messages(t)
+	require.Len(t, ms, 1)
+	assert.Equal(t, inboundstore.StateDone, ms[0].State)
+}
+
 func FuzzParseEnrol(f *testing.F) {
 	f.Add([]byte(enrolBody))
 	f.Add([]byte(`{"PersoonExterneId":null}`))
