@@ -209,9 +209,11 @@ func (m *Moodle) createUser(ctx context.Context, e source.Enrolment, first, midd
 		case strings.Contains(msg, "username already exists"):
 			return 0, &source.PermanentError{Err: fmt.Errorf("Moodle already has a user with username %s: %w", username, err)}
 		case strings.Contains(msg, "email address already exists"):
+			// Moodle's own message quotes the address; the reason is logged
+			// and kept after the person's data is erased, so it is left out.
 			return 0, &source.PermanentError{Err: fmt.Errorf(
-				"another Moodle user already has this e-mail address: give that user the %s, or allow accounts with the same e-mail (allowaccountssameemail): %w",
-				m.settings.PersonField, err)}
+				"another Moodle user already has this e-mail address: give that user the %s, or allow accounts with the same e-mail (allowaccountssameemail)",
+				m.settings.PersonField)}
 		}
 		return 0, classify("creating the Moodle user", err)
 	}

@@ -215,6 +215,8 @@ func TestEnroller(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, tc.permanent, source.IsPermanent(err))
 			assert.Contains(t, err.Error(), tc.says)
+			assert.NotContains(t, err.Error(), tc.enrol.Email,
+				"the reason is logged and kept past the erasure of the person's data: it never quotes the e-mail address")
 		})
 	}
 

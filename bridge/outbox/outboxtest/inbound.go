@@ -679,6 +679,19 @@ func testErasePersonalData(t *testing.T, f *inboundFixture) {
 	assertKept(t, f.get(pending.ID))
 	assertKept(t, f.get(recent.ID))
 
+	// An LMS refusal that quotes the e-mail address loses it with the rest.
+	quoting, _ := f.save(msg("webhook:cv", "quoting"), inboundstore.KeepExisting)
+	_, ok, err := f.s.ClaimMessage(f.ctx, quoting.ID, "setup", f.clk.Now(), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	f.finish(quoting.ID, "setup", inboundstore.StateFailed, time.Time{}, "refused (Email address already exists: jan@example.org)")
+	f.clk.Advance(2 * time.Minute)
+	n, err = p.ErasePersonalData(f.ctx, f.clk.Now().Add(-time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "the recent message and the quoting one")
+	assert.Equal(t, "refused (Email address already exists: [e-mail erased])", f.get(quoting.ID).LastError)
+	assert.Equal(t, recent.LastError, f.get(recent.ID).LastError, "a reason without the address is kept as it is")
+
 	f.clk.Advance(time.Hour)
 	n, err = p.ErasePersonalData(f.ctx, cutoff)
 	require.NoError(t, err)
@@ -703,8 +716,12 @@ func testForgetPerson(t *testing.T, f *inboundFixture) {
 
 	// Inbound messages: two of the person (ids compared case-insensitively), one of another.
 	mine := msg("link", "mine")
-	mine.PersonID = "P-42"
-	doneMine := f.finished(mine, inboundstore.StateDone)
+	mine.PersonID, mine.Email = "P-42", "Jan@Example.org"
+	doneMine, _ := f.save(mine, inboundstore.KeepExisting)
+	_, ok, err := f.s.ClaimMessage(f.ctx, doneMine.ID, "setup", f.clk.Now(), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	f.finish(doneMine.ID, "setup", inboundstore.StateFailed, time.Time{}, "refused: Email address already exists: jan@example.org")
 	hook := msg("webhook:cv", "hook")
 	hook.PersonID = "p-42"
 	pendingMine, _ := f.save(hook, inboundstore.KeepExisting)
@@ -739,6 +756,8 @@ func testForgetPerson(t *testing.T, f *inboundFixture) {
 	assert.Equal(t, []int64{failed.ID, pendingRow.ID, sending.ID}, rep.Undelivered)
 
 	assertErased(t, f.get(doneMine.ID), "P-42")
+	assert.Equal(t, "refused: Email address already exists: [e-mail erased]", f.get(doneMine.ID).LastError,
+		"an LMS refusal quoting the e-mail address (in lower case) loses it")
 	gotPending := f.get(pendingMine.ID)
 	assertErased(t, gotPending, "p-42")
 	assert.Equal(t, inboundstore.StateFailed, gotPending.State, "a pending message is not carried out without its data")

@@ -284,6 +284,12 @@ const eraseSet = `first_name = '', infix = '', last_name = '', email = '', body 
 	erased_at = COALESCE(erased_at, ?),
 	dedupe_key = CASE WHEN source = '` + inboundstore.SourceLink + `' THEN '` + inboundstore.ErasedKeyPrefix + `' || id ELSE dedupe_key END`
 
+// scrubbedError is a message's last error with its e-mail address, as given
+// and in lower case, taken out: an LMS's refusal may quote it (Moodle's
+// "Email address already exists: …"). It reads the row's old e-mail, so it
+// can sit in the same SET as eraseSet.
+const scrubbedError = `replace(replace(last_error, email, '[e-mail erased]'), lower(email), '[e-mail erased]')`
+
 // forgetReason is the last error of a pending message failed by ForgetPerson.
 const forgetReason = "not carried out: the person's personal data was erased (cvbridge forget)"
 
@@ -321,7 +327,7 @@ func (s *Store) RetryMessage(ctx context.Context, id int64, now time.Time) (inbo
 func (s *Store) ErasePersonalData(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`, last_error = `+scrubbedError+`
 			WHERE erased_at IS NULL AND state <> 'pending' AND updated_at < ?`), s.now().UnixMilli(), before.UnixMilli())
 		if err != nil {
 			return err
@@ -356,7 +362,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		}
 		rep.Messages, rep.Cancelled = counts.All, counts.Pending
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages SET `+eraseSet+`,
-			last_error = CASE WHEN state = 'pending' THEN ? ELSE last_error END,
+			last_error = CASE WHEN state = 'pending' THEN ? ELSE `+scrubbedError+` END,
 			next_attempt_at = CASE WHEN state = 'pending' THEN NULL ELSE next_attempt_at END,
 			lease_owner = '', lease_until = NULL, updated_at = ?,
 			state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END
