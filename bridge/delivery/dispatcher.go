@@ -320,15 +320,20 @@ func (d *Dispatcher) RunDue(ctx context.Context) (int, error) {
 		if class == Forbidden || class == Transient {
 			// The signature was refused again, or not tested at all: probe later.
 			if class == Transient {
-				st.NextProbeAt = now.Add(d.set.Retry.PauseProbe)
-				if err := d.store.SetTargetState(ctx, st); err != nil {
+				next := st
+				next.NextProbeAt = now.Add(d.set.Retry.PauseProbe)
+				if _, err := d.replaceTargetState(ctx, st, next); err != nil {
 					return n, fmt.Errorf("delivery: target %s: re-arming the pause probe: %w", d.target.Name, err)
 				}
 			}
 			return n, nil
 		}
-		if err := d.store.SetTargetState(ctx, outbox.TargetState{Target: d.target.Name}); err != nil {
+		resumed, err := d.replaceTargetState(ctx, st, outbox.TargetState{Target: d.target.Name})
+		if err != nil {
 			return n, fmt.Errorf("delivery: target %s: resuming after a successful probe: %w", d.target.Name, err)
+		}
+		if !resumed {
+			return n, nil // the operator paused or resumed it meanwhile: the next step follows that
 		}
 		d.log.Info("target resumed: Coachview accepted the signature again", "target", d.target.Name,
 			"class", string(class), "paused_since", st.PausedAt)
@@ -487,6 +492,32 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 	}
 	wg.Wait()
 	return int(attempts.Load()), last, errors.Join(errs...)
+}
+
+// replaceTargetState writes next as the target's state if the state is
+// still read, as read before a probe that may have taken up to timeout,
+// and tells whether it did. A pause or resume the operator gave in the
+// meantime is kept, not overwritten with what the probe's outcome implies.
+// It runs on a detached context, so a probe's outcome is applied even
+// when ctx ended during the request.
+func (d *Dispatcher) replaceTargetState(ctx context.Context, read, next outbox.TargetState) (bool, error) {
+	sctx, cancel := detached(ctx)
+	defer cancel()
+	now, err := d.store.TargetState(sctx, d.target.Name)
+	if err != nil {
+		return false, err
+	}
+	if !sameTargetState(now, read) {
+		d.log.Info("the target's pause changed during the probe; keeping the change", "target", d.target.Name,
+			"paused", now.Paused, "reason", now.Reason)
+		return false, nil
+	}
+	return true, d.store.SetTargetState(sctx, next)
+}
+
+// sameTargetState tells whether a and b are the same stored state.
+func sameTargetState(a, b outbox.TargetState) bool {
+	return a.Paused == b.Paused && a.Reason == b.Reason && a.PausedAt.Equal(b.PausedAt) && a.NextProbeAt.Equal(b.NextProbeAt)
 }
 
 // detached returns a context for bookkeeping that must happen even after

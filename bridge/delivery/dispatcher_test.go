@@ -419,6 +419,47 @@ func TestTransientProbeKeepsPause(t *testing.T) {
 	assert.Equal(t, t0.Add(15*time.Minute), st.NextProbeAt)
 }
 
+// TestProbeKeepsTheOperatorsResume: the operator resumes a target paused by
+// a 403 while its probe is in flight, and the probe meets a 503. The probe
+// must not write the 403 pause back over the operator's resume.
+func TestProbeKeepsTheOperatorsResume(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.cv.setRespond(func(int, *http.Request) reply {
+		require.NoError(t, delivery.Resume(e.ctx, e.store, targetName))
+		return reply{status: http.StatusServiceUnavailable, body: "Onderhoud"}
+	})
+	e.enqueueN(2)
+	require.NoError(t, e.store.SetTargetState(e.ctx, outbox.TargetState{
+		Target: targetName, Paused: true, Reason: delivery.ForbiddenReason, PausedAt: t0, NextProbeAt: t0,
+	}))
+	d := e.dispatcher(testSettings(), "w1")
+
+	assert.Equal(t, 1, e.runDue(d), "one probe")
+	assert.False(t, e.targetState().Paused, "the operator's resume stands")
+}
+
+// TestProbeKeepsTheOperatorsPause: the operator pauses a target by hand
+// while its 403 probe is in flight, and the probe is accepted. The manual
+// pause stands, and nothing more is sent.
+func TestProbeKeepsTheOperatorsPause(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.cv.setRespond(func(int, *http.Request) reply {
+		require.NoError(t, delivery.Pause(e.ctx, e.store, targetName, "Coachview migration", e.clk.Now()))
+		return reply{status: http.StatusOK}
+	})
+	e.enqueueN(3)
+	require.NoError(t, e.store.SetTargetState(e.ctx, outbox.TargetState{
+		Target: targetName, Paused: true, Reason: delivery.ForbiddenReason, PausedAt: t0, NextProbeAt: t0,
+	}))
+	d := e.dispatcher(testSettings(), "w1")
+
+	assert.Equal(t, 1, e.runDue(d), "the probe only")
+	assert.True(t, delivery.PausedManually(e.targetState()), "the operator's pause stands")
+	assert.Equal(t, 1, e.cv.count())
+}
+
 func TestManualPause(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, ok)
