@@ -48,11 +48,28 @@
 // to return only rows modified at or after it, for example
 // "WHERE t.updated >= :cursor_time", or with timestamps
 // "WHERE t.updated_at >= to_timestamp(:cursor_time)" (PostgreSQL) or
-// "… >= FROM_UNIXTIME(:cursor_time)" (MariaDB). The adapter wraps the query
-// as a derived table to page it and to read whole pairs (binding
-// :cursor_time 0), so it must not have LIMIT or ORDER BY of its own, nor
-// '?' or ';'. Under sco_rule all, the SCOs of a package are those seen in
-// any attempt of the pair.
+// "… >= FROM_UNIXTIME(:cursor_time)" (MariaDB).
+//
+// A modified timestamp without a zone is wall-clock time in the provider's
+// zone (timezone in cvbridge.yaml): text without an offset, a PostgreSQL
+// timestamp (without time zone) or date, and every MySQL/MariaDB DATETIME,
+// TIMESTAMP or DATE, whatever the DSN's parseTime and loc say (the protocol
+// carries no zone; a TIMESTAMP comes in the session's time_zone). So 23:30
+// in Amsterdam stays that day, not 23:30 UTC. The column's type decides,
+// not the zone the driver labels a value with. A PostgreSQL timestamptz
+// and text with an offset are instants and kept. Return a column holding
+// UTC wall clock as an instant: "t.updated_at AT TIME ZONE 'UTC'"
+// (PostgreSQL) or "TIMESTAMPDIFF(SECOND, '1970-01-01', t.updated_at)"
+// (MariaDB, Unix seconds). Compare a zone-less column with :cursor_time in
+// the provider's zone too: "t.updated_at >= to_timestamp(:cursor_time) AT
+// TIME ZONE 'Europe/Amsterdam'" (plain to_timestamp compares in the
+// session's TimeZone); FROM_UNIXTIME gives the session time_zone's wall
+// clock, which should then be the provider's zone.
+//
+// The adapter wraps the query as a derived table to page it and to read
+// whole pairs (binding :cursor_time 0), so it must not have LIMIT or ORDER
+// BY of its own, nor '?' or ';'. Under sco_rule all, the SCOs of a package
+// are those seen in any attempt of the pair.
 //
 // # Settings, with defaults
 //

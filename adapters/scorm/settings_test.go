@@ -110,11 +110,17 @@ func TestUnixOf(t *testing.T) {
 	t.Parallel()
 	ams, err := time.LoadLocation("Europe/Amsterdam")
 	require.NoError(t, err)
+	newYork, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	// lateEvening is 23:30 on 1 June in Amsterdam (21:30 UTC): 23:30 UTC
+	// would already be the next day there.
+	lateEvening := time.Date(2024, 6, 1, 23, 30, 0, 0, ams).Unix()
 	tests := []struct {
-		name string
-		in   any
-		want int64
-		err  string
+		name     string
+		in       any
+		zoneless bool // the column's type has no zone (see zonelessType)
+		want     int64
+		err      string
 	}{
 		{name: "int", in: int64(1740000000), want: 1740000000},
 		{name: "float", in: 1740000000.5, want: 1740000000},
@@ -124,17 +130,52 @@ func TestUnixOf(t *testing.T) {
 		{name: "zoned text", in: "2025-02-19T21:20:00Z", want: 1740000000},
 		{name: "junk", in: "yesterday", err: "neither Unix seconds nor a timestamp"},
 		{name: "null", in: nil, err: "is NULL"},
+		{name: "unexpected type", in: true, err: "unexpected type bool"},
+		// The shapes the drivers give, as seen from lib/pq 1.12 and
+		// go-sql-driver/mysql 1.10 against PostgreSQL and MariaDB.
+		{
+			name: "lib/pq timestamp: nameless zero offset, read in location",
+			in:   time.Date(2024, 6, 1, 23, 30, 0, 0, time.FixedZone("", 0)), zoneless: true, want: lateEvening,
+		},
+		{
+			name: "lib/pq timestamp with a fraction",
+			in:   time.Date(2024, 6, 1, 23, 30, 0, 500_000_000, time.FixedZone("", 0)), zoneless: true, want: lateEvening,
+		},
+		{
+			name: "lib/pq timestamptz in a UTC session keeps its instant",
+			in:   time.Date(2024, 6, 1, 21, 30, 0, 0, time.UTC), want: lateEvening,
+		},
+		{
+			name: "lib/pq timestamptz in an Amsterdam session keeps its instant",
+			in:   time.Date(2024, 6, 1, 23, 30, 0, 0, ams), want: lateEvening,
+		},
+		{
+			name: "lib/pq timestamptz at offset zero in a session zone Go cannot load keeps its instant",
+			in:   time.Date(2024, 6, 1, 21, 30, 0, 0, time.FixedZone("", 0)), want: lateEvening,
+		},
+		{
+			name: "go-sql-driver/mysql DATETIME with parseTime and the default loc UTC",
+			in:   time.Date(2024, 6, 1, 23, 30, 0, 0, time.UTC), zoneless: true, want: lateEvening,
+		},
+		{
+			name: "go-sql-driver/mysql DATETIME with parseTime and another loc",
+			in:   time.Date(2024, 6, 1, 23, 30, 0, 0, newYork), zoneless: true, want: lateEvening,
+		},
+		{
+			name: "go-sql-driver/mysql DATETIME without parseTime",
+			in:   []byte("2024-06-01 23:30:00.000000"), zoneless: true, want: lateEvening,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := unixOf(tc.in, ams)
+			got, err := unixOf(tc.in, tc.zoneless, ams)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, time.Unix(tc.want, 0).UTC(), time.Unix(got, 0).UTC())
 		})
 	}
 }

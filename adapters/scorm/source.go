@@ -32,7 +32,8 @@ var (
 )
 
 // decimalDigits is how many fraction digits ResultDecimal carries before
-// the core rounds it (see cmi.TruncateDecimal for why cutting is exact).
+// the core rounds it; an inexact value gets a sticky seventh digit (see
+// cmi.TruncateDecimal for why the core's rounding then stays exact).
 const decimalDigits = 6
 
 // Source reads SCORM results from one tracking database. It implements
@@ -528,13 +529,14 @@ func (c *customReader) pairs(ctx context.Context, tx *sql.Tx, since int64, after
 	}
 	q, args := c.sql.pairs(since, after == nil, a, limit)
 	var out []pair
+	modified := c.modifiedOf(2)
 	err := each(ctx, tx, q, args, func(r *sql.Rows) error {
 		var person, code sql.NullString
 		var mod any
 		if err := r.Scan(&person, &code, &mod); err != nil {
 			return err
 		}
-		t, err := unixOf(mod, c.loc)
+		t, err := modified(r, mod)
 		if err != nil {
 			return fmt.Errorf("column modified: %w", err)
 		}
@@ -555,6 +557,7 @@ func (c *customReader) load(ctx context.Context, tx *sql.Tx, pairs []pair) ([]un
 	}
 	data := map[[2]string]map[string]map[string]*acc{}
 	q, args := c.sql.rows(keys)
+	modified := c.modifiedOf(len(customColumns) - 1)
 	err := each(ctx, tx, q, args, func(r *sql.Rows) error {
 		var f [11]sql.NullString
 		var mod any
@@ -565,7 +568,7 @@ func (c *customReader) load(ctx context.Context, tx *sql.Tx, pairs []pair) ([]un
 		if err := r.Scan(append(dest, &mod)...); err != nil {
 			return err
 		}
-		t, err := unixOf(mod, c.loc)
+		t, err := modified(r, mod)
 		if err != nil {
 			return fmt.Errorf("column modified: %w", err)
 		}
@@ -619,21 +622,69 @@ func (c *customReader) load(ctx context.Context, tx *sql.Tx, pairs []pair) ([]un
 	return units, nil
 }
 
+// modifiedOf returns a reader of column i of a result, its modified
+// column, as Unix seconds (see unixOf). The column's database type, which
+// says whether its time values carry a zone, is looked up once per result.
+func (c *customReader) modifiedOf(i int) func(r *sql.Rows, v any) (int64, error) {
+	known, zoneless := false, false
+	return func(r *sql.Rows, v any) (int64, error) {
+		if _, ok := v.(time.Time); ok && !known {
+			types, err := r.ColumnTypes()
+			if err != nil {
+				return 0, err
+			}
+			zoneless, known = zonelessType(c.sql.driver, types[i].DatabaseTypeName()), true
+		}
+		return unixOf(v, zoneless, c.loc)
+	}
+}
+
+// zonelessType reports whether the time values driver returns for a column
+// of database type typeName are a wall clock without a zone, their location
+// being only the driver's label. The column type decides, not the label,
+// which cannot tell the two apart: go-sql-driver/mysql labels every value
+// with its loc parameter (UTC by default), as lib/pq labels a timestamptz
+// read in a UTC session; lib/pq labels a timestamp with a nameless zero
+// offset, as it does a timestamptz at offset zero when Go cannot load the
+// session's TimeZone.
+//
+// MySQL and MariaDB send DATETIME, TIMESTAMP (in the session's time_zone)
+// and DATE as wall clock only, so all are zone-less, whatever the DSN's
+// parseTime and loc say. PostgreSQL's timestamp (without time zone) and
+// date are zone-less; a timestamptz is an instant.
+func zonelessType(driver, typeName string) bool {
+	if driver == "mysql" {
+		return true
+	}
+	return typeName == "TIMESTAMP" || typeName == "DATE"
+}
+
 // timeLayouts are the text forms of a custom query's modified column.
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
 
-// unixOf reads a modified value: Unix seconds (integer, float or text) or a
-// timestamp; text timestamps without a zone are in loc.
-func unixOf(v any, loc *time.Location) (int64, error) {
+// unixOf reads a modified value as Unix seconds: Unix seconds (integer,
+// float or text) or a timestamp. A timestamp without a zone is read by its
+// wall clock in loc, the provider's zone: text without an offset, and a
+// time.Time from a zone-less column (zoneless true, see zonelessType), whose
+// location is only the driver's label. So 23:30 on 1 June in a zone-less
+// column stays 1 June in loc instead of becoming 23:30 UTC, the next day in
+// Amsterdam. A time.Time from a zone-aware column (PostgreSQL timestamptz)
+// and text with an offset keep their instant.
+func unixOf(v any, zoneless bool, loc *time.Location) (int64, error) {
 	switch x := v.(type) {
 	case int64:
 		return x, nil
 	case float64:
 		return int64(x), nil
 	case time.Time:
+		if zoneless {
+			y, m, d := x.Date()
+			h, mi, s := x.Clock()
+			x = time.Date(y, m, d, h, mi, s, x.Nanosecond(), loc)
+		}
 		return x.Unix(), nil
 	case []byte:
-		return unixOf(string(x), loc)
+		return unixOf(string(x), zoneless, loc)
 	case string:
 		s := strings.TrimSpace(x)
 		if n, err := strconv.ParseFloat(s, 64); err == nil {

@@ -57,13 +57,19 @@ func TestTruncateAndRoundDecimal(t *testing.T) {
 		digits     int
 		trunc, rnd string
 	}{
-		{name: "two thirds", r: big.NewRat(200, 3), digits: 2, trunc: "66.66", rnd: "66.67"},
-		{name: "exact half", r: big.NewRat(1235, 1000), digits: 2, trunc: "1.23", rnd: "1.24"},
+		// trunc: cut after digits places, plus a sticky 1 when the cut drops
+		// non-zero digits.
+		{name: "two thirds", r: big.NewRat(200, 3), digits: 2, trunc: "66.661", rnd: "66.67"},
+		{name: "exact half", r: big.NewRat(1235, 1000), digits: 2, trunc: "1.231", rnd: "1.24"},
 		{name: "trailing zeros dropped", r: big.NewRat(15, 2), digits: 4, trunc: "7.5", rnd: "7.5"},
 		{name: "whole", r: big.NewRat(80, 1), digits: 2, trunc: "80", rnd: "80"},
-		{name: "small", r: big.NewRat(1, 1000), digits: 2, trunc: "0", rnd: "0"},
-		{name: "zero digits", r: big.NewRat(5, 2), digits: 0, trunc: "2", rnd: "3"},
-		{name: "negative", r: big.NewRat(-5, 2), digits: 0, trunc: "-2", rnd: "-3"},
+		{name: "small", r: big.NewRat(1, 1000), digits: 2, trunc: "0.001", rnd: "0"},
+		{name: "small negative", r: big.NewRat(-1, 1000), digits: 2, trunc: "-0.001", rnd: "0"},
+		{name: "zero digits", r: big.NewRat(5, 2), digits: 0, trunc: "2.1", rnd: "3"},
+		{name: "negative", r: big.NewRat(-5, 2), digits: 0, trunc: "-2.1", rnd: "-3"},
+		{name: "tie at six digits stays exact", r: big.NewRat(66665, 1000), digits: 6, trunc: "66.665", rnd: "66.665"},
+		{name: "just above a tie at six digits", r: big.NewRat(66665000033333, 1000000000000), digits: 6, trunc: "66.6650001", rnd: "66.665"},
+		{name: "just below a tie at six digits", r: big.NewRat(66664999966667, 1000000000000), digits: 6, trunc: "66.6649991", rnd: "66.665"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,16 +46,27 @@ func ParseDecimal(s string) (*big.Rat, error) {
 	return r, nil
 }
 
-// TruncateDecimal writes r as a '.' decimal string with at most digits
-// fraction digits, cutting (not rounding) further digits toward zero and
-// dropping trailing zeros. A number with a terminating expansion of at most
-// digits places is written exactly. Cutting rather than rounding keeps a later
-// half-up rounding to fewer than digits places (the core's) exact: a cut
-// never crosses a ...5 boundary of a shorter length.
+// TruncateDecimal writes r as a '.' decimal string for a later rounding to
+// fewer than digits fraction digits (the core's), trailing zeros dropped. A
+// number with a terminating expansion of at most digits places is written
+// exactly. Any other is cut toward zero after digits places and a final 1
+// appended (a sticky digit), so it has digits+1 fraction digits. Cutting
+// alone is not enough: 66.665000033333 cut to 66.665 lands on a tie that r
+// lies above, and half-even rounding to 2 places then gives 66.66 instead
+// of 66.67. With the sticky digit the result lies strictly between the same
+// neighbours as r at every precision coarser than digits places (values and
+// ties alike), so half-up, half-even and down rounding to fewer than digits
+// places give exactly what rounding r would.
 func TruncateDecimal(r *big.Rat, digits int) string {
 	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil)
-	n := new(big.Int).Mul(r.Num(), scale)
-	n.Quo(n, r.Denom()) // Quo truncates toward zero
+	num := new(big.Int).Mul(r.Num(), scale)
+	n, rem := new(big.Int).QuoRem(num, r.Denom(), new(big.Int)) // toward zero
+	if rem.Sign() != 0 {
+		// The dropped digits are not all zero: mark the value as beyond the
+		// cut, on r's side of zero.
+		n.Mul(n, big.NewInt(10)).Add(n, big.NewInt(int64(r.Sign())))
+		digits++
+	}
 	return placeDecimal(n, digits)
 }
 
