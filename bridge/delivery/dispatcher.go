@@ -503,13 +503,13 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 func (d *Dispatcher) replaceTargetState(ctx context.Context, read, next outbox.TargetState) (bool, error) {
 	sctx, cancel := detached(ctx)
 	defer cancel()
-	now, err := d.store.TargetState(sctx, d.target.Name)
+	current, err := d.store.TargetState(sctx, d.target.Name)
 	if err != nil {
 		return false, err
 	}
-	if !sameTargetState(now, read) {
+	if !sameTargetState(current, read) {
 		d.log.Info("the target's pause changed during the probe; keeping the change", "target", d.target.Name,
-			"paused", now.Paused, "reason", now.Reason)
+			"paused", current.Paused, "reason", current.Reason)
 		return false, nil
 	}
 	return true, d.store.SetTargetState(sctx, next)
