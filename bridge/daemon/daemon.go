@@ -47,6 +47,11 @@ type Options struct {
 	PurgeEvery time.Duration
 	// Version is shown on the dashboard and in cvbridge_build_info.
 	Version string
+	// Store, when set, is the open outbox the daemon uses instead of opening
+	// its own; Close leaves it open. A process keeps one store across
+	// reloads: on SQLite, closing a second handle of the database file would
+	// drop the locks the first one holds.
+	Store outbox.Store
 	// Metrics, when set, is where the daemon reports and what its
 	// /metrics serves: the process keeps one across reloads, so counters
 	// carry over. Run points its outbox gauges at this daemon's store and
@@ -58,6 +63,7 @@ type Options struct {
 type Daemon struct {
 	cfg         *config.Config
 	store       outbox.Store
+	ownsStore   bool // opened by Open, so closed by Close
 	schema      *result.Schema
 	dispatchers map[string]*delivery.Dispatcher
 	runner      *intake.Runner
@@ -92,8 +98,11 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 			_ = d.Close()
 		}
 	}()
-	if d.store, err = OpenStore(ctx, cfg, d.clock); err != nil {
-		return nil, err
+	if d.store = opts.Store; d.store == nil {
+		if d.store, err = OpenStore(ctx, cfg, d.clock); err != nil {
+			return nil, err
+		}
+		d.ownsStore = true
 	}
 	if d.schema, err = LoadSchema(cfg); err != nil {
 		return nil, err
@@ -220,7 +229,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
-// Close closes the sources, the schema and the store.
+// Close closes the sources, the schema and the store it opened.
 func (d *Daemon) Close() error {
 	var errs []error
 	for _, s := range d.sources {
@@ -231,7 +240,7 @@ func (d *Daemon) Close() error {
 	if d.schema != nil {
 		d.schema.Close()
 	}
-	if d.store != nil {
+	if d.store != nil && d.ownsStore {
 		errs = append(errs, d.store.Close())
 	}
 	return errors.Join(errs...)

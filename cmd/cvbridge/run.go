@@ -16,9 +16,11 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/metrics"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
@@ -43,7 +45,19 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	slog.SetDefault(log)
 	// One set of metrics for the process: its counters carry over reloads.
 	m := metrics.New(metrics.Options{Version: version, Logger: log})
-	d, err := openDaemon(ctx, cfg, log, m)
+	// One open store for the process, too: a reload never opens the
+	// database again (on SQLite, closing a second handle of the file would
+	// drop the locks that keep other clients from deleting its WAL).
+	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the outbox failed", "error", err)
+		}
+	}()
+	d, err := openDaemon(ctx, cfg, log, m, store)
 	if err != nil {
 		return err
 	}
@@ -85,7 +99,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m)
+			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m, store)
 			var material *tlsMaterial
 			if err == nil && public != nil && nextCfg.Public.Enabled() {
 				if material, err = loadTLS(nextCfg.Public.TLS); err != nil {
@@ -117,9 +131,10 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 }
 
-// reload loads the configuration and assembles a daemon from it without
-// starting it. Listener addresses change only at a restart.
-func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
+// reload loads the configuration and assembles a daemon from it on the
+// running store, without starting it. Listener addresses and the storage
+// section change only at a restart.
+func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics, store outbox.Store) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -131,7 +146,10 @@ func reload(ctx context.Context, path string, running *config.Config, m *metrics
 	if cfg.Public.Addr != running.Public.Addr {
 		log.Warn("public.addr changes only at a restart", "listening", running.Public.Addr, "configured", cfg.Public.Addr)
 	}
-	d, err := openDaemon(ctx, cfg, log, m)
+	if was, is := running.Storage, cfg.Storage; was.Driver != is.Driver || was.Path != is.Path || was.DSN != is.DSN {
+		log.Warn("the storage section (driver, path, DSN) changes only at a restart; the open outbox stays in use")
+	}
+	d, err := openDaemon(ctx, cfg, log, m, store)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -154,11 +172,12 @@ func removedNames(before, after *config.Config) (connections, targets []string) 
 	return connections, targets
 }
 
-// openDaemon assembles a daemon for cfg that reports to m.
-func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*daemon.Daemon, error) {
+// openDaemon assembles a daemon for cfg that reports to m, on store when it
+// is set and on a store of its own otherwise.
+func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics, store outbox.Store) (*daemon.Daemon, error) {
 	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
 		return buildSource(cfg, conn, log)
-	}, daemon.Options{Logger: log, Version: version, Metrics: m})
+	}, daemon.Options{Logger: log, Version: version, Metrics: m, Store: store})
 }
 
 // swapHandler serves whatever handler was set last.

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -98,13 +99,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("outbox database %s: create directory: %w", abs, err)
 	}
-	// Create the file ourselves so a new database (it holds person ids) is
-	// readable by the service user only.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
 	}
 
@@ -127,6 +122,26 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
 	return s, nil
+}
+
+// createPrivate creates the database file at abs, readable by the service
+// user only (it holds person ids), unless it exists. An existing file is
+// never opened here: closing any descriptor of a file drops every POSIX lock
+// the process holds on it, so opening and closing the file beside a live
+// connection would leave that connection unlocked, and another SQLite
+// client could then checkpoint and delete the live WAL.
+func createPrivate(abs string) error {
+	if _, err := os.Stat(abs); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // created by someone else meanwhile: SQLite opens it
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // dsn builds the driver's connection string for the file at abs: a file: URI

@@ -14,6 +14,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
+	"github.com/cvbridge/cvbridge/bridge/testdb"
 )
 
 // open opens a store at path, closed when t ends.
@@ -141,4 +142,24 @@ func TestWALModeIsOn(t *testing.T) {
 	var mode string
 	require.NoError(t, raw(t, path).GetContext(t.Context(), &mode, `PRAGMA journal_mode`))
 	assert.Equal(t, "wal", mode, "WAL is a property of the file")
+}
+
+// TestSecondOpenKeepsTheLocks: opening and closing the database a second time
+// in the same process (a reload, a check) leaves the first store's POSIX
+// locks in place. Closing any descriptor of a file drops all of the
+// process's locks on it, so a second Open that touched the file itself would
+// leave the first store unlocked, and another SQLite client could delete its
+// live WAL.
+func TestSecondOpenKeepsTheLocks(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	first := open(t, path, clock.System{})
+	require.NoError(t, first.SetTargetState(t.Context(), outbox.TargetState{Target: "t"}))
+	locks := testdb.POSIXLocks(t, os.Getpid(), path)
+	require.Positive(t, locks, "an open store holds a lock on its file")
+
+	second, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	require.NoError(t, second.Close())
+	assert.Equal(t, locks, testdb.POSIXLocks(t, os.Getpid(), path), "the first store's locks survive the second's open and close")
 }
