@@ -21,8 +21,8 @@ import (
 // TestReloadKeepsTheOutboxLocked is the outside view of the outbox's
 // integrity: a daemon is reloaded (SIGHUP) twice while another SQLite client
 // — the sqlite3 command-line shell, the way an operator inspects or backs up
-// the file — reads it and runs .backup, and `cvbridge forget` erases a
-// person; then the daemon is killed with SIGKILL and started again.
+// the file — reads it and runs .backup, `cvbridge storage backup` writes
+// its checked copy, and `cvbridge forget` erases a person; then the daemon is killed with SIGKILL and started again.
 //
 // Closing any descriptor of a file drops every POSIX lock the process holds
 // on it, so a reload that opens and closes the database file itself leaves
@@ -127,8 +127,23 @@ func reloadKillSequence(t *testing.T, dsn string) {
 		assert.Equal(t, "5\n", shell("SELECT count(*) FROM results WHERE state = 'delivered'"))
 	}
 	shell(".backup " + filepath.Join(dir, "copy.db"))
+	backup := filepath.Join(dir, "backup.db")
+	out, err := exec.Command(bin, "storage", "backup", "--config", cfgPath, "--to", backup).CombinedOutput()
+	if sqlite3 != "" {
+		require.NoError(t, err, string(out))
+		assert.Contains(t, string(out), "integrity check: ok")
+		copied, err := exec.Command(sqlite3, backup, "PRAGMA integrity_check; SELECT count(*) FROM results WHERE state = 'delivered';").CombinedOutput()
+		require.NoError(t, err, string(copied))
+		assert.Equal(t, "ok\n5\n", string(copied), "the online backup is whole and holds what was delivered")
+		info, err := os.Stat(backup)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the backup holds person ids: its owner's only")
+	} else {
+		require.Error(t, err)
+		assert.Contains(t, string(out), "pg_dump")
+	}
 	send(url, webhooks[1])
-	out, err := exec.Command(bin, "forget", "--config", cfgPath, "P-"+webhooks[0].id).CombinedOutput()
+	out, err = exec.Command(bin, "forget", "--config", cfgPath, "P-"+webhooks[0].id).CombinedOutput()
 	require.NoError(t, err, string(out))
 	more := [][]string{{"R1", "VCA-BASIS", "01-03-2026", "ja", "7", ""}, {"R2", "VCA-BASIS", "01-03-2026", "ja", "8", ""}}
 	dropCSV(t, dir, "two.csv", more)

@@ -49,7 +49,7 @@ func commands() []command {
 		{"sign", "print the X-WebHook-Signature of a file (for testing with Postman or curl)", cmdSign},
 		{"sim", "run a local Coachview results simulator", cmdSim},
 		{"migrate", "apply the outbox's schema migrations (when storage.migrate is false)", cmdMigrate},
-		{"storage", "move an SQLite outbox into PostgreSQL (storage copy --from FILE)", cmdStorage},
+		{"storage", "back up the SQLite outbox online (storage backup --to FILE), or move it into PostgreSQL (storage copy --from FILE)", cmdStorage},
 		{"version", "print the version", func(_ context.Context, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "cvbridge", version)
 			return err

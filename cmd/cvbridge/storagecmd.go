@@ -44,16 +44,66 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// cmdStorage moves an SQLite outbox into the configured PostgreSQL one.
+// storageUsage lists the storage subcommands.
+const storageUsage = "usage: cvbridge storage copy --from OUTBOX.db [--force] | cvbridge storage backup --to FILE"
+
+// cmdStorage moves an SQLite outbox into the configured PostgreSQL one
+// (copy), or writes an online copy of the SQLite outbox (backup).
 func cmdStorage(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "copy" {
-		return usageError{"usage: cvbridge storage copy --from OUTBOX.db [--force]"}
+	if len(args) == 0 {
+		return usageError{storageUsage}
 	}
+	switch args[0] {
+	case "copy":
+		return storageCopy(ctx, args[1:], out)
+	case "backup":
+		return storageBackup(ctx, args[1:], out)
+	default:
+		return usageError{storageUsage}
+	}
+}
+
+// storageBackup writes a consistent copy of the configured SQLite outbox
+// while the daemon runs, and checks it.
+func storageBackup(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("storage backup")
+	cfgPath := configFlag(fs)
+	to := fs.String("to", "", "the file to write the copy to (required; must not exist)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usageError{"--to is required"}
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Storage.Driver == "postgres" {
+		return usageError{fmt.Sprintf("%s: the outbox is in PostgreSQL: back it up with pg_dump (README, \"Backups and restore\")", cfg.File)}
+	}
+	if _, err := os.Stat(cfg.Storage.Path); err != nil {
+		return fmt.Errorf("the SQLite outbox: %w", err)
+	}
+	s, err := sqlite.Open(ctx, cfg.Storage.Path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Backup(ctx, *to); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote a consistent copy of %s to %s (integrity check: ok)\n", cfg.Storage.Path, *to)
+	return nil
+}
+
+// storageCopy moves an SQLite outbox into the configured PostgreSQL one.
+func storageCopy(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("storage copy")
 	cfgPath := configFlag(fs)
 	from := fs.String("from", "", "the SQLite outbox to copy (required; stop the daemon using it first)")
 	force := fs.Bool("force", false, "replace what the PostgreSQL outbox already holds")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *from == "" {

@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Backup writes a consistent copy of the outbox to the file at to while the
+// store stays in use (by this process or by a running daemon): SQLite's
+// VACUUM INTO reads one snapshot inside a read transaction, so writers go
+// on and the copy holds every commit made before it began. The copy is
+// written beside to, checked with PRAGMA integrity_check, synced and only
+// then renamed into place, readable by its owner only. An existing file at
+// to is refused.
+func (s *Store) Backup(ctx context.Context, to string) (err error) {
+	abs, err := filepath.Abs(to)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(abs); err == nil {
+		return fmt.Errorf("backup %s: the file exists; choose a new name", abs)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	partial := abs + ".partial"
+	// An empty private file: VACUUM INTO fills it and keeps its mode.
+	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(partial)
+		}
+	}()
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	if err := checkIntegrity(ctx, partial); err != nil {
+		return fmt.Errorf("backup %s: the copy fails its integrity check: %w", abs, err)
+	}
+	if err := syncFile(partial); err != nil {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	if err := os.Rename(partial, abs); err != nil {
+		return fmt.Errorf("backup %s: %w", abs, err)
+	}
+	return syncFile(filepath.Dir(abs))
+}
+
+// checkIntegrity runs PRAGMA integrity_check on the database file at path,
+// opened read-only, and returns what it found unless that is "ok".
+func checkIntegrity(ctx context.Context, path string) error {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: "mode=ro"}
+	db, err := sqlx.Open("sqlite", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var found []string
+	if err := db.SelectContext(ctx, &found, `PRAGMA integrity_check`); err != nil {
+		return err
+	}
+	if len(found) != 1 || found[0] != "ok" {
+		return errors.New(strings.Join(found, "; "))
+	}
+	return nil
+}
+
+// syncFile flushes the file or directory at path to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
