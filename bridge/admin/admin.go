@@ -40,6 +40,7 @@ type Store interface {
 	OldestPending(ctx context.Context, target string) (time.Time, bool, error)
 	Retry(ctx context.Context, id int64, now time.Time) error
 	Cancel(ctx context.Context, id int64, now time.Time) error
+	Confirm(ctx context.Context, id int64, now time.Time) error
 }
 
 var _ Store = outbox.Store(nil)
@@ -205,10 +206,22 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	text(w, http.StatusOK, "ready\n")
 }
 
-// action applies a Retry or Cancel button to one result.
+// actions are the buttons on a result, each with the store call it makes
+// and the word for what it did.
+var actions = map[string]struct {
+	apply func(s Store, ctx context.Context, id int64, now time.Time) error
+	done  string
+}{
+	"retry":   {Store.Retry, "retried"},
+	"cancel":  {Store.Cancel, "cancelled"},
+	"confirm": {Store.Confirm, "confirmed"},
+}
+
+// action applies a Retry, Cancel or Confirm button to one result.
 func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
-	if action != "retry" && action != "cancel" {
+	act, ok := actions[action]
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}
@@ -232,11 +245,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 	now := h.opts.Clock.Now()
 	item, _, err := h.opts.Store.Get(ctx, id)
 	if err == nil {
-		if action == "retry" {
-			err = h.opts.Store.Retry(ctx, id, now)
-		} else {
-			err = h.opts.Store.Cancel(ctx, id, now)
-		}
+		err = act.apply(h.opts.Store, ctx, id, now)
 	}
 	switch {
 	case errors.Is(err, outbox.ErrNotFound):
@@ -250,10 +259,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		h.message(w, http.StatusInternalServerError, fmt.Sprintf("Result #%d could not be changed: %v.", id, err))
 		return
 	}
-	done := "retried"
-	if action == "cancel" {
-		done = "cancelled"
-	}
+	done := act.done
 	h.log.Info("admin: result "+done+" by the operator", "result", id, "target", item.Target, "remote", r.RemoteAddr)
 	if action == "retry" && h.opts.Requeued != nil {
 		h.opts.Requeued(item.Target)

@@ -222,8 +222,8 @@ func TestRetryAndCancelButtons(t *testing.T) {
 		status int
 		want   string
 	}{
-		{name: "delivered row", path: path(f.sent, "retry"), status: http.StatusConflict, want: "only failed, cancelled and pending results can be retried"},
-		{name: "cancel delivered", path: path(f.sent, "cancel"), status: http.StatusConflict, want: "only pending and failed results can be cancelled"},
+		{name: "delivered row", path: path(f.sent, "retry"), status: http.StatusConflict, want: "only failed, probably-delivered, cancelled and pending results can be retried"},
+		{name: "cancel delivered", path: path(f.sent, "cancel"), status: http.StatusConflict, want: "only pending, failed, probably-delivered and waiting results can be cancelled"},
 		{name: "unknown row", path: path(9999, "retry"), status: http.StatusNotFound, want: "Result #9999 does not exist"},
 		{name: "unknown action", path: path(f.sent, "delete"), status: http.StatusNotFound},
 		{name: "bad id", path: "/results/abc/retry", status: http.StatusNotFound},
@@ -237,6 +237,34 @@ func TestRetryAndCancelButtons(t *testing.T) {
 	}
 	assert.Equal(t, outbox.StateDelivered, f.state(f.sent))
 	assert.Equal(t, []string{"acme"}, f.requeuedTargets())
+}
+
+// TestConfirmProbablyDelivered: a probably-delivered result is listed with
+// Confirm and Retry buttons; Confirm records it as delivered, and only such
+// a result can be confirmed.
+func TestConfirmProbablyDelivered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	id := f.enqueue("acme", "p-probable")
+	f.finish(id, outbox.Finish{State: outbox.StateProbablyDelivered, Tries: 2, LastClass: "not_found",
+		LastError: "an earlier attempt's outcome is unknown, so Coachview probably registered the result then",
+		Attempt:   outbox.Attempt{Status: 404, Class: "not_found"}})
+	c := f.client()
+	page := f.get(c, "/")
+	require.Equal(t, http.StatusOK, page.status)
+	assert.Contains(t, page.body, `<form method="post" action="/results/`+itoa(id)+`/confirm">`)
+	assert.Contains(t, page.body, "Coachview probably registered the result then")
+
+	tok := f.token(c)
+	r := f.post(c, path(id, "confirm"), url.Values{"csrf": {tok}}, nil)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, "Result #"+itoa(id)+" is recorded as delivered")
+	assert.Equal(t, outbox.StateDelivered, f.state(id))
+
+	r = f.post(c, path(f.parked, "confirm"), url.Values{"csrf": {tok}}, nil)
+	assert.Equal(t, http.StatusConflict, r.status)
+	assert.Contains(t, r.body, "only probably-delivered results can be confirmed")
+	assert.Equal(t, outbox.StateFailed, f.state(f.parked))
 }
 
 func TestCSRFRefusals(t *testing.T) {

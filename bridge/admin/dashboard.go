@@ -62,6 +62,7 @@ type page struct {
 	Retrying   []outbox.Item
 	Parked     []parkedView
 	ParkedAll  int
+	Probable   []outbox.Item // probably-delivered results, for the operator to confirm or retry
 	Enrolments enrolmentsView
 }
 
@@ -135,6 +136,11 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 			p.Parked = append(p.Parked, pv)
 		}
 	}
+	if items, err := h.opts.Store.List(ctx, outbox.Filter{State: outbox.StateProbablyDelivered, Limit: maxParked}); err != nil {
+		problem("probably delivered results", err)
+	} else {
+		p.Probable = items
+	}
 	if h.opts.Enrolments != nil {
 		p.Enrolments.Enabled = true
 		items, err := h.opts.Enrolments.RecentEnrolments(ctx, maxEnrolments)
@@ -196,6 +202,8 @@ func notice(r *http.Request) string {
 		return fmt.Sprintf("Result #%d is queued again and will be sent shortly.", id)
 	case "cancelled":
 		return fmt.Sprintf("Result #%d is cancelled and will not be sent.", id)
+	case "confirmed":
+		return fmt.Sprintf("Result #%d is recorded as delivered and will not be sent again.", id)
 	}
 	return ""
 }

@@ -1,6 +1,12 @@
 package delivery
 
-import "net/http"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+)
 
 // Class is what an attempt's outcome means for the row and the target. It is
 // stored as the attempt's class and as the row's LastClass.
@@ -54,4 +60,30 @@ func Classify(status int, err error) Class {
 	default: // 1xx that reached us, 3xx, and every other 4xx
 		return Misconfigured
 	}
+}
+
+// mayHaveArrived reports whether a request that got no response (err) may
+// still have reached Coachview, so that the result may be registered
+// although no answer came back: a timeout, or a connection cut after it was
+// made. A failure to connect (refused, unreachable, no such host, a TLS
+// handshake or certificate failure) sent nothing.
+func mayHaveArrived(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var record tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial",
+		errors.As(err, &dns),
+		errors.As(err, &record),
+		errors.As(err, &unknownCA),
+		errors.As(err, &hostname),
+		errors.As(err, &invalid),
+		errors.As(err, &verify):
+		return false
+	}
+	return true
 }

@@ -599,6 +599,7 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordF
 		ID: it.ID, Owner: d.owner, Attempt: attempt,
 		State: dec.state, NextAttemptAt: dec.next, Tries: dec.tries,
 		Streak: dec.streak, StreakSince: dec.since, LastClass: string(dec.lastClass), LastError: dec.lastError,
+		OutcomeUnknown: res.err != nil && mayHaveArrived(res.err),
 	})
 	return class, func() (Class, error) {
 		err := wait()
@@ -638,6 +639,8 @@ func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class
 		attrs = append(attrs, slog.Time("next", dec.next))
 	case outbox.StateFailed:
 		level = slog.LevelError
+	case outbox.StateProbablyDelivered:
+		level = slog.LevelWarn
 	}
 	if res.err != nil {
 		// Network errors only: Coachview's text may echo personal data and

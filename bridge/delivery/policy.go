@@ -141,6 +141,14 @@ func (s Settings) decide(it outbox.Item, c Class, res response, now time.Time, j
 	case NotFound:
 		msg := fmt.Sprintf("Coachview found no person %q or no enrolment in e-learning %q, or the enrolment is no longer 'ingepland' (%s)%s",
 			it.PersonID, it.ElearningCode, statusText(res.status), said(res.text))
+		if it.OutcomeUnknown {
+			// An earlier attempt may have been registered: Coachview then
+			// takes the enrolment out of 'ingepland' and answers 404.
+			d.state = outbox.StateProbablyDelivered
+			d.lastError = msg + "; an earlier attempt's outcome is unknown (no answer came back), so Coachview probably " +
+				"registered the result then. Check it in Coachview, then `cvbridge outbox confirm` it, or `outbox retry` it"
+			return d
+		}
 		if now.Sub(d.since) >= r.NotFound.MaxAge {
 			return park(fmt.Sprintf("%s; still so after %s: check the person's ExternId and the enrolment in Coachview, then retry",
 				msg, humanDuration(r.NotFound.MaxAge)))

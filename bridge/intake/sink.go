@@ -138,7 +138,7 @@ func (s *Sink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add f
 		return source.Summary{}, fmt.Errorf("connection %s: commit: %w", s.connection, err)
 	}
 	if sum.Total() > 0 {
-		s.log.Info("committed", "queued", sum.Queued, "replaced", sum.Replaced, "unchanged", sum.Unchanged,
+		s.log.Info("committed", "queued", sum.Queued, "replaced", sum.Replaced, "waiting", sum.Waiting, "unchanged", sum.Unchanged,
 			"ignored", sum.Ignored, "rejected", sum.Rejected)
 	}
 	if s.committed != nil {
@@ -207,6 +207,8 @@ func count(sum *source.Summary, o outbox.EnqueueOutcome) {
 		sum.Queued++
 	case outbox.Replaced:
 		sum.Replaced++
+	case outbox.Waiting:
+		sum.Waiting++
 	case outbox.Unchanged:
 		sum.Unchanged++
 	case outbox.Ignored:

@@ -35,6 +35,7 @@ const defaultScrapeTimeout = 5 * time.Second
 const (
 	OutcomeQueued    = "queued"
 	OutcomeReplaced  = "replaced"
+	OutcomeWaiting   = "waiting"
 	OutcomeUnchanged = "unchanged"
 	OutcomeIgnored   = "ignored"
 	OutcomeRejected  = "rejected"
@@ -44,6 +45,9 @@ const (
 const (
 	FailureRetry  = "retry"  // the row is pending again: a retry is scheduled (or the target paused on a 403)
 	FailureParked = "parked" // the row is failed: no more automatic attempts
+	// FailureProbablyDelivered: a 404 after an attempt whose outcome is
+	// unknown; the row waits for the operator to confirm or retry it.
+	FailureProbablyDelivered = "probably_delivered"
 )
 
 // Options configure New. Every field is optional.
@@ -210,7 +214,7 @@ func (m *Metrics) Handler() http.Handler {
 // intake.SinkConfig.Committed.
 func (m *Metrics) Committed(connection string, sum source.Summary) {
 	for outcome, n := range map[string]int{
-		OutcomeQueued: sum.Queued, OutcomeReplaced: sum.Replaced, OutcomeUnchanged: sum.Unchanged,
+		OutcomeQueued: sum.Queued, OutcomeReplaced: sum.Replaced, OutcomeWaiting: sum.Waiting, OutcomeUnchanged: sum.Unchanged,
 		OutcomeIgnored: sum.Ignored, OutcomeRejected: sum.Rejected,
 	} {
 		if n > 0 {
@@ -231,8 +235,11 @@ func (m *Metrics) Delivered(o delivery.Outcome) {
 		return
 	}
 	outcome := FailureRetry
-	if o.State == outbox.StateFailed {
+	switch o.State {
+	case outbox.StateFailed:
 		outcome = FailureParked
+	case outbox.StateProbablyDelivered:
+		outcome = FailureProbablyDelivered
 	}
 	m.failures.WithLabelValues(o.Target, string(o.Class), outcome).Inc()
 }

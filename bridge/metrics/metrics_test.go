@@ -183,15 +183,21 @@ cvbridge_outbox_results{state="delivered",target="acme"} 0
 cvbridge_outbox_results{state="failed",target="acme"} 1
 cvbridge_outbox_results{state="ignored",target="acme"} 0
 cvbridge_outbox_results{state="pending",target="acme"} 2
+cvbridge_outbox_results{state="probably-delivered",target="acme"} 0
 cvbridge_outbox_results{state="rejected",target="acme"} 0
 cvbridge_outbox_results{state="sending",target="acme"} 1
+cvbridge_outbox_results{state="superseded",target="acme"} 0
+cvbridge_outbox_results{state="waiting",target="acme"} 0
 cvbridge_outbox_results{state="cancelled",target="beta"} 0
 cvbridge_outbox_results{state="delivered",target="beta"} 0
 cvbridge_outbox_results{state="failed",target="beta"} 0
 cvbridge_outbox_results{state="ignored",target="beta"} 0
 cvbridge_outbox_results{state="pending",target="beta"} 1
+cvbridge_outbox_results{state="probably-delivered",target="beta"} 0
 cvbridge_outbox_results{state="rejected",target="beta"} 0
 cvbridge_outbox_results{state="sending",target="beta"} 0
+cvbridge_outbox_results{state="superseded",target="beta"} 0
+cvbridge_outbox_results{state="waiting",target="beta"} 0
 # HELP cvbridge_outbox_oldest_pending_age_seconds Age of the oldest result of a target still waiting for delivery (pending or sending), 0 when none waits.
 # TYPE cvbridge_outbox_oldest_pending_age_seconds gauge
 cvbridge_outbox_oldest_pending_age_seconds{target="acme"} 120

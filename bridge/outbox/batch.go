@@ -23,11 +23,11 @@ type BatchFinisher interface {
 }
 
 // CheckFinish reports whether f asks for a state Finish may set: delivered,
-// failed, or pending with a next attempt time. Backends share it so that
+// failed, probably-delivered, or pending with a next attempt time. Backends share it so that
 // Finish and FinishBatch refuse the same things with the same words.
 func CheckFinish(f Finish) error {
 	switch f.State {
-	case StateDelivered, StateFailed:
+	case StateDelivered, StateFailed, StateProbablyDelivered:
 		return nil
 	case StatePending:
 		if f.NextAttemptAt.IsZero() {
@@ -35,6 +35,6 @@ func CheckFinish(f Finish) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("finish result #%d: state %q is not delivered, pending or failed", f.ID, f.State)
+		return fmt.Errorf("finish result #%d: state %q is not delivered, pending, failed or probably-delivered", f.ID, f.State)
 	}
 }

@@ -3,8 +3,9 @@
 // PersoonExterneId) pair, every delivery attempt, each LMS connection's
 // cursor and marks, and each target's paused/active state.
 //
-// The Store interface is implemented by the SQLite backend here (the embedded
-// default) and by the PostgreSQL backend. Policy (when to retry, when to
+// The Store interface is implemented by the SQLite backend (package sqlite,
+// the embedded default) and by the PostgreSQL backend (package postgres);
+// the rules they share are written once, in internal/sqlcore. Policy (when to retry, when to
 // park) belongs to the delivery package; the store only records what it is told,
 // atomically.
 package outbox
@@ -19,21 +20,39 @@ import (
 // State is where a result row stands.
 type State string
 
-// The states of a result row. Only pending, sending, delivered and failed rows
-// take part in the one-row-per-pair rule; rejected, ignored and cancelled rows
-// are history kept for the operator.
+// The states of a result row. Only pending, sending, delivered, failed and
+// probably-delivered rows take part in the one-row-per-pair rule; the others
+// are waiting corrections or history kept for the operator.
 const (
 	StatePending   State = "pending"   // waiting for its next attempt at NextAttemptAt
 	StateSending   State = "sending"   // claimed by a worker holding a lease
 	StateDelivered State = "delivered" // Coachview answered 200: never sent again
 	StateFailed    State = "failed"    // parked: no more automatic attempts; operator may retry or cancel
-	StateRejected  State = "rejected"  // failed business or XSD checks: never sent
-	StateIgnored   State = "ignored"   // a later completion for a delivered pair: never sent
-	StateCancelled State = "cancelled" // cancelled by the operator
+	// StateProbablyDelivered: an attempt's outcome was unknown (a timeout, a
+	// connection cut after the body was written, a lease that ran out
+	// mid-send) and a later attempt was answered 404, which is what
+	// Coachview answers once the enrolment left 'ingepland' because it
+	// registered the result. Not retried; the operator confirms or retries.
+	StateProbablyDelivered State = "probably-delivered"
+	StateRejected          State = "rejected"  // failed business or XSD checks: never sent
+	StateIgnored           State = "ignored"   // a later completion for a pair Coachview accepted: never sent
+	StateCancelled         State = "cancelled" // cancelled by the operator
+	// StateWaiting: a newer completion for a pair whose result is being sent
+	// at the moment. It is sent next unless Coachview accepts the one in
+	// flight, in which case it becomes ignored.
+	StateWaiting State = "waiting"
+	// StateSuperseded: a result a newer completion replaced before
+	// Coachview accepted it; kept, with its attempts, as history.
+	StateSuperseded State = "superseded"
 )
 
 // States lists every state, in the order the operator sees them.
-var States = []State{StatePending, StateSending, StateDelivered, StateFailed, StateRejected, StateIgnored, StateCancelled}
+var States = []State{StatePending, StateSending, StateDelivered, StateFailed, StateProbablyDelivered,
+	StateWaiting, StateRejected, StateIgnored, StateSuperseded, StateCancelled}
+
+// HistoryStates are the states of rows that are done and only kept for the
+// operator: the retention purge deletes them, erasure deletes them first.
+var HistoryStates = []State{StateIgnored, StateRejected, StateSuperseded, StateCancelled}
 
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
@@ -47,10 +66,10 @@ func (s State) Valid() bool {
 
 // Active reports whether s takes part in the one-row-per-pair rule: a
 // pair (target, Elearningcode, person) has at most one row in an active
-// state (pending, sending, delivered, failed) at a time.
+// state (pending, sending, delivered, failed, probably-delivered) at a time.
 func (s State) Active() bool {
 	switch s {
-	case StatePending, StateSending, StateDelivered, StateFailed:
+	case StatePending, StateSending, StateDelivered, StateFailed, StateProbablyDelivered:
 		return true
 	}
 	return false
@@ -95,8 +114,9 @@ const (
 	Queued    EnqueueOutcome = "queued"    // a new pending row
 	Replaced  EnqueueOutcome = "replaced"  // a pending or failed row got the new body and is pending again
 	Unchanged EnqueueOutcome = "unchanged" // the same body was already queued, sending, delivered or failed: nothing written
-	Ignored   EnqueueOutcome = "ignored"   // the pair was delivered (or is being sent): stored as ignored
+	Ignored   EnqueueOutcome = "ignored"   // the pair was delivered (or replace_pending is off): stored as ignored
 	Rejected  EnqueueOutcome = "rejected"  // stored as rejected
+	Waiting   EnqueueOutcome = "waiting"   // the pair is being sent: stored as waiting, sent next unless that send is accepted
 	// An identical ignored or rejected row of the pair is Unchanged too:
 	// sources that re-read a window do not pile up history rows.
 )
@@ -104,8 +124,9 @@ const (
 // EnqueuePolicy tunes Enqueue.
 type EnqueuePolicy struct {
 	// ReplacePending lets a newer, different completion replace the body of a
-	// pending (not yet delivered) row. When false such a completion is stored
-	// as ignored.
+	// pending (not yet delivered) row, or wait for the send in flight and
+	// replace it unless Coachview accepts that send. When false such a
+	// completion is stored as ignored.
 	ReplacePending bool
 }
 
@@ -137,6 +158,13 @@ type Item struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	DeliveredAt   time.Time
+	// OutcomeUnknown: an attempt of this body may have reached Coachview
+	// without its answer reaching us (a timeout, a connection cut after
+	// the body was written, a lease that ran out mid-send).
+	OutcomeUnknown bool
+	// WaitingID, on a sending row, is the waiting row holding a newer
+	// completion of the pair; 0 when there is none.
+	WaitingID int64
 }
 
 // Attempt is one delivery attempt, kept for the operator.
@@ -160,7 +188,7 @@ type Finish struct {
 	Owner   string // must still hold the lease, else ErrLeaseLost
 	Attempt Attempt
 	// State is the row's new state: delivered, pending (retry at
-	// NextAttemptAt) or failed.
+	// NextAttemptAt), failed or probably-delivered.
 	State         State
 	NextAttemptAt time.Time
 	Tries         int
@@ -168,6 +196,9 @@ type Finish struct {
 	StreakSince   time.Time
 	LastClass     string
 	LastError     string
+	// OutcomeUnknown says the attempt may have reached Coachview although no
+	// answer came back; the row keeps that mark until its body changes.
+	OutcomeUnknown bool
 }
 
 // Filter selects rows for the operator. Zero fields do not filter.
@@ -234,13 +265,17 @@ type Store interface {
 	OldestPending(ctx context.Context, target string) (t time.Time, ok bool, err error)
 	// Counts returns the number of rows per state for target ("" = all targets).
 	Counts(ctx context.Context, target string) (map[State]int, error)
-	// Retry makes a failed, cancelled or pending row due at now with a fresh
-	// retry schedule (Tries and Streak reset).
+	// Retry makes a failed, probably-delivered, cancelled or pending row due
+	// at now with a fresh retry schedule (Tries and Streak reset).
 	Retry(ctx context.Context, id int64, now time.Time) error
-	// Cancel cancels a pending or failed row.
+	// Cancel cancels a pending, failed, probably-delivered or waiting row.
 	Cancel(ctx context.Context, id int64, now time.Time) error
-	// Purge deletes up to limit delivered, ignored, rejected and cancelled rows (with their
-	// attempts) last updated before cutoff, and returns how many it deleted.
+	// Confirm records a probably-delivered row as delivered, on the
+	// operator's word that Coachview has the result.
+	Confirm(ctx context.Context, id int64, now time.Time) error
+	// Purge deletes up to limit delivered rows and rows in a HistoryState
+	// (with their attempts) last updated before cutoff, and returns how many
+	// it deleted.
 	Purge(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
 	Close() error

@@ -70,6 +70,7 @@ type Checkpoint struct {
 type Summary struct {
 	Queued    int // new pairs queued for delivery
 	Replaced  int // pending payloads replaced by a newer completion
+	Waiting   int // newer completions waiting for the send in flight of their pair
 	Unchanged int // identical to what was already queued or delivered
 	Ignored   int // pair already delivered: recorded, never sent
 	Rejected  int // failed the business or XSD checks: recorded, never sent
@@ -78,7 +79,7 @@ type Summary struct {
 // Add returns the sum of two summaries.
 func (s Summary) Add(o Summary) Summary {
 	return Summary{
-		Queued: s.Queued + o.Queued, Replaced: s.Replaced + o.Replaced,
+		Queued: s.Queued + o.Queued, Replaced: s.Replaced + o.Replaced, Waiting: s.Waiting + o.Waiting,
 		Unchanged: s.Unchanged + o.Unchanged, Ignored: s.Ignored + o.Ignored,
 		Rejected: s.Rejected + o.Rejected,
 	}
@@ -86,7 +87,7 @@ func (s Summary) Add(o Summary) Summary {
 
 // Total is the number of completions the summary covers.
 func (s Summary) Total() int {
-	return s.Queued + s.Replaced + s.Unchanged + s.Ignored + s.Rejected
+	return s.Queued + s.Replaced + s.Waiting + s.Unchanged + s.Ignored + s.Rejected
 }
 
 // Enroller is implemented by adapters that can provision learners in the LMS.

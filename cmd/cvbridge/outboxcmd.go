@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,14 +31,14 @@ func openConfiguredStore(ctx context.Context, cfgPath string) (*config.Config, o
 
 func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: cvbridge outbox list|show|retry|cancel [flags]"}
+		return usageError{"usage: cvbridge outbox list|show|retry|cancel|confirm [flags]"}
 	}
 	fs := newFlags("outbox " + args[0])
 	cfgPath := configFlag(fs)
 	switch args[0] {
 	case "list":
 		var f outbox.Filter
-		state := fs.String("state", "", "only results in this state (pending, sending, delivered, failed, rejected, ignored, cancelled)")
+		state := fs.String("state", "", "only results in this state ("+stateNames()+")")
 		fs.StringVar(&f.PersonID, "person", "", "only this PersoonExterneId")
 		fs.StringVar(&f.ElearningCode, "code", "", "only this Elearningcode")
 		fs.StringVar(&f.Target, "target", "", "only this target")
@@ -60,7 +61,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return printItems(out, items)
-	case "show", "retry", "cancel":
+	case "show", "retry", "cancel", "confirm":
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
@@ -82,7 +83,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return errors.Join(errs...)
 	default:
-		return usageError{fmt.Sprintf("unknown outbox command %q (list, show, retry, cancel)", args[0])}
+		return usageError{fmt.Sprintf("unknown outbox command %q (list, show, retry, cancel, confirm)", args[0])}
 	}
 }
 
@@ -105,8 +106,22 @@ func outboxAction(ctx context.Context, store outbox.Store, action string, id int
 			return fmt.Errorf("result %d: %w", id, err)
 		}
 		fmt.Fprintf(out, "result %d cancelled\n", id)
+	case "confirm":
+		if err := store.Confirm(ctx, id, now); err != nil {
+			return fmt.Errorf("result %d: %w", id, err)
+		}
+		fmt.Fprintf(out, "result %d recorded as delivered; it is not sent again\n", id)
 	}
 	return nil
+}
+
+// stateNames lists the outbox's states for a flag's help.
+func stateNames() string {
+	names := make([]string, len(outbox.States))
+	for i, st := range outbox.States {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 func printItems(out io.Writer, items []outbox.Item) error {
@@ -131,6 +146,12 @@ func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt) error {
 		{"source", it.SourceRef}, {"completed", fmtTime(it.CompletedAt)}, {"created", fmtTime(it.CreatedAt)},
 		{"tries", strconv.Itoa(it.Tries)}, {"next attempt", fmtTime(it.NextAttemptAt)},
 		{"delivered", fmtTime(it.DeliveredAt)}, {"last status", statusText(it.LastStatus)}, {"note", it.LastError},
+	}
+	if it.OutcomeUnknown {
+		rows = append(rows, [2]string{"outcome", "an attempt's answer never arrived: Coachview may have registered it"})
+	}
+	if it.WaitingID != 0 {
+		rows = append(rows, [2]string{"waiting", fmt.Sprintf("result #%d, a newer completion, is sent next unless Coachview accepts this one", it.WaitingID)})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

@@ -403,7 +403,7 @@ type ForgetReport struct {
 	// History counts the person's rejected, ignored and cancelled results,
 	// deleted with their attempts (no rule of the bridge needs them).
 	History int
-	// Undelivered lists the person's pending, sending and failed results:
+	// Undelivered lists the person's pending, sending, failed, probably-delivered and waiting results:
 	// they keep their XML body, which is still to be delivered. Deliver or
 	// cancel them (`cvbridge outbox cancel`) and run forget again.
 	Undelivered []int64

@@ -127,7 +127,7 @@ func testBatchPerRowOutcomes(t *testing.T, open Opener) {
 	require.Len(t, errs, 4)
 	assert.ErrorIs(t, errs[0], outbox.ErrLeaseLost, "w2 holds the row now")
 	assert.ErrorIs(t, errs[1], outbox.ErrNotFound)
-	assert.ErrorContains(t, errs[2], "is not delivered, pending or failed")
+	assert.ErrorContains(t, errs[2], "is not delivered, pending, failed or probably-delivered")
 	assert.NoError(t, errs[3])
 
 	got, attempts, err := f.s.Get(f.ctx, lost.ID)

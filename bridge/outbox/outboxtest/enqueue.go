@@ -169,8 +169,19 @@ func testEnqueueOutcomes(t *testing.T, open Opener) {
 			states: []outbox.State{outbox.StateDelivered, outbox.StateIgnored},
 		},
 		{
-			name: "different body while sending is ignored naming the row", prior: outbox.StateSending,
-			in: changed(base), policy: outbox.EnqueuePolicy{ReplacePending: true}, want: outbox.Ignored,
+			name: "different body while sending waits in a row of its own", prior: outbox.StateSending,
+			in: changed(base), policy: outbox.EnqueuePolicy{ReplacePending: true}, want: outbox.Waiting,
+			states: []outbox.State{outbox.StateSending, outbox.StateWaiting},
+			check: func(t *testing.T, _ *fixture, prior outbox.Item, rows []outbox.Item) {
+				assert.Equal(t, base.Body, rows[0].Body, "the row being sent keeps its body")
+				assert.Equal(t, rows[1].ID, rows[0].WaitingID, "the row being sent knows what waits for it")
+				assert.Equal(t, changed(base).Body, rows[1].Body)
+				assert.Contains(t, rows[1].LastError, fmt.Sprintf("#%d", prior.ID))
+			},
+		},
+		{
+			name: "different body while sending without replace_pending is ignored naming the row", prior: outbox.StateSending,
+			in: changed(base), want: outbox.Ignored,
 			states: []outbox.State{outbox.StateSending, outbox.StateIgnored},
 			check: func(t *testing.T, _ *fixture, prior outbox.Item, rows []outbox.Item) {
 				assert.Equal(t, base.Body, rows[0].Body, "the row being sent keeps its body")

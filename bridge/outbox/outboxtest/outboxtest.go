@@ -59,6 +59,9 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseTakeoverAndRenewal", testLeaseTakeoverAndRenewal},
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseContention", testLeaseContention},
+		{"CorrectionWhileSending", testCorrectionWhileSending},
+		{"OutcomeUnknown", testOutcomeUnknown},
+		{"IgnoredRecordedOnceEverywhere", testIgnoredRecordedOnceEverywhere},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package outboxtest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
@@ -65,4 +66,73 @@ func ActiveFlagUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
 		(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
 		VALUES ('cv', 'csv', 'E1', 'p1', 'p1', 'pending', TRUE, ?, ?)`), ms, ms)
 	assert.Error(t, err, "a second active row for the pair is refused by the index")
+}
+
+// SupersessionSchema is the schema version before the waiting, superseded
+// and probably-delivered states existed.
+const SupersessionSchema = 6
+
+// SupersessionUpgrade checks the migration that adds those states, on a
+// database db that the caller has brought to schema SupersessionSchema: the
+// rows and attempts an older cvbridge left keep their ids and states, the
+// attempts stay with their results (on SQLite the table is rebuilt), no id
+// is given out twice, and the new rules work on the migrated data. open
+// migrates the database and opens the store on it.
+func SupersessionUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
+	ctx := t.Context()
+	ms := Epoch.UnixMilli()
+	put := func(person string, st outbox.State) int64 {
+		var id int64
+		require.NoError(t, db.GetContext(ctx, &id, db.Rebind(`INSERT INTO results
+			(target, connection, elearningcode, person_id, person_key, body, body_hash, state, active, created_at, updated_at)
+			VALUES ('cv', 'csv', 'E1', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			person, person, []byte("<old "+person+"/>"), []byte(person+string(st)), string(st), st.Active(), ms, ms))
+		_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO attempts (result_id, at, status, class) VALUES (?, ?, 503, 'transient')`), id, ms)
+		require.NoError(t, err)
+		return id
+	}
+	delivered := put("p1", outbox.StateDelivered)
+	sending := put("p2", outbox.StateSending)
+	gone := put("p3", outbox.StateCancelled)
+	_, err := db.ExecContext(ctx, db.Rebind(`DELETE FROM results WHERE id = ?`), gone) // purged: its id is not reused
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `UPDATE results SET lease_owner = 'old', lease_until = 0, next_attempt_at = 0 WHERE state = 'sending'`)
+	require.NoError(t, err)
+
+	s := open()
+	var attempts int
+	require.NoError(t, db.GetContext(ctx, &attempts, `SELECT COUNT(*) FROM attempts`))
+	assert.Equal(t, 2, attempts, "the attempts stay with their results")
+	it, got, err := s.Get(ctx, delivered)
+	require.NoError(t, err)
+	assert.Equal(t, outbox.StateDelivered, it.State)
+	assert.Len(t, got, 1)
+	assert.False(t, it.OutcomeUnknown)
+	assert.Zero(t, it.WaitingID)
+
+	// The row an older daemon was sending: taken over with its outcome unknown,
+	// and a correction waits for it.
+	claimed, err := s.Claim(ctx, "cv", "new", 10, Epoch, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	assert.Equal(t, sending, claimed[0].ID)
+	assert.True(t, claimed[0].OutcomeUnknown)
+	var out outbox.EnqueueOutcome
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		out, err = tx.Enqueue(ctx, outbox.NewResult{Target: "cv", Connection: "csv", ElearningCode: "E1", PersonID: "p2",
+			Body: []byte("<new p2/>")}, outbox.EnqueuePolicy{ReplacePending: true})
+		return err
+	}))
+	assert.Equal(t, outbox.Waiting, out)
+	rows, err := s.List(ctx, outbox.Filter{PersonID: "p2"})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	assert.Greater(t, rows[0].ID, gone, "no id is given out twice")
+
+	// Deleting a migrated result still takes its attempts along.
+	n, err := s.Purge(ctx, Epoch.Add(time.Hour*24*365*10), 10)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "the delivered row")
+	require.NoError(t, db.GetContext(ctx, &attempts, `SELECT COUNT(*) FROM attempts`))
+	assert.Equal(t, 1, attempts, "the purged row's attempt went with it")
 }

@@ -323,3 +323,23 @@ func TestActiveFlagUpgrade(t *testing.T) {
 		assert.ErrorContains(t, err, "results_active_matches_state", "%s flagged active=%t", c.state, c.active)
 	}
 }
+
+// TestSupersessionUpgrade: a database an older cvbridge left at schema 6
+// migrates to the new states, and the CHECK constraints know them.
+func TestSupersessionUpgrade(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	db := raw(t, dsn)
+	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.SupersessionSchema))
+	outboxtest.SupersessionUpgrade(t, db, func() outbox.Store { return open(t, dsn) })
+
+	ms := outboxtest.Epoch.UnixMilli()
+	_, err := db.ExecContext(t.Context(), `INSERT INTO results
+		(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
+		VALUES ('cv', 'csv', 'E2', 'p9', 'p9', 'waiting', TRUE, $1, $1)`, ms)
+	assert.ErrorContains(t, err, "results_active_matches_state", "a waiting row takes no part in the pair rule")
+	_, err = db.ExecContext(t.Context(), `INSERT INTO results
+		(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
+		VALUES ('cv', 'csv', 'E2', 'p9', 'p9', 'lost', FALSE, $1, $1)`, ms)
+	assert.ErrorContains(t, err, "results_state_check")
+}

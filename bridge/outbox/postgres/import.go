@@ -160,14 +160,15 @@ func chunked[T any](rows []T, ncols int, fn func([]T) error) error {
 func (im *importer) Results(ctx context.Context, rows []outboxcopy.Result) error {
 	const cols = `id, target, connection, elearningcode, person_id, person_key, source_ref, completed_at, body, body_hash,
 		state, active, tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
-		lease_owner, lease_until, created_at, updated_at, delivered_at`
+		lease_owner, lease_until, created_at, updated_at, delivered_at, outcome_unknown, waiting_id`
 	return chunked(rows, 24, func(rows []outboxcopy.Result) error {
 		return insertRows(ctx, im.tx, "results", cols, rows, func(r outboxcopy.Result) []any {
 			return []any{r.ID, r.Target, r.Connection, r.ElearningCode, r.PersonID, r.PersonKey, r.SourceRef,
-				sqlcore.Millis(r.CompletedAt), nullable(r.Body), nullable(r.BodyHash),
+				sqlcore.Millis(r.CompletedAt), sqlcore.Nullable(r.Body), sqlcore.Nullable(r.BodyHash),
 				string(r.State), r.State.Active(), r.Tries, r.Streak, sqlcore.Millis(r.StreakSince), r.LastClass, r.LastStatus, r.LastError,
 				sqlcore.Millis(r.NextAttemptAt), r.LeaseOwner, sqlcore.Millis(r.LeaseUntil),
-				r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sqlcore.Millis(r.DeliveredAt)}
+				r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sqlcore.Millis(r.DeliveredAt), r.OutcomeUnknown,
+				sql.NullInt64{Int64: r.WaitingID, Valid: r.WaitingID != 0}}
 		})
 	})
 }
@@ -221,7 +222,7 @@ func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Mes
 		last_error, requests, updated_at, erased_at`
 	return chunked(rows, 23, func(rows []inboundstore.Message) error {
 		return insertRows(ctx, im.tx, "inbound_messages", cols, rows, func(m inboundstore.Message) []any {
-			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, nullable(m.Body),
+			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, sqlcore.Nullable(m.Body),
 				string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
 				string(m.State), m.Attempts, sqlcore.Millis(m.NextAttemptAt), m.LeaseOwner, sqlcore.Millis(m.LeaseUntil),
 				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), sqlcore.Millis(m.ErasedAt)}

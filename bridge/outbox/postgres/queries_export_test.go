@@ -12,8 +12,8 @@ import (
 // The queries whose plans the tests check.
 var (
 	ClaimQuery     = claimQuery
-	NextDueQuery   = nextDueQuery
-	ActiveRowQuery = activeRowQuery
+	NextDueQuery   = sqlcore.NextDueQuery
+	ActiveRowQuery = sqlcore.ActiveRowQuery
 	PurgeQuery     = sqlcore.PurgeQuery(skipLocked)
 )
 

@@ -124,7 +124,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
-		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict})
+		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
+		Stmts: s.stmts, Now: s.now, Text: validText})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
 	if err := db.PingContext(ctx); err != nil {
@@ -186,62 +187,6 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 		return fmt.Errorf("commit outbox transaction: %w", err)
 	}
 	return nil
-}
-
-// InTx runs fn in one transaction, committed when fn returns nil. When fn
-// fails, nothing it did is kept and its error is returned unchanged.
-func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		t := &txn{s: s, tx: tx}
-		defer t.close()
-		return fn(t)
-	})
-}
-
-// txn is the outbox.Tx of one InTx call.
-type txn struct {
-	s     *Store
-	tx    *sqlx.Tx
-	stmts map[string]*sqlx.Stmt
-}
-
-// stmt returns query (written with ? placeholders) as the store's prepared
-// statement bound to the transaction. A source batch enqueues thousands of
-// results in one transaction; a prepared statement saves the server
-// planning it anew for every row.
-func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if st, ok := t.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := t.s.stmts.InTx(ctx, t.tx, t.s.q(query))
-	if err != nil {
-		return nil, err
-	}
-	if t.stmts == nil {
-		t.stmts = make(map[string]*sqlx.Stmt)
-	}
-	t.stmts[query] = st
-	return st, nil
-}
-
-// close closes the transaction's handles on the store's prepared
-// statements; the statements stay prepared on the connection.
-func (t *txn) close() {
-	for _, st := range t.stmts {
-		_ = st.Close()
-	}
-}
-
-var _ outbox.Tx = (*txn)(nil)
-
-// SaveCursor stores connection's cursor, replacing the previous one.
-func (t *txn) SaveCursor(ctx context.Context, connection string, cursor []byte) error {
-	return sqlcore.SaveCursor(ctx, t.tx, t.s.now(), connection, cursor)
-}
-
-// Mark records mark for connection; marking twice is not an error.
-func (t *txn) Mark(ctx context.Context, connection, mark string) error {
-	return sqlcore.Mark(ctx, t.tx, t.s.now(), connection, mark)
 }
 
 // isActivePairConflict reports whether err is a write breaking the

@@ -61,8 +61,8 @@ func TestQueriesUseTheirIndexes(t *testing.T) {
 		args               []any
 	}{
 		{"claim", claimDueQuery, "results_due", []any{"cv", 0, 10}},
-		{"next due", nextDueQuery, "results_due", []any{"cv"}},
-		{"enqueue pair lookup", activeRowQuery, "results_active_pair", []any{"cv", "e1", "p1"}},
+		{"next due", sqlcore.NextDueQuery, "results_due", []any{"cv"}},
+		{"enqueue pair lookup", sqlcore.ActiveRowQuery, "results_active_pair", []any{"cv", "e1", "p1"}},
 	}
 	for _, tc := range tests {
 		var plan []struct {
@@ -107,30 +107,6 @@ func TestPurgeDeletesAttempts(t *testing.T) {
 	assert.Zero(t, count(), "the attempts go with their result")
 }
 
-func TestExcerpt(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		in      string
-		wantLen int
-	}{
-		{"short", "Bad Request", len("Bad Request")},
-		{"exactly the limit", strings.Repeat("x", outbox.MaxResponseExcerpt), outbox.MaxResponseExcerpt},
-		{"ASCII over the limit", strings.Repeat("x", 5000), outbox.MaxResponseExcerpt},
-		{"cut inside a 2-byte rune", "a" + strings.Repeat("é", 2000), outbox.MaxResponseExcerpt - 1},
-		{"cut inside a 4-byte rune", "ab" + strings.Repeat("😀", 1000), outbox.MaxResponseExcerpt - 2},
-		{"invalid UTF-8 replaced", "\xff\xfe", len("\uFFFD")},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got := excerpt(tc.in)
-			assert.Len(t, got, tc.wantLen)
-			assert.True(t, strings.HasPrefix(strings.ToValidUTF8(tc.in, "\uFFFD"), got))
-		})
-	}
-}
-
 // TestActiveFlagUpgrade: a database an older cvbridge left at schema 5
 // migrates to results.active without breaking the pair rule.
 func TestActiveFlagUpgrade(t *testing.T) {
@@ -153,4 +129,34 @@ func TestActiveFlagUpgrade(t *testing.T) {
 		t.Cleanup(func() { assert.NoError(t, s.Close()) })
 		return s
 	})
+}
+
+// TestSupersessionUpgrade: a database an older cvbridge left at schema 6
+// is rebuilt for the new states without losing an attempt or an id.
+func TestSupersessionUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	db, err := sqlx.Open("sqlite", dsn(path))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	_, err = db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+	require.NoError(t, err)
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	require.NoError(t, err)
+	for _, m := range ms[:outboxtest.SupersessionSchema] {
+		require.NoError(t, applyMigration(ctx, db, m, 0))
+	}
+	outboxtest.SupersessionUpgrade(t, db, func() outbox.Store {
+		s, err := Open(ctx, path)
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, s.Close()) })
+		return s
+	})
+	var check string
+	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
+	assert.Equal(t, "ok", check)
+	var fk int
+	require.NoError(t, db.GetContext(ctx, &fk, `PRAGMA foreign_keys`))
+	assert.Equal(t, 1, fk, "foreign keys are on again on the pool's connections")
 }

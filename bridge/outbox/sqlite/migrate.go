@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 
@@ -52,9 +53,31 @@ func migrate(ctx context.Context, db *sqlx.DB, nowMillis int64) error {
 	return nil
 }
 
+// foreignKeysOff marks a migration that rebuilds a table: it runs with
+// foreign keys off, as SQLite's procedure for such changes requires, and is
+// checked with PRAGMA foreign_key_check before it commits.
+const foreignKeysOff = "-- cvbridge: foreign-keys-off"
+
 // applyMigration applies m in one transaction unless it is already recorded.
 func applyMigration(ctx context.Context, db *sqlx.DB, m sqlcore.Migration, nowMillis int64) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("migration %s: connect: %w", m.Name, err)
+	}
+	defer conn.Close()
+	rebuild := strings.HasPrefix(m.SQL, foreignKeysOff)
+	if rebuild {
+		// Only outside a transaction does this pragma take effect.
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return fmt.Errorf("migration %s: foreign keys off: %w", m.Name, err)
+		}
+		defer func() {
+			if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); ferr != nil && err == nil {
+				err = fmt.Errorf("migration %s: foreign keys on: %w", m.Name, ferr)
+			}
+		}()
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
 	}
@@ -72,6 +95,20 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m sqlcore.Migration, nowMi
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("migration %s: apply: %w", m.Name, err)
+	}
+	if rebuild {
+		var broken []struct {
+			Table  string        `db:"table"`
+			RowID  sql.NullInt64 `db:"rowid"`
+			Parent string        `db:"parent"`
+			FKID   int           `db:"fkid"`
+		}
+		if err := tx.SelectContext(ctx, &broken, `PRAGMA foreign_key_check`); err != nil {
+			return fmt.Errorf("migration %s: foreign key check: %w", m.Name, err)
+		}
+		if len(broken) > 0 {
+			return fmt.Errorf("migration %s: %d rows of %s no longer find their %s row", m.Name, len(broken), broken[0].Table, broken[0].Parent)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.Version, nowMillis); err != nil {
 		return fmt.Errorf("migration %s: record: %w", m.Name, err)

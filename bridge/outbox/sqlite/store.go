@@ -119,7 +119,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
-	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu})
+	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu, Stmts: s.stmts, Now: s.now})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
 	return s, nil
 }
@@ -167,9 +167,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// q rewrites a query written with ? placeholders for the driver.
-func (s *Store) q(query string) string { return s.db.Rebind(query) }
-
 // now is the store clock's time.
 func (s *Store) now() time.Time { return s.clock.Now() }
 
@@ -198,50 +195,4 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 		return fmt.Errorf("commit outbox transaction: %w", err)
 	}
 	return nil
-}
-
-// InTx runs fn in one transaction, committed when fn returns nil. When fn
-// fails, nothing it did is kept and its error is returned unchanged.
-func (s *Store) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		return fn(&txn{s: s, tx: tx})
-	})
-}
-
-// txn is the outbox.Tx of one InTx call.
-type txn struct {
-	s     *Store
-	tx    *sqlx.Tx
-	stmts map[string]*sqlx.Stmt // bound to the transaction once; closed by its end
-}
-
-// stmt returns query (written with ? placeholders) as the store's prepared
-// statement bound to the transaction. A source batch enqueues thousands of
-// results in one transaction, and parsing each statement anew would
-// dominate its cost.
-func (t *txn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if st, ok := t.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := t.s.stmts.InTx(ctx, t.tx, t.s.q(query))
-	if err != nil {
-		return nil, err
-	}
-	if t.stmts == nil {
-		t.stmts = make(map[string]*sqlx.Stmt)
-	}
-	t.stmts[query] = st
-	return st, nil
-}
-
-var _ outbox.Tx = (*txn)(nil)
-
-// SaveCursor stores connection's cursor, replacing the previous one.
-func (t *txn) SaveCursor(ctx context.Context, connection string, cursor []byte) error {
-	return sqlcore.SaveCursor(ctx, t.tx, t.s.now(), connection, cursor)
-}
-
-// Mark records mark for connection; marking twice is not an error.
-func (t *txn) Mark(ctx context.Context, connection, mark string) error {
-	return sqlcore.Mark(ctx, t.tx, t.s.now(), connection, mark)
 }

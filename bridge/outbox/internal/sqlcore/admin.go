@@ -114,11 +114,12 @@ func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int,
 	return counts, nil
 }
 
-// Retry makes a failed, cancelled or pending row pending and due at now with
-// a fresh retry schedule (Tries, Streak, StreakSince and LastClass reset;
-// LastStatus and LastError kept as the last attempt's record). It refuses,
-// with ErrState, a row in any other state, and a cancelled row whose pair
-// has meanwhile got another active row.
+// Retry makes a failed, probably-delivered, cancelled or pending row pending
+// and due at now with a fresh retry schedule (Tries, Streak, StreakSince,
+// LastClass and the outcome-unknown mark reset; LastStatus and LastError
+// kept as the last attempt's record). It refuses, with ErrState, a row in
+// any other state, and a cancelled row whose pair has meanwhile got another
+// active row.
 func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cur struct {
@@ -135,7 +136,7 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 			return fmt.Errorf("read row: %w", err)
 		}
 		switch outbox.State(cur.State) {
-		case outbox.StatePending, outbox.StateFailed:
+		case outbox.StatePending, outbox.StateFailed, outbox.StateProbablyDelivered:
 		case outbox.StateCancelled:
 			var other int64
 			err := tx.GetContext(ctx, &other, b.q(`SELECT id FROM results
@@ -148,10 +149,10 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 				return fmt.Errorf("look up the pair's active row: %w", err)
 			}
 		default:
-			return fmt.Errorf("it is %s; only failed, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
+			return fmt.Errorf("it is %s; only failed, probably-delivered, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
 		}
 		_, err = tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', active = TRUE, tries = 0, streak = 0,
-			streak_since = NULL, last_class = '', next_attempt_at = ?, updated_at = ? WHERE id = ?`),
+			streak_since = NULL, last_class = '', outcome_unknown = FALSE, next_attempt_at = ?, updated_at = ? WHERE id = ?`),
 			now.UnixMilli(), now.UnixMilli(), id)
 		if b.conflict(err) {
 			// A concurrent Enqueue gave the pair an active row after the check.
@@ -168,11 +169,12 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 	return nil
 }
 
-// Cancel cancels a pending or failed row; any other state is ErrState.
+// Cancel cancels a pending, failed, probably-delivered or waiting row; any
+// other state is ErrState.
 func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', active = FALSE, next_attempt_at = NULL, updated_at = ?
-			WHERE id = ? AND state IN ('pending', 'failed')`), now.UnixMilli(), id)
+			WHERE id = ? AND state IN ('pending', 'failed', 'probably-delivered', 'waiting')`), now.UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
 		}
@@ -180,7 +182,7 @@ func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 		if err != nil || !missed {
 			return err
 		}
-		return fmt.Errorf("it is %s; only pending and failed results can be cancelled: %w", st, outbox.ErrState)
+		return fmt.Errorf("it is %s; only pending, failed, probably-delivered and waiting results can be cancelled: %w", st, outbox.ErrState)
 	})
 	if err != nil {
 		return fmt.Errorf("cancel result #%d: %w", id, err)
@@ -188,8 +190,31 @@ func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 	return nil
 }
 
-// Purge deletes up to limit delivered, ignored, rejected and cancelled rows
-// last updated before cutoff, oldest first, with their attempts (by the
+// Confirm records a probably-delivered row as delivered at now, on the
+// operator's word that Coachview has the result; any other state is
+// ErrState.
+func (b *Base) Confirm(ctx context.Context, id int64, now time.Time) error {
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'delivered', delivered_at = ?, updated_at = ?,
+			last_error = 'confirmed as delivered by the operator'
+			WHERE id = ? AND state = 'probably-delivered'`), now.UnixMilli(), now.UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("update row: %w", err)
+		}
+		st, missed, err := missedRowState(ctx, tx, res, id)
+		if err != nil || !missed {
+			return err
+		}
+		return fmt.Errorf("it is %s; only probably-delivered results can be confirmed: %w", st, outbox.ErrState)
+	})
+	if err != nil {
+		return fmt.Errorf("confirm result #%d: %w", id, err)
+	}
+	return nil
+}
+
+// Purge deletes up to limit delivered rows and rows in a history state
+// (ignored, rejected, superseded, cancelled) last updated before cutoff, oldest first, with their attempts (by the
 // foreign key's cascade), and returns how many rows it deleted. Each call is
 // one short statement (over the results_purge index) that holds the writer
 // lock only for itself and, where the backend locks rows, skips rows other
@@ -212,7 +237,7 @@ func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, err
 func PurgeQuery(skipLocked string) string {
 	return `DELETE FROM results WHERE id IN (
 	SELECT id FROM results
-	WHERE state IN ('delivered', 'ignored', 'rejected', 'cancelled') AND updated_at < ?
+	WHERE state IN ('delivered', 'ignored', 'rejected', 'superseded', 'cancelled') AND updated_at < ?
 	ORDER BY updated_at, id
 	LIMIT ?` + skipLocked + `)`
 }

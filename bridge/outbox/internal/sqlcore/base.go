@@ -7,8 +7,12 @@
 // backends embed a Base configured with what differs between them: how a
 // write transaction runs, the isolation of a read snapshot, the row locks
 // PostgreSQL takes, and the writer lock that serialises SQLite's writes.
-// Claiming, enqueueing and batch updates, whose SQL differs, stay in the
-// backends.
+// The outbox's rules are written here once: enqueue (queue, replace, wait,
+// ignore, reject), finish and its settling of a waiting completion, release,
+// the operator's retry, cancel and confirm, and the purge. Each backend
+// supplies only its dialect: connection setup, migrations, how a write
+// transaction runs, row locks, the claim statement, and PostgreSQL's
+// one-statement batch finish.
 //
 // It follows the backends' storage conventions: every time is an integer of
 // Unix milliseconds UTC (NULL for a zero time.Time), and queries are written
@@ -53,6 +57,13 @@ type Config struct {
 	// of the one-active-row-per-pair index by a concurrent transaction.
 	// Nil means writes are serialised and it cannot happen.
 	ActivePairConflict func(err error) bool
+	// Stmts holds the store's prepared hot statements.
+	Stmts *Statements
+	// Now is the store's clock.
+	Now func() time.Time
+	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
+	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
+	Text func(string) string
 }
 
 // Base implements the outbox.Store methods whose SQL both backends share.
@@ -64,6 +75,9 @@ type Base struct {
 	writes   sync.Locker
 	rowLock  string
 	conflict func(error) bool
+	stmts    *Statements
+	now      func() time.Time
+	text     func(string) string
 	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
 	purgeQuery string
 }
@@ -72,7 +86,17 @@ type Base struct {
 func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
+		stmts: c.Stmts, now: c.Now, text: c.Text,
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
+	if b.stmts == nil {
+		b.stmts = NewStatements(c.DB)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.text == nil {
+		b.text = func(s string) string { return s }
+	}
 	if b.writes == nil {
 		b.writes = noLock{}
 	}

@@ -10,7 +10,7 @@ import (
 // ResultCols are the results columns an Item is read from, in ResultRow's order.
 const ResultCols = `id, target, connection, elearningcode, person_id, source_ref, completed_at, body, state,
 	tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
-	lease_owner, lease_until, created_at, updated_at, delivered_at`
+	lease_owner, lease_until, created_at, updated_at, delivered_at, outcome_unknown, waiting_id`
 
 // AttemptCols are the attempts columns an Attempt is read from, in AttemptRow's order.
 const AttemptCols = `id, result_id, at, status, class, response, error, duration_ns`
@@ -38,32 +38,38 @@ type ResultRow struct {
 	CreatedAt     int64         `db:"created_at"`
 	UpdatedAt     int64         `db:"updated_at"`
 	DeliveredAt   sql.NullInt64 `db:"delivered_at"`
+	// OutcomeUnknown is a BOOLEAN on PostgreSQL and a 0/1 INTEGER on
+	// SQLite; both scan into a bool.
+	OutcomeUnknown bool          `db:"outcome_unknown"`
+	WaitingID      sql.NullInt64 `db:"waiting_id"`
 }
 
 // Item converts r to the outbox's Item.
 func (r ResultRow) Item() outbox.Item {
 	return outbox.Item{
-		ID:            r.ID,
-		Target:        r.Target,
-		Connection:    r.Connection,
-		ElearningCode: r.ElearningCode,
-		PersonID:      r.PersonID,
-		SourceRef:     r.SourceRef,
-		CompletedAt:   FromMillis(r.CompletedAt),
-		Body:          r.Body,
-		State:         outbox.State(r.State),
-		Tries:         r.Tries,
-		Streak:        r.Streak,
-		StreakSince:   FromMillis(r.StreakSince),
-		LastClass:     r.LastClass,
-		LastStatus:    r.LastStatus,
-		LastError:     r.LastError,
-		NextAttemptAt: FromMillis(r.NextAttemptAt),
-		LeaseOwner:    r.LeaseOwner,
-		LeaseUntil:    FromMillis(r.LeaseUntil),
-		CreatedAt:     time.UnixMilli(r.CreatedAt).UTC(),
-		UpdatedAt:     time.UnixMilli(r.UpdatedAt).UTC(),
-		DeliveredAt:   FromMillis(r.DeliveredAt),
+		ID:             r.ID,
+		Target:         r.Target,
+		Connection:     r.Connection,
+		ElearningCode:  r.ElearningCode,
+		PersonID:       r.PersonID,
+		SourceRef:      r.SourceRef,
+		CompletedAt:    FromMillis(r.CompletedAt),
+		Body:           r.Body,
+		State:          outbox.State(r.State),
+		Tries:          r.Tries,
+		Streak:         r.Streak,
+		StreakSince:    FromMillis(r.StreakSince),
+		LastClass:      r.LastClass,
+		LastStatus:     r.LastStatus,
+		LastError:      r.LastError,
+		NextAttemptAt:  FromMillis(r.NextAttemptAt),
+		LeaseOwner:     r.LeaseOwner,
+		LeaseUntil:     FromMillis(r.LeaseUntil),
+		CreatedAt:      time.UnixMilli(r.CreatedAt).UTC(),
+		UpdatedAt:      time.UnixMilli(r.UpdatedAt).UTC(),
+		DeliveredAt:    FromMillis(r.DeliveredAt),
+		OutcomeUnknown: r.OutcomeUnknown,
+		WaitingID:      r.WaitingID.Int64,
 	}
 }
 

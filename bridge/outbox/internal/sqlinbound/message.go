@@ -370,7 +370,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 			return fmt.Errorf("erase inbound messages: %w", err)
 		}
 		if err := tx.SelectContext(ctx, &rep.Undelivered, s.q(`SELECT id FROM results
-			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed') ORDER BY id`), key); err != nil {
+			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed', 'probably-delivered', 'waiting') ORDER BY id`), key); err != nil {
 			return fmt.Errorf("list undelivered results: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET response = ''
@@ -384,7 +384,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		if rep.Delivered, err = affected(res); err != nil {
 			return err
 		}
-		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM results WHERE person_key = ? AND state IN ('rejected', 'ignored', 'cancelled')`), key)
+		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM results WHERE person_key = ? AND state IN ('rejected', 'ignored', 'superseded', 'cancelled')`), key)
 		if err != nil {
 			return fmt.Errorf("delete result history: %w", err)
 		}

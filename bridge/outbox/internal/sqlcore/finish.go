@@ -1,0 +1,265 @@
+package sqlcore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+)
+
+// finishQuery applies one Finish to its row if the Finish's owner still
+// holds the row's lease, and returns the row's waiting row, if any
+// (RETURNING gives the row as updated, so the link is cleared later, by
+// ResolveWaiting). The outcome-unknown mark only ever goes on: it is about
+// the pair, not the attempt.
+const finishQuery = `UPDATE results SET
+		state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
+		next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?,
+		outcome_unknown = (outcome_unknown OR ?)
+	WHERE id = ? AND state = 'sending' AND lease_owner = ?
+	RETURNING waiting_id`
+
+// InsertAttemptQuery records one attempt.
+const InsertAttemptQuery = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+// releaseQuery hands a claimed row back as pending if the owner still
+// holds its lease, and returns its waiting row, if any.
+const releaseQuery = `UPDATE results SET state = 'pending', lease_owner = '', lease_until = NULL,
+		next_attempt_at = ?, updated_at = ?
+	WHERE id = ? AND state = 'sending' AND lease_owner = ?
+	RETURNING waiting_id`
+
+// NextDueQuery finds a target's earliest due time over the results_due index.
+const NextDueQuery = `SELECT MIN(next_attempt_at) FROM results
+	WHERE target = ? AND state IN ('pending', 'sending')`
+
+// Finish records f.Attempt and gives the row its new state, if f.Owner still
+// holds the row's lease (a lease that ran out but was not claimed by anyone
+// else still counts: the attempt happened and must be recorded), and settles
+// a completion that waited for this send (see ResolveWaiting). The attempt's
+// response is cut to outbox.MaxResponseExcerpt bytes on a UTF-8 boundary; a
+// zero Attempt.At is taken as now.
+func (b *Base) Finish(ctx context.Context, f outbox.Finish) error {
+	if err := outbox.CheckFinish(f); err != nil {
+		return err
+	}
+	now := b.now()
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error { return b.finishOne(ctx, tx, f, now) })
+	if err != nil {
+		return fmt.Errorf("finish result #%d as %s: %w", f.ID, f.State, err)
+	}
+	return nil
+}
+
+// FinishBatch applies every Finish of fs in one transaction, each as Finish
+// would; see outbox.BatchFinisher.
+func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, error) {
+	errs := make([]error, len(fs))
+	valid := make([]int, 0, len(fs))
+	for i, f := range fs {
+		if err := outbox.CheckFinish(f); err != nil {
+			errs[i] = err
+			continue
+		}
+		valid = append(valid, i)
+	}
+	if len(valid) == 0 {
+		return errs, nil
+	}
+	now := b.now()
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, i := range valid {
+			err := b.finishOne(ctx, tx, fs[i], now)
+			switch {
+			case errors.Is(err, outbox.ErrLeaseLost), errors.Is(err, outbox.ErrNotFound):
+				errs[i] = fmt.Errorf("finish result #%d as %s: %w", fs[i].ID, fs[i].State, err)
+			case err != nil:
+				return fmt.Errorf("row #%d: %w", fs[i].ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish %d results in one transaction: %w", len(fs), err)
+	}
+	return errs, nil
+}
+
+// finishOne applies f in tx at now: the row, its attempt and its waiting
+// row. A lost lease or a missing row writes nothing.
+func (b *Base) finishOne(ctx context.Context, tx *sqlx.Tx, f outbox.Finish, now time.Time) error {
+	var due, delivered sql.NullInt64
+	switch f.State {
+	case outbox.StatePending:
+		due = Millis(f.NextAttemptAt)
+	case outbox.StateDelivered:
+		delivered = Millis(now)
+	}
+	update, err := b.stmts.InTx(ctx, tx, b.q(finishQuery))
+	if err != nil {
+		return err
+	}
+	var waiting sql.NullInt64
+	err = update.GetContext(ctx, &waiting,
+		string(f.State), f.Tries, f.Streak, Millis(f.StreakSince), f.LastClass, f.Attempt.Status, b.text(f.LastError),
+		due, delivered, now.UnixMilli(), f.OutcomeUnknown, f.ID, f.Owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return leaseLost(ctx, tx, f.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("update row: %w", err)
+	}
+	insert, err := b.stmts.InTx(ctx, tx, b.q(InsertAttemptQuery))
+	if err != nil {
+		return err
+	}
+	at := f.Attempt.At
+	if at.IsZero() {
+		at = now
+	}
+	if _, err := insert.ExecContext(ctx, f.ID, at.UnixMilli(), f.Attempt.Status, f.Attempt.Class, b.Excerpt(f.Attempt.Response),
+		b.text(f.Attempt.Error), int64(f.Attempt.Duration)); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	if waiting.Valid {
+		return b.ResolveWaiting(ctx, tx, f.ID, waiting.Int64, f.State, now)
+	}
+	return nil
+}
+
+// leaseLost tells why a guarded update of row id in tx changed nothing:
+// ErrLeaseLost naming the row's state, or ErrNotFound.
+func leaseLost(ctx context.Context, tx *sqlx.Tx, id int64) error {
+	var state string
+	err := tx.GetContext(ctx, &state, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return outbox.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read row state: %w", err)
+	}
+	return fmt.Errorf("row is %s: %w", state, outbox.ErrLeaseLost)
+}
+
+// ResolveWaiting settles, in tx at now, the completion waiting (row
+// waitingID) for the send of row id, which has just ended in state:
+//
+//   - delivered or probably-delivered: Coachview registered the result that
+//     was in flight and registers only one per person and part, so the
+//     waiting completion becomes ignored;
+//   - anything else (pending, failed, or handed back unsent): the sent row
+//     is superseded, kept with its attempts as history, and the waiting
+//     completion becomes the pair's pending row, due now with a fresh
+//     retry schedule, keeping the pair's outcome-unknown mark.
+//
+// A waiting row the operator cancelled (or erasure deleted) meanwhile is
+// left alone.
+func (b *Base) ResolveWaiting(ctx context.Context, tx *sqlx.Tx, id, waitingID int64, state outbox.State, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, b.q(`UPDATE results SET waiting_id = NULL WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("unlink waiting result #%d: %w", waitingID, err)
+	}
+	if state == outbox.StateDelivered || state == outbox.StateProbablyDelivered {
+		reason := fmt.Sprintf("Coachview accepted result #%d, whose send was in flight when this completion arrived; "+
+			"Coachview registers only one result per person and part", id)
+		if state == outbox.StateProbablyDelivered {
+			reason = fmt.Sprintf("Coachview probably registered result #%d, whose send was in flight when this completion arrived; "+
+				"Coachview registers only one result per person and part", id)
+		}
+		if _, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'ignored', active = FALSE, last_error = ?, updated_at = ?
+			WHERE id = ? AND state = 'waiting'`), reason, now.UnixMilli(), waitingID); err != nil {
+			return fmt.Errorf("ignore waiting result #%d: %w", waitingID, err)
+		}
+		return nil
+	}
+	var waitingState string
+	err := tx.GetContext(ctx, &waitingState, b.q(`SELECT state FROM results WHERE id = ?`+b.rowLock), waitingID)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && outbox.State(waitingState) != outbox.StateWaiting {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read waiting result #%d: %w", waitingID, err)
+	}
+	var unknown bool
+	if err := tx.GetContext(ctx, &unknown, b.q(`SELECT outcome_unknown FROM results WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("read result #%d: %w", id, err)
+	}
+	// The sent row leaves the pair rule first, so the waiting one may enter it.
+	reason := fmt.Sprintf("superseded by result #%d, a newer completion that arrived while this one was being sent; "+
+		"Coachview had not accepted this one", waitingID)
+	if _, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'superseded', active = FALSE, next_attempt_at = NULL,
+		last_error = ?, updated_at = ? WHERE id = ?`), reason, now.UnixMilli(), id); err != nil {
+		return fmt.Errorf("supersede result #%d: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', active = TRUE, tries = 0, streak = 0,
+		streak_since = NULL, last_class = '', last_error = ?, next_attempt_at = ?, outcome_unknown = ?, updated_at = ?
+		WHERE id = ?`), fmt.Sprintf("replaces result #%d, which Coachview had not accepted", id),
+		now.UnixMilli(), unknown, now.UnixMilli(), waitingID); err != nil {
+		return fmt.Errorf("queue waiting result #%d: %w", waitingID, err)
+	}
+	return nil
+}
+
+// Release hands a claimed row back as pending, due at nextAttemptAt, without
+// recording an attempt, if owner still holds its lease. A completion that
+// waited for it takes its place at once (see ResolveWaiting).
+func (b *Base) Release(ctx context.Context, id int64, owner string, nextAttemptAt time.Time) error {
+	if nextAttemptAt.IsZero() {
+		return fmt.Errorf("release result #%d: next attempt time is zero", id)
+	}
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		now := b.now()
+		var waiting sql.NullInt64
+		err := tx.GetContext(ctx, &waiting, b.q(releaseQuery), nextAttemptAt.UnixMilli(), now.UnixMilli(), id, owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return leaseLost(ctx, tx, id)
+		}
+		if err != nil {
+			return fmt.Errorf("update row: %w", err)
+		}
+		if waiting.Valid {
+			return b.ResolveWaiting(ctx, tx, id, waiting.Int64, outbox.StatePending, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release result #%d: %w", id, err)
+	}
+	return nil
+}
+
+// NextDue returns the earliest time one of target's pending rows is due, or
+// one of its sending rows' lease ends; ok is false when it has neither.
+func (b *Base) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
+	var next sql.NullInt64
+	if err := b.db.GetContext(ctx, &next, b.q(NextDueQuery), target); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due time of target %q: %w", target, err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return FromMillis(next), true, nil
+}
+
+// Excerpt cuts s, as the backend stores text, to at most
+// outbox.MaxResponseExcerpt bytes without splitting a UTF-8 sequence.
+// Invalid UTF-8 (a binary answer) becomes U+FFFD first, so the excerpt is
+// always valid text.
+func (b *Base) Excerpt(s string) string {
+	s = b.text(strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= outbox.MaxResponseExcerpt {
+		return s
+	}
+	i := outbox.MaxResponseExcerpt
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
