@@ -48,3 +48,13 @@ func (f *Fake) Set(t time.Time) {
 	defer f.mu.Unlock()
 	f.now = t
 }
+
+// Skewed is Base's time moved by By: a machine whose clock is off, for
+// testing what several daemons with unequal clocks do to a shared store.
+type Skewed struct {
+	Base Clock
+	By   time.Duration
+}
+
+// Now returns Base's time plus By.
+func (s Skewed) Now() time.Time { return s.Base.Now().Add(s.By) }

@@ -250,6 +250,7 @@ func (d *Daemon) purgeLoop(ctx context.Context) {
 	ticker := time.NewTicker(d.purgeEvery)
 	defer ticker.Stop()
 	for {
+		d.checkClock(ctx)
 		d.purge(ctx)
 		select {
 		case <-ctx.Done():
@@ -264,8 +265,14 @@ func (d *Daemon) purgeLoop(ctx context.Context) {
 // them), then the inbound side, whose personal-data erasure runs whatever
 // storage.retention says.
 func (d *Daemon) purge(ctx context.Context) {
-	if d.cfg.Storage.Retention > 0 {
-		d.purgeResults(ctx)
+	if d.cfg.Storage.Retention > 0 && d.purgeResults(ctx) > 0 {
+		// Deleted results leave the write-ahead log too (SQLite; the
+		// inbound erasure below scrubs by itself).
+		if s, ok := d.store.(scrubber); ok {
+			if err := s.Scrub(ctx); err != nil {
+				d.log.Warn("after the retention purge", "error", err)
+			}
+		}
 	}
 	if pd, ok := d.store.(inboundstore.PersonalData); ok {
 		// Names and e-mail addresses of processed requests, past their retention.
@@ -289,9 +296,47 @@ func (d *Daemon) purge(ctx context.Context) {
 	}
 }
 
-// purgeResults deletes delivered, ignored, rejected and cancelled results
-// past storage.retention, a batch at a time.
-func (d *Daemon) purgeResults(ctx context.Context) {
+// maxClockSkew is how far this machine's clock may be from the database
+// server's before the daemon warns.
+const maxClockSkew = 5 * time.Second
+
+// skewReader is a store shared by several machines that can tell how far
+// this machine's clock is from its server's.
+type skewReader interface {
+	ClockSkew(ctx context.Context) (time.Duration, error)
+}
+
+// checkClock warns when this machine's clock and the database server's
+// differ by more than maxClockSkew. Leases are decided on the server's
+// clock, so no result is sent twice for it; but due times, retry schedules
+// and log lines follow this machine's.
+func (d *Daemon) checkClock(ctx context.Context) {
+	sr, ok := d.store.(skewReader)
+	if !ok {
+		return
+	}
+	skew, err := sr.ClockSkew(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("cannot compare this machine's clock with the database's", "error", err)
+		}
+		return
+	}
+	if skew > maxClockSkew || skew < -maxClockSkew {
+		d.log.Warn("this machine's clock differs from the database server's: keep both in step (NTP); "+
+			"leases follow the server's clock, retry times and logs this machine's", "skew", skew.Round(time.Millisecond))
+	}
+}
+
+// scrubber is a store that can remove deleted bytes from its files.
+type scrubber interface {
+	Scrub(ctx context.Context) error
+}
+
+// purgeResults deletes delivered, ignored, rejected, superseded and
+// cancelled results past storage.retention, a batch at a time, and returns
+// how many it deleted.
+func (d *Daemon) purgeResults(ctx context.Context) int {
 	const batch = 1000
 	cutoff := d.clock.Now().Add(-d.cfg.Storage.Retention)
 	total := 0
@@ -299,7 +344,7 @@ func (d *Daemon) purgeResults(ctx context.Context) {
 		n, err := d.store.Purge(ctx, cutoff, batch)
 		if err != nil {
 			d.log.Error("retention purge failed", "error", err)
-			return
+			return total
 		}
 		total += n
 		if n < batch {
@@ -309,6 +354,7 @@ func (d *Daemon) purgeResults(ctx context.Context) {
 	if total > 0 {
 		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
 	}
+	return total
 }
 
 // instanceID names this daemon in leases and claims: host, process and a
@@ -327,7 +373,11 @@ func instanceID() string {
 func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox.Store, error) {
 	switch cfg.Storage.Driver {
 	case "sqlite":
-		s, err := sqlite.Open(ctx, cfg.Storage.Path, sqlite.WithClock(clk))
+		opts := []sqlite.Option{sqlite.WithClock(clk)}
+		if !cfg.Storage.MigratesAtStart() {
+			opts = append(opts, sqlite.WithoutMigrations())
+		}
+		s, err := sqlite.Open(ctx, cfg.Storage.Path, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open the outbox %s: %w", cfg.Storage.Path, err)
 		}

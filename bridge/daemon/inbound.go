@@ -31,7 +31,11 @@ func (d *Daemon) openInbound(cfg *config.Config, sources map[string]source.Sourc
 	}
 	proc := inbound.NewProcessor(store, router, inbound.WithClock(d.clock), inbound.WithLogger(d.log),
 		inbound.WithRetryPolicy(cfg.Inbound.RetryPolicy))
-	if d.worker, err = inbound.NewWorker(store, proc, inbound.WorkerConfig{Owner: d.owner}); err != nil {
+	wcfg := inbound.WorkerConfig{Owner: d.owner}
+	if pd, ok := d.store.(inboundstore.PersonalData); ok && cfg.Inbound.Retention() == 0 {
+		wcfg.EraseAtOnce = pd
+	}
+	if d.worker, err = inbound.NewWorker(store, proc, wcfg); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()

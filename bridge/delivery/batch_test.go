@@ -118,6 +118,9 @@ func TestStoreFailureStopsSending(t *testing.T) {
 				}
 			}
 			assert.Equal(t, rows-sent, pending, "every row not sent is handed back")
+			logs := e.logs.String()
+			assert.Contains(t, logs, `"state":"unrecorded","outcome":"delivered"`, "the log does not claim a state the store lacks")
+			assert.NotContains(t, logs, `"state":"delivered"`)
 		})
 	}
 }

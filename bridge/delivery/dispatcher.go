@@ -240,6 +240,7 @@ func (d *Dispatcher) Wake() {
 // poll_interval.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.client.CloseIdleConnections()
+	failing := false // the last step failed (the store was unreachable, say)
 	for {
 		n, err := d.RunDue(ctx)
 		if ctx.Err() != nil {
@@ -248,7 +249,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wait := d.set.PollInterval
 		if err != nil {
 			d.log.Error("delivery step failed", "target", d.target.Name, "error", err)
+			failing = true
 		} else {
+			if failing {
+				d.log.Info("delivery steps succeed again", "target", d.target.Name)
+				failing = false
+			}
 			wait = d.untilNext(ctx, n)
 		}
 		timer := time.NewTimer(wait)
@@ -630,7 +636,13 @@ func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class
 		slog.String("class", string(class)),
 		slog.Int("attempt", it.Tries+1),
 		slog.Duration("duration", res.duration),
-		slog.String("state", string(dec.state)),
+	}
+	if finishErr == nil {
+		attrs = append(attrs, slog.String("state", string(dec.state)))
+	} else {
+		// The outcome is not in the store: the row is still sending there,
+		// and is sent again when its lease ends.
+		attrs = append(attrs, slog.String("state", "unrecorded"), slog.String("outcome", string(dec.state)))
 	}
 	level := slog.LevelInfo
 	switch dec.state {

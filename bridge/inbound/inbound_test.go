@@ -136,3 +136,40 @@ func TestDoneEnrolmentsAreListed(t *testing.T) {
 	assert.Equal(t, []string{"csv p2 CSV-1 active", "moodle P1 MOO-1 unenrolled", "moodle p3 MOO-1 active"}, list(),
 		"the retried enrolment is listed once done; the unenrolment changes the entry")
 }
+
+// TestRetentionZeroErasesAtOnce: with personal_data_retention 0 the worker
+// erases a message's names and e-mail address as soon as it has carried it
+// out, not at the next hourly purge; a message still pending keeps them.
+func TestRetentionZeroErasesAtOnce(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	store := fakes.Store(t, clk)
+	enr := &fakes.Enroller{}
+	router, err := inbound.NewCodeRouter([]inbound.CodeRule{{Connection: "moodle", Patterns: []string{"*"}, Enroller: enr}}, "")
+	require.NoError(t, err)
+	proc := inbound.NewProcessor(store, router, inbound.WithClock(clk), inbound.WithLogger(slog.New(slog.DiscardHandler)))
+	w, err := inbound.NewWorker(store, proc, inbound.WorkerConfig{Owner: "w", Batch: 1, EraseAtOnce: store})
+	require.NoError(t, err)
+	for _, key := range []string{"first", "second"} {
+		_, _, err := store.SaveMessage(t.Context(), inboundstore.Message{Source: "webhook:cv", DedupeKey: key, Verified: "token",
+			Action: inboundstore.ActionEnrol, PersonID: "p-" + key, FirstName: "Jan", LastName: "Jansen", Email: key + "@example.org",
+			ElearningCode: "e1", State: inboundstore.StatePending}, inboundstore.KeepExisting)
+		require.NoError(t, err)
+	}
+
+	n, err := w.RunOnce(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	ms, err := store.ListMessages(t.Context(), inboundstore.MessageFilter{})
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	for _, m := range ms {
+		if m.State == inboundstore.StatePending {
+			assert.Equal(t, "second@example.org", m.Email, "a message not yet carried out keeps its data")
+			continue
+		}
+		assert.Equal(t, inboundstore.StateDone, m.State)
+		assert.True(t, m.Erased(), "erased as soon as it was carried out")
+		assert.Empty(t, m.FirstName+m.LastName+m.Email)
+	}
+}

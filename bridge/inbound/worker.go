@@ -22,6 +22,10 @@ type WorkerConfig struct {
 	Batch int
 	// AttemptTimeout bounds one call to an enroller (default 1m).
 	AttemptTimeout time.Duration
+	// EraseAtOnce, when set, is where every poll erases the personal data
+	// of the messages processed so far: personal_data_retention 0 means
+	// erased as soon as processed, not at the next hourly purge.
+	EraseAtOnce inboundstore.PersonalData
 }
 
 // Worker processes due inbound messages until stopped.
@@ -107,6 +111,14 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		_, err := w.proc.Process(actx, m, w.cfg.Owner)
 		cancel()
 		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if w.cfg.EraseAtOnce != nil {
+		// Messages the enrolment link carried out itself are erased here too,
+		// within one interval. The cutoff is a millisecond on, as the store
+		// keeps times in milliseconds and erases what finished before it.
+		if _, err := ErasePersonalData(ctx, w.cfg.EraseAtOnce, w.clock.Now().Add(time.Millisecond), 0, w.log); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -10,8 +10,9 @@ import (
 // daemons share one store. A lease that its holder stops renewing (the
 // daemon died) expires and may be taken by another owner.
 //
-// Leases compare the callers' clocks: daemons sharing a database must keep
-// their clocks in step (NTP) to well within the lease's ttl.
+// On SQLite (one machine) leases compare the callers' clocks; on
+// PostgreSQL, shared by daemons on several machines, the server's clock
+// decides, and now is not used.
 type Leaser interface {
 	// AcquireLease takes or renews the lease called name for owner until
 	// now+ttl. It returns true when owner holds the lease afterwards, and

@@ -41,7 +41,7 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	// Assembling the daemon loads the schema, opens the store and puts
 	// together what only it does: the inbound routes, OAuth clients,
 	// webhooks and the dashboard. Nothing is started.
-	d, err := openDaemon(ctx, cfg, log, nil, nil)
+	d, err := openDaemon(ctx, cfg, log, nil, nil, nil)
 	if err != nil {
 		return err
 	}

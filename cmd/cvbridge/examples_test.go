@@ -89,7 +89,7 @@ func TestExampleInboundSection(t *testing.T) {
 	assert.True(t, cfg.Public.Enabled())
 	require.Len(t, cfg.Inbound.Webhooks, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := openDaemon(context.Background(), cfg, log, nil, nil)
+	d, err := openDaemon(context.Background(), cfg, log, nil, nil, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	assert.NotNil(t, d.PublicHandler())

@@ -48,7 +48,11 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	// One open store for the process, too: a reload never opens the
 	// database again (on SQLite, closing a second handle of the file would
 	// drop the locks that keep other clients from deleting its WAL).
-	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
+	clk, err := processClock(log)
+	if err != nil {
+		return err
+	}
+	store, err := daemon.OpenStore(ctx, cfg, clk)
 	if err != nil {
 		return err
 	}
@@ -57,7 +61,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			log.Error("closing the outbox failed", "error", err)
 		}
 	}()
-	d, err := openDaemon(ctx, cfg, log, m, store)
+	d, err := openDaemon(ctx, cfg, log, m, store, clk)
 	if err != nil {
 		return err
 	}
@@ -99,7 +103,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m, store)
+			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m, store, clk)
 			var material *tlsMaterial
 			if err == nil && public != nil && nextCfg.Public.Enabled() {
 				if material, err = loadTLS(nextCfg.Public.TLS); err != nil {
@@ -134,7 +138,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 // reload loads the configuration and assembles a daemon from it on the
 // running store, without starting it. Listener addresses and the storage
 // section change only at a restart.
-func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics, store outbox.Store) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
+func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics, store outbox.Store, clk clock.Clock) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -149,7 +153,7 @@ func reload(ctx context.Context, path string, running *config.Config, m *metrics
 	if was, is := running.Storage, cfg.Storage; was.Driver != is.Driver || was.Path != is.Path || was.DSN != is.DSN {
 		log.Warn("the storage section (driver, path, DSN) changes only at a restart; the open outbox stays in use")
 	}
-	d, err := openDaemon(ctx, cfg, log, m, store)
+	d, err := openDaemon(ctx, cfg, log, m, store, clk)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -173,11 +177,33 @@ func removedNames(before, after *config.Config) (connections, targets []string) 
 }
 
 // openDaemon assembles a daemon for cfg that reports to m, on store when it
-// is set and on a store of its own otherwise.
-func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics, store outbox.Store) (*daemon.Daemon, error) {
+// is set and on a store of its own otherwise, telling time by clk (nil: the
+// system clock).
+func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics, store outbox.Store, clk clock.Clock) (*daemon.Daemon, error) {
 	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
 		return buildSource(cfg, conn, log)
-	}, daemon.Options{Logger: log, Version: version, Metrics: m, Store: store})
+	}, daemon.Options{Logger: log, Version: version, Metrics: m, Store: store, Clock: clk})
+}
+
+// clockOffsetEnv names the environment variable that moves the daemon's
+// clock by a duration ("2m", "-30s"). The fault tests use it to run daemons
+// whose clocks disagree, as machines without NTP do; never set it in
+// production.
+const clockOffsetEnv = "CVBRIDGE_TEST_CLOCK_OFFSET"
+
+// processClock is the system clock, moved by $CVBRIDGE_TEST_CLOCK_OFFSET
+// when that is set.
+func processClock(log *slog.Logger) (clock.Clock, error) {
+	v := os.Getenv(clockOffsetEnv)
+	if v == "" {
+		return clock.System{}, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", clockOffsetEnv, err)
+	}
+	log.Warn("the daemon's clock is moved for testing", "env", clockOffsetEnv, "offset", d)
+	return clock.Skewed{Base: clock.System{}, By: d}, nil
 }
 
 // swapHandler serves whatever handler was set last.

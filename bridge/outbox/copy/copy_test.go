@@ -29,7 +29,7 @@ func openSQLite(t *testing.T, clk clock.Clock) *sqlite.Store {
 
 func openPostgres(t *testing.T, clk clock.Clock) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), testdb.Postgres(t), postgres.WithClock(clk))
+	s, err := postgres.Open(t.Context(), testdb.Postgres(t), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	return s

@@ -147,7 +147,7 @@ func TestTwoDaemonsClaimEachRowOnce(t *testing.T) {
 	ctx := t.Context()
 	dsn := testdb.Postgres(t)
 	clk := clock.NewFake(outboxtest.Epoch)
-	daemons := []*postgres.Store{open(t, dsn, postgres.WithClock(clk)), open(t, dsn, postgres.WithClock(clk))}
+	daemons := []*postgres.Store{open(t, dsn, postgres.WithClock(clk), postgres.WithLeasesOnStoreClock()), open(t, dsn, postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())}
 	const rows, workersPerDaemon, batch = 3000, 4, 25
 	enqueueN(t, daemons[0], "cv", "p", rows)
 
@@ -257,7 +257,7 @@ func TestQueriesUseTheirIndexesWithManyDeliveredRows(t *testing.T) {
 		name, query, index string
 		args               []any
 	}{
-		{"claim", postgres.ClaimQuery, "results_due", []any{"cv", now, 10, "w", now, now, now}},
+		{"claim", postgres.ClaimQuery, "results_due", []any{"cv", now, 10, "w", now, now, now, 90000}},
 		{"next due", postgres.NextDueQuery, "results_due", []any{"cv"}},
 		// The planner may pick results_person, as selective as the pair index.
 		{"enqueue pair lookup", postgres.ActiveRowQuery, "", []any{"cv", "e1", "p1"}},
@@ -342,4 +342,71 @@ func TestSupersessionUpgrade(t *testing.T) {
 		(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
 		VALUES ('cv', 'csv', 'E2', 'p9', 'p9', 'lost', FALSE, $1, $1)`, ms)
 	assert.ErrorContains(t, err, "results_state_check")
+}
+
+// TestLeasesOnTheServersClock: a daemon whose clock runs two minutes ahead
+// shares the database with one whose clock is right. It cannot take the
+// other's live lease on a row, nor its poll lease, however late its own
+// clock says it is; once the server's clock says the lease ended, it can.
+// Found with two daemons on one PostgreSQL, one clock 2 minutes ahead: 102
+// of 180 results were sent twice.
+func TestLeasesOnTheServersClock(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	ctx := t.Context()
+	right := open(t, dsn)
+	ahead := open(t, dsn, postgres.WithClock(clock.Skewed{Base: clock.System{}, By: 2 * time.Minute}))
+	require.NoError(t, right.InTx(ctx, func(tx outbox.Tx) error {
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "E1", PersonID: "p1", Body: []byte("<x/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+	const lease = 1500 * time.Millisecond
+	mine, err := right.Claim(ctx, "cv", "right", 10, time.Now(), lease)
+	require.NoError(t, err)
+	require.Len(t, mine, 1)
+	ok, err := right.AcquireLease(ctx, "poll:moodle", "right", lease, time.Now())
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	aheadNow := time.Now().Add(2 * time.Minute)
+	stolen, err := ahead.Claim(ctx, "cv", "ahead", 10, aheadNow, lease)
+	require.NoError(t, err)
+	assert.Empty(t, stolen, "a live lease is not taken, whatever the taker's clock says")
+	ok, err = ahead.AcquireLease(ctx, "poll:moodle", "ahead", lease, aheadNow)
+	require.NoError(t, err)
+	assert.False(t, ok, "nor a live poll lease")
+
+	skew, err := ahead.ClockSkew(ctx)
+	require.NoError(t, err)
+	assert.InDelta(t, (2 * time.Minute).Seconds(), skew.Seconds(), 5, "the skew is measured against the server")
+
+	time.Sleep(lease + 200*time.Millisecond) // the lease ends on the server's clock
+	taken, err := ahead.Claim(ctx, "cv", "ahead", 10, time.Now().Add(2*time.Minute), lease)
+	require.NoError(t, err)
+	require.Len(t, taken, 1, "an ended lease is taken over")
+	assert.True(t, taken[0].OutcomeUnknown)
+	ok, err = ahead.AcquireLease(ctx, "poll:moodle", "ahead", lease, time.Now().Add(2*time.Minute))
+	require.NoError(t, err)
+	assert.True(t, ok)
+}
+
+// TestHistoryLookupWithoutStatistics: on a fresh database that has never
+// been analysed, with 20,000 rejected rows of one target, the enqueue's
+// history lookup still goes through results_person. Found from outside: it
+// went through results_target_state and scanned every rejected row of the
+// target for each new one (20,000 rejected rows took 32 s).
+func TestHistoryLookupWithoutStatistics(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	open(t, dsn) // migrates
+	db := raw(t, dsn)
+	_, err := db.ExecContext(t.Context(), `ALTER TABLE results SET (autovacuum_enabled = false)`)
+	require.NoError(t, err)
+	_, err = db.ExecContext(t.Context(), `INSERT INTO results
+		(target, connection, elearningcode, person_id, person_key, body_hash, state, active, last_error, created_at, updated_at)
+		SELECT 'cv', 'csv', 'E' || (g % 50), 'P' || g, 'p' || g, decode(md5(g::text), 'hex'), 'rejected', FALSE, 'bad', 0, 0
+		FROM generate_series(1, 20000) g`)
+	require.NoError(t, err)
+	used := planIndexes(t, db, postgres.HistoryQuery, "p77", "cv", "E27", "rejected", []byte{0})
+	assert.Equal(t, []string{"results_person"}, used)
 }

@@ -13,6 +13,6 @@ import (
 func TestBatchConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.RunBatch(t, func(t *testing.T, clk clock.Clock) outbox.Store {
-		return open(t, testdb.Postgres(t), postgres.WithClock(clk))
+		return open(t, testdb.Postgres(t), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())
 	})
 }

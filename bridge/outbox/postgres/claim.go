@@ -12,7 +12,8 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
-// claimQuery leases a target's due rows in one statement. The CTE picks
+// claimQuery returns the statement that leases a target's due rows in one
+// statement. The CTE picks
 // them in claim order over the results_due index, locking each with FOR
 // UPDATE SKIP LOCKED: rows another daemon's claim (or an Enqueue) is
 // locking are passed over, not waited for, and a row whose lease another
@@ -23,16 +24,30 @@ import (
 // the caller can return the rows in claim order. A row taken over from an
 // expired lease was perhaps sent by its dead owner: its outcome is unknown
 // from now on.
-var claimQuery = `WITH due AS (
+//
+// Due times and the lease the caller sees (lease_until) are on the
+// caller's clock, as on SQLite; whether another daemon's lease has ended is
+// decided on the server's clock (lease_server_until) when serverClock is
+// its SQL expression, so a daemon whose clock runs ahead cannot take a live
+// lease; with serverClock empty, on the caller's (WithLeasesOnStoreClock).
+func claimQuery(serverClock string) string {
+	leaseEnded, leaseEnd := "?", "?"
+	if serverClock != "" {
+		leaseEnded, leaseEnd = serverClock, serverClock+" + ?"
+	}
+	return `WITH due AS (
 		SELECT id, next_attempt_at AS due_at FROM results
 		WHERE target = ? AND state IN ('pending', 'sending') AND next_attempt_at <= ?
+			AND (state = 'pending' OR lease_server_until IS NULL OR lease_server_until <= ` + leaseEnded + `)
 		ORDER BY next_attempt_at, id
 		LIMIT ?
 		FOR UPDATE SKIP LOCKED)
 	UPDATE results r SET state = 'sending', lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?,
+		lease_server_until = ` + leaseEnd + `,
 		outcome_unknown = (r.outcome_unknown OR r.state = 'sending')
 	FROM due WHERE r.id = due.id
 	RETURNING due.due_at, ` + qualified("r", sqlcore.ResultCols)
+}
 
 // claimedRow is a row as Claim's RETURNING gives it.
 type claimedRow struct {
@@ -54,9 +69,19 @@ func (s *Store) Claim(ctx context.Context, target, owner string, limit int, now 
 	}
 	until := now.Add(lease).UnixMilli()
 	var rows []claimedRow
-	claim, err := s.stmts.Get(ctx, s.q(claimQuery))
+	claim, err := s.stmts.Get(ctx, s.q(s.claimQuery))
 	if err == nil {
-		err = claim.SelectContext(ctx, &rows, target, now.UnixMilli(), limit, owner, until, until, now.UnixMilli())
+		args := []any{target, now.UnixMilli()}
+		if s.storeClockLeases {
+			args = append(args, now.UnixMilli()) // has the lease ended
+		}
+		args = append(args, limit, owner, until, until, now.UnixMilli())
+		if s.storeClockLeases {
+			args = append(args, until) // the lease's end
+		} else {
+			args = append(args, lease.Milliseconds()) // the lease, from the server's now
+		}
+		err = claim.SelectContext(ctx, &rows, args...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim for target %q: %w", target, err)

@@ -61,6 +61,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if current.Int64 > int64(len(ms)) {
 			return sqlcore.NewerSchemaError(current.Int64, len(ms))
 		}
+		applied := false
 		for _, m := range ms {
 			if int64(m.Version) <= current.Int64 {
 				continue
@@ -71,6 +72,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
 				m.Version, s.now().UnixMilli()); err != nil {
 				return fmt.Errorf("migration %s: record: %w", m.Name, err)
+			}
+			applied = true
+		}
+		if applied {
+			// New or rebuilt indexes get statistics before the first
+			// intake, rather than at autovacuum's pleasure.
+			if _, err := tx.ExecContext(ctx, `ANALYZE results`); err != nil {
+				return fmt.Errorf("analyze after migrating: %w", err)
 			}
 		}
 		return nil

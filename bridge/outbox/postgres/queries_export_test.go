@@ -11,9 +11,10 @@ import (
 
 // The queries whose plans the tests check.
 var (
-	ClaimQuery     = claimQuery
+	ClaimQuery     = claimQuery(serverNow)
 	NextDueQuery   = sqlcore.NextDueQuery
 	ActiveRowQuery = sqlcore.ActiveRowQuery
+	HistoryQuery   = sqlcore.HistoryQuery
 	PurgeQuery     = sqlcore.PurgeQuery(skipLocked)
 )
 

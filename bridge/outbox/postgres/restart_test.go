@@ -25,7 +25,7 @@ func TestServerRestart(t *testing.T) {
 	srv := testdb.PrivatePostgres(t)
 	ctx := t.Context()
 	clk := clock.NewFake(outboxtest.Epoch)
-	s := open(t, srv.DSN(), postgres.WithClock(clk), postgres.WithMaxConns(6))
+	s := open(t, srv.DSN(), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock(), postgres.WithMaxConns(6))
 
 	enqueue := func(person string) error {
 		return s.InTx(ctx, func(tx outbox.Tx) error {

@@ -53,6 +53,10 @@ const (
 	defaultConnMaxLife = 30 * time.Minute
 )
 
+// serverNow is the database server's clock in Unix milliseconds. Leases
+// shared by daemons on several machines are decided on it.
+const serverNow = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
+
 // skipLocked makes a subquery choosing rows to lock pass over rows other
 // transactions hold.
 const skipLocked = ` FOR UPDATE SKIP LOCKED`
@@ -71,6 +75,11 @@ type Store struct {
 	stmts    *sqlcore.Statements
 	migrate  bool
 	maxConns int
+	// claimQuery is Claim's statement, on the lease clock chosen.
+	claimQuery string
+	// storeClockLeases: leases are decided on the store's clock, not the
+	// server's (WithLeasesOnStoreClock).
+	storeClockLeases bool
 	// Base holds the results' shared SQL: the operator's queries, the
 	// cursors and marks, the targets' state.
 	*sqlcore.Base
@@ -87,6 +96,14 @@ type Option func(*Store)
 // system clock.
 func WithClock(c clock.Clock) Option {
 	return func(s *Store) { s.clock = c }
+}
+
+// WithLeasesOnStoreClock makes the store decide leases (a claimed row's, a
+// poll's) on its own clock, as the SQLite backend does, instead of on the
+// database server's. It is for tests that drive time with a fake clock;
+// daemons on several machines need the server's clock.
+func WithLeasesOnStoreClock() Option {
+	return func(s *Store) { s.storeClockLeases = true }
 }
 
 // WithoutMigrations makes Open leave the schema alone: it then only checks
@@ -123,9 +140,14 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetConnMaxLifetime(defaultConnMaxLife)
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
+	leaseClock := serverNow
+	if s.storeClockLeases {
+		leaseClock = ""
+	}
+	s.claimQuery = claimQuery(leaseClock)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
-		Stmts: s.stmts, Now: s.now, Text: validText})
+		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
 	if err := db.PingContext(ctx); err != nil {
@@ -195,4 +217,18 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 func isActivePairConflict(err error) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "results_active_pair"
+}
+
+// ClockSkew returns how far this machine's clock (the store's) is from the
+// database server's: positive when this machine is ahead. Half the round
+// trip is allowed for.
+func (s *Store) ClockSkew(ctx context.Context) (time.Duration, error) {
+	before := s.now()
+	var server int64
+	if err := s.db.GetContext(ctx, &server, `SELECT `+serverNow); err != nil {
+		return 0, fmt.Errorf("read the database server's clock: %w", err)
+	}
+	after := s.now()
+	mid := before.Add(after.Sub(before) / 2)
+	return mid.Sub(time.UnixMilli(server)), nil
 }

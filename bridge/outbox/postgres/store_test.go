@@ -25,6 +25,6 @@ func open(t testing.TB, dsn string, opts ...postgres.Option) *postgres.Store {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T, clk clock.Clock) outbox.Store {
-		return open(t, testdb.Postgres(t), postgres.WithClock(clk))
+		return open(t, testdb.Postgres(t), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())
 	})
 }

@@ -53,6 +53,28 @@ func migrate(ctx context.Context, db *sqlx.DB, nowMillis int64) error {
 	return nil
 }
 
+// checkSchema fails unless the database is at exactly the schema version
+// this build knows; it changes nothing (storage.migrate: false).
+func checkSchema(ctx context.Context, db *sqlx.DB, _ int64) error {
+	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	if err != nil {
+		return err
+	}
+	var current sql.NullInt64
+	if err := db.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+		// A new, empty file has no schema_migrations table yet.
+		current = sql.NullInt64{}
+	}
+	switch {
+	case current.Int64 > int64(len(ms)):
+		return sqlcore.NewerSchemaError(current.Int64, len(ms))
+	case current.Int64 < int64(len(ms)):
+		return fmt.Errorf("schema version %d is older than this cvbridge needs (%d): run `cvbridge migrate`, or set storage.migrate: true",
+			current.Int64, len(ms))
+	}
+	return nil
+}
+
 // foreignKeysOff marks a migration that rebuilds a table: it runs with
 // foreign keys off, as SQLite's procedure for such changes requires, and is
 // checked with PRAGMA foreign_key_check before it commits.

@@ -57,6 +57,8 @@ var (
 type Store struct {
 	db    *sqlx.DB
 	clock clock.Clock
+	// checkOnly: Open checks the schema version instead of migrating.
+	checkOnly bool
 	// stmts holds the hot statements, prepared once per Store.
 	stmts *sqlcore.Statements
 	// writeMu serialises this process's write transactions. SQLite has one
@@ -84,9 +86,17 @@ func WithClock(c clock.Clock) Option {
 	return func(s *Store) { s.clock = c }
 }
 
+// WithoutMigrations makes Open leave the schema alone: it then only checks
+// that the database is at the schema version this build expects, and fails
+// with a request to run `cvbridge migrate` when it is not.
+func WithoutMigrations() Option {
+	return func(s *Store) { s.checkOnly = true }
+}
+
 // Open opens (creating it and its parent directory if needed) the outbox
-// database at path, and migrates it to the newest schema this build knows.
-// It refuses a database written by a newer cvbridge.
+// database at path and, unless WithoutMigrations is given, migrates it to
+// the newest schema this build knows. It refuses a database written by a
+// newer cvbridge.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s := &Store{clock: clock.System{}}
 	for _, o := range opts {
@@ -113,14 +123,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("outbox database %s: open: %w", abs, err)
 	}
-	if err := migrate(ctx, db, s.clock.Now().UnixMilli()); err != nil {
+	migrateOrCheck := migrate
+	if s.checkOnly {
+		migrateOrCheck = checkSchema
+	}
+	if err := migrateOrCheck(ctx, db, s.clock.Now().UnixMilli()); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("outbox database %s: %w", abs, err)
 	}
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu, Stmts: s.stmts, Now: s.now})
-	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu})
+	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu, Scrub: s.Scrub})
 	return s, nil
 }
 
@@ -154,6 +168,9 @@ func dsn(abs string) string {
 	q.Set("_synchronous", "FULL")
 	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
+	// Deleted and overwritten content is zeroed, so erased personal data
+	// does not linger in free pages (docs/privacy.md).
+	q.Set("_pragma", "secure_delete(1)")
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String()
 }
@@ -193,6 +210,27 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit outbox transaction: %w", err)
+	}
+	return nil
+}
+
+// Scrub moves every commit from the write-ahead log into the database file
+// and truncates the log (PRAGMA wal_checkpoint(TRUNCATE)): the log's old
+// frames still hold what secure_delete has since zeroed in the file, such as
+// the personal data an erasure removed. It waits up to the busy timeout for
+// readers of older snapshots (another process reading the file) and reports
+// an error if the log could not be truncated.
+func (s *Store) Scrub(ctx context.Context) error {
+	var r struct {
+		Busy         int `db:"busy"`
+		Log          int `db:"log"`
+		Checkpointed int `db:"checkpointed"`
+	}
+	if err := s.db.GetContext(ctx, &r, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
+	}
+	if r.Busy != 0 {
+		return errors.New("checkpoint the outbox's write-ahead log: another reader kept it busy; the erased data leaves the log at the next checkpoint")
 	}
 	return nil
 }

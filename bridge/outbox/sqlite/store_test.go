@@ -163,3 +163,25 @@ func TestSecondOpenKeepsTheLocks(t *testing.T) {
 	require.NoError(t, second.Close())
 	assert.Equal(t, locks, testdb.POSIXLocks(t, os.Getpid(), path), "the first store's locks survive the second's open and close")
 }
+
+// TestWithoutMigrations: with storage.migrate: false a database behind this
+// build's schema is refused with a request to run `cvbridge migrate`, and
+// left as it was; a current one opens.
+func TestWithoutMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	_, err := sqlite.Open(ctx, path, sqlite.WithoutMigrations())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "run `cvbridge migrate`")
+	var tables int
+	require.NoError(t, raw(t, path).GetContext(ctx, &tables, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'results'`))
+	assert.Zero(t, tables, "nothing was created")
+
+	s, err := sqlite.Open(ctx, path) // what `cvbridge migrate` does
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	s, err = sqlite.Open(ctx, path, sqlite.WithoutMigrations())
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}

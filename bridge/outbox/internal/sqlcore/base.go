@@ -61,6 +61,11 @@ type Config struct {
 	Stmts *Statements
 	// Now is the store's clock.
 	Now func() time.Time
+	// ServerNow, when set, is the SQL expression of the database server's
+	// clock in Unix milliseconds: named leases are then decided on it, not
+	// on the callers' clocks (PostgreSQL, shared by daemons on several
+	// machines). Empty: the caller's now.
+	ServerNow string
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -78,6 +83,9 @@ type Base struct {
 	stmts    *Statements
 	now      func() time.Time
 	text     func(string) string
+	// acquireLease is AcquireLease's statement for this backend, rebound.
+	acquireLease string
+	serverClock  bool // leases are decided on the server's clock
 	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
 	purgeQuery string
 }
@@ -87,6 +95,7 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text,
+		acquireLease: c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
 	if b.stmts == nil {
 		b.stmts = NewStatements(c.DB)

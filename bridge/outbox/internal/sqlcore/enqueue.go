@@ -103,8 +103,9 @@ const replaceQuery = `UPDATE results SET
 	next_attempt_at = ?, updated_at = ?
 	WHERE id = ?`
 
-// historyQuery counts the pair's rows in a history state with a given hash.
-const historyQuery = `SELECT COUNT(*) FROM results
+// HistoryQuery counts the pair's rows in a history state with a given hash,
+// over results_person, whose columns it names in full.
+const HistoryQuery = `SELECT COUNT(*) FROM results
 	WHERE person_key = ? AND target = ? AND elearningcode = ? AND state = ? AND body_hash = ?`
 
 // maxPairRaces bounds how often Enqueue looks the pair up again after
@@ -304,7 +305,7 @@ func (t *Tx) withdrawWaiting(ctx context.Context, cur activeRow, now time.Time) 
 // an identical one (same state and hash): then it writes nothing and reports
 // Unchanged, so a source re-reading a window leaves one row, not one a poll.
 func (t *Tx) record(ctx context.Context, r outbox.NewResult, key string, hash []byte, state outbox.State, reason string, now time.Time) (outbox.EnqueueOutcome, error) {
-	q, err := t.stmt(ctx, historyQuery)
+	q, err := t.stmt(ctx, HistoryQuery)
 	if err != nil {
 		return "", fmt.Errorf("enqueue: prepare the history lookup: %w", err)
 	}

@@ -12,30 +12,45 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
-// acquireLeaseQuery takes a free or expired lease, or renews the owner's own,
-// in one statement; it returns no row when another owner holds the lease
-// unexpired. Two daemons asking for a free lease at once meet on its
-// primary key: the second waits for the first's insert and then sees an
-// unexpired lease of another owner. acquired_at is kept on renewal: it
-// tells since when the current owner holds the lease.
-const acquireLeaseQuery = `INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES (?, ?, ?, ?)
+// acquireLeaseQuery returns the statement that takes a free or expired
+// lease, or renews the owner's own, in one statement; it returns no row
+// when another owner holds the lease unexpired. Two daemons asking for a
+// free lease at once meet on its primary key: the second waits for the
+// first's insert and then sees an unexpired lease of another owner.
+// acquired_at is kept on renewal: it tells since when the current owner
+// holds the lease.
+//
+// serverNow empty: every time is the caller's now (three parameters: now,
+// the expiry, now). Otherwise serverNow is the SQL expression of the
+// server's clock and the times are taken from it (one parameter: the ttl).
+func acquireLeaseQuery(serverNow string) string {
+	now, expires := "?", "?"
+	if serverNow != "" {
+		now, expires = serverNow, serverNow+" + ?"
+	}
+	return `INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES (?, ?, ` + expires + `, ` + now + `)
 	ON CONFLICT (name) DO UPDATE SET
 		acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at ELSE excluded.acquired_at END,
 		owner = excluded.owner, expires_at = excluded.expires_at
-	WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
+	WHERE leases.owner = excluded.owner OR leases.expires_at <= ` + now + `
 	RETURNING owner`
+}
 
 // AcquireLease takes or renews the lease called name for owner until
-// now+ttl; see outbox.Leaser.
+// now+ttl; see outbox.Leaser. On a backend with a server clock
+// (Config.ServerNow) now is not used: the server's clock decides.
 func (b *Base) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
 	if name == "" || owner == "" || ttl <= 0 {
 		return false, fmt.Errorf("acquire lease %q for %q: name and owner must be set and ttl (%s) positive", name, owner, ttl)
 	}
+	args := []any{name, owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), now.UnixMilli()}
+	if b.serverClock {
+		args = []any{name, owner, ttl.Milliseconds()}
+	}
 	var got string
 	b.writes.Lock()
 	defer b.writes.Unlock()
-	err := b.db.GetContext(ctx, &got, b.q(acquireLeaseQuery),
-		name, owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), now.UnixMilli())
+	err := b.db.GetContext(ctx, &got, b.acquireLease, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

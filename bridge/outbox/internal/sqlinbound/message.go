@@ -335,6 +335,9 @@ func (s *Store) ErasePersonalData(ctx context.Context, before time.Time) (int, e
 		n, err = res.RowsAffected()
 		return err
 	})
+	if err == nil && n > 0 {
+		err = s.scrub(ctx)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("erase personal data of inbound messages finished before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}
@@ -391,6 +394,9 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		rep.History, err = affected(res)
 		return err
 	})
+	if err == nil {
+		err = s.scrub(ctx)
+	}
 	if err != nil {
 		return inboundstore.ForgetReport{}, fmt.Errorf("forget person: %w", err)
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// leases (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so daemons claiming
 	// at once get disjoint messages).
 	ClaimLock string
+	// Scrub, when set, runs after an erasure has committed, to remove the
+	// erased bytes from the backend's files (SQLite: a WAL checkpoint that
+	// truncates the log, whose old frames still hold them). Nil: nothing.
+	Scrub func(ctx context.Context) error
 }
 
 // Store implements inboundstore.Store and inboundstore.PersonalData on a
@@ -52,13 +56,17 @@ type Store struct {
 	writes    sync.Locker
 	rowLock   string
 	claimLock string
+	scrub     func(ctx context.Context) error
 }
 
 // New returns the Store c describes.
 func New(c Config) *Store {
-	s := &Store{db: c.DB, inTx: c.InTx, now: c.Now, writes: c.WriteLock, rowLock: c.RowLock, claimLock: c.ClaimLock}
+	s := &Store{db: c.DB, inTx: c.InTx, now: c.Now, writes: c.WriteLock, rowLock: c.RowLock, claimLock: c.ClaimLock, scrub: c.Scrub}
 	if s.writes == nil {
 		s.writes = noLock{}
+	}
+	if s.scrub == nil {
+		s.scrub = func(context.Context) error { return nil }
 	}
 	return s
 }

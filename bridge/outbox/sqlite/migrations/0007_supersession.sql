@@ -74,8 +74,9 @@ CREATE INDEX results_due ON results (target, next_attempt_at)
 -- Counts per target and List filtered by target and state, newest first.
 CREATE INDEX results_target_state ON results (target, state, id);
 
--- List filtered by person; the pair's waiting and history rows.
-CREATE INDEX results_person ON results (person_key, id);
+-- List filtered by person, and the enqueue's history lookup, which names
+-- every column of this index: its plan does not depend on statistics.
+CREATE INDEX results_person ON results (person_key, target, elearningcode, state, id);
 
 -- Purge: done rows by age.
 CREATE INDEX results_purge ON results (updated_at)
