@@ -118,8 +118,11 @@ func TestFaultKillAtRandom(t *testing.T) {
 				tc.name, n, rounds, stats.Requests, stats.Duplicates, rounds*inFlight)
 			assert.Equal(t, n, stats.Accepted, "every result delivered, none lost")
 			assert.LessOrEqual(t, stats.Duplicates, rounds*inFlight, "duplicates at most the requests in flight at the kills")
-			for _, state := range []string{"pending", "sending"} {
+			for _, state := range []string{"pending", "sending", "waiting"} {
 				assert.Zero(t, outboxLeft(t, bin, cfgPath, state), "nothing left %s", state)
+			}
+			for _, state := range []string{"failed", "probably-delivered"} {
+				assert.Zero(t, outboxLeft(t, bin, cfgPath, state), "no duplicate of a kill ends %s", state)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 var _ outboxcopy.Sink = (*Store)(nil)
@@ -217,11 +218,8 @@ func (im *importer) TargetStates(ctx context.Context, rows []outbox.TargetState)
 // InboundMessages inserts inbound messages with their ids, leases and
 // erasure as they are; a nil body stays NULL.
 func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Message) error {
-	const cols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
-		first_name, infix, last_name, email, state, attempts, next_attempt_at, lease_owner, lease_until,
-		last_error, requests, updated_at, erased_at`
 	return chunked(rows, 23, func(rows []inboundstore.Message) error {
-		return insertRows(ctx, im.tx, "inbound_messages", cols, rows, func(m inboundstore.Message) []any {
+		return insertRows(ctx, im.tx, "inbound_messages", sqlinbound.MessageCols, rows, func(m inboundstore.Message) []any {
 			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, sqlcore.Nullable(m.Body),
 				string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
 				string(m.State), m.Attempts, sqlcore.Millis(m.NextAttemptAt), m.LeaseOwner, sqlcore.Millis(m.LeaseUntil),
@@ -234,11 +232,8 @@ func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Mes
 // empty hash is stored as NULL, as the store does, so unset hashes do not
 // collide in the unique indexes.
 func (im *importer) OAuthTokens(ctx context.Context, rows []inboundstore.Token) error {
-	const cols = `id, grant_id, client_id, user_id, redirect_uri, scope, code_hash, code_challenge,
-		code_challenge_method, code_expires_at, access_hash, access_expires_at, refresh_hash, refresh_expires_at,
-		created_at, revoked_at, revoke_reason`
 	return chunked(rows, 17, func(rows []inboundstore.Token) error {
-		return insertRows(ctx, im.tx, "oauth_tokens", cols, rows, func(t inboundstore.Token) []any {
+		return insertRows(ctx, im.tx, "oauth_tokens", sqlinbound.TokenCols, rows, func(t inboundstore.Token) []any {
 			return []any{t.ID, t.GrantID, t.ClientID, t.UserID, t.RedirectURI, t.Scope,
 				nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, sqlcore.Millis(t.CodeExpiresAt),
 				nullString(t.AccessHash), sqlcore.Millis(t.AccessExpiresAt), nullString(t.RefreshHash), sqlcore.Millis(t.RefreshExpiresAt),

@@ -13,6 +13,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 var _ outboxcopy.Source = (*Store)(nil)
@@ -181,48 +182,14 @@ func (e *exporter) TargetStates(ctx context.Context, afterTarget string, limit i
 // InboundMessages returns up to limit inbound messages with ids above
 // afterID, by id, as stored: a NULL body (none kept, or erased) stays nil.
 func (e *exporter) InboundMessages(ctx context.Context, afterID int64, limit int) ([]inboundstore.Message, error) {
-	var rows []struct {
-		ID            int64         `db:"id"`
-		Source        string        `db:"source"`
-		DedupeKey     string        `db:"dedupe_key"`
-		ReceivedAt    int64         `db:"received_at"`
-		Verified      string        `db:"verified"`
-		Event         string        `db:"event"`
-		Body          []byte        `db:"body"`
-		Action        string        `db:"action"`
-		PersonID      string        `db:"person_id"`
-		ElearningCode string        `db:"elearningcode"`
-		FirstName     string        `db:"first_name"`
-		Infix         string        `db:"infix"`
-		LastName      string        `db:"last_name"`
-		Email         string        `db:"email"`
-		State         string        `db:"state"`
-		Attempts      int           `db:"attempts"`
-		NextAttemptAt sql.NullInt64 `db:"next_attempt_at"`
-		LeaseOwner    string        `db:"lease_owner"`
-		LeaseUntil    sql.NullInt64 `db:"lease_until"`
-		LastError     string        `db:"last_error"`
-		Requests      int           `db:"requests"`
-		UpdatedAt     int64         `db:"updated_at"`
-		ErasedAt      sql.NullInt64 `db:"erased_at"`
-	}
-	if err := e.tx.SelectContext(ctx, &rows, `SELECT id, source, dedupe_key, received_at, verified, event, body, action,
-		person_id, elearningcode, first_name, infix, last_name, email, state, attempts, next_attempt_at,
-		lease_owner, lease_until, last_error, requests, updated_at, erased_at
+	var rows []sqlinbound.MessageRow
+	if err := e.tx.SelectContext(ctx, &rows, `SELECT `+sqlinbound.MessageCols+`
 		FROM inbound_messages WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
 		return nil, fmt.Errorf("export inbound messages after #%d: %w", afterID, err)
 	}
 	out := make([]inboundstore.Message, len(rows))
 	for i, r := range rows {
-		out[i] = inboundstore.Message{
-			ID: r.ID, Source: r.Source, DedupeKey: r.DedupeKey, ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC(),
-			Verified: r.Verified, Event: r.Event, Body: r.Body, Action: inboundstore.Action(r.Action),
-			PersonID: r.PersonID, ElearningCode: r.ElearningCode,
-			FirstName: r.FirstName, Infix: r.Infix, LastName: r.LastName, Email: r.Email,
-			State: inboundstore.State(r.State), Attempts: r.Attempts, NextAttemptAt: sqlcore.FromMillis(r.NextAttemptAt),
-			LeaseOwner: r.LeaseOwner, LeaseUntil: sqlcore.FromMillis(r.LeaseUntil), LastError: r.LastError,
-			Requests: r.Requests, UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(), ErasedAt: sqlcore.FromMillis(r.ErasedAt),
-		}
+		out[i] = r.Message()
 	}
 	return out, nil
 }
@@ -230,41 +197,14 @@ func (e *exporter) InboundMessages(ctx context.Context, afterID int64, limit int
 // OAuthTokens returns up to limit OAuth code and token records with ids
 // above afterID, by id, as stored: hashes only, "" where a hash is NULL.
 func (e *exporter) OAuthTokens(ctx context.Context, afterID int64, limit int) ([]inboundstore.Token, error) {
-	var rows []struct {
-		ID                  int64          `db:"id"`
-		GrantID             string         `db:"grant_id"`
-		ClientID            string         `db:"client_id"`
-		UserID              string         `db:"user_id"`
-		RedirectURI         string         `db:"redirect_uri"`
-		Scope               string         `db:"scope"`
-		CodeHash            sql.NullString `db:"code_hash"`
-		CodeChallenge       string         `db:"code_challenge"`
-		CodeChallengeMethod string         `db:"code_challenge_method"`
-		CodeExpiresAt       sql.NullInt64  `db:"code_expires_at"`
-		AccessHash          sql.NullString `db:"access_hash"`
-		AccessExpiresAt     sql.NullInt64  `db:"access_expires_at"`
-		RefreshHash         sql.NullString `db:"refresh_hash"`
-		RefreshExpiresAt    sql.NullInt64  `db:"refresh_expires_at"`
-		CreatedAt           int64          `db:"created_at"`
-		RevokedAt           sql.NullInt64  `db:"revoked_at"`
-		RevokeReason        string         `db:"revoke_reason"`
-	}
-	if err := e.tx.SelectContext(ctx, &rows, `SELECT id, grant_id, client_id, user_id, redirect_uri, scope,
-		code_hash, code_challenge, code_challenge_method, code_expires_at, access_hash, access_expires_at,
-		refresh_hash, refresh_expires_at, created_at, revoked_at, revoke_reason
+	var rows []sqlinbound.TokenRow
+	if err := e.tx.SelectContext(ctx, &rows, `SELECT `+sqlinbound.TokenCols+`
 		FROM oauth_tokens WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit); err != nil {
 		return nil, fmt.Errorf("export OAuth tokens after #%d: %w", afterID, err)
 	}
 	out := make([]inboundstore.Token, len(rows))
 	for i, r := range rows {
-		out[i] = inboundstore.Token{
-			ID: r.ID, GrantID: r.GrantID, ClientID: r.ClientID, UserID: r.UserID, RedirectURI: r.RedirectURI, Scope: r.Scope,
-			CodeHash: r.CodeHash.String, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
-			CodeExpiresAt: sqlcore.FromMillis(r.CodeExpiresAt), AccessHash: r.AccessHash.String,
-			AccessExpiresAt: sqlcore.FromMillis(r.AccessExpiresAt), RefreshHash: r.RefreshHash.String,
-			RefreshExpiresAt: sqlcore.FromMillis(r.RefreshExpiresAt), CreatedAt: time.UnixMilli(r.CreatedAt).UTC(),
-			RevokedAt: sqlcore.FromMillis(r.RevokedAt), RevokeReason: r.RevokeReason,
-		}
+		out[i] = r.Token()
 	}
 	return out, nil
 }

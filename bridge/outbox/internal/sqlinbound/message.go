@@ -18,13 +18,13 @@ import (
 
 var _ inboundstore.Store = (*Store)(nil)
 
-// messageCols are the inbound_messages columns, in messageRow's order.
-const messageCols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
+// MessageCols are the inbound_messages columns, in MessageRow's order.
+const MessageCols = `id, source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
 	first_name, infix, last_name, email, state, attempts, next_attempt_at, lease_owner, lease_until,
 	last_error, requests, updated_at, erased_at`
 
-// messageRow is an inbound_messages row as stored.
-type messageRow struct {
+// MessageRow is an inbound_messages row as stored.
+type MessageRow struct {
 	ID            int64         `db:"id"`
 	Source        string        `db:"source"`
 	DedupeKey     string        `db:"dedupe_key"`
@@ -50,7 +50,8 @@ type messageRow struct {
 	ErasedAt      sql.NullInt64 `db:"erased_at"`
 }
 
-func (r messageRow) message() inboundstore.Message {
+// Message converts r to the inbound store's Message.
+func (r MessageRow) Message() inboundstore.Message {
 	return inboundstore.Message{
 		ID: r.ID, Source: r.Source, DedupeKey: r.DedupeKey,
 		ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC(), Verified: r.Verified, Event: r.Event, Body: r.Body,
@@ -62,10 +63,10 @@ func (r messageRow) message() inboundstore.Message {
 	}
 }
 
-func messages(rows []messageRow) []inboundstore.Message {
+func messages(rows []MessageRow) []inboundstore.Message {
 	ms := make([]inboundstore.Message, len(rows))
 	for i, r := range rows {
-		ms[i] = r.message()
+		ms[i] = r.Message()
 	}
 	return ms
 }
@@ -101,19 +102,19 @@ func (s *Store) ClaimMessages(ctx context.Context, owner string, limit int, now 
 		return nil, fmt.Errorf("claim inbound messages: owner (%q) must be set, limit (%d) and lease (%s) positive", owner, limit, lease)
 	}
 	until := now.Add(lease).UnixMilli()
-	var rows []messageRow
+	var rows []MessageRow
 	s.writes.Lock()
 	defer s.writes.Unlock()
 	err := s.db.SelectContext(ctx, &rows, s.q(`UPDATE inbound_messages
 		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 		WHERE id IN (SELECT id FROM inbound_messages WHERE state = 'pending' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at, id LIMIT ?`+s.claimLock+`)
-		RETURNING `+messageCols),
+		RETURNING `+MessageCols),
 		owner, until, until, now.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim inbound messages for %q: %w", owner, err)
 	}
-	slices.SortFunc(rows, func(a, b messageRow) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(rows, func(a, b MessageRow) int { return cmp.Compare(a.ID, b.ID) })
 	return messages(rows), nil
 }
 
@@ -123,13 +124,13 @@ func (s *Store) ClaimMessage(ctx context.Context, id int64, owner string, now ti
 		return inboundstore.Message{}, false, fmt.Errorf("claim inbound message %d: owner (%q) must be set and lease (%s) positive", id, owner, lease)
 	}
 	until := now.Add(lease).UnixMilli()
-	var row messageRow
+	var row MessageRow
 	s.writes.Lock()
 	defer s.writes.Unlock()
 	err := s.db.GetContext(ctx, &row, s.q(`UPDATE inbound_messages
 		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 		WHERE id = ? AND state = 'pending' AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
-		RETURNING `+messageCols),
+		RETURNING `+MessageCols),
 		owner, until, until, now.UnixMilli(), id, owner, now.UnixMilli())
 	if errors.Is(err, sql.ErrNoRows) {
 		return inboundstore.Message{}, false, nil
@@ -137,7 +138,7 @@ func (s *Store) ClaimMessage(ctx context.Context, id int64, owner string, now ti
 	if err != nil {
 		return inboundstore.Message{}, false, fmt.Errorf("claim inbound message %d for %q: %w", id, owner, err)
 	}
-	return row.message(), true, nil
+	return row.Message(), true, nil
 }
 
 // finishArgs validates f and returns the next_attempt_at to store.
@@ -226,21 +227,21 @@ func (s *Store) FinishMessage(ctx context.Context, f inboundstore.Finish) error 
 
 // GetMessage returns one message; see inboundstore.MessageStore.
 func (s *Store) GetMessage(ctx context.Context, id int64) (inboundstore.Message, error) {
-	var row messageRow
-	err := s.db.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+	var row MessageRow
+	err := s.db.GetContext(ctx, &row, s.q(`SELECT `+MessageCols+` FROM inbound_messages WHERE id = ?`), id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return inboundstore.Message{}, fmt.Errorf("inbound message %d: %w", id, inboundstore.ErrNotFound)
 	}
 	if err != nil {
 		return inboundstore.Message{}, fmt.Errorf("read inbound message %d: %w", id, err)
 	}
-	return row.message(), nil
+	return row.Message(), nil
 }
 
 // ListMessages lists messages newest first; see inboundstore.MessageStore.
 func (s *Store) ListMessages(ctx context.Context, f inboundstore.MessageFilter) ([]inboundstore.Message, error) {
 	query, args := listMessagesQuery(f)
-	var rows []messageRow
+	var rows []MessageRow
 	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
 		return nil, fmt.Errorf("list inbound messages: %w", err)
 	}
@@ -249,7 +250,7 @@ func (s *Store) ListMessages(ctx context.Context, f inboundstore.MessageFilter) 
 
 // listMessagesQuery builds ListMessages's query.
 func listMessagesQuery(f inboundstore.MessageFilter) (string, []any) {
-	query := `SELECT ` + messageCols + ` FROM inbound_messages WHERE 1 = 1`
+	query := `SELECT ` + MessageCols + ` FROM inbound_messages WHERE 1 = 1`
 	var args []any
 	if f.State != "" {
 		query += ` AND state = ?`
@@ -296,9 +297,9 @@ const forgetReason = "not carried out: the person's personal data was erased (cv
 // RetryMessage makes a failed message pending again; see
 // inboundstore.MessageAdmin.
 func (s *Store) RetryMessage(ctx context.Context, id int64, now time.Time) (inboundstore.Message, error) {
-	var row messageRow
+	var row MessageRow
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`+s.rowLock), id); err != nil {
+		if err := tx.GetContext(ctx, &row, s.q(`SELECT `+MessageCols+` FROM inbound_messages WHERE id = ?`+s.rowLock), id); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return inboundstore.ErrNotFound
 			}
@@ -314,12 +315,12 @@ func (s *Store) RetryMessage(ctx context.Context, id int64, now time.Time) (inbo
 			next_attempt_at = ?, updated_at = ? WHERE id = ?`), now.UnixMilli(), now.UnixMilli(), id); err != nil {
 			return err
 		}
-		return tx.GetContext(ctx, &row, s.q(`SELECT `+messageCols+` FROM inbound_messages WHERE id = ?`), id)
+		return tx.GetContext(ctx, &row, s.q(`SELECT `+MessageCols+` FROM inbound_messages WHERE id = ?`), id)
 	})
 	if err != nil {
 		return inboundstore.Message{}, fmt.Errorf("retry inbound message %d: %w", id, err)
 	}
-	return row.message(), nil
+	return row.Message(), nil
 }
 
 // ErasePersonalData erases the personal data of finished messages last

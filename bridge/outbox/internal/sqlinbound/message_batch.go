@@ -44,7 +44,7 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 	now := s.now()
 	ids := make([]int64, len(ms))
 	outcomes := make([]inboundstore.SaveOutcome, len(ms))
-	var rows []messageRow
+	var rows []MessageRow
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Insert the first message of each source and dedupe key in as few
 		// statements as possible; the rest, already stored or repeating an
@@ -76,7 +76,7 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 				return err
 			}
 		}
-		query, args, err := sqlx.In(`SELECT `+messageCols+` FROM inbound_messages WHERE id IN (?)`, ids)
+		query, args, err := sqlx.In(`SELECT `+MessageCols+` FROM inbound_messages WHERE id IN (?)`, ids)
 		if err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 	}
 	byID := make(map[int64]inboundstore.Message, len(rows))
 	for _, r := range rows {
-		byID[r.ID] = r.message()
+		byID[r.ID] = r.Message()
 	}
 	saved := make([]inboundstore.Message, len(ms))
 	for i, id := range ids {

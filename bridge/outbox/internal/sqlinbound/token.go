@@ -13,13 +13,13 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
-// tokenCols are the oauth_tokens columns, in tokenRow's order.
-const tokenCols = `id, grant_id, client_id, user_id, redirect_uri, scope, code_hash, code_challenge,
+// TokenCols are the oauth_tokens columns, in TokenRow's order.
+const TokenCols = `id, grant_id, client_id, user_id, redirect_uri, scope, code_hash, code_challenge,
 	code_challenge_method, code_expires_at, access_hash, access_expires_at, refresh_hash, refresh_expires_at,
 	created_at, revoked_at, revoke_reason`
 
-// tokenRow is an oauth_tokens row as stored.
-type tokenRow struct {
+// TokenRow is an oauth_tokens row as stored.
+type TokenRow struct {
 	ID                  int64          `db:"id"`
 	GrantID             string         `db:"grant_id"`
 	ClientID            string         `db:"client_id"`
@@ -39,7 +39,8 @@ type tokenRow struct {
 	RevokeReason        string         `db:"revoke_reason"`
 }
 
-func (r tokenRow) token() inboundstore.Token {
+// Token converts r to the inbound store's Token.
+func (r TokenRow) Token() inboundstore.Token {
 	return inboundstore.Token{
 		ID: r.ID, GrantID: r.GrantID, ClientID: r.ClientID, UserID: r.UserID, RedirectURI: r.RedirectURI, Scope: r.Scope,
 		CodeHash: r.CodeHash.String, CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod,
@@ -85,11 +86,11 @@ func (s *Store) insertToken(ctx context.Context, tx *sqlx.Tx, t inboundstore.Tok
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.now()
 	}
-	var row tokenRow
+	var row TokenRow
 	err := tx.GetContext(ctx, &row, s.q(`INSERT INTO oauth_tokens (grant_id, client_id, user_id, redirect_uri, scope,
 		code_hash, code_challenge, code_challenge_method, code_expires_at, access_hash, access_expires_at,
 		refresh_hash, refresh_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		RETURNING `+tokenCols),
+		RETURNING `+TokenCols),
 		t.GrantID, t.ClientID, t.UserID, t.RedirectURI, t.Scope,
 		nullString(t.CodeHash), t.CodeChallenge, t.CodeChallengeMethod, sqlcore.Millis(t.CodeExpiresAt),
 		nullString(t.AccessHash), sqlcore.Millis(t.AccessExpiresAt), nullString(t.RefreshHash), sqlcore.Millis(t.RefreshExpiresAt),
@@ -97,7 +98,7 @@ func (s *Store) insertToken(ctx context.Context, tx *sqlx.Tx, t inboundstore.Tok
 	if err != nil {
 		return inboundstore.Token{}, err
 	}
-	return row.token(), nil
+	return row.Token(), nil
 }
 
 // CreateToken stores an OAuth record; see inboundstore.TokenStore.
@@ -120,15 +121,15 @@ func (s *Store) TokenByHash(ctx context.Context, kind inboundstore.TokenKind, ha
 	if err != nil {
 		return inboundstore.Token{}, err
 	}
-	var row tokenRow
-	err = s.db.GetContext(ctx, &row, s.q(`SELECT `+tokenCols+` FROM oauth_tokens WHERE `+col+` = ?`), hash)
+	var row TokenRow
+	err = s.db.GetContext(ctx, &row, s.q(`SELECT `+TokenCols+` FROM oauth_tokens WHERE `+col+` = ?`), hash)
 	if errors.Is(err, sql.ErrNoRows) || hash == "" {
 		return inboundstore.Token{}, fmt.Errorf("OAuth %s: %w", kind, inboundstore.ErrNotFound)
 	}
 	if err != nil {
 		return inboundstore.Token{}, fmt.Errorf("read OAuth %s: %w", kind, err)
 	}
-	return row.token(), nil
+	return row.Token(), nil
 }
 
 // RevokeToken revokes one record; see inboundstore.TokenStore.
@@ -202,7 +203,7 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string, now time.Time
 
 // ListTokens lists records newest first; see inboundstore.TokenStore.
 func (s *Store) ListTokens(ctx context.Context, f inboundstore.TokenFilter) ([]inboundstore.Token, error) {
-	query := `SELECT ` + tokenCols + ` FROM oauth_tokens WHERE 1 = 1`
+	query := `SELECT ` + TokenCols + ` FROM oauth_tokens WHERE 1 = 1`
 	var args []any
 	if f.ClientID != "" {
 		query += ` AND client_id = ?`
@@ -213,13 +214,13 @@ func (s *Store) ListTokens(ctx context.Context, f inboundstore.TokenFilter) ([]i
 		query += ` AND revoked_at IS NULL AND NOT ` + expiredCond
 		args = append(args, now, now, now)
 	}
-	var rows []tokenRow
+	var rows []TokenRow
 	if err := s.db.SelectContext(ctx, &rows, s.q(query+` ORDER BY id DESC`), args...); err != nil {
 		return nil, fmt.Errorf("list OAuth tokens: %w", err)
 	}
 	ts := make([]inboundstore.Token, len(rows))
 	for i, r := range rows {
-		ts[i] = r.token()
+		ts[i] = r.Token()
 	}
 	return ts, nil
 }
