@@ -29,6 +29,7 @@ BENCH_N     ?= 100000
 BENCH_COUNT ?= 3
 DRAIN_COUNT ?= 3
 CSV_ROWS    ?= 1000000
+PG_CSV_ROWS ?= 300000
 CSV_COUNT   ?= 3
 INBOUND_STEP  ?= 10s
 INBOUND_COUNT ?= 3
@@ -41,7 +42,8 @@ bench: check-deps ## run the benchmarks (drain, render, CSV, inbound, footprint,
 	@set -o pipefail; run() { local c; c=$$(printf '%q ' "$$@"); echo "# command: $$c" >> $(BENCH_OUT); echo "$$c"; "$$@" | tee -a $(BENCH_OUT); }; \
 	run env CVBRIDGE_BENCH_N=$(BENCH_N) $(BENCH_RUN) -bench Drain -benchtime=1x -count=$(DRAIN_COUNT) ./cmd/cvbridge && \
 	run $(BENCH_RUN) -bench Render -benchmem -count=$(BENCH_COUNT) ./cmd/cvbridge && \
-	run env CVBRIDGE_BENCH_CSV_ROWS=$(CSV_ROWS) $(BENCH_RUN) -bench CSVToQueued -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
+	run env CVBRIDGE_BENCH_CSV_ROWS=$(CSV_ROWS) $(BENCH_RUN) -bench 'CSVToQueued$$' -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
+	run env CVBRIDGE_BENCH_PG_CSV_ROWS=$(PG_CSV_ROWS) $(BENCH_RUN) -bench CSVToQueuedPostgres -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
 	run env CVBRIDGE_BENCH_INBOUND=$(INBOUND_STEP) $(BENCH_RUN) -bench Inbound -benchtime=1x -count=$(INBOUND_COUNT) ./cmd/cvbridge && \
 	run env CVBRIDGE_BENCH_IDLE=30s $(BENCH_RUN) -bench 'IdleFootprint|DropToFirstPOST' -benchtime=1x -count=$(BENCH_COUNT) ./cmd/cvbridge
 	@echo "# load: after: $$(cat /proc/loadavg)" >> $(BENCH_OUT)

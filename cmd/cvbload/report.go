@@ -44,6 +44,7 @@ var goals = []goal{
 	{"Inbound, PostgreSQL: highest rate held, /s", "BenchmarkInboundPostgres", "db-held/s", "%.0f", "", nil},
 	{"CSV drop → queued: rows/s", "BenchmarkCSVToQueued", "rows/s", "%.0f", "", nil},
 	{"CSV drop → queued: peak RSS, MB", "BenchmarkCSVToQueued", "peak-RSS-MB", "%.1f", "≤ 100", func(v float64) bool { return v <= 100 }},
+	{"CSV drop → queued, PostgreSQL (fresh database, 1 in 15 rows rejected): rows/s", "BenchmarkCSVToQueuedPostgres", "rows/s", "%.0f", "", nil},
 	{"Idle daemon, 3 connections: RSS, MB", "BenchmarkIdleFootprint", "RSS-MB", "%.1f", "≤ 40", func(v float64) bool { return v <= 40 }},
 	{"Idle daemon, 3 connections: CPU, % of one core", "BenchmarkIdleFootprint", "CPU-%", "%.2f", "near 0 (≤ 1)", func(v float64) bool { return v <= 1 }},
 	{"CSV dropped → first POST: median, ms", "BenchmarkDropToFirstPOST", "median-ms", "%.0f", "≤ 1000", func(v float64) bool { return v <= 1000 }},
@@ -93,6 +94,9 @@ func render(r *results, h host, now time.Time) string {
 	}
 	if n, _ := r.median("BenchmarkCSVToQueued", "rows"); n > 0 {
 		p(" The CSV file had %.0f rows.", n)
+	}
+	if n, _ := r.median("BenchmarkCSVToQueuedPostgres", "rows"); n > 0 {
+		p(" The PostgreSQL CSV file had %.0f rows.", n)
 	}
 	if n, _ := r.median("BenchmarkIdleFootprint", "idle-s"); n > 0 {
 		p(" The idle daemon was watched for %.0f s.", n)

@@ -22,7 +22,7 @@ import (
 )
 
 // usePostgres switches a configuration made by e2eSetup to PostgreSQL at dsn.
-func usePostgres(t *testing.T, cfgPath, dsn string) {
+func usePostgres(t testing.TB, cfgPath, dsn string) {
 	t.Helper()
 	dir := filepath.Dir(cfgPath)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "dsn"), []byte(dsn+"\n"), 0o600))

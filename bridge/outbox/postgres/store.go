@@ -147,7 +147,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.claimQuery = claimQuery(leaseClock)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
-		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock})
+		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock,
+		BatchSetup: `SET LOCAL enable_seqscan = off`})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
 	if err := db.PingContext(ctx); err != nil {

@@ -66,6 +66,12 @@ type Config struct {
 	// on the callers' clocks (PostgreSQL, shared by daemons on several
 	// machines). Empty: the caller's now.
 	ServerNow string
+	// BatchSetup, when set, runs first in every InTx transaction (a source
+	// batch's enqueues): PostgreSQL's "SET LOCAL enable_seqscan = off", so
+	// the enqueue's statements, each of which has an index that answers it,
+	// never run on a sequential-scan plan made while the table was empty
+	// (see InTx).
+	BatchSetup string
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -74,15 +80,16 @@ type Config struct {
 // Base implements the outbox.Store methods whose SQL both backends share.
 // It is safe for concurrent use.
 type Base struct {
-	db       *sqlx.DB
-	inTx     func(ctx context.Context, fn func(*sqlx.Tx) error) error
-	readOpts sql.TxOptions
-	writes   sync.Locker
-	rowLock  string
-	conflict func(error) bool
-	stmts    *Statements
-	now      func() time.Time
-	text     func(string) string
+	db         *sqlx.DB
+	inTx       func(ctx context.Context, fn func(*sqlx.Tx) error) error
+	readOpts   sql.TxOptions
+	writes     sync.Locker
+	rowLock    string
+	conflict   func(error) bool
+	stmts      *Statements
+	now        func() time.Time
+	text       func(string) string
+	batchSetup string
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
@@ -94,7 +101,7 @@ type Base struct {
 func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
-		stmts: c.Stmts, now: c.Now, text: c.Text,
+		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
 		acquireLease: c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
 	if b.stmts == nil {

@@ -27,8 +27,22 @@ var _ outbox.Tx = (*Tx)(nil)
 
 // InTx runs fn in one write transaction, committed when fn returns nil.
 // When fn fails, nothing it did is kept and its error is returned unchanged.
+//
+// A source batch may enqueue hundreds of thousands of rows in one
+// transaction. On PostgreSQL (Config.BatchSetup) it runs with sequential
+// scans off: planned while the table was still empty, a sequential scan is
+// cheapest, the plan is cached with the prepared statement, and it then
+// scans every row the transaction added for each new one; no ANALYZE can
+// see those rows before the commit. Every statement of the enqueue has an
+// index that answers it. Found from outside: a 300,000-row file into a
+// fresh database had reached 54,659 rows after 5 minutes.
 func (b *Base) InTx(ctx context.Context, fn func(outbox.Tx) error) error {
 	return b.inTx(ctx, func(tx *sqlx.Tx) error {
+		if b.batchSetup != "" {
+			if _, err := tx.ExecContext(ctx, b.batchSetup); err != nil {
+				return fmt.Errorf("set up the batch transaction: %w", err)
+			}
+		}
 		t := &Tx{b: b, tx: tx}
 		defer t.close()
 		return fn(t)
