@@ -298,6 +298,9 @@ func cmdForget(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "not erased: %d undelivered result(s) keep their XML body until delivered: %s\n", len(ids), strings.Join(ids, " "))
 		fmt.Fprintln(out, "  cancel them (cvbridge outbox cancel ID...) and run forget again to erase them now.")
 	}
+	if rep.NotScrubbed != "" {
+		fmt.Fprintf(out, "note: %s\n", rep.NotScrubbed)
+	}
 	fmt.Fprintln(out, "not in the bridge's reach: the LMS's own copy of the person, export files, logs and backups (docs/privacy.md).")
 	return nil
 }

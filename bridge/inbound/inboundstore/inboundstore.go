@@ -407,6 +407,9 @@ type ForgetReport struct {
 	// they keep their XML body, which is still to be delivered. Deliver or
 	// cancel them (`cvbridge outbox cancel`) and run forget again.
 	Undelivered []int64
+	// NotScrubbed says why the erased bytes may still be in the database's
+	// write-ahead log ("" when they are gone); see docs/privacy.md.
+	NotScrubbed string
 }
 
 // PersonalData erases the personal data the store keeps: the names and

@@ -395,11 +395,11 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		rep.History, err = affected(res)
 		return err
 	})
-	if err == nil {
-		err = s.scrub(ctx)
-	}
 	if err != nil {
 		return inboundstore.ForgetReport{}, fmt.Errorf("forget person: %w", err)
+	}
+	if err := s.scrub(ctx); err != nil {
+		rep.NotScrubbed = err.Error() // erased in the database all the same
 	}
 	return rep, nil
 }
