@@ -249,7 +249,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		return err
 	}
 	attrs := []any{
-		"rows", out.stats.good, "bad_rows", out.stats.bad, "queued", out.sum.Queued, "replaced", out.sum.Replaced,
+		"rows", out.stats.good, "bad_rows", out.stats.bad, "queued", out.sum.Queued, "replaced", out.sum.Replaced, "waiting", out.sum.Waiting,
 		"unchanged", out.sum.Unchanged, "ignored", out.sum.Ignored, "rejected", out.sum.Rejected, "moved_to", dest,
 	}
 	if out.stats.bad > 0 {
