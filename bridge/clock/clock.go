@@ -4,6 +4,7 @@ package clock
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,3 +59,22 @@ type Skewed struct {
 
 // Now returns Base's time plus By.
 func (s Skewed) Now() time.Time { return s.Base.Now().Add(s.By) }
+
+// Adjusted is Base's time moved by an offset that may change while it is in
+// use: a daemon sharing a database with daemons on other machines keeps its
+// time on the database server's clock by setting the offset to the
+// difference it measures. The zero offset is Base's time. It is safe for
+// concurrent use.
+type Adjusted struct {
+	Base   Clock
+	offset atomic.Int64 // nanoseconds
+}
+
+// Now returns Base's time plus the offset.
+func (a *Adjusted) Now() time.Time { return a.Base.Now().Add(a.Offset()) }
+
+// Offset returns the current offset.
+func (a *Adjusted) Offset() time.Duration { return time.Duration(a.offset.Load()) }
+
+// SetOffset makes Now return Base's time plus d.
+func (a *Adjusted) SetOffset(d time.Duration) { a.offset.Store(int64(d)) }

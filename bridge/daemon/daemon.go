@@ -215,9 +215,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.runner.Run(ctx) }()
 	go func() { defer wg.Done(); d.purgeLoop(ctx) }()
+	go func() { defer wg.Done(); d.clockLoop(ctx) }()
 	d.log.Info("cvbridge running", "targets", len(d.dispatchers), "connections", len(d.sources), "store", d.cfg.Storage.Driver)
 	wg.Wait()
 	close(errs)
@@ -250,7 +251,6 @@ func (d *Daemon) purgeLoop(ctx context.Context) {
 	ticker := time.NewTicker(d.purgeEvery)
 	defer ticker.Stop()
 	for {
-		d.checkClock(ctx)
 		d.purge(ctx)
 		select {
 		case <-ctx.Done():
@@ -300,31 +300,72 @@ func (d *Daemon) purge(ctx context.Context) {
 // server's before the daemon warns.
 const maxClockSkew = 5 * time.Second
 
+// clockSyncEvery is how often a daemon on a shared database measures its
+// clock against the server's again.
+const clockSyncEvery = time.Minute
+
+// minClockStep is the least change of the measured offset that is applied:
+// smaller ones are the noise of the round trip.
+const minClockStep = 20 * time.Millisecond
+
 // skewReader is a store shared by several machines that can tell how far
-// this machine's clock is from its server's.
+// the store's clock is from its server's.
 type skewReader interface {
 	ClockSkew(ctx context.Context) (time.Duration, error)
 }
 
-// checkClock warns when this machine's clock and the database server's
-// differ by more than maxClockSkew. Leases are decided on the server's
-// clock, so no result is sent twice for it; but due times, retry schedules
-// and log lines follow this machine's.
-func (d *Daemon) checkClock(ctx context.Context) {
-	sr, ok := d.store.(skewReader)
+// SyncClock keeps a daemon on a database shared by several machines
+// (PostgreSQL) on the database server's clock: it measures how far the
+// store's clock is from the server's and, when clk (the clock the store
+// and the daemon tell time by) is a *clock.Adjusted, moves it by that much,
+// so due times, retry schedules and leases written by every daemon agree.
+// It returns this machine's own skew (before any adjustment); ok is false
+// when the store has no server clock or could not be read. It warns through
+// log when the machine's clock is off by more than 5 s.
+func SyncClock(ctx context.Context, store outbox.Store, clk clock.Clock, log *slog.Logger) (time.Duration, bool) {
+	sr, ok := store.(skewReader)
 	if !ok {
-		return
+		return 0, false
 	}
 	skew, err := sr.ClockSkew(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Warn("cannot compare this machine's clock with the database's", "error", err)
+			log.Warn("cannot compare this machine's clock with the database's", "error", err)
 		}
+		return 0, false
+	}
+	own := skew
+	if adj, ok := clk.(*clock.Adjusted); ok {
+		own = skew - adj.Offset() // skew is (own time + offset) − server
+		if skew > minClockStep || skew < -minClockStep {
+			adj.SetOffset(adj.Offset() - skew)
+		}
+	}
+	return own, true
+}
+
+// clockLoop keeps the daemon on the database server's clock
+// (SyncClock) and warns, at start and then at most hourly, while this
+// machine's own clock is off by more than maxClockSkew.
+func (d *Daemon) clockLoop(ctx context.Context) {
+	if _, ok := d.store.(skewReader); !ok {
 		return
 	}
-	if skew > maxClockSkew || skew < -maxClockSkew {
-		d.log.Warn("this machine's clock differs from the database server's: keep both in step (NTP); "+
-			"leases follow the server's clock, retry times and logs this machine's", "skew", skew.Round(time.Millisecond))
+	ticker := time.NewTicker(clockSyncEvery)
+	defer ticker.Stop()
+	var warned time.Time
+	for {
+		if own, ok := SyncClock(ctx, d.store, d.clock, d.log); ok && (own > maxClockSkew || own < -maxClockSkew) &&
+			time.Since(warned) >= time.Hour {
+			d.log.Warn("this machine's clock differs from the database server's: keep them in step (NTP); "+
+				"the daemon follows the server's clock, its log lines this machine's", "skew", own.Round(time.Millisecond))
+			warned = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
 	}
 }
 

@@ -48,14 +48,18 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	// One open store for the process, too: a reload never opens the
 	// database again (on SQLite, closing a second handle of the file would
 	// drop the locks that keep other clients from deleting its WAL).
-	clk, err := processClock(log)
+	base, err := processClock(log)
 	if err != nil {
 		return err
 	}
+	// On a database shared by several machines the daemon keeps to the
+	// server's clock (daemon.SyncClock), from before its first claim on.
+	clk := &clock.Adjusted{Base: base}
 	store, err := daemon.OpenStore(ctx, cfg, clk)
 	if err != nil {
 		return err
 	}
+	daemon.SyncClock(ctx, store, clk, log)
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error("closing the outbox failed", "error", err)
@@ -191,8 +195,8 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *me
 // production.
 const clockOffsetEnv = "CVBRIDGE_TEST_CLOCK_OFFSET"
 
-// processClock is the system clock, moved by $CVBRIDGE_TEST_CLOCK_OFFSET
-// when that is set.
+// processClock is this machine's clock: the system clock, moved by
+// $CVBRIDGE_TEST_CLOCK_OFFSET when that is set.
 func processClock(log *slog.Logger) (clock.Clock, error) {
 	v := os.Getenv(clockOffsetEnv)
 	if v == "" {
