@@ -1,12 +1,6 @@
 package delivery
 
-import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"net"
-	"net/http"
-)
+import "net/http"
 
 // Class is what an attempt's outcome means for the row and the target. It is
 // stored as the attempt's class and as the row's LastClass.
@@ -62,28 +56,15 @@ func Classify(status int, err error) Class {
 	}
 }
 
-// mayHaveArrived reports whether a request that got no response (err) may
-// still have reached Coachview, so that the result may be registered
-// although no answer came back: a timeout, or a connection cut after it was
-// made. A failure to connect (refused, unreachable, no such host, a TLS
-// handshake or certificate failure) sent nothing.
-func mayHaveArrived(err error) bool {
-	var op *net.OpError
-	var dns *net.DNSError
-	var record tls.RecordHeaderError
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verify *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &op) && op.Op == "dial",
-		errors.As(err, &dns),
-		errors.As(err, &record),
-		errors.As(err, &unknownCA),
-		errors.As(err, &hostname),
-		errors.As(err, &invalid),
-		errors.As(err, &verify):
-		return false
+// outcomeUnknown reports whether the result of an attempt that ended as
+// res may have reached Coachview although no answer of Coachview's came
+// back: the request was written and then no response arrived (a timeout, a
+// connection cut), or a gateway in front of Coachview answered that its
+// upstream failed or did not answer in time (502, 504). A failure to
+// connect, or a request cut before it was written whole, sent nothing.
+func outcomeUnknown(res response) bool {
+	if res.err != nil {
+		return res.written
 	}
-	return true
+	return res.status == http.StatusBadGateway || res.status == http.StatusGatewayTimeout
 }

@@ -14,6 +14,7 @@ import (
 	mathrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
@@ -605,7 +606,7 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordF
 		ID: it.ID, Owner: d.owner, Attempt: attempt,
 		State: dec.state, NextAttemptAt: dec.next, Tries: dec.tries,
 		Streak: dec.streak, StreakSince: dec.since, LastClass: string(dec.lastClass), LastError: dec.lastError,
-		OutcomeUnknown: res.err != nil && mayHaveArrived(res.err),
+		OutcomeUnknown: outcomeUnknown(res),
 	})
 	return class, func() (Class, error) {
 		err := wait()
@@ -678,6 +679,10 @@ func (d *Dispatcher) post(ctx context.Context, body []byte) response {
 	req.Header.Set("Content-Type", d.set.ContentType)
 	req.Header.Set(sign.Header, d.target.Signer.Sign(body))
 	req.Header.Set("User-Agent", d.userAgent)
+	var written atomic.Bool // the whole request went out: Coachview may have it
+	req = req.WithContext(httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+	}))
 	start := time.Now()
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -685,7 +690,8 @@ func (d *Dispatcher) post(ctx context.Context, body []byte) response {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // the URL may carry the plugin key: keep it out of logs and the store
 		}
-		return response{err: err, timedOut: errors.Is(rctx.Err(), context.DeadlineExceeded), duration: time.Since(start)}
+		return response{err: err, timedOut: errors.Is(rctx.Err(), context.DeadlineExceeded), written: written.Load(),
+			duration: time.Since(start)}
 	}
 	defer resp.Body.Close()
 	// A read error after the status line changes nothing: the status decides.

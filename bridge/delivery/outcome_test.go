@@ -168,3 +168,21 @@ func TestCorrectionDuringSendIsDelivered(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []outbox.State{outbox.StateDelivered, outbox.StateSuperseded}, got)
 }
+
+// TestGatewayTimeoutThen404IsProbablyDelivered: a gateway in front of
+// Coachview answers 504 while Coachview registers the result behind it; the
+// retry gets 404. The 504 left the outcome unknown, so the row is
+// probably-delivered.
+func TestGatewayTimeoutThen404IsProbablyDelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(n int, _ *http.Request) reply {
+		if n == 1 {
+			return reply{status: http.StatusGatewayTimeout, body: "upstream timed out"}
+		}
+		return reply{status: http.StatusNotFound, body: "Inschrijving niet meer ingepland"}
+	})
+	id := e.enqueue("e1", "p1")
+	assert.Equal(t, 2, e.untilSettled(e.dispatcher(testSettings(), "w1"), id, 500))
+	it, _ := e.get(id)
+	assert.Equal(t, outbox.StateProbablyDelivered, it.State)
+}

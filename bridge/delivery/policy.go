@@ -77,6 +77,7 @@ type response struct {
 	status     int
 	err        error         // no response: connection error or timeout
 	timedOut   bool          // err is the request's own timeout
+	written    bool          // with err: the whole request was written before it failed
 	text       string        // Coachview's answer, whitespace collapsed, for LastError
 	excerpt    string        // the answer's first bytes, for the attempt record
 	retryAfter time.Duration // valid when hasRetry

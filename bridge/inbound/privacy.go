@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,6 +28,12 @@ func ErasePersonalData(ctx context.Context, store inboundstore.PersonalData, now
 	}
 	before := now.Add(-retention)
 	n, err := store.ErasePersonalData(ctx, before)
+	if errors.Is(err, inboundstore.ErrNotScrubbed) {
+		if log != nil {
+			log.Warn("after erasing personal data", slog.String("note", err.Error()))
+		}
+		err = nil
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -158,9 +158,11 @@ type Item struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	DeliveredAt   time.Time
-	// OutcomeUnknown: an attempt of this body may have reached Coachview
-	// without its answer reaching us (a timeout, a connection cut after
-	// the body was written, a lease that ran out mid-send).
+	// OutcomeUnknown: an attempt for this pair may have reached Coachview
+	// without its answer reaching us (a timeout or a connection cut after
+	// the request was written, a 502 or 504 from a gateway, a lease that
+	// ran out mid-send). It stays until the operator retries a
+	// probably-delivered row.
 	OutcomeUnknown bool
 	// WaitingID, on a sending row, is the waiting row holding a newer
 	// completion of the pair; 0 when there is none.
@@ -197,7 +199,7 @@ type Finish struct {
 	LastClass     string
 	LastError     string
 	// OutcomeUnknown says the attempt may have reached Coachview although no
-	// answer came back; the row keeps that mark until its body changes.
+	// answer of Coachview's came back; the row keeps the mark (Item).
 	OutcomeUnknown bool
 }
 

@@ -149,7 +149,18 @@ func reloadKillSequence(t *testing.T, dsn string) {
 	dropCSV(t, dir, "two.csv", more)
 	waitFor(t, 30*time.Second, func() bool { return simStats(t, base).Accepted == 7 })
 
+	// The second reload names another database: the open one stays in use.
+	moved := bytes.Replace(cfgText, []byte("path: outbox.db"), []byte("path: other.db"), 1)
+	if dsn == "" {
+		require.NoError(t, os.WriteFile(cfgPath, moved, 0o644))
+	}
 	reload(daemon, 2)
+	if dsn == "" {
+		assert.Equal(t, 1, logCount("changes only at a restart"), "the reload says the storage section waits for a restart")
+		_, err := os.Stat(filepath.Join(dir, "other.db"))
+		assert.ErrorIs(t, err, os.ErrNotExist, "the reload opened no other database")
+		require.NoError(t, os.WriteFile(cfgPath, cfgText, 0o644))
+	}
 	shell("SELECT count(*) FROM inbound_messages")
 	send(url, webhooks[2])
 	// Wait for the enrolments to be carried out (the export file has all three).

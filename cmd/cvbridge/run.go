@@ -59,6 +59,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opened := cfg.Storage // what the store was opened with: a reload keeps it
 	daemon.SyncClock(ctx, store, clk, log)
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -107,7 +108,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			return fmt.Errorf("daemon stopped: %w", closeAfter(cur.d, err))
 		case <-hup:
 			notify(log, sd.SdNotifyReloading)
-			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, m, store, clk)
+			next, nextCfg, nextLog, err := reload(ctx, *cfgPath, cfg, opened, m, store, clk)
 			var material *tlsMaterial
 			if err == nil && public != nil && nextCfg.Public.Enabled() {
 				if material, err = loadTLS(nextCfg.Public.TLS); err != nil {
@@ -142,7 +143,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 // reload loads the configuration and assembles a daemon from it on the
 // running store, without starting it. Listener addresses and the storage
 // section change only at a restart.
-func reload(ctx context.Context, path string, running *config.Config, m *metrics.Metrics, store outbox.Store, clk clock.Clock) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
+func reload(ctx context.Context, path string, running *config.Config, opened config.Storage, m *metrics.Metrics, store outbox.Store, clk clock.Clock) (*daemon.Daemon, *config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -154,7 +155,7 @@ func reload(ctx context.Context, path string, running *config.Config, m *metrics
 	if cfg.Public.Addr != running.Public.Addr {
 		log.Warn("public.addr changes only at a restart", "listening", running.Public.Addr, "configured", cfg.Public.Addr)
 	}
-	if was, is := running.Storage, cfg.Storage; was.Driver != is.Driver || was.Path != is.Path || was.DSN != is.DSN {
+	if was, is := opened, cfg.Storage; was.Driver != is.Driver || was.Path != is.Path || was.DSN != is.DSN {
 		log.Warn("the storage section (driver, path, DSN) changes only at a restart; the open outbox stays in use")
 	}
 	d, err := openDaemon(ctx, cfg, log, m, store, clk)

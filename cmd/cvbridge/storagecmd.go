@@ -82,15 +82,7 @@ func storageBackup(ctx context.Context, args []string, out io.Writer) error {
 	if cfg.Storage.Driver == "postgres" {
 		return usageError{fmt.Sprintf("%s: the outbox is in PostgreSQL: back it up with pg_dump (README, \"Backups and restore\")", cfg.File)}
 	}
-	if _, err := os.Stat(cfg.Storage.Path); err != nil {
-		return fmt.Errorf("the SQLite outbox: %w", err)
-	}
-	s, err := sqlite.Open(ctx, cfg.Storage.Path)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Backup(ctx, *to); err != nil {
+	if err := sqlite.BackupFile(ctx, cfg.Storage.Path, *to); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "wrote a consistent copy of %s to %s (integrity check: ok)\n", cfg.Storage.Path, *to)

@@ -46,6 +46,12 @@ var ErrState = errors.New("not in a state that allows this")
 // (e.g. retrying an enrolment whose names and e-mail address are gone).
 var ErrErased = errors.New("its personal data was erased")
 
+// ErrNotScrubbed is returned, with the count of what was erased, when an
+// erasure committed but the database could not yet remove the erased bytes
+// from its write-ahead log (another reader kept it busy); they leave it at
+// the next checkpoint.
+var ErrNotScrubbed = errors.New("erased, but the erased bytes stay in the database's write-ahead log until its next checkpoint")
+
 // ErrLeaseLost is returned by FinishMessage when the caller no longer holds
 // the message's lease (another process claimed it after the lease ran out,
 // or it is no longer pending).
@@ -403,7 +409,7 @@ type ForgetReport struct {
 	// History counts the person's rejected, ignored and cancelled results,
 	// deleted with their attempts (no rule of the bridge needs them).
 	History int
-	// Undelivered lists the person's pending, sending, failed, probably-delivered and waiting results:
+	// Undelivered lists the person's pending, sending, failed and waiting results:
 	// they keep their XML body, which is still to be delivered. Deliver or
 	// cancel them (`cvbridge outbox cancel`) and run forget again.
 	Undelivered []int64

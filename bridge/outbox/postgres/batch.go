@@ -67,11 +67,13 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 		}
 	}
 	leftErrs, err := s.Base.FinishBatch(ctx, left)
-	if err != nil {
-		return nil, fmt.Errorf("finish %d results: %w", len(fs), err)
-	}
 	for j, i := range at {
-		errs[i] = leftErrs[j]
+		if err != nil {
+			// The statement's rows are recorded; only these are not.
+			errs[i] = fmt.Errorf("finish result #%d as %s: %w", fs[i].ID, fs[i].State, err)
+		} else {
+			errs[i] = leftErrs[j]
+		}
 	}
 	return errs, nil
 }

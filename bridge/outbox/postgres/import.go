@@ -162,7 +162,7 @@ func (im *importer) Results(ctx context.Context, rows []outboxcopy.Result) error
 	const cols = `id, target, connection, elearningcode, person_id, person_key, source_ref, completed_at, body, body_hash,
 		state, active, tries, streak, streak_since, last_class, last_status, last_error, next_attempt_at,
 		lease_owner, lease_until, created_at, updated_at, delivered_at, outcome_unknown, waiting_id`
-	return chunked(rows, 24, func(rows []outboxcopy.Result) error {
+	return chunked(rows, 26, func(rows []outboxcopy.Result) error {
 		return insertRows(ctx, im.tx, "results", cols, rows, func(r outboxcopy.Result) []any {
 			return []any{r.ID, r.Target, r.Connection, r.ElearningCode, r.PersonID, r.PersonKey, r.SourceRef,
 				sqlcore.Millis(r.CompletedAt), sqlcore.Nullable(r.Body), sqlcore.Nullable(r.BodyHash),

@@ -13,13 +13,42 @@ import (
 )
 
 // Backup writes a consistent copy of the outbox to the file at to while the
-// store stays in use (by this process or by a running daemon): SQLite's
-// VACUUM INTO reads one snapshot inside a read transaction, so writers go
-// on and the copy holds every commit made before it began. The copy is
-// written beside to, checked with PRAGMA integrity_check, synced and only
-// then renamed into place, readable by its owner only. An existing file at
-// to is refused.
-func (s *Store) Backup(ctx context.Context, to string) (err error) {
+// store stays in use; see BackupFile.
+func (s *Store) Backup(ctx context.Context, to string) error {
+	return backup(ctx, s.db, to)
+}
+
+// BackupFile writes a consistent copy of the outbox database at path to
+// the file at to while a daemon keeps using it. It opens the database
+// without migrating it (a newer cvbridge's backup leaves the running older
+// daemon's schema alone) and without touching the running process, which
+// is another. SQLite's VACUUM INTO reads one snapshot inside a read
+// transaction, so writers go on and the copy holds every commit made
+// before it began. The copy is written beside to, checked with PRAGMA
+// integrity_check, synced and only then renamed into place, readable by its
+// owner only. An existing file at to is refused.
+//
+// It is for a process other than the daemon (the CLI): inside the daemon,
+// closing this second handle of the file would drop the POSIX locks the
+// daemon's own connections hold on it. The daemon would use Store.Backup.
+func BackupFile(ctx context.Context, path, to string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("outbox database: %w", err)
+	}
+	db, err := sqlx.Open("sqlite", dsn(abs))
+	if err != nil {
+		return fmt.Errorf("outbox database %s: %w", abs, err)
+	}
+	defer db.Close()
+	return backup(ctx, db, to)
+}
+
+// backup writes the copy of db's database to the file at to.
+func backup(ctx context.Context, db *sqlx.DB, to string) (err error) {
 	abs, err := filepath.Abs(to)
 	if err != nil {
 		return err
@@ -43,7 +72,7 @@ func (s *Store) Backup(ctx context.Context, to string) (err error) {
 			_ = os.Remove(partial)
 		}
 	}()
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
 		return fmt.Errorf("backup %s: %w", abs, err)
 	}
 	if err := checkIntegrity(ctx, partial); err != nil {

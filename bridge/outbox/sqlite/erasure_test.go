@@ -87,3 +87,34 @@ func TestErasureErasesBytes(t *testing.T) {
 		assert.Less(t, info.Size(), int64(64<<10), "the log was truncated: %s", strings.TrimSpace(info.Name()))
 	}
 }
+
+// TestScrubWithAReaderInTheWay: another client holding an old snapshot
+// (the sqlite3 shell in a transaction, a backup) keeps the log from being
+// truncated. The erasure is done all the same and says so; the checkpoint
+// gives up after a second instead of holding up the daemon's writers.
+func TestScrubWithAReaderInTheWay(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s := open(t, path, clock.System{})
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "E1", PersonID: "p1", Body: []byte("<x/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+	reader := raw(t, path)
+	rtx, err := reader.BeginTxx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = rtx.Rollback() }()
+	var n int
+	require.NoError(t, rtx.GetContext(ctx, &n, `SELECT COUNT(*) FROM results`))
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error { // a commit the reader does not see
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "E1", PersonID: "p2", Body: []byte("<y/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+
+	rep, err := s.ForgetPerson(ctx, "p1")
+	require.NoError(t, err, "the erasure itself is done")
+	assert.Contains(t, rep.NotScrubbed, "another reader kept it busy")
+	require.NoError(t, rtx.Rollback())
+	assert.NoError(t, s.Scrub(ctx), "once the reader is gone the log is truncated")
+}

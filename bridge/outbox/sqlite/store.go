@@ -214,23 +214,42 @@ func (s *Store) inTx(ctx context.Context, fn func(*sqlx.Tx) error) (err error) {
 	return nil
 }
 
+// scrubWait bounds how long Scrub waits for readers of older snapshots:
+// the checkpoint holds up this process's writers meanwhile.
+const scrubWait = time.Second
+
 // Scrub moves every commit from the write-ahead log into the database file
 // and truncates the log (PRAGMA wal_checkpoint(TRUNCATE)): the log's old
 // frames still hold what secure_delete has since zeroed in the file, such as
-// the personal data an erasure removed. It waits up to the busy timeout for
-// readers of older snapshots (another process reading the file) and reports
-// an error if the log could not be truncated.
+// the personal data an erasure removed. It runs as this process's one
+// writer, on a connection that waits at most a second for readers of older
+// snapshots (another process reading the file), and reports an error if
+// the log could not be truncated; the data then leaves it at the next
+// checkpoint.
 func (s *Store) Scrub(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, scrubWait.Milliseconds())); err != nil {
+		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
+	}()
 	var r struct {
 		Busy         int `db:"busy"`
 		Log          int `db:"log"`
 		Checkpointed int `db:"checkpointed"`
 	}
-	if err := s.db.GetContext(ctx, &r, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if err := conn.GetContext(ctx, &r, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
 	}
 	if r.Busy != 0 {
-		return errors.New("checkpoint the outbox's write-ahead log: another reader kept it busy; the erased data leaves the log at the next checkpoint")
+		return errors.New("checkpoint the outbox's write-ahead log: another reader kept it busy")
 	}
 	return nil
 }

@@ -115,10 +115,12 @@ func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int,
 }
 
 // Retry makes a failed, probably-delivered, cancelled or pending row pending
-// and due at now with a fresh retry schedule (Tries, Streak, StreakSince,
-// LastClass and the outcome-unknown mark reset; LastStatus and LastError
-// kept as the last attempt's record). It refuses, with ErrState, a row in
-// any other state, and a cancelled row whose pair has meanwhile got another
+// and due at now with a fresh retry schedule (Tries, Streak, StreakSince
+// and LastClass reset; LastStatus and LastError kept as the last attempt's
+// record). The outcome-unknown mark is reset only on a probably-delivered
+// row: retrying it is the operator's word that Coachview lacks the result.
+// It refuses, with ErrState, a row in any other state, a row whose XML an
+// erasure removed, and a cancelled row whose pair has meanwhile got another
 // active row.
 func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -127,8 +129,10 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 			Target        string `db:"target"`
 			ElearningCode string `db:"elearningcode"`
 			PersonKey     string `db:"person_key"`
+			HasBody       bool   `db:"has_body"`
 		}
-		err := tx.GetContext(ctx, &cur, b.q(`SELECT state, target, elearningcode, person_key FROM results WHERE id = ?`+b.rowLock), id)
+		err := tx.GetContext(ctx, &cur, b.q(`SELECT state, target, elearningcode, person_key, body IS NOT NULL AS has_body
+			FROM results WHERE id = ?`+b.rowLock), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return outbox.ErrNotFound
 		}
@@ -151,8 +155,15 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 		default:
 			return fmt.Errorf("it is %s; only failed, probably-delivered, cancelled and pending results can be retried: %w", cur.State, outbox.ErrState)
 		}
+		if !cur.HasBody {
+			return fmt.Errorf("its XML was erased (cvbridge forget): %w", outbox.ErrState)
+		}
+		// The operator's retry of a probably-delivered row says Coachview
+		// does not have it: its 404s are then taken as they come.
 		_, err = tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'pending', active = TRUE, tries = 0, streak = 0,
-			streak_since = NULL, last_class = '', outcome_unknown = FALSE, next_attempt_at = ?, updated_at = ? WHERE id = ?`),
+			streak_since = NULL, last_class = '',
+			outcome_unknown = CASE WHEN state = 'probably-delivered' THEN FALSE ELSE outcome_unknown END,
+			next_attempt_at = ?, updated_at = ? WHERE id = ?`),
 			now.UnixMilli(), now.UnixMilli(), id)
 		if b.conflict(err) {
 			// A concurrent Enqueue gave the pair an active row after the check.

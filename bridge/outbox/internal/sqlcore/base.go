@@ -90,6 +90,8 @@ type Base struct {
 	now        func() time.Time
 	text       func(string) string
 	batchSetup string
+	// finishQ and insertAttemptQ are the finish statements, rebound.
+	finishQ, insertAttemptQ string
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
@@ -102,6 +104,7 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
+		finishQ: c.DB.Rebind(finishQuery), insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease: c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
 	if b.stmts == nil {

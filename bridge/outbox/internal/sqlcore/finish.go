@@ -14,24 +14,27 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
-// finishQuery applies one Finish to its row if the Finish's owner still
-// holds the row's lease, and returns the row's waiting row, if any
-// (RETURNING gives the row as updated, so the link is cleared later, by
-// ResolveWaiting). The outcome-unknown mark only ever goes on: it is about
-// the pair, not the attempt.
-const finishQuery = `UPDATE results SET
+// finishSet is what a Finish writes to its row. The outcome-unknown mark
+// only ever goes on: it is about the pair, not the attempt.
+const finishSet = `UPDATE results SET
 		state = ?, tries = ?, streak = ?, streak_since = ?, last_class = ?, last_status = ?, last_error = ?,
 		next_attempt_at = ?, lease_owner = '', lease_until = NULL, delivered_at = ?, updated_at = ?,
 		outcome_unknown = (outcome_unknown OR ?)
-	WHERE id = ? AND state = 'sending' AND lease_owner = ?
-	RETURNING waiting_id`
+	WHERE id = ? AND state = 'sending' AND lease_owner = ?`
+
+// finishQuery applies one Finish to its row if the Finish's owner still
+// holds the row's lease and no newer completion waits for the row: the
+// common case, one statement. A row it misses is looked at again
+// (finishMissed).
+const finishQuery = finishSet + ` AND waiting_id IS NULL`
 
 // InsertAttemptQuery records one attempt.
 const InsertAttemptQuery = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 // releaseQuery hands a claimed row back as pending if the owner still
-// holds its lease, and returns its waiting row, if any.
+// holds its lease, and returns its waiting row, if any (RETURNING gives the
+// row as updated, so the link is cleared later, by ResolveWaiting).
 const releaseQuery = `UPDATE results SET state = 'pending', lease_owner = '', lease_until = NULL,
 		next_attempt_at = ?, updated_at = ?
 	WHERE id = ? AND state = 'sending' AND lease_owner = ?
@@ -52,7 +55,13 @@ func (b *Base) Finish(ctx context.Context, f outbox.Finish) error {
 		return err
 	}
 	now := b.now()
-	err := b.inTx(ctx, func(tx *sqlx.Tx) error { return b.finishOne(ctx, tx, f, now) })
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		st, err := b.finishStatements(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return st.finish(ctx, f, now)
+	})
 	if err != nil {
 		return fmt.Errorf("finish result #%d as %s: %w", f.ID, f.State, err)
 	}
@@ -76,8 +85,12 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 	}
 	now := b.now()
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		st, err := b.finishStatements(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, i := range valid {
-			err := b.finishOne(ctx, tx, fs[i], now)
+			err := st.finish(ctx, fs[i], now)
 			switch {
 			case errors.Is(err, outbox.ErrLeaseLost), errors.Is(err, outbox.ErrNotFound):
 				errs[i] = fmt.Errorf("finish result #%d as %s: %w", fs[i].ID, fs[i].State, err)
@@ -93,9 +106,32 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 	return errs, nil
 }
 
-// finishOne applies f in tx at now: the row, its attempt and its waiting
-// row. A lost lease or a missing row writes nothing.
-func (b *Base) finishOne(ctx context.Context, tx *sqlx.Tx, f outbox.Finish, now time.Time) error {
+// finishStmts are the prepared statements of finishing rows, bound to one
+// transaction.
+type finishStmts struct {
+	b      *Base
+	tx     *sqlx.Tx
+	update *sqlx.Stmt
+	insert *sqlx.Stmt
+}
+
+// finishStatements binds the finish statements to tx.
+func (b *Base) finishStatements(ctx context.Context, tx *sqlx.Tx) (*finishStmts, error) {
+	update, err := b.stmts.InTx(ctx, tx, b.finishQ)
+	if err != nil {
+		return nil, err
+	}
+	insert, err := b.stmts.InTx(ctx, tx, b.insertAttemptQ)
+	if err != nil {
+		return nil, err
+	}
+	return &finishStmts{b: b, tx: tx, update: update, insert: insert}, nil
+}
+
+// finish applies f at now: the row, its attempt, and a completion that
+// waited for it. A lost lease or a missing row writes nothing.
+func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Time) error {
+	b := st.b
 	var due, delivered sql.NullInt64
 	switch f.State {
 	case outbox.StatePending:
@@ -103,36 +139,61 @@ func (b *Base) finishOne(ctx context.Context, tx *sqlx.Tx, f outbox.Finish, now 
 	case outbox.StateDelivered:
 		delivered = Millis(now)
 	}
-	update, err := b.stmts.InTx(ctx, tx, b.q(finishQuery))
-	if err != nil {
-		return err
-	}
-	var waiting sql.NullInt64
-	err = update.GetContext(ctx, &waiting,
-		string(f.State), f.Tries, f.Streak, Millis(f.StreakSince), f.LastClass, f.Attempt.Status, b.text(f.LastError),
-		due, delivered, now.UnixMilli(), f.OutcomeUnknown, f.ID, f.Owner)
-	if errors.Is(err, sql.ErrNoRows) {
-		return leaseLost(ctx, tx, f.ID)
-	}
+	args := []any{string(f.State), f.Tries, f.Streak, Millis(f.StreakSince), f.LastClass, f.Attempt.Status, b.text(f.LastError),
+		due, delivered, now.UnixMilli(), f.OutcomeUnknown, f.ID, f.Owner}
+	res, err := st.update.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("update row: %w", err)
 	}
-	insert, err := b.stmts.InTx(ctx, tx, b.q(InsertAttemptQuery))
+	n, err := res.RowsAffected()
 	if err != nil {
-		return err
+		return fmt.Errorf("update row: %w", err)
+	}
+	var waitingID int64
+	if n == 0 {
+		if waitingID, err = st.finishWaited(ctx, f, args); err != nil {
+			return err
+		}
 	}
 	at := f.Attempt.At
 	if at.IsZero() {
 		at = now
 	}
-	if _, err := insert.ExecContext(ctx, f.ID, at.UnixMilli(), f.Attempt.Status, f.Attempt.Class, b.Excerpt(f.Attempt.Response),
+	if _, err := st.insert.ExecContext(ctx, f.ID, at.UnixMilli(), f.Attempt.Status, f.Attempt.Class, b.Excerpt(f.Attempt.Response),
 		b.text(f.Attempt.Error), int64(f.Attempt.Duration)); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
-	if waiting.Valid {
-		return b.ResolveWaiting(ctx, tx, f.ID, waiting.Int64, f.State, now)
+	if waitingID != 0 {
+		return b.ResolveWaiting(ctx, st.tx, f.ID, waitingID, f.State, now)
 	}
 	return nil
+}
+
+// finishWaited looks at the row of f, which finishQuery missed: if f's owner
+// holds its lease and a newer completion waits for it, the row is finished
+// (with args, finishQuery's arguments) and the waiting row's id returned;
+// otherwise the lease was lost or the row is gone.
+func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args []any) (int64, error) {
+	b := st.b
+	var row struct {
+		State      string        `db:"state"`
+		LeaseOwner string        `db:"lease_owner"`
+		WaitingID  sql.NullInt64 `db:"waiting_id"`
+	}
+	err := st.tx.GetContext(ctx, &row, b.q(`SELECT state, lease_owner, waiting_id FROM results WHERE id = ?`+b.rowLock), f.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, outbox.ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read row state: %w", err)
+	}
+	if outbox.State(row.State) != outbox.StateSending || row.LeaseOwner != f.Owner || !row.WaitingID.Valid {
+		return 0, fmt.Errorf("row is %s: %w", row.State, outbox.ErrLeaseLost)
+	}
+	if _, err := st.tx.ExecContext(ctx, b.q(finishSet), args...); err != nil {
+		return 0, fmt.Errorf("update row: %w", err)
+	}
+	return row.WaitingID.Int64, nil
 }
 
 // leaseLost tells why a guarded update of row id in tx changed nothing:

@@ -336,11 +336,13 @@ func (s *Store) ErasePersonalData(ctx context.Context, before time.Time) (int, e
 		n, err = res.RowsAffected()
 		return err
 	})
-	if err == nil && n > 0 {
-		err = s.scrub(ctx)
-	}
 	if err != nil {
 		return 0, fmt.Errorf("erase personal data of inbound messages finished before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	if n > 0 {
+		if err := s.scrub(ctx); err != nil {
+			return int(n), fmt.Errorf("%w: %v", inboundstore.ErrNotScrubbed, err)
+		}
 	}
 	return int(n), nil
 }
@@ -374,14 +376,14 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 			return fmt.Errorf("erase inbound messages: %w", err)
 		}
 		if err := tx.SelectContext(ctx, &rep.Undelivered, s.q(`SELECT id FROM results
-			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed', 'probably-delivered', 'waiting') ORDER BY id`), key); err != nil {
+			WHERE person_key = ? AND state IN ('pending', 'sending', 'failed', 'waiting') ORDER BY id`), key); err != nil {
 			return fmt.Errorf("list undelivered results: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET response = ''
-			WHERE result_id IN (SELECT id FROM results WHERE person_key = ? AND state = 'delivered')`), key); err != nil {
+			WHERE result_id IN (SELECT id FROM results WHERE person_key = ? AND state IN ('delivered', 'probably-delivered'))`), key); err != nil {
 			return fmt.Errorf("erase responses of delivered results: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET body = NULL WHERE person_key = ? AND state = 'delivered'`), key)
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE results SET body = NULL WHERE person_key = ? AND state IN ('delivered', 'probably-delivered')`), key)
 		if err != nil {
 			return fmt.Errorf("erase delivered results: %w", err)
 		}
