@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +22,10 @@ import (
 
 // notifySocket collects what the daemon tells systemd.
 type notifySocket struct {
-	mu   sync.Mutex
-	msgs []string
-	path string
+	mu    sync.Mutex
+	msgs  []string
+	times []time.Time // when each of msgs arrived
+	path  string
 }
 
 func listenNotify(t *testing.T) *notifySocket {
@@ -41,6 +43,7 @@ func listenNotify(t *testing.T) *notifySocket {
 			}
 			n.mu.Lock()
 			n.msgs = append(n.msgs, string(buf[:k]))
+			n.times = append(n.times, time.Now())
 			n.mu.Unlock()
 		}
 	}()
@@ -57,6 +60,74 @@ func (n *notifySocket) count(msg string) int {
 		}
 	}
 	return c
+}
+
+// longestGap returns the longest time between two messages containing msg
+// that arrived between from and to (from and to count as arrivals).
+func (n *notifySocket) longestGap(msg string, from, to time.Time) time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	last, longest := from, time.Duration(0)
+	for i, m := range n.msgs {
+		at := n.times[i]
+		if !strings.Contains(m, msg) || at.Before(from) || at.After(to) {
+			continue
+		}
+		longest = max(longest, at.Sub(last))
+		last = at
+	}
+	return max(longest, to.Sub(last))
+}
+
+// TestReloadKeepsTheWatchdogFed: a reload while Coachview takes 3 s to
+// answer waits for that request, and the daemon keeps pinging systemd's
+// watchdog meanwhile. Found from outside: with a request at the 30 s
+// timeout the ping gap was 30.7 s against WatchdogSec=30s, and systemd
+// killed the daemon.
+func TestReloadKeepsTheWatchdogFed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test: skipped with -short")
+	}
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-time.After(3 * time.Second):
+		}
+		_, _ = io.WriteString(w, "OK")
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	bin := binary(t)
+	cfgPath := e2eSetup(t, slow.URL, "    timeout: 10s\n")
+	dir := filepath.Dir(cfgPath)
+	ns := listenNotify(t)
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	const watchdog = time.Second // the daemon pings every half of it
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()))
+	logFile, err := os.Create(filepath.Join(dir, "daemon.log"))
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 1 })
+
+	dropCSV(t, dir, "one.csv", goodRows(1))
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the result was not sent")
+	}
+	from := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 2 })
+	to := time.Now()
+	assert.GreaterOrEqual(t, to.Sub(from), 2*time.Second, "the reload waited for the request in flight")
+	assert.Less(t, ns.longestGap("WATCHDOG=1", from, to), watchdog, "the watchdog went hungry during the reload")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
 }
 
 // TestReloadAndSystemdNotify: SIGHUP with a broken configuration is refused

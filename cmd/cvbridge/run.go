@@ -120,7 +120,9 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 				notify(log, sd.SdNotifyReady)
 				continue
 			}
-			if err := cur.stop(); err != nil {
+			// Stopping lets requests in flight finish (up to the target's
+			// timeout): keep the watchdog fed meanwhile.
+			if err := stopFeeding(cur, watchdog, log); err != nil {
 				log.Error("the previous configuration stopped with an error", "error", err)
 			}
 			log = nextLog
@@ -281,6 +283,22 @@ func closeAfter(d *daemon.Daemon, runErr error) error {
 		return err
 	}
 	return runErr
+}
+
+// stopFeeding stops r as stop does, pinging systemd's watchdog at each tick
+// of watchdog until it has stopped: a reload waits for requests in flight,
+// which may take as long as the target's timeout.
+func stopFeeding(r *running, watchdog *time.Ticker, log *slog.Logger) error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.stop() }()
+	for {
+		select {
+		case err := <-stopped:
+			return err
+		case <-watchdog.C:
+			notify(log, sd.SdNotifyWatchdog)
+		}
+	}
 }
 
 // watchdogTicker ticks at half systemd's watchdog interval, or never when

@@ -104,10 +104,9 @@ const insertQuery = `INSERT INTO results
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertActiveQuery adds a pending row unless another transaction added
-// the pair's active row first, in which case it returns no id.
+// the pair's active row first, in which case it changes nothing.
 const insertActiveQuery = insertQuery + `
-	ON CONFLICT (target, elearningcode, person_key) WHERE active DO NOTHING
-	RETURNING id`
+	ON CONFLICT (target, elearningcode, person_key) WHERE active DO NOTHING`
 
 // replaceQuery gives a pending or failed row a new body and makes it pending
 // with a fresh retry schedule.
@@ -291,7 +290,7 @@ func (t *Tx) wait(ctx context.Context, cur activeRow, r outbox.NewResult, key st
 		// The operator cancelled it, or forget deleted it: wait anew.
 	}
 	reason := fmt.Sprintf("waits for result #%d, which is being sent to Coachview: sent next unless Coachview accepts #%d", cur.ID, cur.ID)
-	id, err := t.insert(ctx, r, key, hash, outbox.StateWaiting, reason, now)
+	id, err := t.insert(ctx, r, key, hash, outbox.StateWaiting, reason, now, true)
 	if err != nil {
 		return "", err
 	}
@@ -330,7 +329,7 @@ func (t *Tx) record(ctx context.Context, r outbox.NewResult, key string, hash []
 	if n > 0 {
 		return outbox.Unchanged, nil
 	}
-	if _, err := t.insert(ctx, r, key, hash, state, reason, now); err != nil {
+	if _, err := t.insert(ctx, r, key, hash, state, reason, now, false); err != nil {
 		return "", err
 	}
 	if state == outbox.StateRejected {
@@ -340,16 +339,26 @@ func (t *Tx) record(ctx context.Context, r outbox.NewResult, key string, hash []
 }
 
 // insert adds a new row for r in an inactive state (rejected, ignored,
-// waiting) and returns its id.
-func (t *Tx) insert(ctx context.Context, r outbox.NewResult, key string, hash []byte, state outbox.State, lastError string, now time.Time) (int64, error) {
-	ins, err := t.stmt(ctx, insertQuery+` RETURNING id`)
+// waiting) and, when withID, returns its id. RETURNING costs an SQLite
+// insert about as much as the insert itself, so it is asked for only
+// where the id is needed (a waiting row, which its sending row links to).
+func (t *Tx) insert(ctx context.Context, r outbox.NewResult, key string, hash []byte, state outbox.State, lastError string, now time.Time, withID bool) (int64, error) {
+	query := insertQuery
+	if withID {
+		query += ` RETURNING id`
+	}
+	ins, err := t.stmt(ctx, query)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: prepare insert: %w", err)
 	}
+	args := []any{r.Target, r.Connection, r.ElearningCode, r.PersonID, key, t.b.text(r.SourceRef), Millis(r.CompletedAt), Nullable(r.Body), Nullable(hash),
+		string(state), state.Active(), t.b.text(lastError), nil, now.UnixMilli(), now.UnixMilli()}
 	var id int64
-	err = ins.GetContext(ctx, &id,
-		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, t.b.text(r.SourceRef), Millis(r.CompletedAt), Nullable(r.Body), Nullable(hash),
-		string(state), state.Active(), t.b.text(lastError), nil, now.UnixMilli(), now.UnixMilli())
+	if withID {
+		err = ins.GetContext(ctx, &id, args...)
+	} else {
+		_, err = ins.ExecContext(ctx, args...)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("enqueue for target %q, elearningcode %q: insert %s row: %w", r.Target, r.ElearningCode, state, err)
 	}
@@ -363,17 +372,17 @@ func (t *Tx) insertPending(ctx context.Context, r outbox.NewResult, key string, 
 	if err != nil {
 		return false, fmt.Errorf("enqueue: prepare insert: %w", err)
 	}
-	var id int64
-	err = ins.GetContext(ctx, &id,
+	res, err := ins.ExecContext(ctx,
 		r.Target, r.Connection, r.ElearningCode, r.PersonID, key, t.b.text(r.SourceRef), Millis(r.CompletedAt), r.Body, hash,
 		string(outbox.StatePending), true, "", now.UnixMilli(), now.UnixMilli(), now.UnixMilli())
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
 	if err != nil {
 		return false, fmt.Errorf("enqueue for target %q, elearningcode %q: insert pending row: %w", r.Target, r.ElearningCode, err)
 	}
-	return true, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("enqueue for target %q, elearningcode %q: insert pending row: %w", r.Target, r.ElearningCode, err)
+	}
+	return n == 1, nil
 }
 
 // replace gives row id r's body and makes it pending, due now, with a fresh
