@@ -107,10 +107,12 @@ func TestPurgeDeletesAttempts(t *testing.T) {
 	assert.Zero(t, count(), "the attempts go with their result")
 }
 
-// TestActiveFlagUpgrade: a database an older cvbridge left at schema 5
-// migrates to results.active without breaking the pair rule.
-func TestActiveFlagUpgrade(t *testing.T) {
-	t.Parallel()
+// olderSchema lays out, in a new file, the schema of versions 1 to v as an
+// older cvbridge left it, and returns the database (closed when t ends)
+// and an opener that migrates it to this build's schema and opens the
+// store on it.
+func olderSchema(t *testing.T, v int) (*sqlx.DB, func() outbox.Store) {
+	t.Helper()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	db, err := sqlx.Open("sqlite", dsn(path))
@@ -120,15 +122,23 @@ func TestActiveFlagUpgrade(t *testing.T) {
 	require.NoError(t, err)
 	ms, err := sqlcore.LoadMigrations(migrationFiles)
 	require.NoError(t, err)
-	for _, m := range ms[:outboxtest.ActiveFlagSchema] {
+	for _, m := range ms[:v] {
 		require.NoError(t, applyMigration(ctx, db, m, 0))
 	}
-	outboxtest.ActiveFlagUpgrade(t, db, func() outbox.Store {
+	return db, func() outbox.Store {
 		s, err := Open(ctx, path)
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, s.Close()) })
 		return s
-	})
+	}
+}
+
+// TestActiveFlagUpgrade: a database an older cvbridge left at schema 5
+// migrates to results.active without breaking the pair rule.
+func TestActiveFlagUpgrade(t *testing.T) {
+	t.Parallel()
+	db, open := olderSchema(t, outboxtest.ActiveFlagSchema)
+	outboxtest.ActiveFlagUpgrade(t, db, open)
 }
 
 // TestSupersessionUpgrade: a database an older cvbridge left at schema 6
@@ -136,23 +146,8 @@ func TestActiveFlagUpgrade(t *testing.T) {
 func TestSupersessionUpgrade(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "outbox.db")
-	db, err := sqlx.Open("sqlite", dsn(path))
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, db.Close()) })
-	_, err = db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
-	require.NoError(t, err)
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
-	require.NoError(t, err)
-	for _, m := range ms[:outboxtest.SupersessionSchema] {
-		require.NoError(t, applyMigration(ctx, db, m, 0))
-	}
-	outboxtest.SupersessionUpgrade(t, db, func() outbox.Store {
-		s, err := Open(ctx, path)
-		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, s.Close()) })
-		return s
-	})
+	db, open := olderSchema(t, outboxtest.SupersessionSchema)
+	outboxtest.SupersessionUpgrade(t, db, open)
 	var check string
 	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
 	assert.Equal(t, "ok", check)
