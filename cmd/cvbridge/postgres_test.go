@@ -129,7 +129,7 @@ func TestTwoDaemonsWithSkewedClocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level test: skipped with -short")
 	}
-	const n = 2000
+	const n = 6000
 	bin := binary(t)
 	cfgPath := e2eSetup(t, "http://placeholder", "")
 	dir := filepath.Dir(cfgPath)
@@ -141,6 +141,8 @@ func TestTwoDaemonsWithSkewedClocks(t *testing.T) {
 
 	right := startDaemonProcess(t, bin, cfgPath, "daemon-right")
 	ahead := startDaemonProcess(t, bin, cfgPath, "daemon-ahead", clockOffsetEnv+"=2m")
+	waitRunning(t, filepath.Join(dir, "daemon-right.log"), 1)
+	waitRunning(t, filepath.Join(dir, "daemon-ahead.log"), 1)
 	dropCSV(t, dir, "export.csv", goodRows(n))
 	waitFor(t, 180*time.Second, func() bool { return simStats(t, base).Accepted >= n })
 	for _, d := range []*exec.Cmd{right, ahead} {
