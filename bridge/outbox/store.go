@@ -50,10 +50,6 @@ const (
 var States = []State{StatePending, StateSending, StateDelivered, StateFailed, StateProbablyDelivered,
 	StateWaiting, StateRejected, StateIgnored, StateSuperseded, StateCancelled}
 
-// HistoryStates are the states of rows that are done and only kept for the
-// operator: the retention purge deletes them, erasure deletes them first.
-var HistoryStates = []State{StateIgnored, StateRejected, StateSuperseded, StateCancelled}
-
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
 	for _, k := range States {

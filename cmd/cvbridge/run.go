@@ -45,27 +45,27 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	slog.SetDefault(log)
 	// One set of metrics for the process: its counters carry over reloads.
 	m := metrics.New(metrics.Options{Version: version, Logger: log})
-	// One open store for the process, too: a reload never opens the
-	// database again (on SQLite, closing a second handle of the file would
-	// drop the locks that keep other clients from deleting its WAL).
+	// On a database shared by several machines the daemon keeps to the
+	// server's clock (daemon.SyncClock), from before its first claim on.
 	base, err := processClock(log)
 	if err != nil {
 		return err
 	}
-	// On a database shared by several machines the daemon keeps to the
-	// server's clock (daemon.SyncClock), from before its first claim on.
 	clk := &clock.Adjusted{Base: base}
+	// One open store for the process, too: a reload never opens the
+	// database again (on SQLite, closing a second handle of the file would
+	// drop the locks that keep other clients from deleting its WAL).
 	store, err := daemon.OpenStore(ctx, cfg, clk)
 	if err != nil {
 		return err
 	}
-	opened := cfg.Storage // what the store was opened with: a reload keeps it
-	daemon.SyncClock(ctx, store, clk, log)
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error("closing the outbox failed", "error", err)
 		}
 	}()
+	opened := cfg.Storage // what the store was opened with: a reload keeps it
+	daemon.SyncClock(ctx, store, clk, log)
 	d, err := openDaemon(ctx, cfg, log, m, store, clk)
 	if err != nil {
 		return err

@@ -22,6 +22,21 @@ func corrected(r outbox.NewResult, body string) outbox.NewResult {
 	return r
 }
 
+// sendingWithCorrection gives a new store a pair whose result (grade 6) owner
+// has claimed and is sending, and a corrected completion (grade 8) that
+// waits for it; it returns the fixture, the first completion and the row
+// being sent.
+func sendingWithCorrection(t *testing.T, open Opener, owner string) (*fixture, outbox.NewResult, outbox.Item) {
+	t.Helper()
+	f := newFixture(t, open)
+	v6 := result("cv", "e1", "P1", "grade 6")
+	require.Equal(t, outbox.Queued, f.enqueue(v6, replace))
+	sent := f.claim("cv", owner, 1, time.Minute)
+	require.Len(t, sent, 1)
+	require.Equal(t, outbox.Waiting, f.enqueue(corrected(v6, "grade 8"), replace))
+	return f, v6, sent[0]
+}
+
 // testCorrectionWhileSending: a corrected completion that arrives while the
 // pair's result is being sent is never lost. Whatever ends that send other
 // than Coachview's 200 (a retry, a park, a hand-back at shutdown, a crash
@@ -59,16 +74,11 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 	for _, tc := range ends {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, open)
-			v6 := result("cv", "e1", "P1", "grade 6")
-			require.Equal(t, outbox.Queued, f.enqueue(v6, replace))
-			sent := f.claim("cv", "w1", 1, time.Minute)
-			require.Len(t, sent, 1)
+			f, v6, sent := sendingWithCorrection(t, open, "w1")
 			v8 := corrected(v6, "grade 8")
-			require.Equal(t, outbox.Waiting, f.enqueue(v8, replace))
 			require.Equal(t, outbox.Unchanged, f.enqueue(v8, replace), "read again: nothing new")
 			f.clk.Advance(time.Second)
-			tc.end(f, sent[0])
+			tc.end(f, sent)
 
 			rows := f.all("cv")
 			require.Equal(t, []outbox.State{outbox.StateSuperseded, outbox.StatePending}, states(rows))
@@ -84,30 +94,22 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 
 	t.Run("200 makes the correction ignored", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, open)
-		v6 := result("cv", "e1", "P1", "grade 6")
-		f.enqueue(v6, replace)
-		sent := f.claim("cv", "w1", 1, time.Minute)
-		require.Equal(t, outbox.Waiting, f.enqueue(corrected(v6, "grade 8"), replace))
-		f.finish(sent[0].ID, "w1", outbox.StateDelivered, 200, time.Time{})
+		f, _, sent := sendingWithCorrection(t, open, "w1")
+		f.finish(sent.ID, "w1", outbox.StateDelivered, 200, time.Time{})
 		rows := f.all("cv")
 		require.Equal(t, []outbox.State{outbox.StateDelivered, outbox.StateIgnored}, states(rows))
-		assert.Contains(t, rows[1].LastError, fmt.Sprintf("accepted result #%d", sent[0].ID))
+		assert.Contains(t, rows[1].LastError, fmt.Sprintf("accepted result #%d", sent.ID))
 		assert.Zero(t, rows[0].WaitingID)
 		assert.Empty(t, f.claim("cv", "w2", 10, time.Minute), "nothing more is sent for the pair")
 	})
 
 	t.Run("a crash mid-send resends the body in flight, then the correction", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, open)
-		v6 := result("cv", "e1", "P1", "grade 6")
-		f.enqueue(v6, replace)
-		sent := f.claim("cv", "dead", 1, time.Minute)
-		require.Equal(t, outbox.Waiting, f.enqueue(corrected(v6, "grade 8"), replace))
+		f, v6, sent := sendingWithCorrection(t, open, "dead")
 		f.clk.Advance(2 * time.Minute)
 		again := f.claim("cv", "w2", 10, time.Minute)
 		require.Len(t, again, 1)
-		assert.Equal(t, sent[0].ID, again[0].ID)
+		assert.Equal(t, sent.ID, again[0].ID)
 		assert.Equal(t, v6.Body, again[0].Body, "Coachview may hold the body in flight: its answer decides")
 		assert.True(t, again[0].OutcomeUnknown, "the dead owner may have sent it")
 		f.finish(again[0].ID, "w2", outbox.StatePending, 503, f.clk.Now())
@@ -119,11 +121,7 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 
 	t.Run("later completions while one waits", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, open)
-		v6 := result("cv", "e1", "P1", "grade 6")
-		f.enqueue(v6, replace)
-		sent := f.claim("cv", "w1", 1, time.Minute)
-		require.Equal(t, outbox.Waiting, f.enqueue(corrected(v6, "grade 8"), replace))
+		f, v6, sent := sendingWithCorrection(t, open, "w1")
 		require.Equal(t, outbox.Waiting, f.enqueue(corrected(v6, "grade 9"), replace), "the newest waits in the same row")
 		rows := f.all("cv")
 		require.Equal(t, []outbox.State{outbox.StateSending, outbox.StateWaiting}, states(rows))
@@ -132,7 +130,7 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 		require.Equal(t, outbox.Unchanged, f.enqueue(v6, replace), "back to the body in flight")
 		rows = f.all("cv")
 		require.Equal(t, []outbox.State{outbox.StateSending, outbox.StateSuperseded}, states(rows), "the waiting one is withdrawn")
-		f.finish(sent[0].ID, "w1", outbox.StatePending, 503, f.clk.Now())
+		f.finish(sent.ID, "w1", outbox.StatePending, 503, f.clk.Now())
 		next := f.claim("cv", "w2", 10, time.Minute)
 		require.Len(t, next, 1)
 		assert.Equal(t, v6.Body, next[0].Body)
@@ -140,14 +138,10 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 
 	t.Run("the operator may cancel a waiting correction", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, open)
-		v6 := result("cv", "e1", "P1", "grade 6")
-		f.enqueue(v6, replace)
-		sent := f.claim("cv", "w1", 1, time.Minute)
-		f.enqueue(corrected(v6, "grade 8"), replace)
+		f, v6, sent := sendingWithCorrection(t, open, "w1")
 		waiting := f.all("cv")[1]
 		require.NoError(t, f.s.Cancel(f.ctx, waiting.ID, f.clk.Now()))
-		f.finish(sent[0].ID, "w1", outbox.StatePending, 503, f.clk.Now())
+		f.finish(sent.ID, "w1", outbox.StatePending, 503, f.clk.Now())
 		rows := f.all("cv")
 		require.Equal(t, []outbox.State{outbox.StatePending, outbox.StateCancelled}, states(rows))
 		assert.Equal(t, v6.Body, rows[0].Body)

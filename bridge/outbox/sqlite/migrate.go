@@ -60,10 +60,15 @@ func checkSchema(ctx context.Context, db *sqlx.DB, _ int64) error {
 	if err != nil {
 		return err
 	}
-	var current sql.NullInt64
-	if err := db.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`); err != nil {
-		// A new, empty file has no schema_migrations table yet.
-		current = sql.NullInt64{}
+	var tables int
+	if err := db.GetContext(ctx, &tables, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	var current sql.NullInt64 // a new, empty file has no schema yet: version 0
+	if tables > 0 {
+		if err := db.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
 	}
 	switch {
 	case current.Int64 > int64(len(ms)):

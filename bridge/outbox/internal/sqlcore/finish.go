@@ -25,7 +25,7 @@ const finishSet = `UPDATE results SET
 // finishQuery applies one Finish to its row if the Finish's owner still
 // holds the row's lease and no newer completion waits for the row: the
 // common case, one statement. A row it misses is looked at again
-// (finishMissed).
+// (finishWaited).
 const finishQuery = finishSet + ` AND waiting_id IS NULL`
 
 // InsertAttemptQuery records one attempt.
@@ -194,20 +194,6 @@ func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args [
 		return 0, fmt.Errorf("update row: %w", err)
 	}
 	return row.WaitingID.Int64, nil
-}
-
-// leaseLost tells why a guarded update of row id in tx changed nothing:
-// ErrLeaseLost naming the row's state, or ErrNotFound.
-func leaseLost(ctx context.Context, tx *sqlx.Tx, id int64) error {
-	var state string
-	err := tx.GetContext(ctx, &state, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return outbox.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read row state: %w", err)
-	}
-	return fmt.Errorf("row is %s: %w", state, outbox.ErrLeaseLost)
 }
 
 // ResolveWaiting settles, in tx at now, the completion waiting (row

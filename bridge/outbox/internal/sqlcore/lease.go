@@ -70,17 +70,6 @@ func (b *Base) ReleaseLease(ctx context.Context, name, owner string) error {
 	return nil
 }
 
-// LeaseHeld turns res, the result of an update in tx of row id guarded by
-// the row's lease, into ErrLeaseLost when it changed nothing, or
-// ErrNotFound when the row does not exist at all.
-func LeaseHeld(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) error {
-	st, missed, err := missedRowState(ctx, tx, res, id)
-	if err != nil || !missed {
-		return err
-	}
-	return fmt.Errorf("row is %s: %w", st, outbox.ErrLeaseLost)
-}
-
 // missedRowState tells whether res, the result of a guarded update in tx
 // of row id, missed the row and, if so, the state that made it miss;
 // ErrNotFound when the row does not exist at all.
@@ -92,12 +81,32 @@ func missedRowState(ctx context.Context, tx *sqlx.Tx, res sql.Result, id int64) 
 	if n > 0 {
 		return "", false, nil
 	}
-	err = tx.GetContext(ctx, &state, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, outbox.ErrNotFound
-	}
+	state, err = rowState(ctx, tx, id)
 	if err != nil {
-		return "", false, fmt.Errorf("read row state: %w", err)
+		return "", false, err
 	}
 	return state, true, nil
+}
+
+// leaseLost tells why an update of row id in tx guarded by its lease
+// changed nothing: ErrLeaseLost naming the row's state, or ErrNotFound.
+func leaseLost(ctx context.Context, tx *sqlx.Tx, id int64) error {
+	state, err := rowState(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("row is %s: %w", state, outbox.ErrLeaseLost)
+}
+
+// rowState reads row id's state in tx; ErrNotFound when there is no such row.
+func rowState(ctx context.Context, tx *sqlx.Tx, id int64) (string, error) {
+	var state string
+	err := tx.GetContext(ctx, &state, tx.Rebind(`SELECT state FROM results WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", outbox.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read row state: %w", err)
+	}
+	return state, nil
 }
