@@ -48,12 +48,16 @@ type Folder struct {
 	log                             *slog.Logger
 	clock                           clock.Clock
 
-	mu       sync.Mutex             // serialises polls; guards observed
+	mu       sync.Mutex             // serialises polls; guards observed and noted
 	observed map[string]observation // files seen changing recently, by name
+	noted    map[string]int64       // files left as incomplete, by name, with the size already logged
 
-	// recheck asks Watch to wake a poll once Settle has passed, because
-	// the last poll left a file that was still changing.
-	recheck chan struct{}
+	// writers knows, while Watch runs, which files a writer still holds open.
+	writers *writerTracker
+
+	// recheck asks Watch to wake a poll after the duration sent, because
+	// the last poll left a file that was still changing or incomplete.
+	recheck chan time.Duration
 }
 
 // observation is a file's size and modification time as a poll first saw them.
@@ -86,7 +90,9 @@ func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {
 		log:      c.Logger,
 		clock:    clk,
 		observed: map[string]observation{},
-		recheck:  make(chan struct{}, 1),
+		noted:    map[string]int64{},
+		writers:  newWriterTracker(),
+		recheck:  make(chan time.Duration, 1),
 	}
 	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
 	if f.loc == nil {
@@ -154,23 +160,49 @@ func (f *Folder) ready() ([]string, error) {
 		if !info.Mode().IsRegular() {
 			continue
 		}
+		if f.writers.isHeld(e.Name()) {
+			f.noteIncomplete(e.Name(), info.Size(), "a writer still has the file open; it is taken once the writer closes it")
+			continue // the writer's close wakes the next poll
+		}
 		if f.settled(e.Name(), info, now, changing) {
 			names = append(names, e.Name())
 		}
 	}
 	f.observed = changing
+	for name := range f.noted {
+		if _, err := os.Lstat(filepath.Join(f.folder, name)); errors.Is(err, fs.ErrNotExist) {
+			delete(f.noted, name) // taken or removed: a new file of that name is news again
+		}
+	}
 	if len(changing) > 0 {
-		f.wantRecheck()
+		f.wantRecheck(f.settings.Settle)
 	}
 	return names, nil
 }
 
-// wantRecheck asks a running Watch for a poll once Settle has passed.
-func (f *Folder) wantRecheck() {
-	select {
-	case f.recheck <- struct{}{}:
-	default: // a recheck is already pending
+// wantRecheck asks a running Watch for a poll after d (plus a margin).
+func (f *Folder) wantRecheck(d time.Duration) {
+	for {
+		select {
+		case f.recheck <- d:
+			return
+		default: // a recheck is pending: keep the earlier of the two
+		}
+		select {
+		case old := <-f.recheck:
+			d = min(d, old)
+		default:
+		}
 	}
+}
+
+// noteIncomplete logs once per file and size why a file is left for later.
+func (f *Folder) noteIncomplete(name string, size int64, why string) {
+	if logged, ok := f.noted[name]; ok && logged == size {
+		return
+	}
+	f.noted[name] = size
+	f.log.Info("file not taken yet", "file", name, "size", size, "reason", why)
 }
 
 // settled reports whether a file's size and modification time have stood
@@ -213,15 +245,28 @@ func (f *Folder) candidate(name string) bool {
 // the next poll because something outside it failed.
 func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error {
 	log := f.log.With("file", name)
+	path := filepath.Join(f.folder, name)
+	if held, err := openForWriting(path); err == nil && held {
+		f.noteIncomplete(name, -1, "a process still has the file open for writing; it is taken once closed")
+		f.wantRecheck(f.settings.Settle)
+		return nil
+	}
 	errs := newErrorsFile(f.folder, name)
-	fh, err := os.Open(filepath.Join(f.folder, name))
+	fh, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // taken away since the listing
 	}
-	if err != nil {
-		return f.fail(log, name, errs, &fileError{err: fmt.Errorf("cannot open file: %w", err)})
+	var taken fs.FileInfo
+	if err == nil {
+		taken, err = fh.Stat()
 	}
-	out, err := f.read(ctx, sink, log, name, fh, errs)
+	if err != nil {
+		if fh != nil {
+			_ = fh.Close()
+		}
+		return f.fail(log, name, errs, &fileError{err: fmt.Errorf("cannot open file: %w", err)}, nil)
+	}
+	out, err := f.read(ctx, sink, log, name, fh, taken, errs)
 	_ = fh.Close() // opened read-only, so closing loses nothing; closed before the file is moved
 	if source.IsDryRun(sink) {
 		return f.dryRunReport(log, errs, out, err)
@@ -231,26 +276,34 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 	}
 	switch {
 	case out.fileErr != nil:
-		return f.fail(log, name, errs, out.fileErr)
+		return f.fail(log, name, errs, out.fileErr, taken)
 	case out.changed:
 		log.Info("file changed while being read; taking it once it settles")
-		f.wantRecheck()
+		f.wantRecheck(f.settings.Settle)
+		return nil
+	case out.unterminated:
+		f.noteIncomplete(name, taken.Size(), fmt.Sprintf(
+			"its last line has no line ending, so it may still be written; it is taken once unchanged for unterminated_settle (%s)", f.settings.UnterminatedSettle))
+		f.wantRecheck(f.settings.UnterminatedSettle - f.clock.Now().Sub(taken.ModTime()))
 		return nil
 	case out.seen:
-		dest, err := f.move(name, f.processedDir, nil)
-		if err != nil {
+		dest, err := f.move(name, f.processedDir, nil, taken)
+		if err != nil || dest == "" {
 			return err
 		}
 		log.Info("file has the same content as one processed before; moved without enqueueing", "moved_to", dest)
 		return nil
 	}
-	dest, err := f.move(name, f.processedDir, errs)
-	if err != nil {
+	dest, err := f.move(name, f.processedDir, errs, taken)
+	if err != nil || dest == "" {
 		return err
 	}
 	attrs := []any{
 		"rows", out.stats.good, "bad_rows", out.stats.bad, "queued", out.sum.Queued, "replaced", out.sum.Replaced, "waiting", out.sum.Waiting,
 		"unchanged", out.sum.Unchanged, "ignored", out.sum.Ignored, "rejected", out.sum.Rejected, "moved_to", dest,
+	}
+	if len(out.stats.absent) > 0 {
+		attrs = append(attrs, "absent_optional_columns", strings.Join(out.stats.absent, ", "))
 	}
 	if out.stats.bad > 0 {
 		log.Warn("file processed; bad rows skipped, see its errors file", append(attrs, "errors_file", dest+".errors.csv")...)
@@ -281,23 +334,27 @@ func (f *Folder) dryRunReport(log *slog.Logger, errs *errorsFile, out outcome, e
 
 // outcome is what reading a file decided about it.
 type outcome struct {
-	seen    bool       // the same content was committed before
-	changed bool       // the content changed while being read
-	fileErr *fileError // the file is unusable
-	stats   readStats
-	sum     source.Summary
+	seen         bool       // the same content was committed before
+	changed      bool       // the content changed while being read
+	unterminated bool       // the last line has no line ending yet, and the file is recent
+	fileErr      *fileError // the file is unusable
+	stats        readStats
+	sum          source.Summary
 }
 
 // read hashes the open file, and unless its content was seen before or it
 // is unusable, commits its good rows, writing its bad rows to errs. An error
 // means the sink failed; errs is then discarded.
-func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, name string, fh *os.File, errs *errorsFile) (outcome, error) {
+func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, name string, fh *os.File, taken fs.FileInfo, errs *errorsFile) (outcome, error) {
 	info, err := scanContent(fh)
 	if err != nil {
 		return outcome{fileErr: &fileError{err: fmt.Errorf("cannot read file: %w", err)}}, nil
 	}
 	if info.size == 0 {
 		return outcome{fileErr: &fileError{line: 1, err: errors.New("file is empty")}}, nil
+	}
+	if !info.terminated && f.clock.Now().Sub(taken.ModTime()) < f.settings.UnterminatedSettle {
+		return outcome{unterminated: true}, nil
 	}
 	mark := "sha256:" + info.sum
 	seen, err := sink.Seen(ctx, mark)
@@ -311,8 +368,8 @@ func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, n
 	if err != nil {
 		return outcome{fileErr: &fileError{err: err}}, nil
 	}
-	r := &fileRun{f: f, log: log, name: name, fh: fh, info: info, enc: enc, errs: errs}
-	sum, err := sink.Commit(ctx, source.Checkpoint{Marks: []string{mark}}, r.fill)
+	r := &fileRun{f: f, log: log, name: name, fh: fh, info: info, enc: enc, errs: errs, now: f.clock.Now()}
+	sum, err := sink.Commit(ctx, source.Checkpoint{Marks: []string{mark}, Rejected: r.rejected}, r.fill)
 	switch {
 	case r.fileErr != nil:
 		return outcome{fileErr: r.fileErr, stats: r.stats}, nil
@@ -345,14 +402,14 @@ func (f *Folder) encoding(info contentInfo) (string, error) {
 
 // fail moves a file that cannot be used to the failed directory, with its
 // errors file explaining why.
-func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileError) error {
+func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileError, taken fs.FileInfo) error {
 	if !errors.Is(fe, errNoRows) || errs.n == 0 {
 		if err := errs.add(fe.line, fe.Error(), fe.raw); err != nil {
 			return errors.Join(err, errs.discard())
 		}
 	}
-	dest, err := f.move(name, f.failedDir, errs)
-	if err != nil {
+	dest, err := f.move(name, f.failedDir, errs, taken)
+	if err != nil || dest == "" {
 		return err
 	}
 	log.Warn("file failed: no row enqueued", "line", fe.line, "reason", fe.Error(), "error_lines", errs.n, "moved_to", dest)
@@ -361,7 +418,22 @@ func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileE
 
 // move renames a file from the drop folder into dir under a free name, and
 // puts its errors file, if any, beside it. It returns the name used.
-func (f *Folder) move(name, dir string, errs *errorsFile) (string, error) {
+//
+// Right before, it checks that the file is as it was when taken (size and
+// modification time as in taken, when given) and that no writer holds it
+// open. If not, the file stays in the drop folder, move returns "" and no
+// error, and the next poll reads it again: rows already queued from it are
+// unchanged then, not queued twice, and the rows added since are queued.
+func (f *Folder) move(name, dir string, errs *errorsFile, taken fs.FileInfo) (string, error) {
+	path := filepath.Join(f.folder, name)
+	if why := f.changedSince(path, name, taken); why != "" {
+		f.log.Warn("file changed after it was read; it stays in the drop folder and is read again", "file", name, "reason", why)
+		f.wantRecheck(f.settings.Settle)
+		if errs != nil {
+			return "", errs.discard()
+		}
+		return "", nil
+	}
 	dest, err := freeName(dir, name, f.clock.Now())
 	if err == nil {
 		err = os.Rename(filepath.Join(f.folder, name), filepath.Join(dir, dest))
@@ -378,6 +450,26 @@ func (f *Folder) move(name, dir string, errs *errorsFile) (string, error) {
 		}
 	}
 	return dest, nil
+}
+
+// changedSince says how a file differs from when it was taken, or "".
+func (f *Folder) changedSince(path, name string, taken fs.FileInfo) string {
+	if taken == nil {
+		return ""
+	}
+	now, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "" // gone or unreadable: the rename reports it
+	case now.Size() != taken.Size() || !now.ModTime().Equal(taken.ModTime()):
+		return fmt.Sprintf("size %d → %d bytes", taken.Size(), now.Size())
+	case f.writers.isHeld(name):
+		return "a writer opened it for writing"
+	}
+	if held, err := openForWriting(path); err == nil && held {
+		return "a process has it open for writing"
+	}
+	return ""
 }
 
 // freeName returns name, or name with a timestamp (and a counter) before
@@ -423,17 +515,23 @@ type fileRun struct {
 	info contentInfo
 	enc  string
 	errs *errorsFile
+	now  time.Time // when the file is read, for the plausibility of dates
 
 	stats   readStats
 	fileErr *fileError // the file itself is unusable
 	changed bool       // the content differs from the first pass
+
+	// The record handed to the sink last, for rejected.
+	curLine int
+	curRaw  func() string
+	refused int // good records the core's checks rejected
 }
 
 // fill is the Commit callback: it streams the file's good rows into add and
 // its bad rows into the errors file. It starts afresh if the sink calls it
 // again.
 func (r *fileRun) fill(add func(result.Completion) error) error {
-	r.stats, r.fileErr, r.changed = readStats{}, nil, false
+	r.stats, r.fileErr, r.changed, r.refused = readStats{}, nil, false, 0
 	if err := r.errs.discard(); err != nil {
 		return err
 	}
@@ -453,7 +551,16 @@ func (r *fileRun) fill(add func(result.Completion) error) error {
 			return r.fileErr
 		}
 	}
-	st, err := readCSV(in, r.f.delim, r.f.settings, r.f.loc, r.name, add, r.bad)
+	if r.info.crOnly {
+		in = crToLF{in}
+	}
+	good := func(c result.Completion, line int, raw func() string) error {
+		r.curLine, r.curRaw = line, raw
+		return add(c)
+	}
+	st, err := readCSV(in, r.f.delim, r.f.settings, r.f.loc, r.now, r.name, rowSink{good: good, bad: r.bad})
+	st.good -= r.refused
+	st.bad += r.refused
 	r.stats = st
 	if err != nil {
 		var fe *fileError
@@ -474,6 +581,14 @@ func (r *fileRun) fill(add func(result.Completion) error) error {
 		return r.fileErr
 	}
 	return nil
+}
+
+// rejected records in the errors file a row the core's checks rejected
+// (Checkpoint.Rejected): it parsed, but cannot be sent, so the file's one
+// report lists it beside the rows that did not parse.
+func (r *fileRun) rejected(_, reason string) error {
+	r.refused++
+	return r.bad(r.curLine, "rejected by the checks before sending: "+reason, r.curRaw())
 }
 
 // bad records one bad row in the errors file, and in the log for the first few.

@@ -39,6 +39,10 @@ type memSink struct {
 	beforeFill func()      // runs inside Commit before fill
 	fillTwice  bool        // call fill twice, as a sink retrying its transaction would
 	onAdd      func(n int) // runs after the n-th completion of a fill
+	// reject, when set, plays the core's checks: a non-empty reason
+	// rejects the completion, which is reported through Checkpoint.Rejected.
+	reject      func(c result.Completion) string
+	afterCommit func() // runs once a commit succeeded
 }
 
 var _ source.Sink = (*memSink)(nil)
@@ -67,6 +71,11 @@ func (s *memSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add 
 		if !s.countOnly {
 			staged = append(staged, c)
 		}
+		if s.reject != nil && cp.Rejected != nil {
+			if reason := s.reject(c); reason != "" {
+				return cp.Rejected(c.SourceRef, reason)
+			}
+		}
 		return nil
 	}
 	if s.fillTwice {
@@ -88,6 +97,9 @@ func (s *memSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add 
 	s.commits++
 	for _, m := range cp.Marks {
 		s.marks[m] = true
+	}
+	if s.afterCommit != nil {
+		s.afterCommit()
 	}
 	return source.Summary{Queued: n}, nil
 }
@@ -203,7 +215,8 @@ func TestPollEncodingsAndDelimiters(t *testing.T) {
 		},
 		{
 			name: "windows-1252, semicolon, thousands separator",
-			settings: `  columns:
+			settings: `  thousands_separator: "."
+  columns:
     person: Deelnemer
     elearningcode: Code
     completed_at: Datum

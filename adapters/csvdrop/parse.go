@@ -3,6 +3,7 @@ package csvdrop
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
@@ -53,6 +54,13 @@ type Parser struct {
 	passed      map[string]bool
 	failed      map[string]bool
 	loc         *time.Location
+	thousands   byte
+	latest      time.Time // dates after it are implausible
+	earliest    time.Time // dates before it are implausible
+	gradeMin    *big.Rat  // nil: no bound
+	gradeMax    *big.Rat
+	gradeRange  [2]string // the bounds as configured, for messages
+	absent      []string  // "key (header)" of optional columns the header lacks
 }
 
 // HeaderError says why a header cannot be used: configured columns it lacks
@@ -76,9 +84,11 @@ func (e *HeaderError) Error() string {
 }
 
 // NewParser matches the settings' columns against a header record. It returns
-// a *HeaderError when a configured column is missing or ambiguous. loc is the
-// time zone of dates without one.
-func NewParser(s Settings, loc *time.Location, header []string) (*Parser, error) {
+// a *HeaderError when a configured column is missing (and not one of
+// optional_columns) or ambiguous. loc is the time zone of dates without one;
+// now is the time the file is read, which the plausibility checks of dates
+// measure from.
+func NewParser(s Settings, loc *time.Location, header []string, now time.Time) (*Parser, error) {
 	p := &Parser{
 		width:       len(header),
 		defaultCode: strings.TrimSpace(s.ElearningCodeDefault),
@@ -86,6 +96,14 @@ func NewParser(s Settings, loc *time.Location, header []string) (*Parser, error)
 		passed:      valueSet(s.PassedValues),
 		failed:      valueSet(s.FailedValues),
 		loc:         loc,
+		thousands:   s.thousandsByte(),
+	}
+	if err := p.setPlausible(s.Plausible, now); err != nil {
+		return nil, err
+	}
+	optional := map[string]bool{}
+	for _, k := range s.OptionalColumns {
+		optional[k] = true
 	}
 	found := make([]string, len(header))
 	for i, h := range header {
@@ -110,6 +128,10 @@ func NewParser(s Settings, loc *time.Location, header []string) (*Parser, error)
 			p.idx[f] = i
 		}
 		if p.idx[f] < 0 {
+			if optional[columnKeys[f]] {
+				p.absent = append(p.absent, fmt.Sprintf("%s (%q)", columnKeys[f], name))
+				continue
+			}
 			herr.Missing = append(herr.Missing, fmt.Sprintf("%s (%q)", columnKeys[f], name))
 		}
 	}
@@ -123,6 +145,9 @@ func NewParser(s Settings, loc *time.Location, header []string) (*Parser, error)
 // is wrong with it (naming the column, never the person). It does not set
 // SourceRef.
 func (p *Parser) Parse(rec []string) (result.Completion, error) {
+	if len(rec) == p.width+1 && strings.TrimSpace(rec[p.width]) == "" {
+		rec = rec[:p.width] // a trailing delimiter, as some exports write on data rows only
+	}
 	if len(rec) != p.width {
 		return result.Completion{}, fmt.Errorf("row has %d fields, the header has %d", len(rec), p.width)
 	}
@@ -181,6 +206,10 @@ func (p *Parser) attendance(rec []string) (*result.Attendance, error) {
 	return &result.Attendance{Present: present, Date: date, Remark: remark}, nil
 }
 
+// Absent lists the optional columns the header lacks, as "key (header)":
+// their fields stay empty in every row of the file.
+func (p *Parser) Absent() []string { return p.absent }
+
 // text returns the trimmed cell of f, or "" when f is not configured.
 func (p *Parser) text(rec []string, f field) string {
 	if p.idx[f] < 0 {
@@ -215,12 +244,18 @@ func (p *Parser) date(rec []string, f field) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("column %q (%s): %w", p.names[f], columnKeys[f], err)
 	}
+	if err := p.plausibleDate(t); err != nil {
+		return time.Time{}, fmt.Errorf("column %q (%s): %q %w", p.names[f], columnKeys[f], v, err)
+	}
 	return t, nil
 }
 
 // decimal reads an optional number cell.
 func (p *Parser) decimal(rec []string, f field) (string, error) {
-	d, err := ParseDecimal(p.text(rec, f))
+	d, err := ParseDecimal(p.text(rec, f), p.thousands)
+	if err == nil {
+		err = p.plausibleGrade(d)
+	}
 	if err != nil {
 		return "", fmt.Errorf("column %q (%s): %w", p.names[f], columnKeys[f], err)
 	}
@@ -243,12 +278,19 @@ func ParseDate(s string, layouts []string, loc *time.Location) (time.Time, error
 var ErrDecimal = errors.New("not a decimal number")
 
 // ParseDecimal normalises a number as exports write it to xs:decimal form
-// with a '.' separator: "7,5" and "7.5" become "7.5", "1.234,5" and
-// "1,234.5" become "1234.5". A lone separator is a decimal separator; a
-// repeated one, or one followed by the other, separates thousands and must
-// group digits by three. Spaces (also non-breaking) between digits are
-// dropped. The empty string means no value and yields "".
-func ParseDecimal(s string) (string, error) {
+// with a '.' separator. thousands is the separator the connection declared
+// for thousands ('.' or ','), or 0 for none.
+//
+// Without a declared thousands separator, a lone '.' or ',' is the decimal
+// separator ("7,5" and "7.5" become "7.5"); one separator repeated can only
+// group thousands ("1.234.567" becomes "1234567"); a number with both is
+// ambiguous ("1.234,5" is 1234.5 in the Netherlands and a typing error in a
+// grade column) and refused. With a declared separator, that one groups
+// thousands and the other is the decimal separator: "1.234,5" becomes
+// "1234.5" with '.'. Groups must be of three digits. Spaces (also
+// non-breaking) between digits are dropped. The empty string means no value
+// and yields "".
+func ParseDecimal(s string, thousands byte) (string, error) {
 	orig := s
 	s = strings.Map(func(r rune) rune {
 		switch r {
@@ -275,32 +317,33 @@ func ParseDecimal(s string) (string, error) {
 			return fail("only digits, one sign and the separators , and . are allowed")
 		}
 	}
-	lastComma, lastDot := strings.LastIndexByte(s, ','), strings.LastIndexByte(s, '.')
 	commas, dots := strings.Count(s, ","), strings.Count(s, ".")
-	intPart, frac := s, ""
-	var thousands byte
 	switch {
-	case commas > 0 && dots > 0:
-		dec := max(lastComma, lastDot)
-		intPart, frac = s[:dec], s[dec+1:]
+	case thousands == 0 && commas > 0 && dots > 0:
+		return fail("both . and , appear, so which one separates thousands is ambiguous; set thousands_separator if the export writes them")
+	case thousands == 0 && commas > 1:
 		thousands = ','
-		if s[dec] == ',' {
-			thousands = '.'
-		}
-		if strings.IndexByte(frac, '.') >= 0 || strings.IndexByte(frac, ',') >= 0 ||
-			strings.Count(s, string(s[dec])) > 1 {
-			return fail("the decimal separator must come once, after the thousands separators")
-		}
-	case commas == 1:
-		intPart, frac = s[:lastComma], s[lastComma+1:]
-	case dots == 1:
-		intPart, frac = s[:lastDot], s[lastDot+1:]
-	case commas > 1:
-		thousands = ','
-	case dots > 1:
+	case thousands == 0 && dots > 1:
 		thousands = '.'
 	}
-	if thousands != 0 {
+	decimal := byte(',')
+	if thousands == ',' {
+		decimal = '.'
+	}
+	intPart, frac := s, ""
+	if thousands == 0 {
+		decimal = ','
+		if dots == 1 {
+			decimal = '.'
+		}
+	}
+	if i := strings.IndexByte(s, decimal); i >= 0 {
+		intPart, frac = s[:i], s[i+1:]
+		if strings.IndexByte(frac, '.') >= 0 || strings.IndexByte(frac, ',') >= 0 {
+			return fail("the decimal separator must come once, after the thousands separators")
+		}
+	}
+	if thousands != 0 && strings.IndexByte(intPart, thousands) >= 0 {
 		groups := strings.Split(intPart, string(thousands))
 		if len(groups[0]) < 1 || len(groups[0]) > 3 {
 			return fail("thousands separators must group digits by three")

@@ -78,22 +78,19 @@ func TestParseDecimal(t *testing.T) {
 		{"5,", "5"},
 		{"007,5", "7.5"},
 		{"0", "0"},
-		{"1.234,5", "1234.5"},
-		{"1,234.5", "1234.5"},
 		{"1.234.567", "1234567"},
 		{"1,234,567", "1234567"},
-		{"1.234.567,89", "1234567.89"},
 		{"1 234,5", "1234.5"},
 		{"1\u00a0234,5", "1234.5"},
 		{"1.234", "1.234"}, // a lone separator is the decimal one
 	}
 	for _, tt := range tests {
-		got, err := ParseDecimal(tt.in)
+		got, err := ParseDecimal(tt.in, 0)
 		require.NoError(t, err, "input %q", tt.in)
 		assert.Equal(t, tt.want, got, "input %q", tt.in)
 	}
-	for _, bad := range []string{"abc", "7,5%", "1.2.3,4", "1.234,5,6", "1,2.3", "12.34.567", ",", "-", "1e3", "7,5 ,5", "--1", "1.234,5.6"} {
-		_, err := ParseDecimal(bad)
+	for _, bad := range []string{"abc", "7,5%", "1.2.3,4", "1.234,5,6", "1,2.3", "12.34.567", ",", "-", "1e3", "7,5 ,5", "--1", "1.234,5.6", "1.234,5", "1,234.5", "1.234.567,89"} {
+		_, err := ParseDecimal(bad, 0)
 		assert.ErrorIs(t, err, ErrDecimal, "input %q", bad)
 	}
 }
@@ -118,7 +115,7 @@ var testHeader = []string{
 func TestParserParse(t *testing.T) {
 	t.Parallel()
 	loc := amsterdam(t)
-	p, err := NewParser(testSettings(), loc, testHeader)
+	p, err := NewParser(testSettings(), loc, testHeader, testNow)
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -179,7 +176,7 @@ func TestParserPassValues(t *testing.T) {
 	s := DefaultSettings()
 	s.Columns = Columns{Person: "p", Passed: "g"}
 	s.ElearningCodeDefault = "E-DEFAULT"
-	p, err := NewParser(s, time.UTC, []string{"p", "g"})
+	p, err := NewParser(s, time.UTC, []string{"p", "g"}, testNow)
 	require.NoError(t, err)
 	for _, v := range []string{"ja", "J", "true", "1", "Yes", "y", "geslaagd", "VOLDOENDE", "passed", " Behaald "} {
 		c, err := p.Parse([]string{"x", v})
@@ -199,7 +196,7 @@ func TestParserCodeColumnFallsBackToDefault(t *testing.T) {
 	s := DefaultSettings()
 	s.Columns = Columns{Person: "p", Passed: "g", ElearningCode: "c"}
 	s.ElearningCodeDefault = "E-DEFAULT"
-	p, err := NewParser(s, time.UTC, []string{"p", "g", "c"})
+	p, err := NewParser(s, time.UTC, []string{"p", "g", "c"}, testNow)
 	require.NoError(t, err)
 	c, err := p.Parse([]string{"x", "ja", ""})
 	require.NoError(t, err)
@@ -216,7 +213,7 @@ func TestNewParserHeader(t *testing.T) {
 
 	t.Run("case, spaces and byte-order mark do not matter", func(t *testing.T) {
 		t.Parallel()
-		p, err := NewParser(s, time.UTC, []string{"\ufeff deelnemer", "CODE ", "Extra", "geslaagd", " OPMERKING"})
+		p, err := NewParser(s, time.UTC, []string{"\ufeff deelnemer", "CODE ", "Extra", "geslaagd", " OPMERKING"}, testNow)
 		require.NoError(t, err)
 		c, err := p.Parse([]string{"p1", "E", "x", "ja", "hoi"})
 		require.NoError(t, err)
@@ -224,18 +221,104 @@ func TestNewParserHeader(t *testing.T) {
 	})
 	t.Run("missing columns are named with the headers found", func(t *testing.T) {
 		t.Parallel()
-		_, err := NewParser(s, time.UTC, []string{"Naam", "Code"})
+		_, err := NewParser(s, time.UTC, []string{"Naam", "Code"}, testNow)
 		var he *HeaderError
 		require.ErrorAs(t, err, &he)
-		assert.Equal(t, []string{`person ("Deelnemer")`, `passed ("Geslaagd")`, `remark ("Opmerking")`}, he.Missing)
-		assert.EqualError(t, err, `header unusable: missing columns person ("Deelnemer"), passed ("Geslaagd"), remark ("Opmerking"); headers found: "Naam", "Code"`)
+		assert.Equal(t, []string{`person ("Deelnemer")`, `passed ("Geslaagd")`}, he.Missing, "remark is optional by default")
+		assert.EqualError(t, err, `header unusable: missing columns person ("Deelnemer"), passed ("Geslaagd"); headers found: "Naam", "Code"`)
 	})
 	t.Run("a configured column twice is ambiguous", func(t *testing.T) {
 		t.Parallel()
-		_, err := NewParser(s, time.UTC, []string{"Deelnemer", "Code", "Geslaagd", "Opmerking", "deelnemer"})
+		_, err := NewParser(s, time.UTC, []string{"Deelnemer", "Code", "Geslaagd", "Opmerking", "deelnemer"}, testNow)
 		var he *HeaderError
 		require.ErrorAs(t, err, &he)
 		assert.Equal(t, []string{`"Deelnemer"`}, he.Duplicated)
 		assert.Empty(t, he.Missing)
 	})
+}
+
+// testNow is the moment the parser tests read their files.
+var testNow = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+
+// TestExcelNLConventions covers what Dutch Excel writes (issue 16, item 4):
+// WAAR/ONWAAR, a trailing delimiter on data rows only, a missing optional
+// column.
+func TestExcelNLConventions(t *testing.T) {
+	t.Parallel()
+	s := DefaultSettings()
+	s.Columns = Columns{Person: "Deelnemer", ElearningCode: "Code", Passed: "Geslaagd", Remark: "Opmerking"}
+
+	p, err := NewParser(s, time.UTC, []string{"Deelnemer", "Code", "Geslaagd"}, testNow)
+	require.NoError(t, err, "remark is optional by default")
+	assert.Equal(t, []string{`remark ("Opmerking")`}, p.Absent())
+
+	for v, want := range map[string]bool{"WAAR": true, "waar": true, "ONWAAR": false, "TRUE": true, "FALSE": false} {
+		c, err := p.Parse([]string{"p1", "E", v})
+		require.NoError(t, err, v)
+		assert.Equal(t, want, c.Passed, v)
+	}
+	c, err := p.Parse([]string{"p1", "E", "WAAR", ""})
+	require.NoError(t, err, "a trailing delimiter adds one empty field")
+	assert.Equal(t, "p1", c.PersonID)
+	_, err = p.Parse([]string{"p1", "E", "WAAR", "x"})
+	assert.ErrorContains(t, err, "row has 4 fields, the header has 3", "an extra field with a value is not a trailing delimiter")
+
+	s.OptionalColumns = nil
+	_, err = NewParser(s, time.UTC, []string{"Deelnemer", "Code", "Geslaagd"}, testNow)
+	assert.ErrorContains(t, err, `missing columns remark ("Opmerking")`, "optional_columns replaces the default")
+}
+
+// TestPlausibility covers issue 16, item 5: dates in the future or before the
+// floor, grades out of range, numbers with both separators.
+func TestPlausibility(t *testing.T) {
+	t.Parallel()
+	s := DefaultSettings()
+	s.Columns = Columns{Person: "p", ElearningCode: "c", Passed: "g", CompletedAt: "d", ResultDecimal: "r"}
+	header := []string{"p", "c", "g", "d", "r"}
+	parse := func(s Settings, date, grade string) (result.Completion, error) {
+		p, err := NewParser(s, time.UTC, header, testNow)
+		require.NoError(t, err)
+		return p.Parse([]string{"p1", "E", "ja", date, grade})
+	}
+
+	_, err := parse(s, "08-12-2026", "7")
+	assert.NoError(t, err, "tomorrow is within the day of clock skew")
+	_, err = parse(s, "01-01-2099", "7")
+	assert.ErrorContains(t, err, `column "d" (completed_at): "01-01-2099" lies in the future`)
+	_, err = parse(s, "31-12-1999", "7")
+	assert.ErrorContains(t, err, `"31-12-1999" is before 2000-01-01 (see plausible.earliest_date)`)
+	_, err = parse(s, "", "-1")
+	assert.ErrorContains(t, err, `column "r" (result_decimal): -1 is below plausible.grade_min 0`)
+	_, err = parse(s, "", "1.234,5")
+	assert.ErrorContains(t, err, "ambiguous; set thousands_separator")
+
+	s.ThousandsSeparator = "."
+	c, err := parse(s, "", "1.234,5")
+	require.NoError(t, err, "a declared thousands separator resolves it")
+	assert.Equal(t, "1234.5", c.ResultDecimal)
+
+	s.Plausible = Plausibility{GradeMin: "1", GradeMax: "10"}
+	_, err = parse(s, "01-01-1990", "10,5")
+	assert.ErrorContains(t, err, "10.5 is above plausible.grade_max 10")
+	c, err = parse(s, "01-01-1990", "10")
+	require.NoError(t, err, "an empty earliest_date accepts any date")
+	assert.Equal(t, 1990, c.CompletedAt.Year())
+}
+
+func TestParseDecimalThousandsDeclared(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"1.234,5": "1234.5", "1.234": "1234", "7,5": "7.5", "1.234.567": "1234567"} {
+		got, err := ParseDecimal(in, '.')
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for in, want := range map[string]string{"1,234.5": "1234.5", "1,234": "1234", "7.5": "7.5"} {
+		got, err := ParseDecimal(in, ',')
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"7.5", "1,234.5", "12.34,5"} {
+		_, err := ParseDecimal(bad, '.')
+		assert.ErrorIs(t, err, ErrDecimal, bad)
+	}
 }

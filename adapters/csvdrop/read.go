@@ -21,26 +21,61 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // contentInfo is what the first pass over a file learns.
 type contentInfo struct {
-	sum  string // hex SHA-256 of the bytes
-	size int64
-	utf8 bool // the whole content is valid UTF-8
-	bom  bool // the content starts with the UTF-8 byte-order mark
+	sum        string // hex SHA-256 of the bytes
+	size       int64
+	utf8       bool // the whole content is valid UTF-8
+	bom        bool // the content starts with the UTF-8 byte-order mark
+	terminated bool // the last line ends with a line ending
+	crOnly     bool // lines end with CR alone (old Mac exports)
 }
 
 // scanContent hashes r and checks whether it is UTF-8, in constant memory.
 func scanContent(r io.Reader) (contentInfo, error) {
 	h := sha256.New()
 	var v utf8Check
-	n, err := io.Copy(io.MultiWriter(h, &v), r)
+	var e lineEndings
+	n, err := io.Copy(io.MultiWriter(h, &v, &e), r)
 	if err != nil {
 		return contentInfo{}, err
 	}
 	return contentInfo{
-		sum:  hex.EncodeToString(h.Sum(nil)),
-		size: n,
-		utf8: v.valid(),
-		bom:  bytes.Equal(v.head, utf8BOM),
+		sum:        hex.EncodeToString(h.Sum(nil)),
+		size:       n,
+		utf8:       v.valid(),
+		bom:        bytes.Equal(v.head, utf8BOM),
+		terminated: e.last == '\n' || e.last == '\r',
+		crOnly:     e.cr && !e.lf,
 	}, nil
+}
+
+// lineEndings is a writer that notes which line endings pass through it and
+// the last byte.
+type lineEndings struct {
+	cr, lf bool
+	last   byte
+}
+
+func (e *lineEndings) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		e.last = p[len(p)-1]
+		e.cr = e.cr || bytes.IndexByte(p, '\r') >= 0
+		e.lf = e.lf || bytes.IndexByte(p, '\n') >= 0
+	}
+	return len(p), nil
+}
+
+// crToLF turns every CR into LF, so encoding/csv reads a file whose lines
+// end with CR alone. It is only used on such files, which have no LF at all.
+type crToLF struct{ r io.Reader }
+
+func (c crToLF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i, b := range p[:n] {
+		if b == '\r' {
+			p[i] = '\n'
+		}
+	}
+	return n, err
 }
 
 // utf8Check is a writer that validates UTF-8 across write boundaries,
@@ -123,20 +158,31 @@ func (e *fileError) Unwrap() error { return e.err }
 type readStats struct {
 	headerLine int
 	good, bad  int
+	absent     []string // optional columns the header lacks, see Parser.Absent
+}
+
+// rowSink receives what readCSV makes of a file's data records.
+type rowSink struct {
+	// good takes a record that parsed, with its first physical line and a
+	// way to write the record back as text (valid during the call only).
+	good func(c result.Completion, line int, raw func() string) error
+	// bad takes a record that did not parse: its line, the reason and the
+	// record as text.
+	bad func(line int, reason, raw string) error
 }
 
 // sniffSize is how much of a file is looked at to guess its delimiter.
 const sniffSize = 64 << 10
 
 // readCSV reads a decoded CSV stream record by record in constant memory:
-// the header, then data records. It calls good for each record that parses,
-// with SourceRef "<name>:<line>", and bad for each that does not, with its
-// first physical line, the reason and the record as text. delim 0 means sniff
-// it from the header line. Problems of the whole file are *fileError; errors
-// of good and bad are returned as they are.
-func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, name string,
-	good func(result.Completion) error, bad func(line int, reason, raw string) error,
-) (readStats, error) {
+// the header, then data records. It calls out.good for each record that
+// parses, with SourceRef "<name>:<line>", and out.bad for each that does not,
+// with its first physical line, the reason and the record as text. delim 0
+// means sniff it from the header line; now is when the file is read, for the
+// plausibility of dates. Problems of the whole file are *fileError; errors
+// of out's functions are returned as they are.
+func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, now time.Time, name string, out rowSink) (readStats, error) {
+	good, bad := out.good, out.bad
 	var st readStats
 	br := bufio.NewReaderSize(r, sniffSize)
 	if delim == 0 {
@@ -160,10 +206,11 @@ func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, name strin
 		return st, &fileError{err: fmt.Errorf("cannot read file: %w", err)}
 	}
 	st.headerLine, _ = cr.FieldPos(0)
-	p, err := NewParser(s, loc, header)
+	p, err := NewParser(s, loc, header, now)
 	if err != nil {
 		return st, &fileError{line: st.headerLine, raw: raw.format(header), err: err}
 	}
+	st.absent = p.Absent()
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -193,7 +240,7 @@ func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, name strin
 		}
 		c.SourceRef = fmt.Sprintf("%s:%d", name, line)
 		st.good++
-		if err := good(c); err != nil {
+		if err := good(c, line, func() string { return raw.format(rec) }); err != nil {
 			return st, err
 		}
 	}

@@ -3,6 +3,7 @@ package csvdrop
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,24 @@ type Settings struct {
 	FailedValues []string `yaml:"failed_values"`
 	// Columns maps completion fields to CSV header names.
 	Columns Columns `yaml:"columns"`
+	// OptionalColumns lists the columns keys (remark, result_remark,
+	// completed_at, ...) a file may lack: their fields are then empty in
+	// every row, and the file's log line says so (default [remark]). Setting
+	// the key replaces the default list. person, elearningcode and passed
+	// cannot be optional.
+	OptionalColumns []string `yaml:"optional_columns"`
+	// ThousandsSeparator is the character the export groups thousands with
+	// in numbers: "." (Dutch: 1.234,5), "," (English: 1,234.5) or "" for none
+	// (default). Without one, a number holding both "." and "," is refused as
+	// ambiguous.
+	ThousandsSeparator string `yaml:"thousands_separator"`
+	// UnterminatedSettle is how long a file whose last line has no line
+	// ending must stay unchanged before it is taken (default 2m): a missing
+	// line ending usually means the writer is still busy, but a file typed by
+	// hand may lack it for good.
+	UnterminatedSettle time.Duration `yaml:"unterminated_settle"`
+	// Plausible bounds dates and grades; rows outside them are bad rows.
+	Plausible Plausibility `yaml:"plausible"`
 	// ElearningCodeDefault is the e-learning code for exports without a code
 	// column; it also fills empty cells of the code column when both are set.
 	ElearningCodeDefault string `yaml:"elearningcode_default"`
@@ -130,8 +149,11 @@ func DefaultSettings() Settings {
 			"02.01.2006",
 			"2.1.2006",
 		},
-		PassedValues: []string{"ja", "j", "true", "1", "yes", "y", "geslaagd", "voldoende", "passed", "behaald"},
-		FailedValues: []string{"nee", "n", "false", "0", "no", "niet geslaagd", "gezakt", "onvoldoende", "failed", "niet behaald"},
+		PassedValues:       []string{"ja", "j", "waar", "true", "1", "yes", "y", "geslaagd", "voldoende", "passed", "behaald"},
+		FailedValues:       []string{"nee", "n", "onwaar", "false", "0", "no", "niet geslaagd", "gezakt", "onvoldoende", "failed", "niet behaald"},
+		OptionalColumns:    []string{"remark"},
+		UnterminatedSettle: 2 * time.Minute,
+		Plausible:          defaultPlausibility(),
 	}
 }
 
@@ -141,6 +163,14 @@ const (
 	encUTF8        = "utf-8"
 	encWindows1252 = "windows-1252"
 )
+
+// thousandsByte returns the declared thousands separator, or 0 for none.
+func (s Settings) thousandsByte() byte {
+	if len(s.ThousandsSeparator) == 1 {
+		return s.ThousandsSeparator[0]
+	}
+	return 0
+}
 
 // delimiterRune returns the configured delimiter, or 0 for auto.
 func (s Settings) delimiterRune() rune {
@@ -210,6 +240,26 @@ func (s Settings) validate(file, baseDir string, node *yaml.Node) error {
 	}
 	if s.Settle < 0 {
 		return bad("settle", "must not be negative, got %s", s.Settle)
+	}
+	if s.UnterminatedSettle < 0 {
+		return bad("unterminated_settle", "must not be negative, got %s", s.UnterminatedSettle)
+	}
+	switch s.ThousandsSeparator {
+	case "", ".", ",":
+	default:
+		return bad("thousands_separator", `must be ".", "," or empty (none), got %q`, s.ThousandsSeparator)
+	}
+	if key, msg := s.Plausible.validate(); key != "" {
+		return bad(key, "%s", msg)
+	}
+	for _, k := range s.OptionalColumns {
+		switch k {
+		case "person", "elearningcode", "passed":
+			return bad("optional_columns", "%s cannot be optional: no result can be sent without it", k)
+		}
+		if !slices.Contains(columnKeys[:], k) {
+			return bad("optional_columns", "%q is not a columns key; use one of %s", k, strings.Join(columnKeys[:], ", "))
+		}
 	}
 	if s.Delimiter != auto && s.delimiterRune() == 0 {
 		return bad("delimiter", `must be auto, ";", "," or tab, got %q`, s.Delimiter)

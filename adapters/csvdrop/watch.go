@@ -20,10 +20,12 @@ const (
 )
 
 // Watch wakes a poll when a candidate file is created, written, renamed or
-// has its mode changed in the drop folder, and again Settle after a poll
-// found a file still changing. Missed events are harmless: the scheduler
-// also polls on its own schedule. Watch returns nil when ctx ends, and an
-// error when the folder cannot be watched.
+// has its mode changed in the drop folder, Settle after a writer closed one,
+// and again when a poll left a file still changing or incomplete. On Linux
+// it also tracks which files writers hold open, so Poll leaves those alone.
+// Missed events are harmless: the scheduler also polls on its own schedule.
+// Watch returns nil when ctx ends, and an error when the folder cannot be
+// watched.
 //
 // The timers here run on the wall clock, as they only decide when to look;
 // whether a file has settled is decided by Poll with the injected clock.
@@ -36,6 +38,22 @@ func (f *Folder) Watch(ctx context.Context, wake func()) error {
 	if err := w.Add(f.folder); err != nil {
 		return fmt.Errorf("csvdrop: watch drop folder %s: %w", f.folder, err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	trackDone := make(chan error, 1)
+	tracking := trackDone // nil once the tracker ended
+	defer func() {
+		cancel()
+		if tracking != nil {
+			<-trackDone
+		}
+	}()
+	go func() {
+		trackDone <- f.writers.run(ctx, f.folder, func(name string) {
+			if f.candidate(name) {
+				f.wantRecheck(f.settings.Settle)
+			}
+		})
+	}()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -65,8 +83,13 @@ func (f *Folder) Watch(ctx context.Context, wake func()) error {
 			}
 			f.log.Warn("drop folder watch reported an error; polling to catch up", "error", err)
 			arm(wakeDelay)
-		case <-f.recheck:
-			arm(f.settings.Settle + settleMargin)
+		case err := <-tracking:
+			tracking = nil
+			if err != nil {
+				f.log.Warn("cannot track writers in the drop folder; settle and line endings alone decide when a file is whole", "error", err)
+			}
+		case d := <-f.recheck:
+			arm(max(d, 0) + settleMargin)
 		case <-timer.C:
 			due = time.Time{}
 			wake()

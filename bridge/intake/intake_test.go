@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,4 +239,48 @@ func TestRunnersSharingAStorePollOneAtATime(t *testing.T) {
 	cancel()
 	wg.Wait()
 	assert.EqualValues(t, 1, src.maxRunning.Load(), "never two polls of one connection at once")
+}
+
+// TestRenderFaultIsRetriedNotRejected: when the validator itself fails (here
+// a closed schema, as after a reload gone wrong), the learner's result is not
+// parked as rejected: the commit fails with ErrRenderFault, nothing is
+// stored, and the next poll reads it again. A result the checks refuse is
+// still rejected, and told to the source through Checkpoint.Rejected.
+func TestRenderFaultIsRetriedNotRejected(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	schema, err := result.BundledSchema()
+	require.NoError(t, err)
+	renderer, err := result.NewRenderer(result.DefaultOptions(), schema)
+	require.NoError(t, err)
+	sink := intake.NewSink(store, renderer, intake.SinkConfig{Connection: "lms", Target: "cv", Logger: quiet})
+	ctx := context.Background()
+
+	var told []string
+	cp := source.Checkpoint{Marks: []string{"m"}, Rejected: func(ref, reason string) error {
+		told = append(told, ref+" "+reason)
+		return nil
+	}}
+	tooLong := completion("p2")
+	tooLong.Remark = strings.Repeat("x", 300)
+	sum, err := sink.Commit(ctx, cp, func(add func(result.Completion) error) error {
+		require.NoError(t, add(completion("p1")))
+		return add(tooLong)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Rejected)
+	require.Len(t, told, 1)
+	assert.Contains(t, told[0], "test:p2 Opmerking:")
+
+	schema.Close()
+	_, err = sink.Commit(ctx, source.Checkpoint{Marks: []string{"m2"}}, func(add func(result.Completion) error) error {
+		return add(completion("p3"))
+	})
+	require.ErrorIs(t, err, intake.ErrRenderFault)
+	rows, err := store.List(ctx, outbox.Filter{})
+	require.NoError(t, err)
+	assert.Len(t, rows, 2, "p3 is neither queued nor rejected")
+	seen, err := sink.Seen(ctx, "m2")
+	require.NoError(t, err)
+	assert.False(t, seen, "the mark did not move, so the next poll reads p3 again")
 }

@@ -113,11 +113,18 @@ func (s *Sink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add f
 	err := s.store.InTx(ctx, func(tx outbox.Tx) error {
 		sum = source.Summary{}
 		if err := fill(func(c result.Completion) error {
-			outcome, err := tx.Enqueue(ctx, s.newResult(c), s.policy)
+			r, err := s.newResult(c)
+			if err != nil {
+				return err
+			}
+			outcome, err := tx.Enqueue(ctx, r, s.policy)
 			if err != nil {
 				return err
 			}
 			count(&sum, outcome)
+			if outcome == outbox.Rejected && cp.Rejected != nil {
+				return cp.Rejected(c.SourceRef, r.RejectReason)
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -151,8 +158,12 @@ func (s *Sink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add f
 }
 
 // newResult renders c; a completion that fails the checks becomes a
-// rejected row carrying the reason, so the operator sees it.
-func (s *Sink) newResult(c result.Completion) outbox.NewResult {
+// rejected row carrying the reason, so the operator sees it. A fault of the
+// renderer itself (the XSD validator failing, not refusing the document)
+// says nothing about the result: it is returned as an error, which fails the
+// commit, so the poll reports it and the next poll tries again, instead of
+// parking the learner's result for good.
+func (s *Sink) newResult(c result.Completion) (outbox.NewResult, error) {
 	r := outbox.NewResult{
 		Target:        s.target,
 		Connection:    s.connection,
@@ -162,21 +173,25 @@ func (s *Sink) newResult(c result.Completion) outbox.NewResult {
 		CompletedAt:   c.CompletedAt,
 	}
 	body, err := s.renderer.Render(c)
-	if err != nil {
+	var ce *result.CheckError
+	switch {
+	case errors.As(err, &ce):
 		r.RejectReason = storable(err.Error())
-		field := ""
-		var ce *result.CheckError
-		if errors.As(err, &ce) {
-			field = ce.Field
-		}
 		// The reason may quote a value (a remark); the operator reads it in
 		// the outbox, the log names only the field and the source row.
-		s.log.Warn("result rejected", "source_ref", c.SourceRef, "field", field)
-		return r
+		s.log.Warn("result rejected", "source_ref", c.SourceRef, "field", ce.Field)
+		return r, nil
+	case err != nil:
+		return outbox.NewResult{}, fmt.Errorf("%w: %s: %w", ErrRenderFault, storable(c.SourceRef), err)
 	}
 	r.Body = body
-	return r
+	return r, nil
 }
+
+// ErrRenderFault marks a commit that failed because the renderer failed
+// (the validator, not the result): nothing of the batch is stored and the
+// next poll reads it again.
+var ErrRenderFault = errors.New("the bridge could not render a result (a fault of the bridge, not of the result; the next poll retries)")
 
 // storable returns s as every store can keep it in a text column: valid
 // UTF-8 without NUL bytes (PostgreSQL's TEXT refuses both, and one such row

@@ -64,6 +64,12 @@ type Checkpoint struct {
 	Cursor []byte
 	// Marks are recorded so that Seen reports them from now on.
 	Marks []string
+	// Rejected, when set, is told of each completion the core's checks
+	// reject (it is stored as rejected and never sent), during the add call
+	// that passed it, with the completion's SourceRef and the reason. A
+	// source uses it to report such rows where it reports its own bad rows.
+	// An error it returns ends the fill and the commit.
+	Rejected func(sourceRef, reason string) error
 }
 
 // Summary counts what a Commit did with the completions it was given.

@@ -143,8 +143,13 @@ func TestCSVToCoachview(t *testing.T) {
 		[]string{"P9002", "VCA-BASIS", "01-03-2024", "misschien", "", ""}, // unknown pass value
 		[]string{"P9003", "VCA-BASIS", "01-03-2024", "ja", "zeven", ""},   // not a number
 	)
-	// A row the CSV accepts but Coachview's rules refuse: stored as rejected, never sent.
-	rows = append(rows, []string{"P9004", "VCA-BASIS", "01-03-2024", "ja", "7", strings.Repeat("x", 256)})
+	// Rows the CSV accepts but Coachview's rules refuse: stored as rejected,
+	// never sent, and listed in the same errors file as the malformed rows.
+	rows = append(rows,
+		[]string{"P9004", "VCA-BASIS", "01-03-2024", "ja", "7", strings.Repeat("x", 256)},
+		[]string{strings.Repeat("P", 51), "VCA-BASIS", "01-03-2024", "ja", "7", ""},
+		[]string{"P9006", "VCA-BASIS", "01-03-2024", "ja", "7", "bel\x01"},
+	)
 	dropCSV(t, dir, "export-1.csv", rows)
 
 	d, stop := startDaemon(t, cfgPath)
@@ -169,10 +174,15 @@ func TestCSVToCoachview(t *testing.T) {
 	assert.Equal(t, 0, stats.Duplicates, "no pair sent twice")
 	assert.Equal(t, n, stats.Requests, "nothing else sent: no retries, no invalid bodies")
 	assert.Equal(t, n, counts[outbox.StateDelivered])
-	assert.Equal(t, 1, counts[outbox.StateRejected])
-	require.Len(t, rejected, 1)
-	assert.Equal(t, "P9004", rejected[0].PersonID)
-	assert.Contains(t, rejected[0].LastError, "Opmerking")
+	assert.Equal(t, 3, counts[outbox.StateRejected])
+	require.Len(t, rejected, 3)
+	byPerson := map[string]string{}
+	for _, r := range rejected {
+		byPerson[r.PersonID] = r.LastError
+	}
+	assert.Contains(t, byPerson["P9004"], "Opmerking")
+	assert.Contains(t, byPerson[strings.Repeat("P", 51)], "PersoonExterneId")
+	assert.Contains(t, byPerson["P9006"], "control character")
 
 	seen := map[string]bool{}
 	for _, r := range sim.Accepted() {
@@ -188,9 +198,22 @@ func TestCSVToCoachview(t *testing.T) {
 		assert.True(t, seen[fmt.Sprintf("P%04d", i)], "P%04d delivered", i)
 	}
 
+	// One report per file: every row that will not be sent, in line order,
+	// whether the CSV or the checks refused it.
 	errorsFile, err := os.ReadFile(filepath.Join(dir, "drop", "processed", "export-1.csv.errors.csv"))
 	require.NoError(t, err)
-	for _, want := range []string{fmt.Sprintf("%d;", n+2), fmt.Sprintf("%d;", n+3), fmt.Sprintf("%d;", n+4), "31-02-2024", "misschien", "zeven"} {
+	er := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(errorsFile), "\ufeff")))
+	er.Comma = ';'
+	recs, err := er.ReadAll()
+	require.NoError(t, err)
+	var lines []string
+	for _, rec := range recs[1:] {
+		lines = append(lines, rec[0])
+	}
+	assert.Equal(t, []string{
+		fmt.Sprint(n + 2), fmt.Sprint(n + 3), fmt.Sprint(n + 4), fmt.Sprint(n + 5), fmt.Sprint(n + 6), fmt.Sprint(n + 7),
+	}, lines, "errors file lines")
+	for _, want := range []string{"31-02-2024", "misschien", "zeven", "Opmerking: is 256 characters long", "PersoonExterneId: is 51 characters long", "control character U+0001"} {
 		assert.Contains(t, string(errorsFile), want)
 	}
 }

@@ -106,12 +106,15 @@ func (s *dryRunSink) Enrolments(ctx context.Context) ([]source.Enrolled, error) 
 	return intake.Enrolments(ctx, list, s.connection)
 }
 
-func (s *dryRunSink) Commit(_ context.Context, _ source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
+func (s *dryRunSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
 	err := fill(func(c result.Completion) error {
 		body, err := s.renderer.Render(c)
 		if err != nil {
 			s.rejected++
 			fmt.Fprintf(s.out, "<!-- %s: REJECTED: %v -->\n", c.SourceRef, err)
+			if cp.Rejected != nil {
+				return cp.Rejected(c.SourceRef, err.Error())
+			}
 			return nil
 		}
 		s.ok++

@@ -1,0 +1,190 @@
+package csvdrop
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/result"
+)
+
+// header lacks the optional Opmerking column.
+const header = "Deelnemer;Code;Datum;Geslaagd;Cijfer\n"
+
+// TestUnterminatedLastLineWaits: a file whose last line has no line ending is
+// being written ("…;7" before ",5" arrives); it is left until it has stood
+// still for unterminated_settle, then taken as it is.
+func TestUnterminatedLastLineWaits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	path := filepath.Join(e.drop, "slow.csv")
+	e.write("slow.csv", header+"p1;E;01-03-2024;ja;7")
+	now := e.clk.Now()
+	require.NoError(t, os.Chtimes(path, now, now))
+
+	e.clk.Advance(time.Minute) // well past settle, not past unterminated_settle
+	require.NoError(t, e.poll())
+	assert.Zero(t, e.sink.commits, "a half-written last line is not taken")
+	assert.Equal(t, []string{"slow.csv"}, e.files(""))
+	assert.Contains(t, e.logs.String(), "its last line has no line ending")
+
+	// The writer finishes the line: taken at once.
+	e.write("slow.csv", header+"p1;E;01-03-2024;ja;7,5\n")
+	require.NoError(t, os.Chtimes(path, now, now))
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 1)
+	assert.Equal(t, "7.5", e.sink.rows[0].ResultDecimal)
+
+	// A file typed by hand without a final line ending goes once it stood
+	// still long enough.
+	e.write("hand.csv", header+"p2;E;01-03-2024;ja;6")
+	hand := filepath.Join(e.drop, "hand.csv")
+	require.NoError(t, os.Chtimes(hand, e.clk.Now(), e.clk.Now()))
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.rows, 1)
+	e.clk.Advance(2 * time.Minute)
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 2)
+	assert.Equal(t, "6", e.sink.rows[1].ResultDecimal)
+}
+
+// TestFileOpenForWritingIsLeft: a file some process holds open for writing is
+// never taken, however long it stood still; once closed it is.
+func TestFileOpenForWritingIsLeft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("open.csv", header+"p1;E;01-03-2024;ja;7\n")
+	w, err := os.OpenFile(filepath.Join(e.drop, "open.csv"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+
+	require.NoError(t, e.poll())
+	assert.Zero(t, e.sink.commits, "held open for writing")
+	assert.Contains(t, e.logs.String(), "open for writing")
+
+	_, err = w.WriteString("p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.rows, 2, "taken whole once closed: %s", e.logs.String())
+
+	// A reader does not hold a file back.
+	e.write("read.csv", header+"p3;E;01-03-2024;ja;7\n")
+	r, err := os.Open(filepath.Join(e.drop, "read.csv"))
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.rows, 3)
+}
+
+// TestFileChangedAfterCommitStays: a writer that appends between the commit
+// and the move does not lose its rows: the file stays, is read again, its
+// committed rows are offered again (the outbox finds them unchanged) and the
+// new rows are queued.
+func TestFileChangedAfterCommitStays(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	path := filepath.Join(e.drop, "grow.csv")
+	e.write("grow.csv", header+"p1;E;01-03-2024;ja;7\n")
+	e.sink.afterCommit = func() {
+		e.sink.afterCommit = nil
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		require.NoError(t, err)
+		_, err = f.WriteString("p2;E;01-03-2024;ja;8\n")
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+	require.NoError(t, e.poll())
+	assert.Equal(t, []string{"grow.csv"}, e.files(""), "left in the drop folder")
+	assert.Contains(t, e.logs.String(), "file changed after it was read")
+
+	require.NoError(t, e.poll())
+	assert.Equal(t, []string{"grow.csv"}, e.files("processed"))
+	var persons []string
+	for _, r := range e.sink.rows {
+		persons = append(persons, r.PersonID)
+	}
+	assert.Equal(t, []string{"p1", "p1", "p2"}, persons, "p1 offered again, p2 added")
+}
+
+// TestWriterTracker: inotify tells a file a writer still holds from one it
+// closed, whatever user the writer is.
+func TestWriterTracker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tr := newWriterTracker()
+	ctx, cancel := context.WithCancel(context.Background())
+	closed := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() { done <- tr.run(ctx, dir, func(name string) { closed <- name }) }()
+	t.Cleanup(func() { cancel(); assert.NoError(t, <-done) })
+
+	// Tracking has no readiness signal: write until a close is seen.
+	for {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "probe"), []byte("x"), 0o644))
+		select {
+		case <-closed:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	f, err := os.Create(filepath.Join(dir, "a.csv"))
+	require.NoError(t, err)
+	_, err = f.WriteString(header)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tr.isHeld("a.csv") }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, f.Close())
+	for name := range closed {
+		if name == "a.csv" {
+			break
+		}
+	}
+	assert.False(t, tr.isHeld("a.csv"), "closed after writing")
+}
+
+// TestExcelNLFile reads a Dutch Excel export with CR-only line endings,
+// WAAR/ONWAAR, a trailing ";" on data rows only and no Opmerking column.
+func TestExcelNLFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("mac.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer\rp1;E;01-03-2024;WAAR;7,5;\rp2;E;01-03-2024;ONWAAR;4;\r")
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 2)
+	assert.True(t, e.sink.rows[0].Passed)
+	assert.False(t, e.sink.rows[1].Passed)
+	assert.Equal(t, "mac.csv:3", e.sink.rows[1].SourceRef)
+	assert.Equal(t, []string{"mac.csv"}, e.files("processed"), "no errors file")
+	assert.Contains(t, e.logs.String(), `"absent_optional_columns":"remark (\"Opmerking\")"`)
+}
+
+// TestErrorsFileListsRejectedRows: rows the core's checks reject are listed
+// in the errors file in line order among the rows that did not parse; a file
+// none of whose rows can be sent is failed.
+func TestErrorsFileListsRejectedRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.sink.reject = func(c result.Completion) string {
+		if c.PersonID == "bad" {
+			return "PersoonExterneId: is 51 characters long; at most 50 allowed"
+		}
+		return ""
+	}
+	e.write("mixed.csv", header+"p1;E;01-03-2024;ja;7\nbad;E;01-03-2024;ja;7\np2;E;31-02-2024;ja;7\np3;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.rows, 3, "the rejected row is still stored, as rejected")
+	recs := e.errorsFile("processed/mixed.csv.errors.csv")
+	require.Len(t, recs, 2)
+	assert.Equal(t, "3", recs[0][0])
+	assert.Contains(t, recs[0][1], "rejected by the checks before sending: PersoonExterneId")
+	assert.Equal(t, "bad;E;01-03-2024;ja;7", recs[0][2])
+	assert.Equal(t, "4", recs[1][0])
+
+	e.write("allbad.csv", header+"bad;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	assert.Equal(t, []string{"allbad.csv", "allbad.csv.errors.csv"}, e.files("failed"))
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSlowWriterIsTakenWhole: an export written by another process in chunks
+// with pauses longer than settle (the default 500 ms), cut mid-line (after
+// "…;7" before ",5") and at a line end, is delivered whole by the daemon
+// process: every row once, with its whole grade, nothing in failed/. The
+// writer either keeps the file open throughout or reopens it for each chunk
+// (both were seen losing rows or sending 7 instead of 7,5 in issue 16).
+func TestSlowWriterIsTakenWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test: skipped with -short")
+	}
+	bin := binary(t)
+	for _, mode := range []string{"kept-open", "reopened"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			sim, srv := newSimulator(t)
+			cfgPath := e2eSetup(t, srv.URL, "")
+			dir := filepath.Dir(cfgPath)
+			lms := filepath.Join(dir, "lms.d", "export.yaml")
+			b, err := os.ReadFile(lms)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(lms, []byte(strings.Replace(string(b), "  settle: 50ms\n", "", 1)), 0o644))
+
+			const n = 40
+			var csv strings.Builder
+			csv.WriteString("Deelnemer;Cursuscode;Datum afgerond;Geslaagd;Cijfer;Opmerking\r\n")
+			for i := range n {
+				fmt.Fprintf(&csv, "P%04d;VCA-BASIS;30-11-2026;ja;7,5;\r\n", i)
+			}
+			content := csv.String()
+			// Chunk ends: after "7" of row 10, at the end of row 20 (kept
+			// open only: a writer reopening per chunk at a line end cannot be
+			// told from a finished export), mid-field in row 30, the end.
+			row := func(i int) int { return strings.Index(content, fmt.Sprintf("P%04d;", i)) }
+			cuts := []int{row(10) + len("P0010;VCA-BASIS;30-11-2026;ja;7"), row(30) + 5, len(content)}
+			if mode == "kept-open" {
+				cuts = []int{row(10) + len("P0010;VCA-BASIS;30-11-2026;ja;7"), row(21), row(30) + 5, len(content)}
+			}
+			var script strings.Builder
+			script.WriteString("set -e\n")
+			if mode == "kept-open" {
+				script.WriteString(`exec 3>"$DIR/drop/export.csv"` + "\n")
+			}
+			prev := 0
+			for i, cut := range cuts {
+				chunk := filepath.Join(dir, fmt.Sprintf("chunk-%d", i))
+				require.NoError(t, os.WriteFile(chunk, []byte(content[prev:cut]), 0o644))
+				prev = cut
+				if i > 0 {
+					script.WriteString("sleep 1.5\n")
+				}
+				if mode == "kept-open" {
+					fmt.Fprintf(&script, "cat %q >&3\n", chunk)
+				} else {
+					fmt.Fprintf(&script, "cat %q >> \"$DIR/drop/export.csv\"\n", chunk)
+				}
+			}
+			if mode == "kept-open" {
+				script.WriteString("sleep 1.5\nexec 3>&-\n")
+			}
+
+			startDaemonProcess(t, bin, cfgPath, "daemon")
+			waitRunning(t, filepath.Join(dir, "daemon.log"), 1)
+			writer := exec.Command("sh", "-c", script.String())
+			writer.Env = append(os.Environ(), "DIR="+dir)
+			out, err := writer.CombinedOutput()
+			require.NoError(t, err, string(out))
+
+			waitFor(t, time.Minute, func() bool { return sim.Stats().Accepted >= n })
+			waitFor(t, 30*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(dir, "drop", "processed", "export.csv"))
+				return err == nil
+			})
+			stats := sim.Stats()
+			assert.Equal(t, n, stats.Accepted)
+			assert.Equal(t, n, stats.Requests, "each row sent once, none with a cut grade")
+			for _, r := range sim.Accepted() {
+				assert.Contains(t, string(r.Body), `ResultaatDecimaal="7.5"`, r.PersonID)
+			}
+			failed, _ := os.ReadDir(filepath.Join(dir, "drop", "failed"))
+			assert.Empty(t, failed, "nothing failed")
+			processed, err := os.ReadDir(filepath.Join(dir, "drop", "processed"))
+			require.NoError(t, err)
+			assert.Len(t, processed, 1, "one file, without an errors file")
+		})
+	}
+}
