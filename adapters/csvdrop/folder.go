@@ -51,6 +51,7 @@ type Folder struct {
 	mu       sync.Mutex             // serialises polls; guards observed and noted
 	observed map[string]observation // files seen changing recently, by name
 	noted    map[string]int64       // files left as incomplete, by name, with the size already logged
+	recent   map[string]*recentTake // files moved to the processed directory lately, by name in the drop folder
 
 	// writers knows, while Watch runs, which files a writer still holds open.
 	writers *writerTracker
@@ -91,6 +92,7 @@ func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {
 		clock:    clk,
 		observed: map[string]observation{},
 		noted:    map[string]int64{},
+		recent:   map[string]*recentTake{},
 		writers:  newWriterTracker(),
 		recheck:  make(chan time.Duration, 1),
 	}
@@ -133,6 +135,7 @@ func (f *Folder) Poll(ctx context.Context, sink source.Sink) error {
 // ready lists the drop folder and returns the names of the candidate files
 // that have settled, sorted.
 func (f *Folder) ready() ([]string, error) {
+	f.checkRecent()
 	entries, err := os.ReadDir(f.folder)
 	if err != nil {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
@@ -275,6 +278,9 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		return err
 	}
 	switch {
+	case out.fileErr != nil && out.noHeader && f.continueHeaderless(name):
+		f.wantRecheck(0)
+		return errs.discard()
 	case out.fileErr != nil:
 		return f.fail(log, name, errs, out.fileErr, taken)
 	case out.changed:
@@ -337,6 +343,7 @@ type outcome struct {
 	seen         bool       // the same content was committed before
 	changed      bool       // the content changed while being read
 	unterminated bool       // the last line has no line ending yet, and the file is recent
+	noHeader     bool       // fileErr is about the header: the first line is no usable header
 	fileErr      *fileError // the file is unusable
 	stats        readStats
 	sum          source.Summary
@@ -372,7 +379,7 @@ func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, n
 	sum, err := sink.Commit(ctx, source.Checkpoint{Marks: []string{mark}, Rejected: r.rejected}, r.fill)
 	switch {
 	case r.fileErr != nil:
-		return outcome{fileErr: r.fileErr, stats: r.stats}, nil
+		return outcome{fileErr: r.fileErr, stats: r.stats, noHeader: r.stats.headerLine == 0 || errors.As(r.fileErr, new(*HeaderError))}, nil
 	case r.changed:
 		return outcome{changed: true}, errs.discard()
 	case err != nil:
@@ -443,6 +450,9 @@ func (f *Folder) move(name, dir string, errs *errorsFile, taken fs.FileInfo) (st
 			err = errors.Join(err, errs.discard())
 		}
 		return "", fmt.Errorf("csvdrop: move %s out of the drop folder: %w", name, err)
+	}
+	if dir == f.processedDir && taken != nil {
+		f.remember(name, filepath.Join(dir, dest), taken.Size())
 	}
 	if errs != nil {
 		if err := errs.finish(filepath.Join(dir, dest+".errors.csv")); err != nil {

@@ -188,3 +188,51 @@ func TestErrorsFileListsRejectedRows(t *testing.T) {
 	require.NoError(t, e.poll())
 	assert.Equal(t, []string{"allbad.csv", "allbad.csv.errors.csv"}, e.files("failed"))
 }
+
+// TestRowsAppendedAfterTheMoveAreTaken: a writer the daemon could not see
+// kept the file open and appended after it was moved to processed/; the new
+// rows are taken from a continuation file below the original header.
+func TestRowsAppendedAfterTheMoveAreTaken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 1)
+
+	f, err := os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("p2;E;01-03-2024;ja;8\np3;E;01-03-2024;nee;4\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 3, "the appended rows are taken: %s", e.logs.String())
+	assert.Equal(t, "p2", e.sink.rows[1].PersonID)
+	assert.Regexp(t, `^late\.continued-\d{8}T\d{6}\.csv:2$`, e.sink.rows[1].SourceRef)
+	assert.Contains(t, e.logs.String(), "rows were appended to a file after it was taken")
+
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.rows, 3, "taken once")
+}
+
+// TestHeaderlessContinuationIsTaken: a writer that reopens the export per
+// chunk recreates it, without header, after the first part was taken; its
+// rows are taken below the first part's header, not failed.
+func TestHeaderlessContinuationIsTaken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("chunks.csv", header+"p1;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	e.write("chunks.csv", "p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.rows, 2)
+	assert.Equal(t, "p2", e.sink.rows[1].PersonID)
+	assert.Empty(t, e.files("failed"))
+	assert.Contains(t, e.logs.String(), "continues one taken earlier")
+
+	// A file of the same name with a header of its own is simply a new export.
+	e.write("chunks.csv", "Wie;Wat\nx;y\n")
+	require.NoError(t, e.poll())
+	assert.Equal(t, []string{"chunks.csv", "chunks.csv.errors.csv"}, e.files("failed"))
+}

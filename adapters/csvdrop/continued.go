@@ -1,0 +1,176 @@
+package csvdrop
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// recentWindow is how long a file moved to the processed directory is
+// watched for rows a writer adds after the move.
+const recentWindow = time.Hour
+
+// maxHeaderLine bounds the header line kept of a recently taken file.
+const maxHeaderLine = 64 << 10
+
+// recentTake is a file lately moved to the processed directory.
+type recentTake struct {
+	path   string    // where it is now
+	size   int64     // bytes already taken from it
+	header []byte    // its first line with its line ending, as bytes
+	at     time.Time // when it was moved
+}
+
+// remember notes a file just moved to path, so that rows a writer appends
+// to it there, or to a new file of the same name in the drop folder, are
+// taken instead of lost. Each file is watched for recentWindow.
+func (f *Folder) remember(name, path string, size int64) {
+	header, err := firstLine(path)
+	if err != nil || len(header) == 0 {
+		return // nothing to continue from; the file itself is kept
+	}
+	f.recent[name] = &recentTake{path: path, size: size, header: header, at: f.clock.Now()}
+}
+
+// firstLine returns the first line of a file, line ending included (LF, CRLF
+// or a lone CR), or nil when there is none within maxHeaderLine bytes.
+func firstLine(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	head, err := bufio.NewReaderSize(io.LimitReader(fh, maxHeaderLine), maxHeaderLine).Peek(maxHeaderLine)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		return head[:i+1], nil
+	}
+	if i := bytes.IndexByte(head, '\r'); i >= 0 {
+		return head[:i+1], nil
+	}
+	return nil, nil
+}
+
+// checkRecent looks at the files taken lately: rows a writer appended to one
+// after it was moved (it kept the file open, unseen) are written, below the
+// file's header, to a continuation file in the drop folder, which the next
+// poll takes like any export.
+func (f *Folder) checkRecent() {
+	now := f.clock.Now()
+	for name, r := range f.recent {
+		if now.Sub(r.at) > recentWindow {
+			delete(f.recent, name)
+			continue
+		}
+		info, err := os.Stat(r.path)
+		switch {
+		case err != nil:
+			delete(f.recent, name) // moved on by the operator
+			continue
+		case info.Size() < r.size:
+			f.log.Warn("a processed file shrank after it was taken; no longer watched", "file", r.path)
+			delete(f.recent, name)
+			continue
+		case info.Size() == r.size:
+			continue
+		}
+		dest, err := f.continuation(name, r.header, r.path, r.size)
+		if err != nil {
+			f.log.Error("rows were appended to a file after it was taken, and cannot be copied to the drop folder; add them in a new export",
+				"file", r.path, "from_byte", r.size, "error", err)
+			continue
+		}
+		f.log.Warn("rows were appended to a file after it was taken (a writer still had it open); they are taken from a continuation file",
+			"file", r.path, "bytes", info.Size()-r.size, "continuation", dest)
+		r.size = info.Size()
+	}
+}
+
+// continueHeaderless handles a file without a usable header whose name was
+// taken lately: a writer that reopens the export per chunk recreated it
+// after the earlier part was taken. Its content is written below the earlier
+// part's header to a continuation file, and the header-less file is moved to
+// the processed directory. It reports whether it did so.
+func (f *Folder) continueHeaderless(name string) bool {
+	r := f.recent[name]
+	if r == nil {
+		return false
+	}
+	path := filepath.Join(f.folder, name)
+	if first, err := firstLine(path); err != nil || bytes.Equal(first, r.header) {
+		return false // starts with the same header: a file of its own, failed on its merits
+	}
+	dest, err := f.continuation(name, r.header, path, 0)
+	if err != nil {
+		f.log.Error("file has no header and seems to continue one taken earlier, but cannot be copied; add the header line and drop it again",
+			"file", name, "taken_earlier", r.path, "error", err)
+		return false
+	}
+	moved, err := freeName(f.processedDir, name, f.clock.Now())
+	if err == nil {
+		err = os.Rename(path, filepath.Join(f.processedDir, moved))
+	}
+	if err != nil {
+		_ = os.Remove(filepath.Join(f.folder, dest)) // the original stays and is handled again
+		f.log.Error("cannot move a header-less continuation out of the drop folder", "file", name, "error", err)
+		return false
+	}
+	f.log.Warn("file has no header and continues one taken earlier (the writer reopened it after it was taken); its rows are taken below that header from a continuation file",
+		"file", name, "taken_earlier", r.path, "continuation", dest, "moved_to", moved)
+	delete(f.recent, name)
+	return true
+}
+
+// continuation writes header followed by the bytes of src from offset on to
+// a new file in the drop folder, named after name with ".continued-<time>"
+// before its extension, and returns that name. It is written aside and
+// renamed into place, so no poll sees it half.
+func (f *Folder) continuation(name string, header []byte, src string, offset int64) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	if _, err := in.Seek(offset, io.SeekStart); err != nil {
+		return "", err
+	}
+	ext := filepath.Ext(name)
+	dest, err := freeName(f.folder, strings.TrimSuffix(name, ext)+".continued-"+f.clock.Now().Format("20060102T150405")+ext, f.clock.Now())
+	if err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(f.folder, "."+dest+".tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return "", err
+	}
+	_, err = out.Write(header)
+	if err == nil {
+		_, err = io.Copy(out, in)
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(f.folder, dest))
+	}
+	if err != nil {
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		return "", fmt.Errorf("write continuation %s: %w", dest, err)
+	}
+	return dest, nil
+}
