@@ -125,6 +125,36 @@ func TestNewSettingsErrors(t *testing.T) {
 			want:     lmsFile + ":4: folder: required",
 		},
 		{
+			name:     "grade bound not a number",
+			settings: minimalSettings + "  plausible:\n    grade_min: laag\n",
+			want:     lmsFile + `:10: plausible.grade_min: must be a number such as 0 or 10, got "laag"`,
+		},
+		{
+			name:     "grade bounds crossed",
+			settings: minimalSettings + "  plausible:\n    grade_min: 10\n    grade_max: 1\n",
+			want:     lmsFile + ":11: plausible.grade_max: 1 is below grade_min 10",
+		},
+		{
+			name:     "earliest date not a date",
+			settings: minimalSettings + "  plausible:\n    earliest_date: 1-1-2000\n",
+			want:     lmsFile + `:10: plausible.earliest_date: must be a date as YYYY-MM-DD, got "1-1-2000"`,
+		},
+		{
+			name:     "thousands separator",
+			settings: minimalSettings + "  thousands_separator: \" \"\n",
+			want:     lmsFile + `:9: thousands_separator: must be ".", "," or empty (none), got " "`,
+		},
+		{
+			name:     "required column made optional",
+			settings: minimalSettings + "  optional_columns: [remark, person]\n",
+			want:     lmsFile + ":9: optional_columns: person cannot be optional: no result can be sent without it",
+		},
+		{
+			name:     "unknown optional column",
+			settings: minimalSettings + "  optional_columns: [opmerking]\n",
+			want:     lmsFile + `:9: optional_columns: "opmerking" is not a columns key; use one of person, elearningcode, completed_at, passed, result, result_decimal, remark, result_date, result_remark, attendance, attendance_date, attendance_remark`,
+		},
+		{
 			name:     "bad delimiter",
 			settings: minimalSettings + "  delimiter: \"|\"\n",
 			want:     lmsFile + `:9: delimiter: must be auto, ";", "," or tab, got "|"`,
