@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,10 +54,8 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		f.State = inboundstore.State(*state)
-		switch f.State {
-		case "", inboundstore.StatePending, inboundstore.StateDone, inboundstore.StateFailed, inboundstore.StateIgnored, inboundstore.StateUnmapped:
-		default:
-			return usageError{fmt.Sprintf("unknown state %q (pending, done, failed, ignored, unmapped)", *state)}
+		if f.State != "" && !slices.Contains(inboundstore.States, f.State) {
+			return usageError{fmt.Sprintf("unknown state %q (pending, done, failed, ignored, unmapped, superseded)", *state)}
 		}
 		if f.Source != "" && f.Source != inboundstore.SourceLink && !strings.HasPrefix(f.Source, inboundstore.WebhookSource("")) {
 			return usageError{fmt.Sprintf("unknown source %q (link, or webhook:NAME)", f.Source)}

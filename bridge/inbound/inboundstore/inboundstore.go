@@ -88,7 +88,15 @@ const (
 	StateIgnored State = "ignored"
 	// StateUnmapped messages are events the configuration does not map.
 	StateUnmapped State = "unmapped"
+	// StateSuperseded messages are enrolments or unenrolments a later
+	// request for the same person and e-learning code replaced before they
+	// were carried out: the last request Coachview sent for a pair decides
+	// its final state, so they never are.
+	StateSuperseded State = "superseded"
 )
+
+// States are all states of inbound messages, in the order reports list them.
+var States = []State{StatePending, StateDone, StateFailed, StateIgnored, StateUnmapped, StateSuperseded}
 
 // Terminal reports whether s is a final state.
 func (s State) Terminal() bool { return s != StatePending }

@@ -1,11 +1,17 @@
 // Package link serves Coachview's enrolment link: POST with a JSON body
 // enrols a person, DELETE (or a body-less POST) with the PersoonExterneId
 // and Elearningcode query parameters unenrols. Each request is stored
-// durably (a repeated request is the same stored message, carried out
-// again) and then carried out at once within a short deadline: 200 when the
+// durably and then carried out at once within a short deadline: 200 when the
 // LMS did it, 422 with a message Coachview's user can act on when the LMS
 // refused, 202 when the LMS could not be reached and the bridge will retry.
 // Requests must be authorised (package oauth's bearer tokens).
+//
+// The last request for a (person, e-learning code) pair decides (see
+// inboundstore's ordering rule): a repeated request whose outcome is still
+// the pair's state is answered 200 from it without being carried out again;
+// a repeat after a later request changed the pair is carried out again; a
+// request for a pair whose earlier request is being carried out waits for it
+// (202).
 package link
 
 import (
@@ -228,10 +234,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	stored, _, err := h.store.SaveMessage(sctx, m, inboundstore.Rearm)
+	stored, saved, err := h.store.SaveMessage(sctx, m, inboundstore.Rearm)
 	if err != nil {
 		h.log.Error("enrolment link: request not stored", slog.String("error", err.Error()))
 		reply(w, http.StatusServiceUnavailable, "The bridge could not store the request; please try again later.")
+		return
+	}
+	if saved == inboundstore.Existed && stored.State == inboundstore.StateDone {
+		// The same request was carried out before and is still what the
+		// pair last became: answered from that outcome, not carried out again.
+		reply(w, http.StatusOK, "OK")
 		return
 	}
 	owner := fmt.Sprintf("%s/link-%d", h.cfg.Owner, h.requests.Add(1))
@@ -240,7 +252,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.log.Error("enrolment link: request not claimed", slog.Int64("inbound_id", stored.ID), slog.String("error", err.Error()))
 		}
-		reply(w, http.StatusAccepted, fmt.Sprintf("Accepted: the request (number %d) is already being carried out and will be retried if needed.", stored.ID))
+		reply(w, http.StatusAccepted, fmt.Sprintf("Accepted: the request (number %d) is stored; it, or an earlier request for this person and e-learning part, is being carried out now, and it will be retried if needed.", stored.ID))
 		return
 	}
 	pctx, pcancel := context.WithTimeout(ctx, h.cfg.SyncTimeout)

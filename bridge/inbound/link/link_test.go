@@ -198,7 +198,7 @@ func TestRepeatWhileCarriedOut(t *testing.T) {
 
 	status, msg := r.do(t, "POST", "", enrolBody)
 	assert.Equal(t, http.StatusAccepted, status)
-	assert.Contains(t, msg, "already being carried out")
+	assert.Contains(t, msg, "is being carried out now")
 	select {
 	case <-r.enr.Called:
 		t.Error("the repeat called the LMS while the first request was carrying the message out")
@@ -236,4 +236,37 @@ func FuzzParseEnrol(f *testing.F) {
 			t.Fatalf("accepted over-long field: %+v", req)
 		}
 	})
+}
+
+// TestLaterUnenrolWins reproduces issue 18's finding: an enrolment answered
+// 202 (LMS unreachable) must not be carried out after a later, successful
+// unenrolment of the same pair. The last request decides: the worker's retry
+// finds the enrolment superseded, and the enrolment list says unenrolled.
+func TestLaterUnenrolWins(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.enr.Fail(errors.New("connection refused"))
+	status, _ := r.do(t, "POST", "", enrolBody)
+	require.Equal(t, http.StatusAccepted, status)
+
+	status, body := r.do(t, "DELETE", "?PersoonExterneId=P12345&Elearningcode=e12345", "")
+	require.Equal(t, http.StatusOK, status, body)
+
+	r.clk.Advance(24 * time.Hour)
+	w, err := inbound.NewWorker(r.store, r.proc, inbound.WorkerConfig{Owner: "worker"})
+	require.NoError(t, err)
+	n, err := w.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing left to carry out")
+	calls := r.enr.Calls()
+	require.Len(t, calls, 2)
+	assert.Equal(t, "unenrol", calls[1].Action, "the unenrolment was the last call to the LMS")
+
+	list, err := r.store.(inboundstore.EnrolmentList).ListEnrolments(t.Context(), inboundstore.EnrolmentFilter{})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, inboundstore.EnrolmentUnenrolled, list[0].State)
+	ms := r.messages(t)
+	require.Len(t, ms, 2)
+	assert.Equal(t, inboundstore.StateSuperseded, ms[1].State, "the enrolment")
 }

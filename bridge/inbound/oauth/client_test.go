@@ -107,14 +107,14 @@ func TestOAuth2ClientFlow(t *testing.T) {
 	assert.NotEqual(t, tok.RefreshToken, fresh.RefreshToken, "refresh tokens rotate")
 	resp, body = e.enrolWith(conf.Client(ctx, fresh))
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	assert.Len(t, e.enr.Calls(), 2)
+	assert.Len(t, e.enr.Calls(), 1, "the same request again is answered from its first outcome")
 
 	// The old refresh token is refused, and presenting it revokes the grant.
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Second)}).Token()
 	assert.Equal(t, "invalid_grant", retrieveError(t, err))
 	resp, _ = e.enrolWith(conf.Client(ctx, fresh))
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a replayed refresh token revokes its grant")
-	assert.Len(t, e.enr.Calls(), 2, "no refused request reached the LMS")
+	assert.Len(t, e.enr.Calls(), 1, "no refused request reached the LMS")
 }
 
 func TestOAuth2ClientWrongRedirectURI(t *testing.T) {

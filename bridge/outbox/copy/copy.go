@@ -116,16 +116,11 @@ func diff(want, got Counts) []string {
 	for _, st := range outbox.States {
 		check(string(st)+" results", want.States[st], got.States[st])
 	}
-	for _, st := range inboundStates {
+	for _, st := range inboundstore.States {
 		check(string(st)+" inbound messages", want.InboundStates[st], got.InboundStates[st])
 	}
 	return out
 }
-
-// inboundStates are the states of inbound messages, in the order diff
-// reports them.
-var inboundStates = []inboundstore.State{inboundstore.StatePending, inboundstore.StateDone,
-	inboundstore.StateFailed, inboundstore.StateIgnored, inboundstore.StateUnmapped}
 
 // Source is a store that can be read in full, below the Store interface.
 type Source interface {

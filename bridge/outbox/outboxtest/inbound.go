@@ -55,6 +55,9 @@ func RunInbound(t *testing.T, open InboundOpener) {
 		{"EnrolmentListFiltersAndCounts", testEnrolmentFilters},
 		{"EnrolmentListAtomicWithFinish", testEnrolmentAtomicity},
 		{"PurgeFinishedMessages", testPurgeMessages},
+		{"OrderSupersedesWaitingRequest", testOrderSupersedesWaiting},
+		{"OrderWaitsForRequestInFlight", testOrderWaitsForInFlight},
+		{"OrderRepeatAnsweredOrRearmed", testOrderRepeatAnsweredOrRearmed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

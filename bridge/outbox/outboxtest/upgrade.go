@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
@@ -135,4 +136,46 @@ func SupersessionUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
 	assert.Equal(t, 1, n, "the delivered row")
 	require.NoError(t, db.GetContext(ctx, &attempts, `SELECT COUNT(*) FROM attempts`))
 	assert.Equal(t, 1, attempts, "the purged row's attempt went with it")
+}
+
+// InboundOrderSchema is the schema version before inbound messages could
+// be superseded.
+const InboundOrderSchema = 7
+
+// InboundOrderUpgrade checks the migration that adds the superseded state
+// of inbound messages, on a database db the caller has brought to schema
+// InboundOrderSchema: the messages an older cvbridge left keep their ids,
+// fields and states, and the ordering rule works on them. open migrates the
+// database and opens the inbound store on it.
+func InboundOrderUpgrade(t *testing.T, db *sqlx.DB, open func() inboundstore.Store) {
+	ctx := t.Context()
+	ms := Epoch.UnixMilli()
+	put := func(key, action, state string) int64 {
+		var id int64
+		require.NoError(t, db.GetContext(ctx, &id, db.Rebind(`INSERT INTO inbound_messages
+			(source, dedupe_key, received_at, verified, body, action, person_id, elearningcode, first_name, email,
+				state, next_attempt_at, updated_at, erased_at)
+			VALUES ('link', ?, ?, 'bearer', ?, ?, 'P1', 'E1', 'Jan', 'jan@example.org', ?, ?, ?, NULL) RETURNING id`),
+			key, ms, []byte(`{"k":"`+key+`"}`), action, state, ms, ms))
+		return id
+	}
+	done := put("a", "enrol", "done")
+	waiting := put("b", "enrol", "pending")
+	gone := put("c", "unenrol", "failed")
+	_, err := db.ExecContext(ctx, db.Rebind(`DELETE FROM inbound_messages WHERE id = ?`), gone) // purged: its id is not reused
+	require.NoError(t, err)
+
+	s := open()
+	m, err := s.GetMessage(ctx, done)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"link", "a", "enrol", "P1", "E1", "Jan", "jan@example.org", string(inboundstore.StateDone), `{"k":"a"}`},
+		[]string{m.Source, m.DedupeKey, string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Email, string(m.State), string(m.Body)})
+
+	later, _, err := s.SaveMessage(ctx, inboundstore.Message{Source: "link", DedupeKey: "d", Verified: inboundstore.VerifiedBearer,
+		Action: inboundstore.ActionUnenrol, PersonID: "P1", ElearningCode: "E1", State: inboundstore.StatePending}, inboundstore.Rearm)
+	require.NoError(t, err)
+	assert.Greater(t, later.ID, gone, "no id is given out twice")
+	m, err = s.GetMessage(ctx, waiting)
+	require.NoError(t, err)
+	assert.Equal(t, inboundstore.StateSuperseded, m.State, "the old pending enrolment is superseded by the later unenrolment")
 }

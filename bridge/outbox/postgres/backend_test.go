@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
@@ -342,6 +343,16 @@ func TestSupersessionUpgrade(t *testing.T) {
 		(target, connection, elearningcode, person_id, person_key, state, active, created_at, updated_at)
 		VALUES ('cv', 'csv', 'E2', 'p9', 'p9', 'lost', FALSE, $1, $1)`, ms)
 	assert.ErrorContains(t, err, "results_state_check")
+}
+
+// TestInboundOrderUpgrade: a database an older cvbridge left at schema 7
+// migrates to the superseded state of inbound messages.
+func TestInboundOrderUpgrade(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	db := raw(t, dsn)
+	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.InboundOrderSchema))
+	outboxtest.InboundOrderUpgrade(t, db, func() inboundstore.Store { return open(t, dsn) })
 }
 
 // TestLeasesOnTheServersClock: a daemon whose clock runs two minutes ahead

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/outboxtest"
@@ -154,4 +155,17 @@ func TestSupersessionUpgrade(t *testing.T) {
 	var fk int
 	require.NoError(t, db.GetContext(ctx, &fk, `PRAGMA foreign_keys`))
 	assert.Equal(t, 1, fk, "foreign keys are on again on the pool's connections")
+}
+
+// TestInboundOrderUpgrade: a database an older cvbridge left at schema 7 has
+// its inbound messages rebuilt for the superseded state without losing a
+// field or an id.
+func TestInboundOrderUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, open := olderSchema(t, outboxtest.InboundOrderSchema)
+	outboxtest.InboundOrderUpgrade(t, db, func() inboundstore.Store { return open().(*Store) })
+	var check string
+	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
+	assert.Equal(t, "ok", check)
 }

@@ -96,7 +96,9 @@ func (s *Store) SaveMessage(ctx context.Context, m inboundstore.Message, dup inb
 
 // ClaimMessages leases due pending messages; see inboundstore.MessageStore.
 // Several daemons claiming at once get disjoint messages where the backend's
-// ClaimLock locks the due rows. Returned messages are ordered by id.
+// ClaimLock locks the due rows. Returned messages are ordered by id. A
+// message waits while an older one of its pair is being carried out
+// (order.go).
 func (s *Store) ClaimMessages(ctx context.Context, owner string, limit int, now time.Time, lease time.Duration) ([]inboundstore.Message, error) {
 	if owner == "" || limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("claim inbound messages: owner (%q) must be set, limit (%d) and lease (%s) positive", owner, limit, lease)
@@ -107,10 +109,11 @@ func (s *Store) ClaimMessages(ctx context.Context, owner string, limit int, now 
 	defer s.writes.Unlock()
 	err := s.db.SelectContext(ctx, &rows, s.q(`UPDATE inbound_messages
 		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
-		WHERE id IN (SELECT id FROM inbound_messages WHERE state = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?`+s.claimLock+`)
+		WHERE id IN (SELECT m.id FROM inbound_messages m WHERE m.state = 'pending' AND m.next_attempt_at <= ?
+			AND NOT `+olderInFlight+`
+			ORDER BY m.next_attempt_at, m.id LIMIT ?`+s.claimLock+`)
 		RETURNING `+MessageCols),
-		owner, until, until, now.UnixMilli(), now.UnixMilli(), limit)
+		owner, until, until, now.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim inbound messages for %q: %w", owner, err)
 	}
@@ -119,6 +122,8 @@ func (s *Store) ClaimMessages(ctx context.Context, owner string, limit int, now 
 }
 
 // ClaimMessage leases one pending message; see inboundstore.MessageStore.
+// Like ClaimMessages, it does not take a message while an older one of its
+// pair is being carried out.
 func (s *Store) ClaimMessage(ctx context.Context, id int64, owner string, now time.Time, lease time.Duration) (inboundstore.Message, bool, error) {
 	if owner == "" || lease <= 0 {
 		return inboundstore.Message{}, false, fmt.Errorf("claim inbound message %d: owner (%q) must be set and lease (%s) positive", id, owner, lease)
@@ -130,8 +135,9 @@ func (s *Store) ClaimMessage(ctx context.Context, id int64, owner string, now ti
 	err := s.db.GetContext(ctx, &row, s.q(`UPDATE inbound_messages
 		SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 		WHERE id = ? AND state = 'pending' AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
+			AND NOT EXISTS (SELECT 1 FROM inbound_messages m WHERE m.id = inbound_messages.id AND `+olderInFlight+`)
 		RETURNING `+MessageCols),
-		owner, until, until, now.UnixMilli(), id, owner, now.UnixMilli())
+		owner, until, until, now.UnixMilli(), id, owner, now.UnixMilli(), now.UnixMilli())
 	if errors.Is(err, sql.ErrNoRows) {
 		return inboundstore.Message{}, false, nil
 	}
@@ -175,6 +181,26 @@ func (s *Store) FinishMessage(ctx context.Context, f inboundstore.Finish) error 
 	args := []any{string(f.State), next, inboundstore.Clip(f.Error, inboundstore.MaxError), at.UnixMilli(), f.ID, f.Owner}
 	lost := func() error {
 		return fmt.Errorf("finish inbound message %d for %q: %w", f.ID, f.Owner, inboundstore.ErrLeaseLost)
+	}
+	if f.State == inboundstore.StatePending {
+		// A retry, unless a newer request of the pair came in meanwhile
+		// (order.go).
+		err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+			res, err := tx.ExecContext(ctx, update, args...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return lost()
+			}
+			return s.supersedeIfNewer(ctx, tx, f.ID, at)
+		})
+		if err != nil && !errors.Is(err, inboundstore.ErrLeaseLost) {
+			return fmt.Errorf("finish inbound message %d: %w", f.ID, err)
+		}
+		return err
 	}
 	if f.State != inboundstore.StateDone || f.Connection == "" {
 		// One statement, no list entry: no transaction needed.

@@ -76,6 +76,19 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 				return err
 			}
 		}
+		// The ordering rule (order.go): a new or rearmed request of a pair
+		// supersedes the pair's older pending ones, in the order of ms.
+		for i, m := range ms {
+			if outcomes[i] == inboundstore.Existed || m.State != inboundstore.StatePending {
+				continue
+			}
+			if m.Action != inboundstore.ActionEnrol && m.Action != inboundstore.ActionUnenrol {
+				continue
+			}
+			if err := s.supersedeOlder(ctx, tx, ids[i], now); err != nil {
+				return err
+			}
+		}
 		query, args, err := sqlx.In(`SELECT `+MessageCols+` FROM inbound_messages WHERE id IN (?)`, ids)
 		if err != nil {
 			return err
@@ -157,6 +170,12 @@ func insertArgs(m inboundstore.Message, now time.Time) []any {
 // countRequest counts a request of the stored message with m's source and
 // dedupe key at now, rearming it if dup says so, and returns its id and
 // what it did.
+//
+// With Rearm, a failed or superseded message is made pending again. A done
+// one is too, unless its outcome is still its pair's state: it is the
+// message that last changed the pair in the enrolment list and no other
+// request of the pair is pending. Then the repeat is answered from the first
+// outcome (Existed), not carried out again.
 func (s *Store) countRequest(ctx context.Context, tx *sqlx.Tx, m inboundstore.Message, dup inboundstore.Duplicate, now time.Time) (int64, inboundstore.SaveOutcome, error) {
 	var row struct {
 		ID    int64  `db:"id"`
@@ -168,7 +187,20 @@ func (s *Store) countRequest(ctx context.Context, tx *sqlx.Tx, m inboundstore.Me
 	outcome := inboundstore.Existed
 	set := `requests = requests + 1, updated_at = ?`
 	args := []any{now.UnixMilli()}
-	if dup == inboundstore.Rearm && (row.State == string(inboundstore.StateDone) || row.State == string(inboundstore.StateFailed)) {
+	rearm := false
+	if dup == inboundstore.Rearm {
+		switch inboundstore.State(row.State) {
+		case inboundstore.StateFailed, inboundstore.StateSuperseded:
+			rearm = true
+		case inboundstore.StateDone:
+			current, err := s.stillCurrent(ctx, tx, row.ID)
+			if err != nil {
+				return 0, 0, err
+			}
+			rearm = !current
+		}
+	}
+	if rearm {
 		outcome = inboundstore.Rearmed
 		set += `, state = 'pending', attempts = 0, next_attempt_at = ?, last_error = ''`
 		args = append(args, now.UnixMilli())

@@ -1,0 +1,93 @@
+package sqlinbound
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// The ordering rule of enrolments and unenrolments: the last request
+// Coachview sent for a (person, Elearningcode) pair decides the pair's final
+// state, whichever path (the link, a webhook) it came by and however the
+// LMS answered the earlier ones. Persons are compared case-insensitively, as
+// Coachview does. The rule is kept in four places:
+//
+//   - saving a request (new, or a finished one rearmed) supersedes the
+//     pair's other pending messages that nobody is carrying out: they are
+//     older, and never carried out after it;
+//   - a pending message another one is carrying out (leased) cannot be
+//     stopped; the newer waits: neither claim takes a message while an
+//     older one of its pair is leased;
+//   - a leased message whose attempt ends in a retry is superseded instead
+//     when a newer message of its pair is pending;
+//   - a repeated request is answered from its first outcome while that is
+//     still the pair's state (see countRequest).
+
+// pairPredicate says that inbound message o is an enrolment or unenrolment
+// of the same pair as message m; both aliases are bound by the caller.
+const pairPredicate = `o.action IN ('enrol', 'unenrol') AND m.action IN ('enrol', 'unenrol')
+	AND lower(o.person_id) = lower(m.person_id) AND o.elearningcode = m.elearningcode AND o.id <> m.id`
+
+// olderInFlight is a condition on message m: another message of its pair is
+// pending and leased until after the bound time parameter.
+const olderInFlight = `EXISTS (SELECT 1 FROM inbound_messages o WHERE o.state = 'pending' AND ` + pairPredicate + `
+	AND o.lease_owner <> '' AND o.lease_until > ?)`
+
+// supersedeOlder supersedes, at now, the pending messages of id's pair that
+// nobody is carrying out, because message id was just requested.
+func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, id int64, now time.Time) error {
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
+		SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL, last_error = ?, updated_at = ?
+		WHERE state = 'pending' AND (lease_owner = '' OR lease_until <= ?)
+			AND id IN (SELECT o.id FROM inbound_messages o, inbound_messages m WHERE m.id = ? AND o.state = 'pending' AND `+pairPredicate+`)`),
+		fmt.Sprintf("superseded by message %d, a later request for the same person and e-learning code", id),
+		now.UnixMilli(), now.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("supersede earlier requests of message %d's pair: %w", id, err)
+	}
+	return nil
+}
+
+// stillCurrent reports whether the done message id is what its pair last
+// became: the enrolment list names it as the entry's last change, and no
+// other request of the pair is pending.
+func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, error) {
+	var pair struct {
+		PersonID      string `db:"person_id"`
+		ElearningCode string `db:"elearningcode"`
+		Others        int    `db:"others"`
+	}
+	err := tx.GetContext(ctx, &pair, s.q(`SELECT m.person_id, m.elearningcode,
+		(SELECT count(*) FROM inbound_messages o WHERE o.state = 'pending' AND `+pairPredicate+`) AS others
+		FROM inbound_messages m WHERE m.id = ?`), id)
+	if err != nil {
+		return false, fmt.Errorf("look up whether message %d still decides its pair: %w", id, err)
+	}
+	if pair.Others > 0 {
+		return false, nil
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, s.q(`SELECT count(*) FROM enrolments
+		WHERE person_key = ? AND elearningcode = ? AND message_id = ?`),
+		personKey(pair.PersonID), strings.TrimSpace(pair.ElearningCode), id); err != nil {
+		return false, fmt.Errorf("look up whether message %d still decides its pair: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// supersedeIfNewer supersedes the pending message id at now when a newer
+// message of its pair is pending: its retry would undo the newer request.
+func (s *Store) supersedeIfNewer(ctx context.Context, tx *sqlx.Tx, id int64, now time.Time) error {
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages AS m
+		SET state = 'superseded', next_attempt_at = NULL, last_error = ?, updated_at = ?
+		WHERE m.id = ? AND m.state = 'pending'
+			AND EXISTS (SELECT 1 FROM inbound_messages o WHERE o.state = 'pending' AND `+pairPredicate+`)`),
+		"superseded by a later request for the same person and e-learning code, which decides", now.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("supersede message %d: %w", id, err)
+	}
+	return nil
+}
