@@ -24,22 +24,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
-)
-
-// Field limits, in characters.
-const (
-	MaxIDLen    = 100
-	MaxNameLen  = 100
-	MaxEmailLen = 254
 )
 
 // Config tunes the enrolment endpoint. Zero fields take their defaults.
@@ -110,15 +101,12 @@ type Request struct {
 }
 
 // FieldError is a request field that is missing or wrong; its message
-// names the field.
-type FieldError struct {
-	Field, Problem string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+// names the field. It is the one inbound.FieldError of both inbound paths.
+type FieldError = inbound.FieldError
 
 // ParseEnrol parses an enrol request's JSON body. Unknown fields are
-// ignored; the required fields must be non-empty strings within their limits.
+// ignored; the required fields must be non-empty strings, and all fields
+// pass inbound.Fields.Check, as a webhook's do.
 func ParseEnrol(body []byte) (Request, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -128,15 +116,14 @@ func ParseEnrol(body []byte) (Request, error) {
 	fields := []struct {
 		name     string
 		dst      *string
-		max      int
 		required bool
 	}{
-		{"PersoonExterneId", &r.PersonID, MaxIDLen, true},
-		{"Elearningcode", &r.ElearningCode, MaxIDLen, true},
-		{"PersoonVoornaam", &r.FirstName, MaxNameLen, true},
-		{"PersoonTussenvoegsels", &r.Infix, MaxNameLen, false},
-		{"PersoonAchternaam", &r.LastName, MaxNameLen, true},
-		{"PersoonEmailadres", &r.Email, MaxEmailLen, true},
+		{inbound.FieldPersonID, &r.PersonID, true},
+		{inbound.FieldCode, &r.ElearningCode, true},
+		{inbound.FieldFirstName, &r.FirstName, true},
+		{inbound.FieldInfix, &r.Infix, false},
+		{inbound.FieldLastName, &r.LastName, true},
+		{inbound.FieldEmail, &r.Email, true},
 	}
 	for _, f := range fields {
 		v, ok := raw[f.name]
@@ -150,14 +137,20 @@ func ParseEnrol(body []byte) (Request, error) {
 			return Request{}, &FieldError{Field: f.name, Problem: "must be a string"}
 		}
 		*f.dst = strings.TrimSpace(*f.dst)
-		if err := checkValue(f.name, *f.dst, f.max, f.required); err != nil {
-			return Request{}, err
+		if f.required && *f.dst == "" {
+			return Request{}, &FieldError{Field: f.name, Problem: "missing"}
 		}
 	}
-	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email {
-		return Request{}, &FieldError{Field: "PersoonEmailadres", Problem: "is not an e-mail address"}
+	if err := r.fields().Check(); err != nil {
+		return Request{}, err
 	}
 	return r, nil
+}
+
+// fields are r's values for inbound.Fields.Check.
+func (r Request) fields() inbound.Fields {
+	return inbound.Fields{PersonID: r.PersonID, ElearningCode: r.ElearningCode, FirstName: r.FirstName,
+		Infix: r.Infix, LastName: r.LastName, Email: r.Email}
 }
 
 // ParseUnenrol parses an unenrol request's query parameters.
@@ -166,7 +159,7 @@ func ParseUnenrol(q map[string][]string) (Request, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"PersoonExterneId", &r.PersonID}, {"Elearningcode", &r.ElearningCode}} {
+	}{{inbound.FieldPersonID, &r.PersonID}, {inbound.FieldCode, &r.ElearningCode}} {
 		vs := q[f.name]
 		if len(vs) == 0 {
 			return Request{}, &FieldError{Field: f.name, Problem: "missing"}
@@ -175,26 +168,11 @@ func ParseUnenrol(q map[string][]string) (Request, error) {
 			return Request{}, &FieldError{Field: f.name, Problem: "given more than once"}
 		}
 		*f.dst = strings.TrimSpace(vs[0])
-		if err := checkValue(f.name, *f.dst, MaxIDLen, true); err != nil {
-			return Request{}, err
-		}
+	}
+	if err := r.fields().Check(); err != nil {
+		return Request{}, err
 	}
 	return r, nil
-}
-
-// checkValue checks one field's value.
-func checkValue(name, v string, max int, required bool) error {
-	switch {
-	case required && v == "":
-		return &FieldError{Field: name, Problem: "missing"}
-	case !utf8.ValidString(v):
-		return &FieldError{Field: name, Problem: "is not valid UTF-8"}
-	case utf8.RuneCountInString(v) > max:
-		return &FieldError{Field: name, Problem: fmt.Sprintf("longer than %d characters", max)}
-	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return &FieldError{Field: name, Problem: "contains control characters"}
-	}
-	return nil
 }
 
 // dedupeKey identifies a request by its content, so a repeat is the same

@@ -91,6 +91,9 @@ func TestRequests(t *testing.T) {
 		{"missing person", "POST", "", strings.Replace(enrolBody, `"PersoonExterneId":"p12345",`, "", 1), 400, "PersoonExterneId: missing", nil},
 		{"empty code", "POST", "", strings.Replace(enrolBody, `"e12345"`, `""`, 1), 400, "Elearningcode: missing", nil},
 		{"over-long last name", "POST", "", strings.Replace(enrolBody, `"Jansen"`, `"`+strings.Repeat("x", 101)+`"`, 1), 400, "PersoonAchternaam: longer than 100", nil},
+		{"person id of 51 characters", "POST", "", strings.Replace(enrolBody, `"p12345"`, `"`+strings.Repeat("p", 51)+`"`, 1), 400, "PersoonExterneId: longer than 50 characters", nil},
+		{"unenrol code of 51 characters", "DELETE", "?PersoonExterneId=p12345&Elearningcode=" + strings.Repeat("e", 51), "", 400, "Elearningcode: longer than 50 characters", nil},
+		{"C1 control character", "POST", "", strings.Replace(enrolBody, `"Jan"`, `"Ja\u0085n"`, 1), 400, "PersoonVoornaam: contains control characters", nil},
 		{"number for a string", "POST", "", strings.Replace(enrolBody, `"p12345"`, `12345`, 1), 400, "PersoonExterneId: must be a string", nil},
 		{"bad e-mail", "POST", "", strings.Replace(enrolBody, `jan@jansen.nl`, `jan`, 1), 400, "PersoonEmailadres: is not an e-mail address", nil},
 		{"not JSON", "POST", "", `PersoonExterneId=p1`, 400, "body: not a JSON object", nil},
@@ -232,7 +235,7 @@ func FuzzParseEnrol(f *testing.F) {
 				t.Fatalf("accepted without %s", name)
 			}
 		}
-		if len([]rune(req.PersonID)) > link.MaxIDLen || len([]rune(req.Email)) > link.MaxEmailLen {
+		if len([]rune(req.PersonID)) > inbound.MaxPersonIDLen || len([]rune(req.Email)) > inbound.MaxEmailLen {
 			t.Fatalf("accepted over-long field: %+v", req)
 		}
 	})

@@ -9,9 +9,11 @@
 // nothing is stored; bodies over the cap get 413.
 //
 // Coachview resends an unacknowledged message up to 13 times over about
-// three days. A resend has the same body, so the dedupe key is the SHA-256
-// of the body (or the configured event id), and a resend is stored once and
-// processed once.
+// three days. A resend has the same content, so the dedupe key is the
+// SHA-256 of the body's JSON in canonical form (keys sorted, white space
+// dropped: a resend serialised differently is the same message), of the raw
+// body when it is not JSON, or the configured event id; a resend is stored
+// once and processed once.
 package webhook
 
 import (
@@ -21,6 +23,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cvbridge/cvbridge/bridge/inbound"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 )
 
@@ -331,6 +335,9 @@ func (r *Receiver) message(body []byte, verified string) inboundstore.Message {
 		Body:      body,
 	}
 	parsed := r.Parse(body)
+	if parsed.contentKey != "" {
+		m.DedupeKey = parsed.contentKey
+	}
 	m.Event, m.Action, m.State, m.LastError = parsed.Event, parsed.Action, parsed.State, parsed.Error
 	m.PersonID, m.ElearningCode = parsed.PersonID, parsed.ElearningCode
 	m.FirstName, m.Infix, m.LastName, m.Email = parsed.FirstName, parsed.Infix, parsed.LastName, parsed.Email
@@ -347,6 +354,11 @@ type Parsed struct {
 	State                                                      inboundstore.State
 	Error                                                      string // why a mapped message cannot be processed
 	PersonID, ElearningCode, FirstName, Infix, LastName, Email string
+
+	// contentKey is "json:" and the hex SHA-256 of the body's JSON in
+	// canonical form (keys sorted, no insignificant white space), so a
+	// resend serialised differently is still the same message.
+	contentKey string
 }
 
 // Parse maps body under the subscription's configuration: the event name
@@ -360,6 +372,10 @@ func (r *Receiver) Parse(body []byte) Parsed {
 	if err != nil {
 		p.State, p.Error = inboundstore.StateFailed, fmt.Sprintf("body is not JSON: %v", err)
 		return p
+	}
+	if canon, err := json.Marshal(doc); err == nil { // maps marshal with sorted keys
+		sum := sha256.Sum256(canon)
+		p.contentKey = "json:" + hex.EncodeToString(sum[:])
 	}
 	if idPath != nil {
 		p.EventID, _, _ = idPath.Lookup(doc)
@@ -398,11 +414,25 @@ func (r *Receiver) Parse(body []byte) Parsed {
 		case err != nil:
 			p.State, p.Error = inboundstore.StateFailed, err.Error()
 			return p
-		case f.required && (!found || v == ""):
+		case f.required && (!found || strings.TrimSpace(v) == ""):
 			p.State, p.Error = inboundstore.StateFailed, fmt.Sprintf("event %q has no value at %s", name, f.path)
 			return p
 		}
-		*f.dst = v
+		*f.dst = strings.TrimSpace(v)
+	}
+	// The same checks as the enrolment link's, with the same texts.
+	if err := (inbound.Fields{PersonID: p.PersonID, ElearningCode: p.ElearningCode, FirstName: p.FirstName,
+		Infix: p.Infix, LastName: p.LastName, Email: p.Email}).Check(); err != nil {
+		p.State, p.Error = inboundstore.StateFailed, fmt.Sprintf("event %q: %v", name, err)
+		// Nothing invalid reaches the store's columns (the raw body keeps
+		// what was sent): the identifiers stay when they are valid.
+		p.FirstName, p.Infix, p.LastName, p.Email = "", "", "", ""
+		if inbound.CheckValue(inbound.FieldPersonID, p.PersonID, inbound.MaxPersonIDLen, true) != nil {
+			p.PersonID = ""
+		}
+		if inbound.CheckValue(inbound.FieldCode, p.ElearningCode, inbound.MaxCodeLen, true) != nil {
+			p.ElearningCode = ""
+		}
 	}
 	return p
 }

@@ -153,6 +153,15 @@ func TestBodies(t *testing.T) {
 		{"mapped event without person", `{"Event":"deelnemer.afgemeld","Data":{"Elearningcode":"e1"}}`, 200, inboundstore.StateFailed, inboundstore.ActionUnenrol, "Data.PersoonExterneId"},
 		{"no event name", `{"Something":"else"}`, 200, inboundstore.StateUnmapped, inboundstore.ActionUnmapped, "no event name at Event"},
 		{"oversized", `{"Event":"x","Pad":"` + strings.Repeat("a", webhook.DefaultMaxBody) + `"}`, 413, "", "", ""},
+		// The enrolment link's checks, with its texts (issue 18, item 5).
+		{"person id over 50 characters", `{"Event":"deelnemer.afgemeld","Data":{"PersoonExterneId":"` + strings.Repeat("p", 300) + `","Elearningcode":"e1"}}`,
+			200, inboundstore.StateFailed, inboundstore.ActionUnenrol, "PersoonExterneId: longer than 50 characters"},
+		{"NUL in a name", `{"Event":"deelnemer.aangemeld","Data":{"PersoonExterneId":"p1","Elearningcode":"e1","Voornaam":"Jan\u0000","Achternaam":"J","Email":"j@example.org"}}`,
+			200, inboundstore.StateFailed, inboundstore.ActionEnrol, "PersoonVoornaam: contains control characters"},
+		{"newline in a name", `{"Event":"deelnemer.aangemeld","Data":{"PersoonExterneId":"p1","Elearningcode":"e1","Voornaam":"Jan","Achternaam":"J\nX","Email":"j@example.org"}}`,
+			200, inboundstore.StateFailed, inboundstore.ActionEnrol, "PersoonAchternaam: contains control characters"},
+		{"not an e-mail address", `{"Event":"deelnemer.aangemeld","Data":{"PersoonExterneId":"p1","Elearningcode":"e1","Voornaam":"Jan","Achternaam":"J","Email":"not-an-email"}}`,
+			200, inboundstore.StateFailed, inboundstore.ActionEnrol, "PersoonEmailadres: is not an e-mail address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,6 +206,29 @@ func TestEventIDDedupe(t *testing.T) {
 	require.Len(t, ms, 1, "same event id, one message")
 	assert.Equal(t, "id:evt-0001", ms[0].DedupeKey)
 	assert.Equal(t, 2, ms[0].Requests)
+}
+
+// TestResendSerialisedDifferently: a resend of a message with its keys in
+// another order and other white space is the same message.
+func TestResendSerialisedDifferently(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(false, true), nil)
+	h := map[string]string{"x-coachview-whtoken": vector(t, "token.txt")}
+	for _, b := range []string{
+		`{"Event":"deelnemer.afgemeld","Data":{"PersoonExterneId":"p1","Elearningcode":"e1"}}`,
+		"{ \"Data\": {\"Elearningcode\": \"e1\", \"PersoonExterneId\": \"p1\"},\n  \"Event\": \"deelnemer.afgemeld\" }\n",
+	} {
+		status, _ := r.post(t, b, h)
+		require.Equal(t, 200, status)
+	}
+	ms := r.messages(t)
+	require.Len(t, ms, 1, "one message")
+	assert.Equal(t, 2, ms[0].Requests)
+	assert.True(t, strings.HasPrefix(ms[0].DedupeKey, "json:"), ms[0].DedupeKey)
+
+	status, _ := r.post(t, `{"Event":"deelnemer.afgemeld","Data":{"PersoonExterneId":"p2","Elearningcode":"e1"}}`, h)
+	require.Equal(t, 200, status)
+	assert.Len(t, r.messages(t), 2, "other content is another message")
 }
 
 // Coachview's 13 sends of one message, acknowledged while the LMS is slow,
