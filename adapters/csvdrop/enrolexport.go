@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -231,13 +232,29 @@ func (x *exporter) row(action string, en source.Enrolment) ([]byte, error) {
 	}
 	fields := make([]string, len(x.columns))
 	for i, c := range x.columns {
-		fields[i] = values[c.Value]
+		fields[i] = neutralise(values[c.Value])
 	}
 	b, err := x.encode(fields)
 	if err != nil {
-		return nil, &source.PermanentError{Err: fmt.Errorf("enrolment of %s in %s cannot be written to %s: %w", en.PersonID, en.ElearningCode, x.path, err)}
+		// The text reaches Coachview's user: it names no file of the server.
+		return nil, &source.PermanentError{Err: fmt.Errorf("enrolment of %s in %s cannot be written to the enrolment export: %w", en.PersonID, en.ElearningCode, err)}
 	}
 	return b, nil
+}
+
+// neutralise keeps a spreadsheet program from running a cell as a formula
+// (CSV injection): a value starting with =, +, - or @ that is not a plain
+// number gets a leading apostrophe, which spreadsheets hide and read as
+// "text follows". Values with control characters never get here: the
+// inbound checks refuse them.
+func neutralise(v string) string {
+	if v == "" || !strings.ContainsRune("=+-@", rune(v[0])) {
+		return v
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return v
+	}
+	return "'" + v
 }
 
 // appendRow appends line to the file, writing the header first into a new

@@ -212,3 +212,25 @@ func TestEnrolExportSettingsErrors(t *testing.T) {
 	_, err := New(connection(t, "/srv/lms", minimalSettings+"  enrol_export:\n    file: drop/enrolments.txt\n"))
 	assert.NoError(t, err, "a file in the drop folder that the pattern does not match is fine")
 }
+
+// TestEnrolExportNeutralisesFormulas: a name or e-mail address a spreadsheet
+// would run as a formula (CSV injection) is written with a leading
+// apostrophe; plain numbers are left alone.
+func TestEnrolExportNeutralisesFormulas(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ef := enrollingFolder(t, dir, "  enrol_export:\n    file: enrolments.csv\n", clock.System{})
+	evil := jan
+	evil.FirstName, evil.LastName, evil.Infix, evil.Email = `=HYPERLINK("http://x","y")`, "+1+cmd|' /C calc'!A0", "", "@SUM(A1)"
+	evil.PersonID = "-42"
+	require.NoError(t, ef.Enrol(t.Context(), evil))
+	got, err := os.ReadFile(filepath.Join(dir, "enrolments.csv"))
+	require.NoError(t, err)
+	recs, err := csv.NewReader(bytes.NewReader(got)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	assert.Equal(t, []string{"-42", `'=HYPERLINK("http://x","y")`, "'+1+cmd|' /C calc'!A0", "'@SUM(A1)", "-42", "VCA-BASIS", "student", "0"}, recs[1])
+	for _, v := range []string{"Jan", "7", "-7.5", "", "a=b"} {
+		assert.Equal(t, v, neutralise(v))
+	}
+}

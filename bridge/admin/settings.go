@@ -31,6 +31,11 @@ type Settings struct {
 	PasswordHashFile string `yaml:"password_hash_file"`
 	// PasswordHashEnv names an environment variable holding that hash instead.
 	PasswordHashEnv string `yaml:"password_hash_env"`
+	// Hosts are the host names the dashboard is reached by, besides IP
+	// addresses and localhost, which always work. A request naming any other
+	// host is refused (421), so a page of a foreign site cannot reach the
+	// dashboard through DNS rebinding. "*.example.org" allows names below it.
+	Hosts []string `yaml:"hosts"`
 }
 
 // DefaultSettings returns the settings used for every key the admin section leaves out.
@@ -64,6 +69,11 @@ func (s Settings) Validate() error {
 	}
 	if s.PasswordHashFile != "" && s.PasswordHashEnv != "" {
 		bad("password_hash_file", "set either password_hash_file or password_hash_env, not both")
+	}
+	for _, h := range s.Hosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			bad("hosts", "%q is not a host name such as bridge.example.nl (no port, no scheme)", h)
+		}
 	}
 	return errors.Join(errs...)
 }

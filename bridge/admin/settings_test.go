@@ -26,6 +26,8 @@ func TestSettingsValidate(t *testing.T) {
 		{name: "all interfaces without password", change: func(s *admin.Settings) { s.Listen = ":9585" }, want: "listen: \":9585\" is reachable from other hosts"},
 		{name: "no port", change: func(s *admin.Settings) { s.Listen = "127.0.0.1" }, want: "listen: \"127.0.0.1\" is not host:port"},
 		{name: "empty user", change: func(s *admin.Settings) { s.User = " " }, want: "user: must be a non-empty name"},
+		{name: "host names", change: func(s *admin.Settings) { s.Hosts = []string{"bridge.example.nl", "*.opleider.nl"} }},
+		{name: "host with port", change: func(s *admin.Settings) { s.Hosts = []string{"bridge.example.nl:9585"} }, want: `hosts: "bridge.example.nl:9585" is not a host name`},
 		{name: "both hash sources", change: func(s *admin.Settings) { s.PasswordHashFile, s.PasswordHashEnv = "f", "E" }, want: "password_hash_file: set either"},
 	}
 	for _, tt := range tests {

@@ -20,6 +20,12 @@ import (
 type Public struct {
 	listen.Config `yaml:",inline"`
 	TLS           TLS `yaml:"tls"`
+	// Hosts are the host names Coachview reaches the listener by (the Host
+	// header); requests for other names are refused (421) against DNS
+	// rebinding. IP addresses and localhost always work. Default: the ACME
+	// hosts, or the DNS names of the certificate; with tls.off and no hosts,
+	// every name is served (the proxy in front decides).
+	Hosts []string `yaml:"hosts"`
 }
 
 // TLS says how the public listener gets its certificate. Coachview calls
@@ -145,6 +151,11 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 	}
 	if modes != 1 {
 		return fail("public.tls", "choose exactly one: cert_file and key_file, acme.hosts, or off (behind a TLS proxy)")
+	}
+	for _, h := range c.Public.Hosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			return fail("public.hosts", "%q is not a host name such as bridge.example.nl (no port, no scheme)", h)
+		}
 	}
 	t.CertFile, t.KeyFile = c.Abs(t.CertFile), c.Abs(t.KeyFile)
 	if len(t.ACME.Hosts) > 0 && t.ACME.CacheDir == "" {

@@ -22,6 +22,7 @@ import (
 type publicListener struct {
 	srv     *http.Server
 	handler swapHandler
+	hosts   *listen.HostCheck
 	certs   certificates
 	addr    string
 }
@@ -33,8 +34,33 @@ type certificates struct {
 
 // tlsMaterial is one configuration's certificate source.
 type tlsMaterial struct {
-	pair *tls.Certificate  // from cert_file and key_file
-	acme *autocert.Manager // or automatic
+	pair  *tls.Certificate  // from cert_file and key_file
+	acme  *autocert.Manager // or automatic
+	names []string          // the host names it holds certificates for
+}
+
+// aeadSuites are the TLS 1.2 cipher suites offered: forward secret and
+// authenticated encryption only (TLS 1.3 has only such suites). Go's default
+// list also holds CBC-SHA1 suites for old clients; Coachview needs none.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// hostPolicy is the Host check of the public listener: public.hosts, else
+// the names of its certificates, else (TLS off behind a proxy) none.
+func hostPolicy(p config.Public, m *tlsMaterial) listen.HostPolicy {
+	switch {
+	case len(p.Hosts) > 0:
+		return listen.HostPolicy{Names: p.Hosts}
+	case m == nil:
+		return listen.HostPolicy{Any: true}
+	}
+	return listen.HostPolicy{Names: m.names}
 }
 
 // loadTLS reads a configuration's certificate source; an error refuses
@@ -48,7 +74,7 @@ func loadTLS(t config.TLS) (*tlsMaterial, error) {
 		if err != nil {
 			return nil, fmt.Errorf("public.tls: certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
 		}
-		return &tlsMaterial{pair: &pair}, nil
+		return &tlsMaterial{pair: &pair, names: pair.Leaf.DNSNames}, nil
 	default:
 		m := &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
@@ -59,7 +85,7 @@ func loadTLS(t config.TLS) (*tlsMaterial, error) {
 		if t.ACME.DirectoryURL != "" {
 			m.Client = &acme.Client{DirectoryURL: t.ACME.DirectoryURL}
 		}
-		return &tlsMaterial{acme: m}, nil
+		return &tlsMaterial{acme: m, names: t.ACME.Hosts}, nil
 	}
 }
 
@@ -85,7 +111,8 @@ func startPublic(cfg *config.Config, log *slog.Logger) (*publicListener, error) 
 		return nil, err
 	}
 	p := &publicListener{addr: cfg.Public.Addr}
-	p.srv = listen.NewServer(cfg.Public.Config, &p.handler, log)
+	p.hosts = listen.NewHostCheck(hostPolicy(cfg.Public, material), &p.handler)
+	p.srv = listen.NewServer(cfg.Public.Config, p.hosts, log)
 	ln, err := net.Listen("tcp", cfg.Public.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("public listener (public.addr): %w", err)
@@ -95,6 +122,7 @@ func startPublic(cfg *config.Config, log *slog.Logger) (*publicListener, error) 
 		p.certs.current.Store(material)
 		p.srv.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
+			CipherSuites:   aeadSuites,
 			GetCertificate: p.certs.get,
 			// acme-tls/1 answers ACME's TLS-ALPN-01 challenge on this port.
 			NextProtos: []string{"h2", "http/1.1", acme.ALPNProto},
@@ -111,8 +139,9 @@ func startPublic(cfg *config.Config, log *slog.Logger) (*publicListener, error) 
 	return p, nil
 }
 
-// swap points the listener at a reloaded daemon and certificate.
-func (p *publicListener) swap(h http.Handler, material *tlsMaterial) {
+// swap points the listener at a reloaded daemon, its host names and its
+// certificate (nil: keep the certificate).
+func (p *publicListener) swap(h http.Handler, cfg config.Public, material *tlsMaterial) {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
@@ -120,4 +149,5 @@ func (p *publicListener) swap(h http.Handler, material *tlsMaterial) {
 	if material != nil {
 		p.certs.current.Store(material)
 	}
+	p.hosts.Set(hostPolicy(cfg, p.certs.current.Load()))
 }

@@ -142,6 +142,26 @@ inbound:
 		return resp.StatusCode
 	}
 	assert.Equal(t, http.StatusUnauthorized, post(base64.StdEncoding.EncodeToString([]byte("forged"))))
+
+	// A foreign host name (DNS rebinding) is refused; the certificate names
+	// only 127.0.0.1, which an IP literal Host always matches.
+	foreign, err := http.NewRequest(http.MethodGet, "https://"+addr+"/webhooks/cv", nil)
+	require.NoError(t, err)
+	foreign.Host = "rebind.attacker.example"
+	resp, err := client.Do(foreign)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
+
+	// TLS 1.2 with CBC-SHA1 suites only (Go's client still offers them): no
+	// handshake; the listener offers authenticated encryption only.
+	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}})
+	assert.Error(t, err, "a CBC-SHA1 suite was accepted")
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+	require.NoError(t, err)
+	assert.Contains(t, aeadSuites, conn.ConnectionState().CipherSuite)
+	conn.Close()
 	assert.Equal(t, http.StatusOK, post(base64.StdEncoding.EncodeToString(mac.Sum(nil))))
 	waitFor(t, 30*time.Second, func() bool { return moodle.UserCount() == 1 })
 	enrolled := false

@@ -175,6 +175,16 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	checkAdmin("5")
 	waitFor(t, 10*time.Second, func() bool { return ns.count("WATCHDOG=1") >= 2 })
 
+	// A foreign site's page that re-points its name at the admin listener
+	// (DNS rebinding) is refused before anything runs.
+	req, err := http.NewRequest(http.MethodPost, adminURL[1]+"results/1/cancel", nil)
+	require.NoError(t, err)
+	req.Host = "rebind.attacker.example"
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
+
 	// A typo: refused, with file, line and key; the daemon carries on.
 	require.NoError(t, os.WriteFile(cfgPath, append(good, []byte("    concurency: 3\n")...), 0o644))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/inbound/listen"
 	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -72,7 +74,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	// The admin listener lives as long as the process; a reload swaps the
 	// handler behind it, so no connection is dropped.
-	adminSrv, adminHandler, err := serveAdmin(cfg.Admin.Listen, log)
+	adminSrv, adminHandler, err := serveAdmin(cfg.Admin.Listen, cfg.Admin.Hosts, log)
 	if err != nil {
 		_ = d.Close()
 		return err
@@ -86,7 +88,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	if public != nil {
 		defer shutdown(public.srv)
-		public.swap(d.PublicHandler(), nil)
+		public.swap(d.PublicHandler(), cfg.Public, nil)
 	}
 	cur := launch(ctx, d)
 
@@ -130,7 +132,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			cur = launch(ctx, next)
 			adminHandler.set(next.AdminHandler())
 			if public != nil {
-				public.swap(next.PublicHandler(), material)
+				public.swap(next.PublicHandler(), nextCfg.Public, material)
 			}
 			m.Forget(removedNames(cfg, nextCfg))
 			cfg = nextCfg
@@ -153,6 +155,9 @@ func reload(ctx context.Context, path string, running *config.Config, opened con
 	log := newLogger(cfg, os.Stderr)
 	if cfg.Admin.Listen != running.Admin.Listen {
 		log.Warn("admin.listen changes only at a restart", "listening", running.Admin.Listen, "configured", cfg.Admin.Listen)
+	}
+	if !slices.Equal(cfg.Admin.Hosts, running.Admin.Hosts) {
+		log.Warn("admin.hosts changes only at a restart", "serving", running.Admin.Hosts, "configured", cfg.Admin.Hosts)
 	}
 	if cfg.Public.Addr != running.Public.Addr {
 		log.Warn("public.addr changes only at a restart", "listening", running.Public.Addr, "configured", cfg.Public.Addr)
@@ -226,15 +231,16 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "starting", http.StatusServiceUnavailable)
 }
 
-// serveAdmin starts the admin listener on addr.
-func serveAdmin(addr string, log *slog.Logger) (*http.Server, *swapHandler, error) {
+// serveAdmin starts the admin listener on addr, serving requests for IP
+// addresses, localhost and hosts only (listen.HostPolicy).
+func serveAdmin(addr string, hosts []string, log *slog.Logger) (*http.Server, *swapHandler, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin listener (admin.listen): %w", err)
 	}
 	h := &swapHandler{}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           listen.NewHostCheck(listen.HostPolicy{Names: hosts}, h),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -244,7 +244,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case out.State == inboundstore.StateFailed:
 		reply(w, http.StatusUnprocessableEntity, fmt.Sprintf("Not carried out (request %d): %s", stored.ID, out.Reason))
 	default:
-		reply(w, http.StatusAccepted, fmt.Sprintf("Accepted: the e-learning system could not be reached now; the request (number %d) is stored and will be retried (%s).", stored.ID, out.Reason))
+		// The reason stays in the bridge's log and inbox: it may name the
+		// server's files or hosts, which Coachview's user has no use for.
+		reply(w, http.StatusAccepted, fmt.Sprintf("Accepted: the e-learning system could not be reached now; the request (number %d) is stored and will be retried.", stored.ID))
 	}
 }
 

@@ -273,3 +273,18 @@ func TestLaterUnenrolWins(t *testing.T) {
 	require.Len(t, ms, 2)
 	assert.Equal(t, inboundstore.StateSuperseded, ms[1].State, "the enrolment")
 }
+
+// TestAnswersNameNoServerFiles: what Coachview's user reads names no file
+// or host of the bridge's server, whatever the LMS connection's error says.
+func TestAnswersNameNoServerFiles(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.enr.Fail(errors.New("csvdrop: open enrolment export: open /var/lib/cvbridge/outgoing/enrolments.csv: permission denied"))
+	status, msg := r.do(t, "POST", "", enrolBody)
+	assert.Equal(t, http.StatusAccepted, status)
+	assert.NotContains(t, msg, "/var/lib")
+	assert.Contains(t, msg, "will be retried")
+	ms := r.messages(t)
+	require.Len(t, ms, 1)
+	assert.Contains(t, ms[0].LastError, "/var/lib/cvbridge/outgoing/enrolments.csv", "the operator sees it in the inbox")
+}
