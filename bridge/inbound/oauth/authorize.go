@@ -8,8 +8,10 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
-	oerrors "github.com/go-oauth2/oauth2/v4/errors"
+	oauth2 "github.com/go-oauth2/oauth2/v4"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -55,12 +57,29 @@ type pageData struct {
 // authorizeParams are the request parameters the form carries through.
 var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
 
+// authError is an authorization error for the client (RFC 6749
+// §4.1.2.1): its code and a description for a person.
+type authError struct{ code, description string }
+
+// authRequest is an authorization request whose client and redirect URI
+// are known good, so errors can be sent back to the client.
+type authRequest struct {
+	client *client
+	// redirect is where the answer goes; sent reports whether the request
+	// named it (the code exchange must repeat it then).
+	redirect string
+	sent     bool
+	state    string
+}
+
 // AuthorizeHandler is the authorization endpoint: GET shows the login and
 // consent page, POST (the page's form) checks the administrator's
 // credentials and redirects to the client with a code, or with
 // error=access_denied when the administrator denies. A request naming an
-// unknown client or an unregistered redirect URI gets an error page and is
-// never redirected.
+// unknown client or an unregistered redirect URI (or none, when the client
+// has several) gets an error page and is never redirected; every other
+// faulty request is redirected to the client with error,
+// error_description and state.
 func (s *Server) AuthorizeHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -78,24 +97,133 @@ func (s *Server) AuthorizeHandler() http.Handler {
 			s.render(w, http.StatusBadRequest, pageData{Client: "a client", Message: "The request could not be read."})
 			return
 		}
-		c, ok := s.clients[r.Form.Get("client_id")]
+		ar, ok := s.authRequest(w, r)
 		if !ok {
-			s.render(w, http.StatusBadRequest, pageData{Client: "an unknown client", Message: "This client is not known to the bridge (client_id)."})
 			return
 		}
-		if r.Form.Get("redirect_uri") == "" && len(c.uris) == 1 {
-			r.Form.Set("redirect_uri", c.uris[0])
-		}
-		if exactRedirect(c.GetDomain(), r.Form.Get("redirect_uri")) != nil {
-			s.render(w, http.StatusBadRequest, pageData{Client: c.name, Message: "The redirect URI of this request is not registered for the client."})
+		if ae := validate(ar.client, r.Form); ae != nil {
+			s.redirectError(w, r, ar, *ae)
 			return
 		}
-		if err := s.srv.HandleAuthorizeRequest(w, r); err != nil {
-			// The library returns, without answering, the errors it finds
-			// before it has a request to redirect with.
-			s.render(w, http.StatusBadRequest, pageData{Client: c.name, Message: "The authorisation request is invalid: " + err.Error() + "."})
+		user, denied := s.userAuthorization(w, r)
+		switch {
+		case denied:
+			s.redirectError(w, r, ar, authError{"access_denied", "The administrator of the e-learning bridge denied the request."})
+			return
+		case user == "":
+			return // the page was shown
 		}
+		redirect := ""
+		if ar.sent {
+			redirect = ar.redirect
+		}
+		ti, err := s.mgr.GenerateAuthToken(r.Context(), oauth2.Code, &oauth2.TokenGenerateRequest{
+			ClientID: ar.client.id, UserID: user, RedirectURI: redirect, Scope: r.Form.Get("scope"),
+			CodeChallenge: r.Form.Get("code_challenge"), CodeChallengeMethod: oauth2.CodeChallengeMethod(r.Form.Get("code_challenge_method")),
+		})
+		if err != nil {
+			s.log.Error("oauth: authorization code not issued", slog.String("client", ar.client.id), slog.String("error", err.Error()))
+			s.redirectError(w, r, ar, authError{"server_error", "The e-learning bridge could not store the authorisation; please try again."})
+			return
+		}
+		s.redirect(w, r, ar, url.Values{"code": {ti.GetCode()}})
 	})
+}
+
+// authRequest checks the request's client and redirect URI, which must be
+// right before anything can be sent back to the client; when they are not,
+// it shows the error page and reports false.
+func (s *Server) authRequest(w http.ResponseWriter, r *http.Request) (authRequest, bool) {
+	if len(r.Form["client_id"]) > 1 || len(r.Form["redirect_uri"]) > 1 {
+		s.render(w, http.StatusBadRequest, pageData{Client: "a client", Message: "The request names more than one client_id or redirect_uri."})
+		return authRequest{}, false
+	}
+	c, ok := s.clients[r.Form.Get("client_id")]
+	if !ok {
+		s.render(w, http.StatusBadRequest, pageData{Client: "an unknown client", Message: "This client is not known to the bridge (client_id)."})
+		return authRequest{}, false
+	}
+	ar := authRequest{client: c, redirect: r.Form.Get("redirect_uri"), sent: true, state: r.Form.Get("state")}
+	if ar.redirect == "" {
+		if len(c.uris) != 1 {
+			s.render(w, http.StatusBadRequest, pageData{Client: c.name, Message: "The request names no redirect_uri, and the client has several registered."})
+			return authRequest{}, false
+		}
+		ar.redirect, ar.sent = c.uris[0], false
+	}
+	if exactRedirect(c.GetDomain(), ar.redirect) != nil {
+		s.render(w, http.StatusBadRequest, pageData{Client: c.name, Message: "The redirect URI of this request is not registered for the client."})
+		return authRequest{}, false
+	}
+	return ar, true
+}
+
+// validate checks an authorization request's parameters for client c.
+func validate(c *client, form url.Values) *authError {
+	for _, k := range authorizeParams {
+		if len(form[k]) > 1 {
+			return &authError{"invalid_request", "The parameter " + k + " is sent more than once."}
+		}
+	}
+	switch rt := form.Get("response_type"); {
+	case rt == "":
+		return &authError{"invalid_request", "The parameter response_type is missing; use response_type=code."}
+	case rt != string(oauth2.Code):
+		return &authError{"unsupported_response_type", "Only response_type=code (the authorization-code grant) is supported."}
+	}
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return &authError{"invalid_request", "code_challenge_method is sent without code_challenge."}
+	case challenge == "" && c.pkceRequired:
+		return &authError{"invalid_request", "PKCE is required for this client: send code_challenge with code_challenge_method=S256."}
+	case challenge == "":
+		return nil
+	case method != string(oauth2.CodeChallengeS256):
+		return &authError{"invalid_request", "code_challenge_method must be S256 (plain, and a challenge without method, are not accepted)."}
+	case !validChallenge(challenge):
+		return &authError{"invalid_request", "code_challenge must be 43 to 128 characters of A-Z, a-z, 0-9 and -._~ (RFC 7636)."}
+	}
+	return nil
+}
+
+// validChallenge checks a code challenge's length and characters (RFC
+// 7636 §4.2; an S256 challenge is 43 base64url characters).
+func validChallenge(ch string) bool {
+	if len(ch) < 43 || len(ch) > 128 {
+		return false
+	}
+	for _, b := range []byte(ch) {
+		if !('A' <= b && b <= 'Z' || 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || strings.IndexByte("-._~", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// redirectError sends error ae back to the client.
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, ar authRequest, ae authError) {
+	s.log.Info("oauth: authorization request refused", slog.String("client", ar.client.id), slog.String("error", ae.code))
+	s.redirect(w, r, ar, url.Values{"error": {ae.code}, "error_description": {ae.description}})
+}
+
+// redirect sends the client to its redirect URI with params and the
+// request's state added to the URI's own query.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar authRequest, params url.Values) {
+	u, err := url.Parse(ar.redirect)
+	if err != nil { // registered URIs were parsed at start-up
+		s.render(w, http.StatusInternalServerError, pageData{Client: ar.client.name, Message: "The client's redirect URI cannot be used."})
+		return
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	if ar.state != "" {
+		q.Set("state", ar.state)
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
 // render writes the page.
@@ -125,38 +253,40 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, ms
 	s.render(w, status, pageData{Client: s.clients[r.Form.Get("client_id")].name, Message: msg, Form: true, Params: params, CSRF: tok})
 }
 
-// userAuthorization is the library's hook for the resource owner's
-// decision: it shows the form (answering the request itself, so the
-// library stops) or returns the administrator's name once the form was
-// posted back with the right CSRF token, credentials and "allow".
-func (s *Server) userAuthorization(w http.ResponseWriter, r *http.Request) (string, error) {
+// userAuthorization is the resource owner's decision: it shows the form
+// (user "") or returns the administrator's name once the form was posted
+// back with the right CSRF token, credentials and "allow"; denied when the
+// administrator chose "deny".
+func (s *Server) userAuthorization(w http.ResponseWriter, r *http.Request) (user string, denied bool) {
 	if r.Method != http.MethodPost || r.PostForm.Get("decision") == "" {
 		s.showForm(w, r, http.StatusOK, "")
-		return "", nil
+		return "", false
 	}
 	ck, err := r.Cookie(csrfCookie)
 	if err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("csrf_token"))) != 1 || ck.Value == "" {
 		s.showForm(w, r, http.StatusForbidden, "The form expired or was not sent from this page; please sign in again.")
-		return "", nil
+		return "", false
 	}
 	if r.PostForm.Get("decision") != "allow" {
 		s.log.Info("oauth: administrator denied authorisation", slog.String("client", r.Form.Get("client_id")))
-		return "", oerrors.ErrAccessDenied
+		return "", true
 	}
-	// Failed sign-ins draw on a shared budget (5, refilled one per 10s),
-	// which slows down password guessing.
-	if s.logins.Tokens() < 1 {
-		s.showForm(w, r, http.StatusTooManyRequests, "Too many failed sign-in attempts; wait a minute and try again.")
-		return "", nil
+	// Every attempt is charged to its address before the password is
+	// checked, so parallel guesses cannot outrun the limit; a successful
+	// one is refunded.
+	if !s.logins.take(r.RemoteAddr, s.clock.Now()) {
+		s.log.Warn("oauth: sign-in attempts limited", slog.String("client", r.Form.Get("client_id")), slog.String("addr", addrKey(r.RemoteAddr)))
+		s.showForm(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address; wait a minute and try again.")
+		return "", false
 	}
 	if !s.checkLogin(r.PostForm.Get("username"), r.PostForm.Get("password")) {
-		s.logins.Allow()
-		s.log.Warn("oauth: administrator sign-in failed", slog.String("client", r.Form.Get("client_id")))
+		s.log.Warn("oauth: administrator sign-in failed", slog.String("client", r.Form.Get("client_id")), slog.String("addr", addrKey(r.RemoteAddr)))
 		s.showForm(w, r, http.StatusUnauthorized, "Wrong user name or password.")
-		return "", nil
+		return "", false
 	}
+	s.logins.refund(r.RemoteAddr)
 	s.log.Info("oauth: administrator authorised client", slog.String("client", r.Form.Get("client_id")))
-	return s.user, nil
+	return s.user, false
 }
 
 // checkLogin compares the credentials with the administrator's in constant

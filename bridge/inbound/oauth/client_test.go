@@ -109,7 +109,9 @@ func TestOAuth2ClientFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.Len(t, e.enr.Calls(), 1, "the same request again is answered from its first outcome")
 
-	// The old refresh token is refused, and presenting it revokes the grant.
+	// After the grace window the old refresh token is refused, and
+	// presenting it revokes the grant.
+	e.clk.Advance(31 * time.Second)
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Second)}).Token()
 	assert.Equal(t, "invalid_grant", retrieveError(t, err))
 	resp, _ = e.enrolWith(conf.Client(ctx, fresh))

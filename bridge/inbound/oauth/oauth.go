@@ -1,28 +1,37 @@
 // Package oauth is the OAuth 2.0 authorisation server of Coachview's
-// enrolment link (cvbridge is the server, Coachview the client), built on
-// github.com/go-oauth2/oauth2/v4: the authorization-code grant with PKCE
-// (S256) supported, refresh tokens rotated on every use, short-lived
-// access tokens. Clients (id, secret file, exact redirect URIs) come from
-// the configuration; codes and tokens are stored as SHA-256 hashes through
-// inboundstore.TokenStore, so they survive restarts and work across
-// daemons sharing a database. The authorize step shows a small login and
-// consent page for the provider's administrator, whose bcrypt password hash
-// comes from the configuration.
+// enrolment link (cvbridge is the server, Coachview the client): the
+// authorization-code grant for confidential clients, PKCE (S256 only)
+// required or optional per client, refresh tokens rotated on every use,
+// short-lived access tokens. Clients (id, secret file, exact redirect URIs,
+// PKCE setting) come from the configuration; codes and tokens are stored
+// as SHA-256 hashes through inboundstore.TokenStore, so they survive
+// restarts and work across daemons sharing a database. The authorization
+// endpoint is this package's own, with a small login and consent page for
+// the provider's administrator (bcrypt password hash from the
+// configuration); the token endpoint is github.com/go-oauth2/oauth2/v4's
+// over this package's token manager.
 //
 // Hardening over the library's defaults: redirect URIs must match a
 // registered one exactly (the library's own check only compares host
-// suffixes) and a request with an unregistered one is answered with an
-// error page, never redirected; a code can be exchanged once, even by
-// concurrent requests, and presenting a used code or rotated refresh token
-// again revokes its whole grant; client secrets and the administrator's
-// credentials are compared in constant time; errors follow RFC 6749 §5.2
-// (400, or 401 for invalid_client).
+// suffixes); a request naming an unknown client or an unregistered
+// redirect URI gets an error page and is never redirected, every other
+// authorization error goes back to the client (RFC 6749 §4.1.2.1); a code
+// can be exchanged once, even by concurrent requests, and presenting a
+// used code or rotated refresh token again revokes its whole grant, except
+// that the same client presenting a just-rotated refresh token again
+// within the grace window gets the same new pair (see
+// manager.RefreshAccessToken); client secrets and the administrator's
+// credentials are compared in constant time, and sign-in attempts are
+// limited per client address; errors follow RFC 6749 §5.2 (400, or 401
+// for invalid_client).
 package oauth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,8 +45,8 @@ import (
 	oauth2 "github.com/go-oauth2/oauth2/v4"
 	oerrors "github.com/go-oauth2/oauth2/v4/errors"
 	"github.com/go-oauth2/oauth2/v4/server"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/time/rate"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
@@ -58,10 +67,51 @@ type Config struct {
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
 	// CodeTTL is an authorization code's lifetime (default 5m).
 	CodeTTL time.Duration `yaml:"code_ttl"`
-	// RequirePKCE refuses authorization requests without a code challenge.
-	RequirePKCE bool `yaml:"require_pkce"`
+	// RefreshReuseGrace is how long after a refresh the client may present
+	// the refresh token it rotated again and get the same new pair, for a
+	// lost answer or workers refreshing at once (nil: DefaultRefreshReuseGrace;
+	// 0: never, the first repeat revokes the grant; at most MaxRefreshReuseGrace).
+	RefreshReuseGrace *time.Duration `yaml:"refresh_reuse_grace"`
+	// RequirePKCE is the former, server-wide PKCE setting, kept for existing
+	// configurations: true makes PKCE required for every client (and a
+	// client set to optional an error), false makes it optional for the
+	// clients that have no pkce setting of their own. Use each client's
+	// PKCE instead.
+	RequirePKCE *bool `yaml:"require_pkce"`
 	// Clients are the OAuth clients (Coachview).
 	Clients []ClientConfig `yaml:"clients"`
+}
+
+// DefaultRefreshReuseGrace and MaxRefreshReuseGrace bound
+// Config.RefreshReuseGrace.
+const (
+	DefaultRefreshReuseGrace = 30 * time.Second
+	MaxRefreshReuseGrace     = 5 * time.Minute
+)
+
+// PKCE is a client's PKCE (RFC 7636) setting. Only the S256 method is
+// accepted; a request that sends a code challenge is always verified.
+type PKCE string
+
+// The PKCE settings.
+const (
+	// PKCERequired refuses authorization requests without a code challenge
+	// (the default).
+	PKCERequired PKCE = "required"
+	// PKCEOptional also accepts the plain authorization-code flow, where
+	// the client secret alone protects the code exchange.
+	PKCEOptional PKCE = "optional"
+)
+
+// UnmarshalYAML accepts only the known settings, so a misspelt one is a
+// configuration error naming its line rather than a silent default.
+func (p *PKCE) UnmarshalYAML(n *yaml.Node) error {
+	v := PKCE(n.Value)
+	if n.Kind != yaml.ScalarNode || (v != PKCERequired && v != PKCEOptional) {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a PKCE setting; use required or optional", n.Line, n.Value)}}
+	}
+	*p = v
+	return nil
 }
 
 // ClientConfig is one OAuth client.
@@ -74,13 +124,19 @@ type ClientConfig struct {
 	SecretEnv  string `yaml:"secret_env"`
 	// RedirectURIs are the exact redirect URIs the client may use.
 	RedirectURIs []string `yaml:"redirect_uris"`
+	// PKCE says whether the client must use PKCE (default required).
+	PKCE PKCE `yaml:"pkce"`
 }
 
 // client is a configured client as the library sees it.
 type client struct {
-	id, name   string
-	secretHash [32]byte
-	uris       []string
+	id, name     string
+	secretHash   [32]byte
+	uris         []string
+	pkceRequired bool
+	// rotationKey derives the pair a refresh issues from the refresh token
+	// it rotates (see successor).
+	rotationKey [32]byte
 }
 
 var (
@@ -103,6 +159,38 @@ func (c *client) VerifyPassword(secret string) bool {
 	return subtle.ConstantTimeCompare(h[:], c.secretHash[:]) == 1
 }
 
+// successor returns the access and refresh token that rotating refresh
+// token refresh of grant issues: HMAC-SHA256 under the client's rotation
+// key, so that every daemon sharing the configuration can give a client
+// that repeats a refresh the same pair again, while nobody without the
+// server's configured secrets can compute it from the refresh token.
+func (c *client) successor(grant, refresh string) (access, next string) {
+	derive := func(label string) string {
+		mac := hmac.New(sha256.New, c.rotationKey[:])
+		for _, part := range []string{label, grant, refresh} {
+			mac.Write([]byte(part))
+			mac.Write([]byte{0})
+		}
+		return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	}
+	return derive("access"), derive("refresh")
+}
+
+// rotationKey is a client's key for successor: the administrator's
+// password hash and the client's secret, both secrets of the server's
+// configuration (the client knows only its own), so daemons sharing the
+// configuration share the key.
+func rotationKey(adminHash, id, secret string) [32]byte {
+	mac := hmac.New(sha256.New, []byte(adminHash))
+	for _, part := range []string{"cvbridge oauth refresh rotation", id, secret} {
+		mac.Write([]byte(part))
+		mac.Write([]byte{0})
+	}
+	var k [32]byte
+	copy(k[:], mac.Sum(nil))
+	return k
+}
+
 // exactRedirect checks that redirect equals one of the space-separated
 // registered URIs exactly.
 func exactRedirect(registered, redirect string) error {
@@ -120,10 +208,9 @@ type Server struct {
 	clients map[string]*client
 	user    string
 	pwHash  []byte
-	pkce    bool
 	clock   clock.Clock
 	log     *slog.Logger
-	logins  *rate.Limiter
+	logins  *loginLimiter
 }
 
 // New checks cfg, reads its secret files and returns the server, storing
@@ -148,6 +235,13 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 	if cfg.CodeTTL <= 0 {
 		cfg.CodeTTL = 5 * time.Minute
 	}
+	grace := DefaultRefreshReuseGrace
+	if cfg.RefreshReuseGrace != nil {
+		grace = *cfg.RefreshReuseGrace
+	}
+	if grace < 0 || grace > MaxRefreshReuseGrace {
+		return nil, fmt.Errorf("oauth: refresh_reuse_grace is %s; use 0 (off) up to %s", grace, MaxRefreshReuseGrace)
+	}
 	hash, err := readSecret(cfg.AdminPasswordHashFile, cfg.AdminPasswordHashEnv)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: admin_password_hash: %w", err)
@@ -158,13 +252,13 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 		return nil, fmt.Errorf("oauth: admin password hash is not a bcrypt hash: %w", err)
 	}
-	s := &Server{clients: map[string]*client{}, user: cfg.AdminUser, pwHash: []byte(hash), pkce: cfg.RequirePKCE,
-		clock: clk, log: log, logins: rate.NewLimiter(rate.Every(10*time.Second), 5)}
+	s := &Server{clients: map[string]*client{}, user: cfg.AdminUser, pwHash: []byte(hash),
+		clock: clk, log: log, logins: newLoginLimiter()}
 	if len(cfg.Clients) == 0 {
 		return nil, errors.New("oauth: no clients configured")
 	}
 	for i, cc := range cfg.Clients {
-		c, err := newClient(cc)
+		c, err := newClient(cc, cfg.RequirePKCE, hash)
 		if err != nil {
 			return nil, fmt.Errorf("oauth: clients[%d]: %w", i, err)
 		}
@@ -175,17 +269,15 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 	}
 
 	mgr := &manager{clients: clientStore(s.clients), store: store, clock: clk, log: log,
-		codeTTL: cfg.CodeTTL, accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
+		codeTTL: cfg.CodeTTL, accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, grace: grace}
+	// Only the token endpoint is the library's; AuthorizeHandler is this
+	// package's own, so the authorization settings are not given here.
 	srv := server.NewServer(&server.Config{
-		TokenType:                   "Bearer",
-		AllowedResponseTypes:        []oauth2.ResponseType{oauth2.Code},
-		AllowedGrantTypes:           []oauth2.GrantType{oauth2.AuthorizationCode, oauth2.Refreshing},
-		AllowedCodeChallengeMethods: []oauth2.CodeChallengeMethod{oauth2.CodeChallengeS256},
-		ForcePKCE:                   cfg.RequirePKCE,
+		TokenType:         "Bearer",
+		AllowedGrantTypes: []oauth2.GrantType{oauth2.AuthorizationCode, oauth2.Refreshing},
 	}, mgr)
-	srv.ClientInfoHandler = clientCredentials
+	srv.ClientInfoHandler = s.clientCredentials
 	srv.AccessTokenResolveHandler = bearerToken
-	srv.UserAuthorizationHandler = s.userAuthorization
 	// The library consults this before it checks the allowed grant types.
 	srv.PasswordAuthorizationHandler = func(context.Context, string, string, string) (string, error) {
 		return "", oerrors.ErrUnsupportedGrantType
@@ -196,10 +288,23 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 	return s, nil
 }
 
-// newClient checks one client's configuration and reads its secret.
-func newClient(cc ClientConfig) (*client, error) {
+// newClient checks one client's configuration and reads its secret;
+// requireAll is the server-wide require_pkce, adminHash the
+// administrator's password hash.
+func newClient(cc ClientConfig, requireAll *bool, adminHash string) (*client, error) {
 	if cc.ID == "" {
 		return nil, errors.New("id is empty")
+	}
+	pkce := cc.PKCE
+	switch {
+	case pkce != "" && pkce != PKCERequired && pkce != PKCEOptional:
+		return nil, fmt.Errorf("client %q: pkce is %q; use required or optional", cc.ID, pkce)
+	case pkce == PKCEOptional && requireAll != nil && *requireAll:
+		return nil, fmt.Errorf("client %q: pkce: optional contradicts require_pkce: true; remove require_pkce (each client's pkce replaces it)", cc.ID)
+	case pkce == "" && requireAll != nil && !*requireAll:
+		pkce = PKCEOptional
+	case pkce == "":
+		pkce = PKCERequired
 	}
 	sec, err := readSecret(cc.SecretFile, cc.SecretEnv)
 	if err != nil {
@@ -224,7 +329,8 @@ func newClient(cc ClientConfig) (*client, error) {
 	if name == "" {
 		name = cc.ID
 	}
-	return &client{id: cc.ID, name: name, secretHash: sha256.Sum256([]byte(sec)), uris: cc.RedirectURIs}, nil
+	return &client{id: cc.ID, name: name, secretHash: sha256.Sum256([]byte(sec)), uris: cc.RedirectURIs,
+		pkceRequired: pkce == PKCERequired, rotationKey: rotationKey(adminHash, cc.ID, sec)}, nil
 }
 
 // readSecret reads a secret from file (trailing white space trimmed) or the
@@ -258,15 +364,24 @@ func (cs clientStore) GetByID(_ context.Context, id string) (oauth2.ClientInfo, 
 
 // clientCredentials reads the client's credentials from HTTP Basic
 // authentication or, failing that, from the form (client_secret_post).
-func clientCredentials(r *http.Request) (string, string, error) {
+// RFC 6749 §2.3.1 wants Basic credentials form-urlencoded first; clients
+// that send them raw are common, so the raw value is accepted too where
+// it is the credential: the id when only it names a client, the secret
+// when the form-decoded one does not match. The manager authenticates the
+// secret returned.
+func (s *Server) clientCredentials(r *http.Request) (string, string, error) {
 	if id, sec, ok := r.BasicAuth(); ok {
-		// RFC 6749 §2.3.1: Basic credentials are form-urlencoded first.
-		uid, err1 := url.QueryUnescape(id)
-		usec, err2 := url.QueryUnescape(sec)
-		if err1 != nil || err2 != nil {
+		if uid, err := url.QueryUnescape(id); err == nil && s.clients[uid] != nil {
+			id = uid
+		}
+		c := s.clients[id]
+		if c == nil {
 			return "", "", oerrors.ErrInvalidClient
 		}
-		return uid, usec, nil
+		if usec, err := url.QueryUnescape(sec); err == nil && c.VerifyPassword(usec) {
+			return id, usec, nil
+		}
+		return id, sec, nil
 	}
 	id, sec := r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 	if id == "" || sec == "" {
@@ -315,10 +430,30 @@ func rfcStatus(re *oerrors.Response) {
 	}
 }
 
+// noRedirectURI marks, in a token request's context, a code exchange
+// without redirect_uri (see TokenHandler).
+type noRedirectURI struct{}
+
+// redirectOmitted reports whether ctx is of a code exchange without
+// redirect_uri.
+func redirectOmitted(ctx context.Context) bool {
+	omitted, _ := ctx.Value(noRedirectURI{}).(bool)
+	return omitted
+}
+
 // TokenHandler is the token endpoint (POST, form-encoded).
 func (s *Server) TokenHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		// The library demands redirect_uri in every code exchange; RFC 6749
+		// §4.1.3 only when the authorization request had one. A placeholder
+		// gets the request past the library, and the context tells the
+		// manager that none was sent. An unreadable form is left to the
+		// library, which answers it.
+		if r.ParseForm() == nil && r.Form.Get("grant_type") == string(oauth2.AuthorizationCode) && r.Form.Get("redirect_uri") == "" {
+			r = r.WithContext(context.WithValue(r.Context(), noRedirectURI{}, true))
+			r.Form.Set("redirect_uri", "-")
+		}
 		if err := s.srv.HandleTokenRequest(w, r); err != nil {
 			s.log.Error("oauth: token response not written", slog.String("error", err.Error()))
 		}

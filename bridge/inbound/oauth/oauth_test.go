@@ -35,6 +35,10 @@ const (
 	redirectURI  = "https://cv.example/oauth/callback"
 	adminPass    = "correct horse battery staple"
 	verifier     = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+
+	singleID     = "single"
+	singleSecret = "s3cr%t+plus/0123456789"
+	singleURI    = "https://lms-admin.example/cb"
 )
 
 // env is the authorisation server and enrolment endpoint on one TLS server.
@@ -54,18 +58,29 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the server with two clients: Coachview (clientID, two
+// redirect URIs) and a second one (singleID, one redirect URI and a secret
+// with characters that form encoding changes). opts change the
+// configuration first.
+func newEnv(t *testing.T, opts ...func(*oauth.Config)) *env {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(adminPass), bcrypt.MinCost)
 	require.NoError(t, err)
 	clk := clock.NewFake(time.Now().Truncate(time.Millisecond))
 	store := fakes.Store(t, clk)
 	log := slog.New(slog.DiscardHandler)
-	as, err := oauth.New(oauth.Config{
+	cfg := oauth.Config{
 		AdminPasswordHashFile: writeFile(t, "admin.hash", string(hash)+"\n"),
-		Clients: []oauth.ClientConfig{{ID: clientID, Name: "Coachview", SecretFile: writeFile(t, "client.secret", clientSecret),
-			RedirectURIs: []string{redirectURI, "https://cv.example/other"}}},
-	}, store, clk, log)
+		Clients: []oauth.ClientConfig{
+			{ID: clientID, Name: "Coachview", SecretFile: writeFile(t, "client.secret", clientSecret),
+				RedirectURIs: []string{redirectURI, "https://cv.example/other"}},
+			{ID: singleID, SecretFile: writeFile(t, "single.secret", singleSecret), RedirectURIs: []string{singleURI}},
+		},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	as, err := oauth.New(cfg, store, clk, log)
 	require.NoError(t, err)
 	enr := &fakes.Enroller{}
 	router, err := inbound.NewCodeRouter([]inbound.CodeRule{{Connection: "moodle", Patterns: []string{"*"}, Enroller: enr}}, "")
@@ -102,9 +117,9 @@ var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 func read(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
 	return string(b)
 }
 
@@ -236,10 +251,12 @@ func TestFullFlow(t *testing.T) {
 	resp, _ = e.enrol(next.Access)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
+	// Presenting a rotated refresh token after the grace window revokes
+	// the whole grant.
+	e.clk.Advance(31 * time.Second)
 	again := e.refresh(tr.Refresh)
 	assert.Equal(t, http.StatusBadRequest, again.status)
 	assert.Equal(t, "invalid_grant", again.Error)
-	// Presenting a rotated refresh token revokes the whole grant.
 	resp, _ = e.enrol(next.Access)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, "invalid_grant", e.refresh(next.Refresh).Error)
@@ -334,10 +351,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		q := authorizeQuery()
 		q.Set("code_challenge", verifier)
 		q.Set("code_challenge_method", "plain")
-		resp, err := e.client.Get(e.srv.URL + "/oauth/authorize?" + q.Encode())
-		require.NoError(t, err)
-		read(t, resp)
-		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Equal(t, "invalid_request", errorRedirect(t, e, q).Get("error"))
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		q := authorizeQuery()
@@ -416,4 +430,12 @@ func TestRefreshReuseDetectedAfterThePurge(t *testing.T) {
 
 	assert.Equal(t, "invalid_grant", e.refresh(issued.Refresh).Error, "the real client's rotated token")
 	assert.Equal(t, "invalid_grant", e.refresh(stolen.Refresh).Error, "the reuse revoked the thief's grant")
+}
+
+// optionalPKCE makes PKCE optional for Coachview (the first client).
+func optionalPKCE(c *oauth.Config) { c.Clients[0].PKCE = oauth.PKCEOptional }
+
+// refreshGrace sets the refresh reuse grace window.
+func refreshGrace(d time.Duration) func(*oauth.Config) {
+	return func(c *oauth.Config) { c.RefreshReuseGrace = &d }
 }
