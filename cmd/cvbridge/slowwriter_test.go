@@ -99,3 +99,49 @@ func TestSlowWriterIsTakenWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestDutchExcelExport: an export as Dutch Excel writes it — Windows-1252,
+// ";" with a trailing ";" on data rows only, CR-only line endings (old Mac
+// Excel), WAAR/ONWAAR, no Opmerking column (optional by default), a decimal
+// comma — is delivered whole by the daemon process; implausible rows (a date
+// in 2099, a negative grade, an ambiguous number) are listed in its errors
+// file and not sent.
+func TestDutchExcelExport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test: skipped with -short")
+	}
+	bin := binary(t)
+	sim, srv := newSimulator(t)
+	cfgPath := e2eSetup(t, srv.URL, "")
+	dir := filepath.Dir(cfgPath)
+	content := "Deelnemer;Cursuscode;Datum afgerond;Geslaagd;Cijfer\r" +
+		"P-\xe9\xe9n;VCA-BASIS;30-11-2026;WAAR;7,5;\r" +
+		"P-twee;VCA-BASIS;30-11-2026;ONWAAR;4;\r" +
+		"P-drie;VCA-BASIS;01-01-2099;WAAR;8;\r" +
+		"P-vier;VCA-BASIS;30-11-2026;WAAR;-1;\r" +
+		"P-vijf;VCA-BASIS;30-11-2026;WAAR;1.234,5;\r"
+	tmp := filepath.Join(dir, "drop", ".excel.part")
+	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "drop", "excel.csv")))
+
+	startDaemonProcess(t, bin, cfgPath, "daemon")
+	waitFor(t, time.Minute, func() bool { return sim.Stats().Accepted >= 2 })
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "drop", "processed", "excel.csv.errors.csv"))
+		return err == nil
+	})
+	got := map[string]string{}
+	for _, r := range sim.Accepted() {
+		got[r.PersonID] = string(r.Body)
+	}
+	require.Len(t, got, 2)
+	assert.Contains(t, got["P-één"], `ResultaatDecimaal="7.5">true</Geslaagd>`, "WAAR, decimal comma, Windows-1252 name")
+	assert.Contains(t, got["P-twee"], `ResultaatDecimaal="4">false</Geslaagd>`, "ONWAAR")
+	errs, err := os.ReadFile(filepath.Join(dir, "drop", "processed", "excel.csv.errors.csv"))
+	require.NoError(t, err)
+	for _, want := range []string{"4;", "lies in the future", "5;", "below plausible.grade_min 0", "6;", "ambiguous"} {
+		assert.Contains(t, string(errs), want)
+	}
+	time.Sleep(time.Second)
+	assert.Equal(t, 2, sim.Stats().Requests, "nothing else was sent")
+}
