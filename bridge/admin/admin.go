@@ -1,8 +1,10 @@
 // Package admin owns the admin listener's HTTP handler: /healthz (the
-// process is alive), /readyz (the store answers and no target is paused),
-// /metrics (served from the handler it is given) and a server-rendered HTML
-// dashboard of targets, LMS connections, the outbox, recent failures and
-// parked results, with Retry and Cancel buttons.
+// process is alive), /readyz (the store answers, no target is paused and
+// no target's circuit is open), /circuits (each target's circuit breaker,
+// as JSON, for `cvbridge target status`), /metrics (served from the handler
+// it is given) and a server-rendered HTML dashboard of targets, LMS
+// connections, the outbox, recent failures and parked results, with Retry
+// and Cancel buttons.
 //
 // The dashboard needs no JavaScript and loads no external assets. Its
 // buttons are POST forms protected against cross-site request forgery (a
@@ -17,6 +19,7 @@ package admin
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +29,7 @@ import (
 	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/intake"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
@@ -74,6 +78,10 @@ type Options struct {
 	// Connections returns each LMS connection's status (intake.Runner's
 	// Statuses); nil shows none.
 	Connections func() []intake.Status
+	// Circuit returns a target's circuit breaker (its dispatcher's
+	// Circuit), false for a target this process does not deliver to; nil
+	// reports every circuit closed.
+	Circuit func(target string) (delivery.CircuitState, bool)
 	// Enrolments feeds the inbound enrolments section; nil says it is not enabled.
 	Enrolments Enrolments
 	// Metrics serves /metrics (metrics.Metrics' Handler); nil answers 404.
@@ -85,7 +93,8 @@ type Options struct {
 	Clock clock.Clock
 	// User and PasswordHash (a bcrypt hash, Settings.PasswordHash) protect
 	// the dashboard and its buttons with HTTP basic auth; with no hash the
-	// dashboard asks for no password. /healthz, /readyz and /metrics never do.
+	// dashboard asks for no password. /healthz, /readyz, /circuits and
+	// /metrics never do.
 	User         string
 	PasswordHash []byte
 	// Logger receives one line per operator action and refused login
@@ -123,6 +132,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Connections == nil {
 		opts.Connections = func() []intake.Status { return nil }
 	}
+	if opts.Circuit == nil {
+		opts.Circuit = func(string) (delivery.CircuitState, bool) { return delivery.CircuitState{}, false }
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
 	}
@@ -143,6 +155,7 @@ func New(opts Options) (*Handler, error) {
 	cop := http.NewCrossOriginProtection()
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.HandleFunc("GET /circuits", h.circuits)
 	if opts.Metrics != nil {
 		h.mux.Handle("GET /metrics", opts.Metrics)
 	}
@@ -177,8 +190,9 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	text(w, http.StatusOK, "ok\n")
 }
 
-// readyz answers 200 when the store answers and no target is paused, else
-// 503 with every reason, one per line.
+// readyz answers 200 when the store answers, no target is paused and no
+// target's circuit is open, else 503 with every reason, one per line: an
+// open circuit, like a pause, means results are not being delivered.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
@@ -199,11 +213,31 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 			reasons = append(reasons, fmt.Sprintf("target %s is paused: %s", t, st.Reason))
 		}
 	}
+	for _, t := range targets {
+		if c, ok := h.opts.Circuit(t); ok && c.Open {
+			reasons = append(reasons, fmt.Sprintf("target %s: circuit open since %s after %d transient failures in a row (%s); next probe at %s",
+				t, c.OpenedAt.Format(time.RFC3339), c.Failures, c.Reason, c.NextProbe.Format(time.RFC3339)))
+		}
+	}
 	if len(reasons) > 0 {
 		text(w, http.StatusServiceUnavailable, "not ready\n"+strings.Join(reasons, "\n")+"\n")
 		return
 	}
 	text(w, http.StatusOK, "ready\n")
+}
+
+// circuits answers each configured target's circuit breaker as a JSON
+// object keyed by target name; a target this process does not deliver to
+// is left out.
+func (h *Handler) circuits(w http.ResponseWriter, _ *http.Request) {
+	out := map[string]delivery.CircuitState{}
+	for _, t := range h.opts.Targets() {
+		if c, ok := h.opts.Circuit(t); ok {
+			out[t] = c
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out) // a write error means the client went away
 }
 
 // actions are the buttons on a result, each with the store call it makes

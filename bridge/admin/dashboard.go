@@ -74,10 +74,11 @@ type stateCount struct {
 type targetView struct {
 	Name        string
 	State       outbox.TargetState
-	Manual      bool                 // paused by the operator: no probes
-	Counts      map[outbox.State]int // nil when they could not be read
-	Oldest      time.Time            // zero when nothing waits
-	Unavailable bool                 // its state could not be read
+	Manual      bool                  // paused by the operator: no probes
+	Circuit     delivery.CircuitState // closed when this process does not deliver to it
+	Counts      map[outbox.State]int  // nil when they could not be read
+	Oldest      time.Time             // zero when nothing waits
+	Unavailable bool                  // its state could not be read
 }
 
 type parkedView struct {
@@ -165,6 +166,7 @@ func (h *Handler) target(ctx context.Context, name string, problem func(string, 
 		tv.Unavailable = true
 	}
 	tv.State, tv.Manual = st, delivery.PausedManually(st)
+	tv.Circuit, _ = h.opts.Circuit(name)
 	counts, err := h.opts.Store.Counts(ctx, name)
 	if err != nil {
 		problem("counts of target "+name, err)

@@ -113,7 +113,8 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 	}
 	for _, name := range cfg.TargetNames() {
 		disp, err := NewDispatcher(cfg.Targets[name], d.store, delivery.Options{
-			Clock: d.clock, Logger: d.log, Owner: d.owner, Version: opts.Version, Observe: d.metrics.Delivered})
+			Clock: d.clock, Logger: d.log, Owner: d.owner, Version: opts.Version, Observe: d.metrics.Delivered,
+			Circuit: d.metrics.Circuit})
 		if err != nil {
 			return nil, err
 		}
@@ -156,6 +157,7 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		Store:        d.store,
 		Targets:      cfg.TargetNames,
 		Connections:  d.runner.Statuses,
+		Circuit:      d.circuit,
 		Enrolments:   d.enrolments,
 		Metrics:      d.metrics.Handler(),
 		Requeued:     d.wake,
@@ -185,6 +187,16 @@ func (d *Daemon) wake(target string) {
 	}
 }
 
+// circuit returns target's circuit breaker, false when the daemon does
+// not deliver to target.
+func (d *Daemon) circuit(target string) (delivery.CircuitState, bool) {
+	disp, ok := d.dispatchers[target]
+	if !ok {
+		return delivery.CircuitState{}, false
+	}
+	return disp.Circuit(), true
+}
+
 // Store returns the daemon's outbox store.
 func (d *Daemon) Store() outbox.Store { return d.store }
 
@@ -195,6 +207,11 @@ func (d *Daemon) Runner() *intake.Runner { return d.runner }
 // in flight finish and returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.metrics.ReadQueue(d.store, d.cfg.TargetNames, d.log)
+	for name := range d.dispatchers {
+		// Each dispatcher's circuit starts closed, whatever the previous
+		// configuration's was.
+		d.metrics.Circuit(name, false)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(d.dispatchers)+1)
 	for name, disp := range d.dispatchers {

@@ -82,7 +82,9 @@ type Options struct {
 	// to ±20%; it must be safe for concurrent use. Default: uniformly random.
 	// Tests pass a constant 0 for exact schedules.
 	Jitter func() float64
-	// Logger receives one "delivery" line per attempt (default: slog.Default()).
+	// Logger receives one "delivery" line per attempt, at debug for the
+	// transient failures while the target's circuit is open, and one line
+	// per change of the circuit (default: slog.Default()).
 	Logger *slog.Logger
 	// HTTPClient replaces the default client (keep-alive transport with the
 	// connect timeout and TLS verification). Redirects are never followed,
@@ -96,6 +98,10 @@ type Options struct {
 	// request, once the store was asked to record it (metrics). It is called
 	// from the sending workers, so it must be safe for concurrent use and quick.
 	Observe func(Outcome)
+	// Circuit, when set, is told each time the target's circuit opens
+	// (open true) or closes (metrics). It is called from the sending
+	// workers, so it must be safe for concurrent use and quick.
+	Circuit func(target string, open bool)
 }
 
 // Dispatcher delivers one target's due results, concurrently, and applies
@@ -112,6 +118,8 @@ type Dispatcher struct {
 	userAgent string
 	limiter   *rate.Limiter // nil when unlimited
 	observe   func(Outcome) // nil when nobody observes
+	onCircuit func(target string, open bool)
+	circ      *circuit
 	wake      chan struct{}
 	step      sync.Mutex // one RunDue at a time
 }
@@ -143,6 +151,8 @@ func New(target Target, store Store, opts Options) (*Dispatcher, error) {
 		owner:     opts.Owner,
 		userAgent: "cvbridge/" + orDefault(opts.Version, "dev"),
 		observe:   opts.Observe,
+		onCircuit: opts.Circuit,
+		circ:      &circuit{after: target.Settings.Retry.CircuitAfter},
 		wake:      make(chan struct{}, 1),
 	}
 	if d.clock == nil {
@@ -224,6 +234,9 @@ func newHTTPClient(s Settings) *http.Client {
 // Owner returns the id under which this dispatcher leases rows.
 func (d *Dispatcher) Owner() string { return d.owner }
 
+// Circuit returns the state of the target's circuit breaker.
+func (d *Dispatcher) Circuit() CircuitState { return d.circ.state() }
+
 // Wake makes Run look for due rows now (for example after new results were
 // queued). It never blocks.
 func (d *Dispatcher) Wake() {
@@ -234,11 +247,11 @@ func (d *Dispatcher) Wake() {
 }
 
 // Run delivers until ctx ends: a RunDue step, then a wait until Wake is
-// called, the next row falls due, a paused target's probe time comes or
-// poll_interval passes. When ctx ends it claims nothing more, lets requests
-// in flight finish within their timeout, releases what it claimed but did
-// not send, and returns nil. Store errors are logged and retried after
-// poll_interval.
+// called, the next row falls due, a paused target's or an open circuit's
+// probe time comes or poll_interval passes. When ctx ends it claims nothing
+// more, lets requests in flight finish within their timeout, releases what
+// it claimed but did not send, and returns nil. Store errors are logged and
+// retried after poll_interval.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.client.CloseIdleConnections()
 	failing := false // the last step failed (the store was unreachable, say)
@@ -271,8 +284,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // untilNext is how long Run may wait after a step that made n attempts:
-// until the next row falls due (while paused by a 403, no sooner than the
-// probe time), the rate limit has a token again, or poll_interval passes.
+// until the next row falls due (while paused by a 403 or while the circuit
+// is open, no sooner than the probe time), the rate limit has a token
+// again, or poll_interval passes.
 func (d *Dispatcher) untilNext(ctx context.Context, n int) time.Duration {
 	now := d.clock.Now()
 	wait := d.set.PollInterval
@@ -286,6 +300,9 @@ func (d *Dispatcher) untilNext(ctx context.Context, n int) time.Duration {
 	}
 	if st.Paused && st.NextProbeAt.After(next) {
 		next = st.NextProbeAt
+	}
+	if c := d.circ.state(); c.Open && c.NextProbe.After(next) {
+		next = c.NextProbe
 	}
 	wait = min(wait, next.Sub(now))
 	if d.limiter != nil {
@@ -302,11 +319,13 @@ func (d *Dispatcher) untilNext(ctx context.Context, n int) time.Duration {
 }
 
 // RunDue is one delivery step at the clock's current time: it claims the
-// rows due now (while the target is paused by a 403, one probe row once the
-// probe time has come; while paused by the operator, none), sends them with
-// up to concurrency requests in flight and within the rate limit, records
-// each outcome, and returns how many attempts it made. When ctx ends it
-// stops sending and releases the rows it has not sent.
+// rows due now (while the target is paused by a 403 or its circuit is open,
+// one probe row once the probe time has come; while paused by the
+// operator, none), sends them with up to concurrency requests in flight and
+// within the rate limit, records each outcome, and returns how many
+// attempts it made. A probe that closes the circuit is followed by the rest
+// of the backlog in the same step. When ctx ends it stops sending and
+// releases the rows it has not sent.
 func (d *Dispatcher) RunDue(ctx context.Context) (int, error) {
 	d.step.Lock()
 	defer d.step.Unlock()
@@ -345,6 +364,17 @@ func (d *Dispatcher) RunDue(ctx context.Context) (int, error) {
 		d.log.Info("target resumed: Coachview accepted the signature again", "target", d.target.Name,
 			"class", string(class), "paused_since", st.PausedAt)
 		attempts = n
+	}
+	if c := d.circ.state(); c.Open {
+		if now.Before(c.NextProbe) {
+			return attempts, nil
+		}
+		n, class, err := d.claimAndSend(ctx, now, 1, false)
+		attempts += n
+		if err != nil || n == 0 || class == Forbidden || d.circ.isOpen() {
+			return attempts, err // a 403 closed it, but paused the target
+		}
+		// The probe closed the circuit: the backlog drains at full speed.
 	}
 	n, _, err := d.claimAndSend(ctx, now, d.set.BatchSize(), true)
 	return attempts + n, err
@@ -390,9 +420,11 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int) ([]out
 // nil), with up to concurrency workers. A feeder hands the rows to the
 // workers through a queue one batch deep and claims the next batch while
 // the workers send the current one; it stops claiming after a short batch,
-// a 403, a store failure, a row handed back, or once ctx ends. After a 403,
-// once ctx ends, or when too little of a row's lease is left for a whole
-// request, the rows not yet sent are released instead.
+// a 403, the circuit opening, a store failure, a row handed back, or once
+// ctx ends. After a 403 or the circuit opening, once ctx ends, or when too
+// little of a row's lease is left for a whole request, the rows not yet
+// sent are released instead, their attempts and schedules untouched. When
+// the circuit is open as the step starts, items is its one probe.
 func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func() ([]outbox.Item, error)) (int, Class, error) {
 	var (
 		attempts atomic.Int64
@@ -408,7 +440,11 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 		mu         sync.Mutex
 		errs       []error
 		last       Class
+		// probe: the circuit is open, so this step sends its probe.
+		probe = d.circ.isOpen()
 	)
+	// tripped reports whether the circuit opened during this step.
+	tripped := func() bool { return !probe && d.circ.isOpen() }
 	fail := func(err error) {
 		mu.Lock()
 		errs = append(errs, err)
@@ -433,7 +469,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 			for _, it := range batch {
 				jobs <- it
 			}
-			if more == nil || ctx.Err() != nil || paused.Load() || storeDown.Load() || handedBack.Load() {
+			if more == nil || ctx.Err() != nil || paused.Load() || tripped() || storeDown.Load() || handedBack.Load() {
 				return
 			}
 			next, err := more()
@@ -471,7 +507,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 				// A row whose lease could run out during the request, or
 				// before its outcome is recorded, is handed back rather
 				// than risk a second sender.
-				if ctx.Err() != nil || paused.Load() || storeDown.Load() || d.clock.Now().Add(d.set.minLeaseToSend()).After(it.LeaseUntil) {
+				if ctx.Err() != nil || paused.Load() || tripped() || storeDown.Load() || d.clock.Now().Add(d.set.minLeaseToSend()).After(it.LeaseUntil) {
 					handedBack.Store(true)
 					if err := d.release(ctx, it); err != nil {
 						fail(err)
@@ -482,7 +518,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func
 					// claimAndSend claimed no more rows than there were tokens.
 					d.limiter.AllowN(d.clock.Now(), 1)
 				}
-				class, wait := d.deliver(ctx, it, record)
+				class, wait := d.deliver(ctx, it, probe, record)
 				waits = append(waits, wait)
 				settle(window)
 				if class == Forbidden {
@@ -583,15 +619,22 @@ func (d *Dispatcher) finishNow(ctx context.Context, f outbox.Finish) func() erro
 	return func() error { return err }
 }
 
-// deliver sends one row and hands its outcome to record. It returns the
+// deliver sends one row (the open circuit's probe when probe is set),
+// applies its outcome to the circuit and hands it to record. It returns the
 // outcome's class at once and a function that waits until the outcome is
 // recorded, logs and observes it, and returns a store failure (a lost lease
 // is only logged).
-func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordFunc) (Class, func() (Class, error)) {
+func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, probe bool, record recordFunc) (Class, func() (Class, error)) {
 	at := d.clock.Now()
 	res := d.post(ctx, it.Body)
 	class := Classify(res.status, res.err)
 	now := d.clock.Now()
+	event, circ := d.circ.observe(class, d.set.circuitReason(res), probe, now, func(failed int) time.Duration {
+		return d.set.probeDelay(failed, res, d.jitter())
+	})
+	d.circuitChanged(ctx, event, circ, class, res)
+	// While the circuit is open its own lines tell of the outage, not one per result.
+	quiet := class == Transient && circ.Open
 	dec := d.set.decide(it, class, res, now, d.jitter())
 	attempt := outbox.Attempt{
 		ResultID: it.ID, At: at, Status: res.status, Class: string(class),
@@ -610,7 +653,7 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordF
 	})
 	return class, func() (Class, error) {
 		err := wait()
-		d.logOutcome(ctx, it, class, res, dec, err)
+		d.logOutcome(ctx, it, class, res, dec, quiet, err)
 		if d.observe != nil {
 			d.observe(Outcome{
 				Target: d.target.Name, Class: class, State: dec.state, Attempt: it.Tries + 1,
@@ -627,7 +670,9 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, record recordF
 	}
 }
 
-func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class, res response, dec decision, finishErr error) {
+// logOutcome writes an attempt's "delivery" line; quiet puts a retried one
+// at debug level.
+func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class, res response, dec decision, quiet bool, finishErr error) {
 	attrs := []slog.Attr{
 		slog.String("target", d.target.Name),
 		slog.Int64("result", it.ID),
@@ -649,6 +694,9 @@ func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class
 	switch dec.state {
 	case outbox.StatePending:
 		level = slog.LevelWarn
+		if quiet {
+			level = slog.LevelDebug
+		}
 		attrs = append(attrs, slog.Time("next", dec.next))
 	case outbox.StateFailed:
 		level = slog.LevelError
@@ -665,6 +713,30 @@ func (d *Dispatcher) logOutcome(ctx context.Context, it outbox.Item, class Class
 		attrs = append(attrs, slog.String("store_error", finishErr.Error()))
 	}
 	d.log.LogAttrs(ctx, level, "delivery", attrs...)
+}
+
+// circuitChanged logs a change of the circuit, one line each, and tells
+// Options.Circuit of an opening or a closing.
+func (d *Dispatcher) circuitChanged(ctx context.Context, event circuitEvent, st CircuitState, class Class, res response) {
+	switch event {
+	case circuitOpened:
+		d.log.LogAttrs(ctx, slog.LevelWarn, "target circuit opened: Coachview looks unreachable; one probe at a time until it answers",
+			slog.String("target", d.target.Name), slog.String("reason", st.Reason), slog.Int("failures", st.Failures),
+			slog.Time("next_probe", st.NextProbe))
+	case circuitProbeFailed:
+		d.log.LogAttrs(ctx, slog.LevelInfo, "target circuit stays open: the probe failed",
+			slog.String("target", d.target.Name), slog.String("reason", st.Reason), slog.Int("probes", st.Probes),
+			slog.Time("next_probe", st.NextProbe))
+	case circuitClosed:
+		d.log.LogAttrs(ctx, slog.LevelInfo, "target circuit closed: Coachview answers again",
+			slog.String("target", d.target.Name), slog.Int("status", res.status), slog.String("class", string(class)),
+			slog.Duration("open_for", d.clock.Now().Sub(st.OpenedAt).Round(time.Second)), slog.Int("probes", st.Probes))
+	default:
+		return
+	}
+	if d.onCircuit != nil && event != circuitProbeFailed {
+		d.onCircuit(d.target.Name, event == circuitOpened)
+	}
 }
 
 // post sends body once, bounded by the timeout even after ctx ends (a request

@@ -181,17 +181,28 @@ func (e *env) dispatcher(s delivery.Settings, owner string) *delivery.Dispatcher
 
 func (e *env) dispatcherFor(url string, s delivery.Settings, owner string) *delivery.Dispatcher {
 	e.t.Helper()
-	signer, err := sign.NewSigner(sign.SHA512, []byte(secret))
-	require.NoError(e.t, err)
-	d, err := delivery.New(delivery.Target{Name: targetName, URL: url, Signer: signer, Settings: s}, e.store, delivery.Options{
+	d, err := delivery.New(delivery.Target{Name: targetName, URL: url, Signer: signer(e.t), Settings: s}, e.store, delivery.Options{
 		Clock:   e.clk,
 		Jitter:  zeroJitter,
-		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:  e.logger(),
 		Owner:   owner,
 		Version: version,
 	})
 	require.NoError(e.t, err)
 	return d
+}
+
+// signer signs with the shared secret.
+func signer(t *testing.T) *sign.Signer {
+	t.Helper()
+	s, err := sign.NewSigner(sign.SHA512, []byte(secret))
+	require.NoError(t, err)
+	return s
+}
+
+// logger writes JSON lines, debug included, into the env's log buffer.
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func resultXML(code, person string) []byte {

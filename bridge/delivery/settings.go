@@ -55,6 +55,11 @@ type RetrySettings struct {
 	NotFound NotFoundRetry `yaml:"not_found"`
 	// ServerError covers 500: Coachview failed while processing the message.
 	ServerError ServerErrorRetry `yaml:"server_error"`
+	// CircuitAfter is how many transient failures in a row, across
+	// results, open the target's circuit: from then on one probe is sent
+	// at the transient schedule's pace and nothing else, until Coachview
+	// answers again (see CircuitState).
+	CircuitAfter int `yaml:"circuit_after"`
 	// PauseProbe is how long a target paused by a 403 waits between probes,
 	// each sending one row to test whether the fault is fixed.
 	PauseProbe time.Duration `yaml:"pause_probe"`
@@ -102,6 +107,7 @@ func DefaultSettings() Settings {
 			Transient:     TransientRetry{Base: 30 * time.Second, Cap: time.Hour, MaxAge: 14 * 24 * time.Hour},
 			NotFound:      NotFoundRetry{Interval: time.Hour, MaxAge: 7 * 24 * time.Hour},
 			ServerError:   ServerErrorRetry{Interval: 30 * time.Minute, MaxTries: 3},
+			CircuitAfter:  5,
 			PauseProbe:    15 * time.Minute,
 			RetryAfterCap: 6 * time.Hour,
 		},
@@ -183,6 +189,9 @@ func (s Settings) Validate() error {
 	positive("retry.server_error.interval", r.ServerError.Interval)
 	if r.ServerError.MaxTries < 1 {
 		bad("retry.server_error.max_tries", "must be at least 1, got %d", r.ServerError.MaxTries)
+	}
+	if r.CircuitAfter < 1 {
+		bad("retry.circuit_after", "must be at least 1, got %d", r.CircuitAfter)
 	}
 	positive("retry.pause_probe", r.PauseProbe)
 	positive("retry.retry_after_cap", r.RetryAfterCap)

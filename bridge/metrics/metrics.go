@@ -1,7 +1,8 @@
 // Package metrics owns cvbridge's Prometheus metrics: the counters and
 // histograms the delivery, intake and inbound code report to through small
-// hooks, and the gauges of the outbox (queue depth, oldest pending age,
-// paused targets) read from the store at scrape time. Everything lives in a
+// hooks (the targets' circuit breakers among them), and the gauges of the
+// outbox (queue depth, oldest pending age, paused targets) read from the
+// store at scrape time. Everything lives in a
 // registry of its own, never the global one, served by Handler.
 //
 // It owns no storage and changes nothing: it only counts what it is told
@@ -86,6 +87,8 @@ type Metrics struct {
 	inbound      *prometheus.CounterVec
 	pollDuration *prometheus.HistogramVec
 	pollErrors   *prometheus.CounterVec
+	circuitOpen  *prometheus.GaugeVec
+	circuitTrips *prometheus.CounterVec
 }
 
 // New returns the metrics in a fresh registry holding, besides cvbridge's own
@@ -140,6 +143,14 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "adapter_run_errors_total",
 			Help: "Polls of an LMS connection that ended in an error, by connection.",
 		}, []string{"connection"}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "target_circuit_open",
+			Help: "1 while a target's circuit is open (Coachview unreachable: one probe at a time), else 0.",
+		}, []string{"target"}),
+		circuitTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "target_circuit_openings_total",
+			Help: "How often a target's circuit opened after transient failures in a row, by target.",
+		}, []string{"target"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -152,7 +163,7 @@ func New(opts Options) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
-		m.inbound, m.pollDuration, m.pollErrors, buildInfo, m.queue,
+		m.inbound, m.pollDuration, m.pollErrors, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -176,6 +187,8 @@ func (m *Metrics) Forget(connections, targets []string) {
 		m.failures.DeletePartialMatch(l)
 		m.retries.DeletePartialMatch(l)
 		m.requestTime.DeletePartialMatch(l)
+		m.circuitOpen.DeletePartialMatch(l)
+		m.circuitTrips.DeletePartialMatch(l)
 	}
 }
 
@@ -242,6 +255,19 @@ func (m *Metrics) Delivered(o delivery.Outcome) {
 		outcome = FailureProbablyDelivered
 	}
 	m.failures.WithLabelValues(o.Target, string(o.Class), outcome).Inc()
+}
+
+// Circuit records that target's circuit opened (open true) or closed;
+// pass it as delivery.Options.Circuit. An opening is counted. The daemon
+// also calls it with false for each target as it starts, since a new
+// dispatcher's circuit starts closed.
+func (m *Metrics) Circuit(target string, open bool) {
+	v := 0.0
+	if open {
+		v = 1
+		m.circuitTrips.WithLabelValues(target).Inc()
+	}
+	m.circuitOpen.WithLabelValues(target).Set(v)
 }
 
 // Polled records one poll of an LMS connection; pass it as intake.Job.Polled.

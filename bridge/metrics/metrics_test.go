@@ -293,6 +293,27 @@ func TestReadQueueFollowsTheReloadedStore(t *testing.T) {
 
 // TestForgetDropsRemovedNames: the series of a removed connection and
 // target leave the exposition; the others stay.
+func TestCircuit(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Options{})
+	m.Circuit("acme", false)
+	m.Circuit("beta", false)
+	m.Circuit("beta", true)
+	m.Circuit("beta", false)
+	m.Circuit("beta", true)
+	require.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
+# HELP cvbridge_target_circuit_open 1 while a target's circuit is open (Coachview unreachable: one probe at a time), else 0.
+# TYPE cvbridge_target_circuit_open gauge
+cvbridge_target_circuit_open{target="acme"} 0
+cvbridge_target_circuit_open{target="beta"} 1
+# HELP cvbridge_target_circuit_openings_total How often a target's circuit opened after transient failures in a row, by target.
+# TYPE cvbridge_target_circuit_openings_total counter
+cvbridge_target_circuit_openings_total{target="beta"} 2
+`), "cvbridge_target_circuit_open", "cvbridge_target_circuit_openings_total"))
+	m.Forget(nil, []string{"beta"})
+	assert.NotContains(t, scrape(t, m), `"beta"`)
+}
+
 func TestForgetDropsRemovedNames(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(metrics.Options{})

@@ -84,8 +84,8 @@ func (e *faultEnv) counts() map[outbox.State]int {
 }
 
 // step runs one delivery step and moves the clock to the next due row
-// (the probe time while paused), or by at most maxJump; it returns false
-// when nothing is left to send.
+// (the probe time while paused or while the circuit is open), or by at
+// most maxJump; it returns false when nothing is left to send.
 func (e *faultEnv) step(maxJump time.Duration) bool {
 	e.t.Helper()
 	_, err := e.d.RunDue(e.ctx)
@@ -99,6 +99,9 @@ func (e *faultEnv) step(maxJump time.Duration) bool {
 	require.NoError(e.t, err)
 	if st.Paused && st.NextProbeAt.After(next) {
 		next = st.NextProbeAt
+	}
+	if c := e.d.Circuit(); c.Open && c.NextProbe.After(next) {
+		next = c.NextProbe
 	}
 	if limit := e.clk.Now().Add(maxJump); next.After(limit) {
 		next = limit
@@ -125,11 +128,12 @@ func attemptsWithin(s delivery.TransientRetry, outage time.Duration) int {
 }
 
 // TestFaultCoachviewOutage: Coachview answers 503 for three (compressed)
-// days. Every result is tried exactly as the transient schedule says (30s
-// doubling up to an hour, no jitter), nothing is parked, and when Coachview
-// recovers each result is delivered once.
+// days. The first 5 failures open the target's circuit (with 4 workers, up
+// to 3 more requests were in flight); from then on one probe goes out as
+// the transient schedule says (30s doubling up to an hour, no jitter),
+// nothing is parked, and when Coachview recovers each result is delivered once.
 func TestFaultCoachviewOutage(t *testing.T) {
-	const n, outage = 8, 3 * 24 * time.Hour
+	const n, outage = 20, 3 * 24 * time.Hour
 	set := faultSettings(4)
 	e := newFaultEnv(t, filepath.Join(t.TempDir(), "outbox.db"), set)
 	e.enqueue("O", n)
@@ -138,10 +142,12 @@ func TestFaultCoachviewOutage(t *testing.T) {
 		require.True(t, e.step(time.Hour))
 	}
 	during := e.sim.Stats()
-	perResult := attemptsWithin(set.Retry.Transient, outage)
-	t.Logf("outage of %s: %d requests for %d results (schedule: %d attempts each)", outage, during.Requests, n, perResult)
-	assert.Equal(t, n*perResult, during.Requests, "requests during the outage follow the retry schedule")
-	assert.Equal(t, n*perResult, during.ByStatus[503])
+	probes := attemptsWithin(set.Retry.Transient, outage) - 1
+	t.Logf("outage of %s: %d requests for %d results (schedule: %d probes)", outage, during.Requests, n, probes)
+	assert.GreaterOrEqual(t, during.Requests, set.Retry.CircuitAfter+probes)
+	assert.LessOrEqual(t, during.Requests, set.Retry.CircuitAfter+set.Concurrency-1+probes,
+		"the requests that opened the circuit, then the probes as the retry schedule says")
+	assert.Equal(t, during.Requests, during.ByStatus[503])
 	assert.Equal(t, n, e.counts()[outbox.StatePending], "nothing parked after 3 of the 14 days")
 
 	e.sim.SetStatus(0)
