@@ -236,3 +236,31 @@ func TestHeaderlessContinuationIsTaken(t *testing.T) {
 	require.NoError(t, e.poll())
 	assert.Equal(t, []string{"chunks.csv", "chunks.csv.errors.csv"}, e.files("failed"))
 }
+
+// TestCheck: `cvbridge check` fails for a drop folder that is missing, is a
+// file, or cannot be written, and notes the files waiting in a good one.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("a.csv", header)
+	e.write(".hidden.csv", header)
+	notes, err := e.f.Check(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"drop folder " + e.drop + ": 1 file(s) waiting"}, notes)
+	assert.Equal(t, []string{".hidden.csv", "a.csv"}, e.files(""), "the check leaves nothing behind")
+
+	require.NoError(t, os.RemoveAll(e.drop))
+	_, err = e.f.Check(t.Context())
+	assert.ErrorContains(t, err, "drop folder "+e.drop+" does not exist")
+
+	require.NoError(t, os.WriteFile(e.drop, nil, 0o644))
+	_, err = e.f.Check(t.Context())
+	assert.ErrorContains(t, err, "is not a directory")
+
+	if os.Geteuid() != 0 { // root writes anywhere
+		require.NoError(t, os.Remove(e.drop))
+		require.NoError(t, os.Mkdir(e.drop, 0o555))
+		_, err = e.f.Check(t.Context())
+		assert.ErrorContains(t, err, "files cannot be moved out of it")
+	}
+}
