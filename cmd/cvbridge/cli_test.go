@@ -109,6 +109,10 @@ func TestOperatorCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "cancelled")
 	assert.Contains(t, out, "<CoachviewResultaat")
+	// Times in the configuration's time zone, as the XML's dates: 23:30 UTC
+	// on 31 December is 1 January in Amsterdam.
+	assert.Contains(t, out, "completed:      2026-01-01 00:30:00 CET")
+	assert.Contains(t, out, `Datum="2026-01-01"`)
 	_, err = runCLI(t, "outbox", "cancel", "--config", cfgPath, id)
 	require.ErrorIs(t, err, outbox.ErrState, "a cancelled result cannot be cancelled again")
 	out, err = runCLI(t, "outbox", "retry", "--config", cfgPath, id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 )
@@ -66,7 +67,7 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := printEnrolments(out, es); err != nil {
+		if err := printEnrolments(out, es, cfg.Location); err != nil {
 			return err
 		}
 		if len(es) < total {
@@ -83,12 +84,12 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // printEnrolments prints the list as a table: ids, states and times only.
-func printEnrolments(out io.Writer, es []inboundstore.Enrolment) error {
+func printEnrolments(out io.Writer, es []inboundstore.Enrolment, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONNECTION\tPERSON\tCODE\tSTATE\tSINCE\tFIRST\tMESSAGE")
 	for _, e := range es {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Connection, e.PersonID, e.ElearningCode, e.State,
-			fmtTime(e.UpdatedAt), fmtTime(e.CreatedAt), e.MessageID)
+			fmtTime(e.UpdatedAt, loc), fmtTime(e.CreatedAt, loc), e.MessageID)
 	}
 	return tw.Flush()
 }

@@ -22,18 +22,18 @@ type inboundAdmin interface {
 }
 
 // openInboundStore opens the configured store as an inbound store; the
-// caller closes it.
-func openInboundStore(ctx context.Context, cfgPath string) (inboundAdmin, io.Closer, error) {
+// caller closes it. loc is the configuration's time zone, for times shown.
+func openInboundStore(ctx context.Context, cfgPath string) (in inboundAdmin, closer io.Closer, loc *time.Location, err error) {
 	cfg, store, err := openConfiguredStore(ctx, cfgPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	in, ok := store.(inboundAdmin)
 	if !ok {
 		store.Close()
-		return nil, nil, fmt.Errorf("the %s outbox keeps no inbound enrolments", cfg.Storage.Driver)
+		return nil, nil, nil, fmt.Errorf("the %s outbox keeps no inbound enrolments", cfg.Storage.Driver)
 	}
-	return in, store, nil
+	return in, store, cfg.Location, nil
 }
 
 // cmdInbox lists, shows and retries inbound enrolment messages.
@@ -63,7 +63,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 		if f.Limit <= 0 {
 			return usageError{"--limit must be positive"}
 		}
-		store, closer, err := openInboundStore(ctx, *cfgPath)
+		store, closer, loc, err := openInboundStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -72,7 +72,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return printMessages(out, ms)
+		return printMessages(out, ms, loc)
 	case "show", "retry":
 		body := false
 		if args[0] == "show" {
@@ -92,7 +92,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 			}
 			ids[i] = id
 		}
-		store, closer, err := openInboundStore(ctx, *cfgPath)
+		store, closer, loc, err := openInboundStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 		var errs []error
 		for _, id := range ids {
 			if args[0] == "show" {
-				errs = append(errs, showMessage(ctx, store, id, body, out))
+				errs = append(errs, showMessage(ctx, store, id, body, out, loc))
 				continue
 			}
 			m, err := store.RetryMessage(ctx, id, time.Now())
@@ -118,11 +118,11 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // printMessages lists messages without names or e-mail addresses.
-func printMessages(out io.Writer, ms []inboundstore.Message) error {
+func printMessages(out io.Writer, ms []inboundstore.Message, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRECEIVED\tSOURCE\tACTION\tCODE\tPERSON\tSTATE\tTRIES\tNOTE")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, fmtTime(m.ReceivedAt), m.Source, m.Action,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, fmtTime(m.ReceivedAt, loc), m.Source, m.Action,
 			dash(m.ElearningCode), dash(m.PersonID), m.State, m.Attempts, truncate(messageNote(m), 70))
 	}
 	return tw.Flush()
@@ -138,18 +138,18 @@ func messageNote(m inboundstore.Message) string {
 }
 
 // showMessage prints one message, names and e-mail address included.
-func showMessage(ctx context.Context, store inboundstore.MessageStore, id int64, body bool, out io.Writer) error {
+func showMessage(ctx context.Context, store inboundstore.MessageStore, id int64, body bool, out io.Writer, loc *time.Location) error {
 	m, err := store.GetMessage(ctx, id)
 	if err != nil {
 		return err
 	}
 	personal := [][2]string{{"first name", m.FirstName}, {"infix", m.Infix}, {"last name", m.LastName}, {"e-mail", m.Email}}
 	if m.Erased() {
-		personal = [][2]string{{"personal data", "erased " + fmtTime(m.ErasedAt)}}
+		personal = [][2]string{{"personal data", "erased " + fmtTime(m.ErasedAt, loc)}}
 	}
 	lease := "-"
 	if m.LeaseOwner != "" {
-		lease = m.LeaseOwner + " until " + fmtTime(m.LeaseUntil)
+		lease = m.LeaseOwner + " until " + fmtTime(m.LeaseUntil, loc)
 	}
 	rows := [][2]string{
 		{"id", strconv.FormatInt(m.ID, 10)}, {"source", m.Source}, {"event", dash(m.Event)}, {"verified by", m.Verified},
@@ -157,9 +157,9 @@ func showMessage(ctx context.Context, store inboundstore.MessageStore, id int64,
 	}
 	rows = append(rows, personal...)
 	rows = append(rows, [][2]string{
-		{"state", string(m.State)}, {"attempts", strconv.Itoa(m.Attempts)}, {"received", fmtTime(m.ReceivedAt)},
-		{"times received", strconv.Itoa(m.Requests)}, {"updated", fmtTime(m.UpdatedAt)},
-		{"next attempt", fmtTime(m.NextAttemptAt)}, {"lease", lease}, {"last error", dash(m.LastError)},
+		{"state", string(m.State)}, {"attempts", strconv.Itoa(m.Attempts)}, {"received", fmtTime(m.ReceivedAt, loc)},
+		{"times received", strconv.Itoa(m.Requests)}, {"updated", fmtTime(m.UpdatedAt, loc)},
+		{"next attempt", fmtTime(m.NextAttemptAt, loc)}, {"lease", lease}, {"last error", dash(m.LastError)},
 	}...)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
@@ -190,7 +190,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		f.Now = time.Now()
-		store, closer, err := openInboundStore(ctx, *cfgPath)
+		store, closer, loc, err := openInboundStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -199,7 +199,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return printTokens(out, ts, f.Now)
+		return printTokens(out, ts, f.Now, loc)
 	case "revoke":
 		client := fs.String("client", "", "revoke every code and token of this client")
 		grant := fs.String("grant", "", "revoke every code and token of this grant (see oauth list)")
@@ -209,7 +209,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		if (*client == "") == (*grant == "") || fs.NArg() > 0 {
 			return usageError{"usage: cvbridge oauth revoke --client ID | --grant ID"}
 		}
-		store, closer, err := openInboundStore(ctx, *cfgPath)
+		store, closer, _, err := openInboundStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // printTokens lists OAuth records: never their secrets or hashes.
-func printTokens(out io.Writer, ts []inboundstore.Token, now time.Time) error {
+func printTokens(out io.Writer, ts []inboundstore.Token, now time.Time, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tGRANT\tCLIENT\tKIND\tCREATED\tEXPIRES\tSTATUS")
 	for _, t := range ts {
@@ -248,13 +248,13 @@ func printTokens(out io.Writer, ts []inboundstore.Token, now time.Time) error {
 		status := "active"
 		switch {
 		case t.Revoked():
-			status = "revoked " + fmtTime(t.RevokedAt) + ": " + t.RevokeReason
+			status = "revoked " + fmtTime(t.RevokedAt, loc) + ": " + t.RevokeReason
 		case !expires.IsZero() && !now.Before(expires):
 			status = "expired"
 		case kind == "access+refresh" && !t.AccessExpiresAt.IsZero() && !now.Before(t.AccessExpiresAt):
 			status = "active (access token expired, refresh token valid)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.GrantID, t.ClientID, kind, fmtTime(t.CreatedAt), fmtTime(expires), status)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.GrantID, t.ClientID, kind, fmtTime(t.CreatedAt, loc), fmtTime(expires, loc), status)
 	}
 	return tw.Flush()
 }
@@ -270,7 +270,7 @@ func cmdForget(ctx context.Context, args []string, out io.Writer) error {
 		return usageError{"usage: cvbridge forget [--config FILE] PersoonExterneId"}
 	}
 	person := fs.Arg(0)
-	store, closer, err := openInboundStore(ctx, *cfgPath)
+	store, closer, _, err := openInboundStore(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}

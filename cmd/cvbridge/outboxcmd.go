@@ -51,7 +51,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		if f.State != "" && !f.State.Valid() {
 			return usageError{fmt.Sprintf("unknown state %q", *state)}
 		}
-		_, store, err := openConfiguredStore(ctx, *cfgPath)
+		cfg, store, err := openConfiguredStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return printItems(out, items)
+		return printItems(out, items, cfg.Location)
 	case "show", "retry", "cancel", "confirm":
 		if err := parse(fs, args[1:]); err != nil {
 			return err
@@ -68,7 +68,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() == 0 {
 			return usageError{fmt.Sprintf("usage: cvbridge outbox %s ID...", args[0])}
 		}
-		_, store, err := openConfiguredStore(ctx, *cfgPath)
+		cfg, store, err := openConfiguredStore(ctx, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return usageError{fmt.Sprintf("%q is not a result id", a)}
 			}
-			errs = append(errs, outboxAction(ctx, store, args[0], id, out))
+			errs = append(errs, outboxAction(ctx, store, args[0], id, out, cfg.Location))
 		}
 		return errors.Join(errs...)
 	default:
@@ -87,7 +87,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 	}
 }
 
-func outboxAction(ctx context.Context, store outbox.Store, action string, id int64, out io.Writer) error {
+func outboxAction(ctx context.Context, store outbox.Store, action string, id int64, out io.Writer, loc *time.Location) error {
 	now := time.Now()
 	switch action {
 	case "show":
@@ -95,7 +95,7 @@ func outboxAction(ctx context.Context, store outbox.Store, action string, id int
 		if err != nil {
 			return fmt.Errorf("result %d: %w", id, err)
 		}
-		return printItem(out, item, attempts)
+		return printItem(out, item, attempts, loc)
 	case "retry":
 		if err := store.Retry(ctx, id, now); err != nil {
 			return fmt.Errorf("result %d: %w", id, err)
@@ -124,7 +124,7 @@ func stateNames() string {
 	return strings.Join(names, ", ")
 }
 
-func printItems(out io.Writer, items []outbox.Item) error {
+func printItems(out io.Writer, items []outbox.Item, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCODE\tPERSON\tTRIES\tSTATUS\tNEXT/DONE\tNOTE")
 	for _, it := range items {
@@ -133,19 +133,19 @@ func printItems(out io.Writer, items []outbox.Item) error {
 			when = it.DeliveredAt
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Target, it.ElearningCode,
-			it.PersonID, it.Tries, statusText(it.LastStatus), fmtTime(when), truncate(it.LastError, 70))
+			it.PersonID, it.Tries, statusText(it.LastStatus), fmtTime(when, loc), truncate(it.LastError, 70))
 	}
 	return tw.Flush()
 }
 
-func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt) error {
+func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	rows := [][2]string{
 		{"id", strconv.FormatInt(it.ID, 10)}, {"state", string(it.State)}, {"target", it.Target},
 		{"connection", it.Connection}, {"elearningcode", it.ElearningCode}, {"person", it.PersonID},
-		{"source", it.SourceRef}, {"completed", fmtTime(it.CompletedAt)}, {"created", fmtTime(it.CreatedAt)},
-		{"tries", strconv.Itoa(it.Tries)}, {"next attempt", fmtTime(it.NextAttemptAt)},
-		{"delivered", fmtTime(it.DeliveredAt)}, {"last status", statusText(it.LastStatus)}, {"note", it.LastError},
+		{"source", it.SourceRef}, {"completed", fmtTime(it.CompletedAt, loc)}, {"created", fmtTime(it.CreatedAt, loc)},
+		{"tries", strconv.Itoa(it.Tries)}, {"next attempt", fmtTime(it.NextAttemptAt, loc)},
+		{"delivered", fmtTime(it.DeliveredAt, loc)}, {"last status", statusText(it.LastStatus)}, {"note", it.LastError},
 	}
 	if it.OutcomeUnknown {
 		rows = append(rows, [2]string{"outcome", "an attempt's answer never arrived: Coachview may have registered it"})
@@ -166,7 +166,7 @@ func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt) error {
 		fmt.Fprintln(out, "\nattempts:")
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, a := range attempts {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fmtTime(a.At), statusText(a.Status), a.Class,
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fmtTime(a.At, loc), statusText(a.Status), a.Class,
 				a.Duration.Round(time.Millisecond), truncate(a.Error+a.Response, 100))
 		}
 		return tw.Flush()
@@ -181,11 +181,13 @@ func statusText(s int) string {
 	return strconv.Itoa(s)
 }
 
-func fmtTime(t time.Time) string {
+// fmtTime shows t in loc, the configuration's time zone (the provider's,
+// in which completion dates are sent), with the zone's abbreviation.
+func fmtTime(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
 }
 
 func truncate(s string, n int) string {
