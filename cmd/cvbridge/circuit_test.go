@@ -94,9 +94,11 @@ func TestBacklogAgainst503Daemon(t *testing.T) {
 	stats := sim.Stats()
 	assert.Equal(t, 0, stats.Duplicates, "no result sent twice")
 	assert.Equal(t, n, stats.Requests-stats.ByStatus[http.StatusServiceUnavailable], "one 200 per result, nothing else")
-	counts, err := d.Store().Counts(ctx, "coachview")
-	require.NoError(t, err)
-	assert.Equal(t, n, counts[outbox.StateDelivered])
+	// The simulator counts a result before the daemon records its 200.
+	require.Eventually(t, func() bool {
+		counts, err := d.Store().Counts(ctx, "coachview")
+		return err == nil && counts[outbox.StateDelivered] == n
+	}, time.Minute, 50*time.Millisecond, "every result recorded as delivered")
 
 	out, err = runCLI(t, "target", "status", "--config", cfgPath)
 	require.NoError(t, err)

@@ -104,8 +104,9 @@ func TestSlowWriterIsTakenWhole(t *testing.T) {
 // ";" with a trailing ";" on data rows only, CR-only line endings (old Mac
 // Excel), WAAR/ONWAAR, no Opmerking column (optional by default), a decimal
 // comma — is delivered whole by the daemon process; implausible rows (a date
-// in 2099, a negative grade, an ambiguous number) are listed in its errors
-// file and not sent.
+// in 2099, a negative grade, an ambiguous number) and a row Coachview's rules
+// refuse (a 51-character person id) are all listed in its one errors file
+// and not sent.
 func TestDutchExcelExport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level test: skipped with -short")
@@ -119,7 +120,8 @@ func TestDutchExcelExport(t *testing.T) {
 		"P-twee;VCA-BASIS;30-11-2026;ONWAAR;4;\r" +
 		"P-drie;VCA-BASIS;01-01-2099;WAAR;8;\r" +
 		"P-vier;VCA-BASIS;30-11-2026;WAAR;-1;\r" +
-		"P-vijf;VCA-BASIS;30-11-2026;WAAR;1.234,5;\r"
+		"P-vijf;VCA-BASIS;30-11-2026;WAAR;1.234,5;\r" +
+		strings.Repeat("P", 51) + ";VCA-BASIS;30-11-2026;WAAR;6;\r"
 	tmp := filepath.Join(dir, "drop", ".excel.part")
 	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
 	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "drop", "excel.csv")))
@@ -139,7 +141,8 @@ func TestDutchExcelExport(t *testing.T) {
 	assert.Contains(t, got["P-twee"], `ResultaatDecimaal="4">false</Geslaagd>`, "ONWAAR")
 	errs, err := os.ReadFile(filepath.Join(dir, "drop", "processed", "excel.csv.errors.csv"))
 	require.NoError(t, err)
-	for _, want := range []string{"4;", "lies in the future", "5;", "below plausible.grade_min 0", "6;", "ambiguous"} {
+	for _, want := range []string{"4;", "lies in the future", "5;", "below plausible.grade_min 0", "6;", "ambiguous",
+		"7;", "rejected by the checks before sending: PersoonExterneId: is 51 characters long"} {
 		assert.Contains(t, string(errs), want)
 	}
 	time.Sleep(time.Second)
