@@ -91,6 +91,10 @@ type Options struct {
 	Requeued func(target string)
 	// Clock tells the time for retries, cancels and ages (default: the wall clock).
 	Clock clock.Clock
+	// Location is the time zone the dashboard shows times in: the
+	// configuration's, in which completion dates are sent (default: the
+	// server's).
+	Location *time.Location
 	// User and PasswordHash (a bcrypt hash, Settings.PasswordHash) protect
 	// the dashboard and its buttons with HTTP basic auth; with no hash the
 	// dashboard asks for no password. /healthz, /readyz, /circuits and
@@ -137,6 +141,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

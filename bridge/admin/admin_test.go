@@ -386,3 +386,17 @@ func TestNewRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestDashboardTimesInTheConfiguredZone: times are shown in the
+// configuration's time zone, not the server's (issue 19, item 6).
+func TestDashboardTimesInTheConfiguredZone(t *testing.T) {
+	t.Parallel()
+	amsterdam, err := time.LoadLocation("Europe/Amsterdam")
+	require.NoError(t, err)
+	f := newFixture(t, func(o *admin.Options) { o.Location = amsterdam })
+	r := f.get(f.client(), "/")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	// The connection's next run is 09:05 UTC on 2 March: 10:05 in Amsterdam.
+	assert.Contains(t, r.body, "2026-03-02 10:05:00 CET")
+	assert.NotContains(t, r.body, "09:05:00 UTC")
+}

@@ -50,6 +50,7 @@ type page struct {
 	Title      string
 	Version    string
 	Now        time.Time
+	Location   *time.Location // the zone times are shown in
 	CSS        template.CSS
 	CSRF       string
 	Notice     string
@@ -219,7 +220,7 @@ func (h *Handler) message(w http.ResponseWriter, status int, msg string) {
 
 func (h *Handler) newPage(title string) page {
 	return page{
-		Title: title, Version: h.opts.Version, Now: h.opts.Clock.Now(),
+		Title: title, Version: h.opts.Version, Now: h.opts.Clock.Now(), Location: h.opts.Location,
 		CSS: template.CSS(styleCSS), States: outbox.States,
 	}
 }
@@ -238,7 +239,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, p page) {
 	_, _ = buf.WriteTo(w)
 }
 
-// timeLayout is how the dashboard writes a time, in the server's zone.
+// timeLayout is how the dashboard writes a time, in the configuration's zone.
 const timeLayout = "2006-01-02 15:04:05 MST"
 
 // when writes t with how far it is from the page's time, or a dash for a zero time.
@@ -254,7 +255,7 @@ func (p page) when(t time.Time) string {
 	case d <= -time.Second:
 		rel = span(-d) + " ago"
 	}
-	return t.Local().Format(timeLayout) + " (" + rel + ")"
+	return t.In(p.Location).Format(timeLayout) + " (" + rel + ")"
 }
 
 // since writes how long ago t was, as an age, or a dash for a zero time.

@@ -162,6 +162,7 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		Metrics:      d.metrics.Handler(),
 		Requeued:     d.wake,
 		Clock:        d.clock,
+		Location:     cfg.Location,
 		User:         cfg.Admin.User,
 		PasswordHash: cfg.AdminPasswordHash,
 		Logger:       d.log,
