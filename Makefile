@@ -1,7 +1,7 @@
 # cvbridge — common tasks. `make help` lists them.
 GO      ?= go
 BIN     := bin/cvbridge
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell ./systemd/deb/version.sh 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: help build run test bench faults lint fuzz deb clean check-deps

@@ -61,7 +61,8 @@ func TestDebianPackage(t *testing.T) {
 		} {
 			assert.Contains(t, info, want)
 		}
-		assert.Regexp(t, `(?m)^ Depends: libc6 \(>= 2\.[0-9]+\), libxml2, adduser \| systemd$`, info)
+		assert.Regexp(t, `(?m)^ Depends: libc6 \(>= 2\.[0-9]+\), libxml2, adduser$`, info)
+		assert.NotContains(t, info, "localhost", "a real maintainer address")
 		for _, script := range []string{"postinst", "prerm", "postrm"} {
 			assert.Regexp(t, `(?m)^\s+\d+ bytes,\s+\d+ lines\s+\*\s+`+script+`\s+#!/bin/sh$`, info, "%s is an executable shell script", script)
 		}
@@ -100,6 +101,8 @@ func TestDebianPackage(t *testing.T) {
 			"usr/share/doc/cvbridge/systemd.md":                  "-rw-r--r--",
 			"usr/share/doc/cvbridge/examples/cvbridge.yaml":      "-rw-r--r--",
 			"usr/share/doc/cvbridge/examples/lms.d/csvdrop.yaml": "-rw-r--r--",
+			"usr/share/doc/cvbridge/copyright":                   "-rw-r--r--",
+			"usr/share/doc/cvbridge/changelog.gz":                "-rw-r--r--",
 		} {
 			assert.Equal(t, mode, entries[path], path)
 		}
@@ -122,10 +125,23 @@ func TestDebianPackage(t *testing.T) {
 		}
 		version := run(t, filepath.Join(root, "usr/bin/cvbridge"), "version")
 		assert.Equal(t, "cvbridge v1.2.3-4-gabc1234\n", version, "the binary carries the version it was built as")
-		// The outbox must not land in /etc/cvbridge, which the unit makes read-only.
+		// The outbox is named in the state directory: not in /etc/cvbridge,
+		// which the unit makes read-only, and the same for the service and
+		// for a command run from a shell (issue 19, item 1).
 		cfg, err := os.ReadFile(filepath.Join(root, "etc/cvbridge/cvbridge.yaml"))
 		require.NoError(t, err)
-		assert.NotRegexp(t, `(?m)^\s+path:`, string(cfg))
+		assert.Regexp(t, `(?m)^  path: /var/lib/cvbridge/outbox\.db$`, string(cfg))
+		// The shipped CSV connection's drop folder is created (item 3).
+		csv, err := os.ReadFile(filepath.Join(root, "etc/cvbridge/lms.d/csvdrop.yaml"))
+		require.NoError(t, err)
+		require.Regexp(t, `(?m)^  folder: /var/lib/cvbridge/drop$`, string(csv))
+		tmpfiles, err := os.ReadFile(filepath.Join(root, "usr/lib/tmpfiles.d/cvbridge.conf"))
+		require.NoError(t, err)
+		assert.Regexp(t, `(?m)^d /var/lib/cvbridge/drop\s+0750 cvbridge cvbridge -$`, string(tmpfiles))
+		// Reinstalling after a remove takes away the mask postrm set (item 2).
+		postinst, err := os.ReadFile(filepath.Join(ctrlDir(t, deb), "postinst"))
+		require.NoError(t, err)
+		assert.Contains(t, string(postinst), "deb-systemd-helper unmask cvbridge.service")
 	})
 
 	t.Run("verify", func(t *testing.T) {
@@ -165,4 +181,57 @@ func TestUnitExposure(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	assert.Contains(t, string(readme), "Overall exposure level for cvbridge.service: "+m[1]+" ", "README.md records the current score")
+}
+
+// ctrlDir extracts the control files of deb into a new directory.
+func ctrlDir(t *testing.T, deb string) string {
+	t.Helper()
+	dir := t.TempDir()
+	run(t, "dpkg-deb", "--control", deb, dir)
+	return dir
+}
+
+// TestLintian: the package has no lintian errors (warnings about the
+// configuration's deliberate 0640/0750 modes and the like are accepted).
+func TestLintian(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and the package: not in -short mode")
+	}
+	need(t, "dpkg-deb", "dpkg")
+	need(t, "objdump", "binutils")
+	lintian := need(t, "lintian", "lintian")
+	out := t.TempDir()
+	run(t, "./deb/build.sh", "0.1.0~git20261206.101500.692ec41", out)
+	debs, err := filepath.Glob(filepath.Join(out, "*.deb"))
+	require.NoError(t, err)
+	require.Len(t, debs, 1)
+	report, _ := exec.CommandContext(t.Context(), lintian, "--no-tag-display-limit", debs[0]).CombinedOutput()
+	for _, l := range strings.Split(string(report), "\n") {
+		assert.False(t, strings.HasPrefix(l, "E: "), "lintian: %s", l)
+	}
+}
+
+// TestVersionsSort: versions of untagged builds (version.sh) become Debian
+// versions that sort by commit time, so a later build is an upgrade; a
+// dirty build sorts below its commit; a tagged release above every
+// untagged build before it (issue 19, item 5).
+func TestVersionsSort(t *testing.T) {
+	t.Parallel()
+	dpkg := need(t, "dpkg", "dpkg")
+	// Later commit, hash starting with a letter: was "0~c4078ea" < "692ec41".
+	ordered := []string{
+		"0.1.0~git20261206.101500.692ec41~dirty",
+		"0.1.0~git20261206.101500.692ec41",
+		"0.1.0~git20261206.154500.c4078ea",
+		"0.1.0~git20261207.090000.1234567",
+		"0.1.0",
+		"0.1.0+3.gabc1234",
+		"0.2.0",
+	}
+	for i := 1; i < len(ordered); i++ {
+		err := exec.CommandContext(t.Context(), dpkg, "--compare-versions", ordered[i-1], "lt", ordered[i]).Run()
+		assert.NoError(t, err, "%s < %s", ordered[i-1], ordered[i])
+	}
+	v := strings.TrimSpace(run(t, "./deb/version.sh"))
+	assert.Regexp(t, `^(v\d.*|0\.1\.0~git\d{8}\.\d{6}\.[0-9a-f]{7}(~dirty)?)$`, v, "version.sh in this checkout")
 }

@@ -62,8 +62,8 @@ type Storage struct {
 	// Driver is the backend: sqlite (the embedded default, one server) or
 	// postgres (several daemons may share one database).
 	Driver string `yaml:"driver"`
-	// Path is the SQLite file (outbox.db in $STATE_DIRECTORY when systemd
-	// sets it, else next to this file).
+	// Path is the SQLite file (default: outbox.db in the state directory,
+	// see Config.StateDir).
 	Path string `yaml:"path"`
 	// DSNFile is a file holding the PostgreSQL connection string
 	// (postgres://user:password@host/db?sslmode=verify-full).
@@ -254,11 +254,7 @@ func (c *Config) resolve(root *yaml.Node) error {
 	switch c.Storage.Driver {
 	case "sqlite":
 		if c.Storage.Path == "" {
-			dir := stateDirectory()
-			if dir == "" {
-				dir = c.Dir()
-			}
-			c.Storage.Path = filepath.Join(dir, "outbox.db")
+			c.Storage.Path = filepath.Join(c.StateDir(), "outbox.db")
 		}
 		c.Storage.Path = c.Abs(c.Storage.Path)
 		if c.Storage.DSNFile != "" || c.Storage.DSNEnv != "" {

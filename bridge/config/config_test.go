@@ -221,3 +221,15 @@ func copyTree(t *testing.T, from, to string) {
 		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
 	}))
 }
+
+// TestStateDir: the service (with systemd's STATE_DIRECTORY) and a shell
+// (without) find the packaged configuration's state in the same place.
+func TestStateDir(t *testing.T) {
+	packaged := &config.Config{File: "/etc/cvbridge/cvbridge.yaml"}
+	elsewhere := &config.Config{File: "/srv/bridge/cvbridge.yaml"}
+	t.Setenv("STATE_DIRECTORY", "")
+	assert.Equal(t, "/var/lib/cvbridge", packaged.StateDir(), "a shell reading the packaged configuration")
+	assert.Equal(t, "/srv/bridge", elsewhere.StateDir())
+	t.Setenv("STATE_DIRECTORY", "/var/lib/cvbridge")
+	assert.Equal(t, "/var/lib/cvbridge", packaged.StateDir(), "the service")
+}

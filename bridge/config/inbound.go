@@ -159,10 +159,7 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 	}
 	t.CertFile, t.KeyFile = c.Abs(t.CertFile), c.Abs(t.KeyFile)
 	if len(t.ACME.Hosts) > 0 && t.ACME.CacheDir == "" {
-		t.ACME.CacheDir = filepath.Join(filepath.Dir(c.Storage.Path), "acme")
-		if dir := stateDirectory(); dir != "" {
-			t.ACME.CacheDir = filepath.Join(dir, "acme")
-		}
+		t.ACME.CacheDir = filepath.Join(c.StateDir(), "acme")
 	}
 	t.ACME.CacheDir = c.Abs(t.ACME.CacheDir)
 
@@ -188,7 +185,25 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 	return nil
 }
 
-// stateDirectory is systemd's StateDirectory for the service, if set.
-func stateDirectory() string {
-	return strings.Split(os.Getenv("STATE_DIRECTORY"), ":")[0]
+// PackagedConfigDir and PackagedStateDir are where the Debian package puts
+// the configuration and where its unit keeps the state (StateDirectory=).
+const (
+	PackagedConfigDir = "/etc/cvbridge"
+	PackagedStateDir  = "/var/lib/cvbridge"
+)
+
+// StateDir is where the state (the SQLite outbox, ACME certificates) lives
+// when the configuration does not say, by one rule that gives the service
+// and a shell the same answer: systemd's $STATE_DIRECTORY when set; else,
+// for the packaged configuration in /etc/cvbridge, the unit's state
+// directory /var/lib/cvbridge (so `cvbridge outbox list` reads the outbox
+// the service writes); else the configuration file's directory.
+func (c *Config) StateDir() string {
+	if dir := strings.Split(os.Getenv("STATE_DIRECTORY"), ":")[0]; dir != "" {
+		return dir
+	}
+	if c.Dir() == PackagedConfigDir {
+		return PackagedStateDir
+	}
+	return c.Dir()
 }

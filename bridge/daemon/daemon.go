@@ -436,6 +436,9 @@ func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox
 		if !cfg.Storage.MigratesAtStart() {
 			opts = append(opts, sqlite.WithoutMigrations())
 		}
+		if err := checkStoreOwner(cfg.Storage.Path); err != nil {
+			return nil, err
+		}
 		s, err := sqlite.Open(ctx, cfg.Storage.Path, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open the outbox %s: %w", cfg.Storage.Path, err)

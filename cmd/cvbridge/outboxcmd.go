@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,11 +18,25 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
-// openConfiguredStore loads the configuration named by the flag and opens its store.
+// openConfiguredStore loads the configuration named by the flag and opens
+// its store, which must exist: a command never creates an empty SQLite
+// outbox beside the one the service uses (a wrong --config, or a shell that
+// resolves the path differently, shows up as an error, not as an empty list).
 func openConfiguredStore(ctx context.Context, cfgPath string) (*config.Config, outbox.Store, error) {
+	return openStoreFor(ctx, cfgPath, false)
+}
+
+// openStoreFor is openConfiguredStore; with create set, a missing SQLite
+// outbox is created (pausing a target before the daemon first ran).
+func openStoreFor(ctx context.Context, cfgPath string, create bool) (*config.Config, outbox.Store, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.Storage.Driver == "sqlite" && !create {
+		if _, err := os.Stat(cfg.Storage.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("there is no outbox at %s (storage.path of %s): the daemon has not run with this configuration yet, or this is not the configuration the service uses", cfg.Storage.Path, cfg.File)
+		}
 	}
 	store, err := daemon.OpenStore(ctx, cfg, clock.System{})
 	if err != nil {

@@ -28,7 +28,7 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, store, err := openConfiguredStore(ctx, *cfgPath)
+	cfg, store, err := openStoreFor(ctx, *cfgPath, args[0] == "pause")
 	if err != nil {
 		return err
 	}

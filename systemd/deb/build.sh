@@ -18,7 +18,9 @@ version=$1
 # A Debian version must start with a digit and use only [A-Za-z0-9.+~]
 # (a '-' would split off a Debian revision): drop a leading v, write git
 # describe's "-N-gHASH" as "+N.gHASH" (after the tag), any other '-' (as in
-# "-rc1", "-dirty") as '~', anything else as '.', and put a bare hash after 0~.
+# "-rc1", "-dirty") as '~', anything else as '.', and put anything else that
+# does not start with a digit after 0~. An untagged checkout is versioned by
+# version.sh as 0.1.0~git<date>.<time>.<hash>, which sorts by commit time.
 debversion=$(printf '%s' "$version" | sed -e 's/^v//' -e 's/-\([0-9][0-9]*\)-g\([0-9a-f]*\)/+\1.g\2/' \
 	-e 's/-/~/g' -e 's/[^A-Za-z0-9.+~]/./g')
 case $debversion in
@@ -26,6 +28,7 @@ case $debversion in
 *) debversion="0~$debversion" ;;
 esac
 
+maintainer="cvbridge maintainers <cvbridge@users.noreply.github.com>"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 outdir=${2:-bin}
@@ -38,7 +41,9 @@ done
 arch=$(dpkg --print-architecture)
 
 echo "build.sh: building $bin $version"
-CGO_ENABLED=1 go build -trimpath -ldflags "-X main.version=$version" -o "$bin" ./cmd/cvbridge
+# -s -w: no symbol table or DWARF in the packaged binary (Debian policy);
+# a position-independent executable, as Debian's hardening asks.
+CGO_ENABLED=1 go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/cvbridge
 
 # The newest glibc symbol version the binary uses is the libc6 it needs.
 glibc=$(objdump -T "$bin" | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -uV | tail -n 1)
@@ -55,14 +60,22 @@ install -m 0644 systemd/cvbridge.sysusers "$pkg/usr/lib/sysusers.d/cvbridge.conf
 install -m 0644 systemd/cvbridge.tmpfiles "$pkg/usr/lib/tmpfiles.d/cvbridge.conf"
 install -m 0644 README.md "$pkg/usr/share/doc/cvbridge/README.md"
 install -m 0644 systemd/README.md "$pkg/usr/share/doc/cvbridge/systemd.md"
+install -m 0644 systemd/deb/copyright "$pkg/usr/share/doc/cvbridge/copyright"
+# The changelog names the version this package is and what it is built from.
+date=$(git log -1 --format=%cD 2>/dev/null || date -R)
+printf 'cvbridge (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- %s  %s\n' \
+	"$debversion" "$version" "$maintainer" "$date" | gzip -9n >"$pkg/usr/share/doc/cvbridge/changelog.gz"
+chmod 0644 "$pkg/usr/share/doc/cvbridge/changelog.gz"
 install -m 0644 examples/cvbridge.yaml "$pkg/usr/share/doc/cvbridge/examples/cvbridge.yaml"
 install -m 0644 examples/lms.d/*.yaml "$pkg/usr/share/doc/cvbridge/examples/lms.d/"
 
-# /etc/cvbridge/cvbridge.yaml: the example, except that the outbox goes to
-# the state directory. A relative storage.path would resolve against
-# /etc/cvbridge, which the unit makes read-only.
-sed 's|^  path: outbox\.db|  # path: outbox.db|' examples/cvbridge.yaml >"$pkg/etc/cvbridge/cvbridge.yaml"
-if grep -q '^  path: ' "$pkg/etc/cvbridge/cvbridge.yaml"; then
+# /etc/cvbridge/cvbridge.yaml: the example, except that the outbox is named
+# in the state directory, so the service and every command run from a shell
+# (cvbridge outbox list --config /etc/cvbridge/cvbridge.yaml) read the same
+# file. A relative storage.path would resolve against /etc/cvbridge, which
+# the unit makes read-only.
+sed 's|^  path: outbox\.db|  path: /var/lib/cvbridge/outbox.db|' examples/cvbridge.yaml >"$pkg/etc/cvbridge/cvbridge.yaml"
+if ! grep -q '^  path: /var/lib/cvbridge/outbox.db$' "$pkg/etc/cvbridge/cvbridge.yaml"; then
 	echo "build.sh: examples/cvbridge.yaml sets storage.path in a way this script does not recognise; /etc/cvbridge is read-only for the service" >&2
 	exit 1
 fi
@@ -79,9 +92,9 @@ cat >"$pkg/DEBIAN/control" <<CONTROL
 Package: cvbridge
 Version: $debversion
 Architecture: $arch
-Maintainer: cvbridge maintainers <cvbridge@localhost>
+Maintainer: $maintainer
 Installed-Size: $size
-Depends: libc6 (>= $glibc), libxml2, adduser | systemd
+Depends: libc6 (>= $glibc), libxml2, adduser
 Section: net
 Priority: optional
 Homepage: https://github.com/cvbridge/cvbridge
