@@ -4,12 +4,14 @@
 package systemd_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,6 +33,45 @@ func need(t *testing.T, tool, pkg string) string {
 	return p
 }
 
+var (
+	buildOnce  sync.Once
+	builtDeb   string
+	buildError error
+)
+
+// builtPackage builds the .deb once for the tests of this package, as
+// version v1.2.3-4-gabc1234, and returns its path. It skips in -short mode.
+func builtPackage(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary and the package: not in -short mode")
+	}
+	need(t, "dpkg-deb", "dpkg")
+	need(t, "objdump", "binutils")
+	buildOnce.Do(func() {
+		out, err := os.MkdirTemp("", "cvbridge-deb-")
+		if err != nil {
+			buildError = err
+			return
+		}
+		if b, err := exec.Command("./deb/build.sh", "v1.2.3-4-gabc1234", out).CombinedOutput(); err != nil {
+			buildError = fmt.Errorf("build.sh: %v\n%s", err, b)
+			return
+		}
+		debs, err := filepath.Glob(filepath.Join(out, "cvbridge_1.2.3+4.gabc1234_*.deb"))
+		if err == nil && len(debs) != 1 {
+			err = fmt.Errorf("build.sh names the package after the Debian form of the version; found %v", debs)
+		}
+		if err != nil {
+			buildError = err
+			return
+		}
+		builtDeb = debs[0]
+	})
+	require.NoError(t, buildError)
+	return builtDeb
+}
+
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.CommandContext(t.Context(), name, args...).CombinedOutput()
@@ -41,17 +82,7 @@ func run(t *testing.T, name string, args ...string) string {
 // TestDebianPackage builds the .deb with build.sh and checks what dpkg-deb
 // reports of it, then extracts it and verifies the installed unit.
 func TestDebianPackage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and the package: not in -short mode")
-	}
-	need(t, "dpkg-deb", "dpkg")
-	need(t, "objdump", "binutils")
-	out := t.TempDir()
-	run(t, "./deb/build.sh", "v1.2.3-4-gabc1234", out)
-	debs, err := filepath.Glob(filepath.Join(out, "cvbridge_1.2.3+4.gabc1234_*.deb"))
-	require.NoError(t, err)
-	require.Len(t, debs, 1, "build.sh names the package after the Debian form of the version")
-	deb := debs[0]
+	deb := builtPackage(t)
 
 	t.Run("info", func(t *testing.T) {
 		info := run(t, "dpkg-deb", "--info", deb)
@@ -194,18 +225,8 @@ func ctrlDir(t *testing.T, deb string) string {
 // TestLintian: the package has no lintian errors (warnings about the
 // configuration's deliberate 0640/0750 modes and the like are accepted).
 func TestLintian(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and the package: not in -short mode")
-	}
-	need(t, "dpkg-deb", "dpkg")
-	need(t, "objdump", "binutils")
 	lintian := need(t, "lintian", "lintian")
-	out := t.TempDir()
-	run(t, "./deb/build.sh", "0.1.0~git20261206.101500.692ec41", out)
-	debs, err := filepath.Glob(filepath.Join(out, "*.deb"))
-	require.NoError(t, err)
-	require.Len(t, debs, 1)
-	report, _ := exec.CommandContext(t.Context(), lintian, "--no-tag-display-limit", debs[0]).CombinedOutput()
+	report, _ := exec.CommandContext(t.Context(), lintian, "--no-tag-display-limit", builtPackage(t)).CombinedOutput()
 	for _, l := range strings.Split(string(report), "\n") {
 		assert.False(t, strings.HasPrefix(l, "E: "), "lintian: %s", l)
 	}
