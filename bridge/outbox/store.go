@@ -219,6 +219,16 @@ type TargetState struct {
 	NextProbeAt time.Time // while paused: when one row may be sent to test whether the fault is fixed
 }
 
+// Hour is one hour of a target's delivery history, for the dashboard's charts.
+type Hour struct {
+	Start     time.Time // the hour's beginning, in UTC
+	Delivered int       // results that became delivered in the hour
+	Failed    int       // results parked (failed) in the hour
+	// Backlog is how many results waited (pending or sending) at the
+	// hour's end; for the current hour, now.
+	Backlog int
+}
+
 // Tx is the unit of work of one source batch: everything in it commits or
 // nothing does.
 type Tx interface {
@@ -261,8 +271,13 @@ type Store interface {
 	// OldestPending returns the earliest CreatedAt of target's pending and
 	// sending rows, in one query; ok is false when none waits.
 	OldestPending(ctx context.Context, target string) (t time.Time, ok bool, err error)
-	// Counts returns the number of rows per state for target ("" = all targets).
+	// Counts returns the number of rows per state for target ("" = all
+	// targets). It reads counters the store keeps as rows change, so its
+	// cost does not grow with the outbox.
 	Counts(ctx context.Context, target string) (map[State]int, error)
+	// Hours returns target's delivery history, one Hour for each hour from
+	// the one holding since to the one holding now, oldest first.
+	Hours(ctx context.Context, target string, since, now time.Time) ([]Hour, error)
 	// Retry makes a failed, probably-delivered, cancelled or pending row due
 	// at now with a fresh retry schedule (Tries and Streak reset).
 	Retry(ctx context.Context, id int64, now time.Time) error

@@ -1,6 +1,7 @@
 package outboxtest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -178,4 +179,56 @@ func InboundOrderUpgrade(t *testing.T, db *sqlx.DB, open func() inboundstore.Sto
 	m, err = s.GetMessage(ctx, waiting)
 	require.NoError(t, err)
 	assert.Equal(t, inboundstore.StateSuperseded, m.State, "the old pending enrolment is superseded by the later unenrolment")
+}
+
+// CountsSchema is the schema version before the results' counters existed.
+const CountsSchema = 8
+
+// CountsUpgrade checks the migration that adds the results' counters, on a
+// database db that the caller has brought to schema CountsSchema: the
+// counters start at what the rows an older cvbridge left add up to, the
+// charts start with the last two days' deliveries, and the counters follow
+// the rows from then on. open migrates the database and opens the store on
+// it.
+func CountsUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
+	ctx := t.Context()
+	recent := time.Now().Add(-time.Hour).UnixMilli()
+	put := func(target, person string, st outbox.State, at int64) {
+		var delivered any
+		if st == outbox.StateDelivered {
+			delivered = at
+		}
+		_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO results
+			(target, connection, elearningcode, person_id, person_key, body, body_hash, state, active, next_attempt_at, created_at, updated_at, delivered_at)
+			VALUES (?, 'csv', 'E1', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			target, person, person, []byte("<old/>"), []byte(person), string(st), st.Active(), at, at, at, delivered)
+		require.NoError(t, err)
+	}
+	old := Epoch.Add(-30 * 24 * time.Hour).UnixMilli()
+	for i, st := range outbox.States {
+		put("cv", fmt.Sprintf("p%d", i), st, old)
+	}
+	put("cv", "recent", outbox.StateDelivered, recent)
+	put("cv", "parked", outbox.StateFailed, recent)
+	put("beta", "b1", outbox.StatePending, old)
+	put("beta", "b2", outbox.StatePending, old)
+
+	s := open()
+	AssertCounts(t, s, db)
+	counts, err := s.Counts(ctx, "cv")
+	require.NoError(t, err)
+	assert.Equal(t, 2, counts[outbox.StateDelivered])
+	hours, err := s.Hours(ctx, "cv", time.Now().Add(-3*time.Hour), time.Now())
+	require.NoError(t, err)
+	var delivered, failed int
+	for _, h := range hours {
+		delivered, failed = delivered+h.Delivered, failed+h.Failed
+	}
+	assert.Equal(t, 1, delivered, "the recent delivery is in the chart, the old one is not")
+	assert.Equal(t, 1, failed)
+
+	claimed, err := s.Claim(ctx, "beta", "w", 10, Epoch, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	AssertCounts(t, s, db)
 }

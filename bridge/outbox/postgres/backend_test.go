@@ -325,6 +325,16 @@ func TestActiveFlagUpgrade(t *testing.T) {
 	}
 }
 
+// TestCountsUpgrade: a database an older cvbridge left at schema 8 gets
+// counters that start at what its rows add up to.
+func TestCountsUpgrade(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	db := raw(t, dsn)
+	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.CountsSchema))
+	outboxtest.CountsUpgrade(t, db, func() outbox.Store { return open(t, dsn) })
+}
+
 // TestSupersessionUpgrade: a database an older cvbridge left at schema 6
 // migrates to the new states, and the CHECK constraints know them.
 func TestSupersessionUpgrade(t *testing.T) {

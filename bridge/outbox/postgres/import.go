@@ -99,9 +99,11 @@ func (im *importer) Counts(ctx context.Context) (outboxcopy.Counts, error) {
 	return c, nil
 }
 
-// Clear deletes every outbox and inbound row (leases stay) and restarts the ids.
+// Clear deletes every outbox and inbound row (leases stay) and restarts the
+// ids. TRUNCATE fires no row triggers, so the results' counters are
+// emptied with them; the imported rows count themselves as they go in.
 func (im *importer) Clear(ctx context.Context) error {
-	if _, err := im.tx.ExecContext(ctx, `TRUNCATE `+importTables+` RESTART IDENTITY`); err != nil {
+	if _, err := im.tx.ExecContext(ctx, `TRUNCATE `+importTables+`, result_counts, result_hours, result_changes RESTART IDENTITY`); err != nil {
 		return fmt.Errorf("clear outbox tables: %w", err)
 	}
 	return nil

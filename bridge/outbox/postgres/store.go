@@ -33,6 +33,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,6 +81,8 @@ type Store struct {
 	// storeClockLeases: leases are decided on the store's clock, not the
 	// server's (WithLeasesOnStoreClock).
 	storeClockLeases bool
+	// compacted is when compact last folded result_changes in (Unix ns).
+	compacted atomic.Int64
 	// Base holds the results' shared SQL: the operator's queries, the
 	// cursors and marks, the targets' state.
 	*sqlcore.Base
@@ -148,7 +151,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
 		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock,
-		BatchSetup: `SET LOCAL enable_seqscan = off`})
+		BatchSetup: `SET LOCAL enable_seqscan = off`, CountsFrom: countsFrom, HoursFrom: hoursFrom, Compact: s.compact})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
 	if err := db.PingContext(ctx); err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"testing"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,6 +26,19 @@ func open(t testing.TB, dsn string, opts ...postgres.Option) *postgres.Store {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T, clk clock.Clock) outbox.Store {
-		return open(t, testdb.Postgres(t), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())
+		dsn := testdb.Postgres(t)
+		s := open(t, dsn, postgres.WithClock(clk), postgres.WithLeasesOnStoreClock())
+		db := raw(t, dsn)
+		// Every change the suite makes must leave the counters right.
+		t.Cleanup(func() { outboxtest.AssertCounts(t, s, db) })
+		return s
+	})
+}
+
+func TestCounts(t *testing.T) {
+	t.Parallel()
+	outboxtest.RunCounts(t, func(t *testing.T, clk clock.Clock) (outbox.Store, *sqlx.DB) {
+		dsn := testdb.Postgres(t)
+		return open(t, dsn, postgres.WithClock(clk), postgres.WithLeasesOnStoreClock()), raw(t, dsn)
 	})
 }

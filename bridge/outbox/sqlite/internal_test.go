@@ -169,3 +169,11 @@ func TestInboundOrderUpgrade(t *testing.T) {
 	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
 	assert.Equal(t, "ok", check)
 }
+
+// TestCountsUpgrade: a database an older cvbridge left at schema 8 gets
+// counters that start at what its rows add up to.
+func TestCountsUpgrade(t *testing.T) {
+	t.Parallel()
+	db, open := olderSchema(t, outboxtest.CountsSchema)
+	outboxtest.CountsUpgrade(t, db, open)
+}

@@ -41,6 +41,8 @@ func TestConformance(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "outbox.db")
 		s := open(t, path, clk)
 		t.Cleanup(func() { assertActiveFlags(t, path) })
+		// Every change the suite makes must leave the counters right.
+		t.Cleanup(func() { outboxtest.AssertCounts(t, s, raw(t, path)) })
 		return s
 	})
 }
@@ -106,7 +108,7 @@ func TestDataAndSchemaSurviveReopen(t *testing.T) {
 
 	var versions []int
 	require.NoError(t, raw(t, path).SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`))
-	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, versions, "each migration recorded once")
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, versions, "each migration recorded once")
 }
 
 func TestNewerSchemaIsRefused(t *testing.T) {
@@ -116,12 +118,12 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	s, err := sqlite.Open(ctx, path)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	_, err = raw(t, path).ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (9, 0)`)
+	_, err = raw(t, path).ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (10, 0)`)
 	require.NoError(t, err)
 
 	_, err = sqlite.Open(ctx, path)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "database schema 9 is newer than this cvbridge knows (8)")
+	assert.Contains(t, err.Error(), "database schema 10 is newer than this cvbridge knows (9)")
 	assert.Contains(t, err.Error(), path, "the error names the file")
 }
 
@@ -184,4 +186,12 @@ func TestWithoutMigrations(t *testing.T) {
 	s, err = sqlite.Open(ctx, path, sqlite.WithoutMigrations())
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
+}
+
+func TestCounts(t *testing.T) {
+	t.Parallel()
+	outboxtest.RunCounts(t, func(t *testing.T, clk clock.Clock) (outbox.Store, *sqlx.DB) {
+		path := filepath.Join(t.TempDir(), "outbox.db")
+		return open(t, path, clk), raw(t, path)
+	})
 }

@@ -87,33 +87,6 @@ func (b *Base) Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt
 	return row.Item(), attempts, nil
 }
 
-// Counts returns the number of rows of target ("" for all targets) in each
-// state; every state is present in the map, zero when it has no rows.
-func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int, error) {
-	query := `SELECT state, COUNT(*) AS n FROM results`
-	var args []any
-	if target != "" {
-		query += ` WHERE target = ?`
-		args = append(args, target)
-	}
-	query += ` GROUP BY state`
-	var rows []struct {
-		State string `db:"state"`
-		N     int    `db:"n"`
-	}
-	if err := b.db.SelectContext(ctx, &rows, b.q(query), args...); err != nil {
-		return nil, fmt.Errorf("count results of target %q: %w", target, err)
-	}
-	counts := make(map[outbox.State]int, len(outbox.States))
-	for _, st := range outbox.States {
-		counts[st] = 0
-	}
-	for _, r := range rows {
-		counts[outbox.State(r.State)] = r.N
-	}
-	return counts, nil
-}
-
 // Retry makes a failed, probably-delivered, cancelled or pending row pending
 // and due at now with a fresh retry schedule (Tries, Streak, StreakSince
 // and LastClass reset; LastStatus and LastError kept as the last attempt's
@@ -253,10 +226,14 @@ func PurgeQuery(skipLocked string) string {
 	LIMIT ?` + skipLocked + `)`
 }
 
-// purge runs Purge's statement under the writer lock.
+// purge runs Purge's statement under the writer lock, after deleting the
+// hours of history older than the charts keep.
 func (b *Base) purge(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	b.writes.Lock()
 	defer b.writes.Unlock()
+	if err := b.pruneHours(ctx); err != nil {
+		return 0, err
+	}
 	res, err := b.db.ExecContext(ctx, b.purgeQuery, cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, err

@@ -72,6 +72,17 @@ type Config struct {
 	// never run on a sequential-scan plan made while the table was empty
 	// (see InTx).
 	BatchSetup string
+	// CountsFrom is a query giving the rows per (target, state) as
+	// columns target, state and n, several rows of one pair adding up;
+	// HoursFrom likewise gives result_hours' columns target, hour,
+	// delivered, failed and backlog. Both read the counters the schema's
+	// triggers keep (result_counts and result_hours, plus PostgreSQL's
+	// result_changes not yet folded in); empty means those tables alone.
+	CountsFrom, HoursFrom string
+	// Compact, when set, runs before Counts and Hours read: PostgreSQL's
+	// folding of result_changes into the tables. The counters read are
+	// right without it; it keeps result_changes short.
+	Compact func(ctx context.Context) error
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -97,6 +108,9 @@ type Base struct {
 	serverClock  bool // leases are decided on the server's clock
 	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
 	purgeQuery string
+	// countsFrom and hoursFrom are Config's CountsFrom and HoursFrom.
+	countsFrom, hoursFrom string
+	compactFn             func(ctx context.Context) error
 }
 
 // New returns the Base c describes.
@@ -106,7 +120,14 @@ func New(c Config) *Base {
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
 		finishQ: c.DB.Rebind(finishQuery), insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease: c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
-		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked))}
+		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),
+		countsFrom: c.CountsFrom, hoursFrom: c.HoursFrom, compactFn: c.Compact}
+	if b.countsFrom == "" {
+		b.countsFrom = `SELECT target, state, n FROM result_counts`
+	}
+	if b.hoursFrom == "" {
+		b.hoursFrom = `SELECT target, hour, delivered, failed, backlog FROM result_hours`
+	}
 	if b.stmts == nil {
 		b.stmts = NewStatements(c.DB)
 	}
