@@ -267,7 +267,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		if fh != nil {
 			_ = fh.Close()
 		}
-		return f.fail(log, name, errs, &fileError{err: fmt.Errorf("cannot open file: %w", err)}, nil)
+		return f.fail(log, sink, name, errs, &fileError{err: fmt.Errorf("cannot open file: %w", err)}, nil)
 	}
 	out, err := f.read(ctx, sink, log, name, fh, taken, errs)
 	_ = fh.Close() // opened read-only, so closing loses nothing; closed before the file is moved
@@ -282,7 +282,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		f.wantRecheck(0)
 		return errs.discard()
 	case out.fileErr != nil:
-		return f.fail(log, name, errs, out.fileErr, taken)
+		return f.fail(log, sink, name, errs, out.fileErr, taken)
 	case out.changed:
 		log.Info("file changed while being read; taking it once it settles")
 		f.wantRecheck(f.settings.Settle)
@@ -313,6 +313,10 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 	}
 	if out.stats.bad > 0 {
 		log.Warn("file processed; bad rows skipped, see its errors file", append(attrs, "errors_file", dest+".errors.csv")...)
+		if skipped := out.stats.bad - out.refused; skipped > 0 {
+			source.ReportProblems(sink, source.Problems{BadRows: skipped,
+				Last: fmt.Sprintf("%s: %d bad rows skipped; see %s.errors.csv", name, skipped, shortPath(f.processedDir, dest))})
+		}
 		return nil
 	}
 	log.Info("file processed", attrs...)
@@ -347,6 +351,7 @@ type outcome struct {
 	fileErr      *fileError // the file is unusable
 	stats        readStats
 	sum          source.Summary
+	refused      int // bad rows of stats the core's checks rejected (in sum, as rejected)
 }
 
 // read hashes the open file, and unless its content was seen before or it
@@ -387,7 +392,7 @@ func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, n
 			fmt.Errorf("csvdrop: %s: commit failed, file left in place for the next poll: %w", name, err),
 			errs.discard())
 	}
-	return outcome{stats: r.stats, sum: sum}, nil
+	return outcome{stats: r.stats, sum: sum, refused: r.refused}, nil
 }
 
 // encoding decides how to decode a file's bytes.
@@ -409,7 +414,7 @@ func (f *Folder) encoding(info contentInfo) (string, error) {
 
 // fail moves a file that cannot be used to the failed directory, with its
 // errors file explaining why.
-func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileError, taken fs.FileInfo) error {
+func (f *Folder) fail(log *slog.Logger, sink source.Sink, name string, errs *errorsFile, fe *fileError, taken fs.FileInfo) error {
 	if !errors.Is(fe, errNoRows) || errs.n == 0 {
 		if err := errs.add(fe.line, fe.Error(), fe.raw); err != nil {
 			return errors.Join(err, errs.discard())
@@ -420,7 +425,15 @@ func (f *Folder) fail(log *slog.Logger, name string, errs *errorsFile, fe *fileE
 		return err
 	}
 	log.Warn("file failed: no row enqueued", "line", fe.line, "reason", fe.Error(), "error_lines", errs.n, "moved_to", dest)
+	source.ReportProblems(sink, source.Problems{FailedFiles: 1,
+		Last: fmt.Sprintf("%s failed, no row enqueued: %v; moved to %s", name, fe, shortPath(f.failedDir, dest))})
 	return nil
+}
+
+// shortPath names a file moved into dir as the last element of dir and the
+// name ("failed/x.csv"), enough for an operator who knows the drop folder.
+func shortPath(dir, name string) string {
+	return filepath.Join(filepath.Base(dir), name)
 }
 
 // move renames a file from the drop folder into dir under a free name, and

@@ -43,9 +43,20 @@ type memSink struct {
 	// rejects the completion, which is reported through Checkpoint.Rejected.
 	reject      func(c result.Completion) string
 	afterCommit func() // runs once a commit succeeded
+	problems    []source.Problems
 }
 
-var _ source.Sink = (*memSink)(nil)
+var (
+	_ source.Sink            = (*memSink)(nil)
+	_ source.ProblemReporter = (*memSink)(nil)
+)
+
+// ReportProblems keeps the source's reports of bad rows and failed files.
+func (s *memSink) ReportProblems(p source.Problems) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.problems = append(s.problems, p)
+}
 
 func newMemSink() *memSink { return &memSink{marks: map[string]bool{}} }
 
@@ -353,6 +364,8 @@ func TestPollBadRowsReportedGoodRowsCommitted(t *testing.T) {
 	assert.Contains(t, logs, `"rows":3`)
 	assert.Contains(t, logs, `"errors_file":"mixed.csv.errors.csv"`)
 	assert.NotContains(t, logs, "p3", "no person ids in the log")
+	assert.Equal(t, []source.Problems{{BadRows: 8, Last: "mixed.csv: 8 bad rows skipped; see processed/mixed.csv.errors.csv"}},
+		e.sink.problems, "the bad rows are reported to the sink, for the dashboard")
 }
 
 func TestPollOnlyBadRowsFails(t *testing.T) {
@@ -369,6 +382,12 @@ func TestPollOnlyBadRowsFails(t *testing.T) {
 	require.Len(t, errs, 2)
 	assert.Equal(t, "2", errs[0][0])
 	assert.Equal(t, "3", errs[1][0])
+	require.Len(t, e.sink.problems, 1, "the failed file is reported to the sink, for the dashboard")
+	assert.Equal(t, 1, e.sink.problems[0].FailedFiles)
+	assert.Zero(t, e.sink.problems[0].BadRows)
+	assert.Contains(t, e.sink.problems[0].Last, "bad.csv failed, no row enqueued: ")
+	assert.Contains(t, e.sink.problems[0].Last, "; moved to failed/bad.csv")
+	assert.NotContains(t, e.sink.problems[0].Last, "p1", "no person ids")
 
 	// Dropped again unchanged (say after fixing date_formats), it is read again.
 	e.write("bad.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;gisteren;ja;7;\np2;C1;;wellicht;7;\n")

@@ -3,8 +3,10 @@
 // no target's circuit is open), /circuits (each target's circuit breaker,
 // as JSON, for `cvbridge target status`), /metrics (served from the handler
 // it is given) and a server-rendered HTML dashboard of targets, LMS
-// connections, the outbox, recent failures and parked results, with Retry
-// and Cancel buttons.
+// connections (with the input their sources could not use), the outbox,
+// each target's last 24 hours as small charts, recent failures and parked
+// results, with Retry and Cancel buttons on results and Pause and Resume
+// buttons on targets.
 //
 // The dashboard needs no JavaScript and loads no external assets. Its
 // buttons are POST forms protected against cross-site request forgery (a
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +44,8 @@ type Store interface {
 	List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
 	Get(ctx context.Context, id int64) (outbox.Item, []outbox.Attempt, error)
 	TargetState(ctx context.Context, target string) (outbox.TargetState, error)
+	SetTargetState(ctx context.Context, s outbox.TargetState) error
+	Hours(ctx context.Context, target string, since, now time.Time) ([]outbox.Hour, error)
 	OldestPending(ctx context.Context, target string) (time.Time, bool, error)
 	Retry(ctx context.Context, id int64, now time.Time) error
 	Cancel(ctx context.Context, id int64, now time.Time) error
@@ -87,7 +92,8 @@ type Options struct {
 	// Metrics serves /metrics (metrics.Metrics' Handler); nil answers 404.
 	Metrics http.Handler
 	// Requeued, when set, is called with a result's target after the
-	// operator retried it, to wake that target's dispatcher.
+	// operator retried it, and with a target the operator resumed, to
+	// wake that target's dispatcher.
 	Requeued func(target string)
 	// Clock tells the time for retries, cancels and ages (default: the wall clock).
 	Clock clock.Clock
@@ -168,6 +174,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.mux.Handle("GET /{$}", h.protect(http.HandlerFunc(h.dashboard)))
 	h.mux.Handle("POST /results/{id}/{action}", h.protect(cop.Handler(http.HandlerFunc(h.action))))
+	h.mux.Handle("POST /targets/{name}/{action}", h.protect(cop.Handler(http.HandlerFunc(h.targetAction))))
 	return h, nil
 }
 
@@ -306,6 +313,55 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		h.opts.Requeued(item.Target)
 	}
 	http.Redirect(w, r, fmt.Sprintf("/?done=%s&result=%d", done, id), http.StatusSeeOther)
+}
+
+// pauseReason is what a pause from the dashboard records.
+const pauseReason = "from the dashboard"
+
+// targetAction applies a Pause or Resume button to one configured target.
+// A pause is the operator's (delivery.Pause: no probes until resumed); a
+// resume ends any pause, the operator's or a 403's, as `cvbridge target
+// resume` does, and wakes the target's dispatcher.
+func (h *Handler) targetAction(w http.ResponseWriter, r *http.Request) {
+	action, name := r.PathValue("action"), r.PathValue("name")
+	known := false
+	for _, t := range h.opts.Targets() {
+		known = known || t == name
+	}
+	if !known || (action != "pause" && action != "resume") {
+		http.NotFound(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.message(w, http.StatusBadRequest, "The form could not be read: "+err.Error())
+		return
+	}
+	if !h.csrf.valid(r) {
+		h.log.Warn("admin: refused a form without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.message(w, http.StatusForbidden, "The form's security token is missing or stale. Reload the dashboard and press the button again.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	var err error
+	done := "paused"
+	if action == "pause" {
+		err = delivery.Pause(ctx, h.opts.Store, name, pauseReason, h.opts.Clock.Now())
+	} else {
+		done = "resumed"
+		err = delivery.Resume(ctx, h.opts.Store, name)
+	}
+	if err != nil {
+		h.log.Error("admin: "+action+" failed", "target", name, "error", err)
+		h.message(w, http.StatusInternalServerError, fmt.Sprintf("Target %s could not be changed: %v.", name, err))
+		return
+	}
+	h.log.Info("admin: target "+done+" by the operator", "target", name, "remote", r.RemoteAddr)
+	if action == "resume" && h.opts.Requeued != nil {
+		h.opts.Requeued(name)
+	}
+	http.Redirect(w, r, "/?"+url.Values{"done": {done}, "target": {name}}.Encode(), http.StatusSeeOther)
 }
 
 // text writes a plain-text answer.

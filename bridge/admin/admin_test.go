@@ -116,10 +116,18 @@ func TestDashboardShowsTheBridge(t *testing.T) {
 	for _, want := range []string{
 		"1.0.0-test",
 		// targets: state, counts, oldest waiting (queued 2 minutes ago)
-		`<span class="ok">active</span>`, "paused by the operator: maintenance", "cvbridge target resume beta",
+		`<span class="ok">active</span>`, "paused by the operator: maintenance",
 		"<td>2m</td>",
-		// connections
-		"moodle-main", "4 queued, 0 replaced, 2 unchanged", "moodle: web service answered 503",
+		// a Pause button on the active target, a Resume button on the paused one
+		`action="/targets/acme/pause"`, `action="/targets/beta/resume"`,
+		// connections: the last poll that did something and when, the last
+		// poll's error, bad rows and failed files
+		"moodle-main", "2026-03-02 08:00:00 UTC (1h 2m ago):<br>4 queued, 0 replaced, 0 waiting, 2 unchanged",
+		"moodle: web service answered 503",
+		"csv-drop", "3 bad rows skipped, 1 files failed",
+		"last 2026-03-02 09:00:01 UTC (1m ago): export.csv failed, no row enqueued: line 1: no header; moved to failed/export.csv",
+		// the charts of the last 24 hours, per target
+		`id="charts-acme"`, `id="charts-beta"`, "Delivered: 1 in 24 h", "Parked: 1 in 24 h", "Waiting: 1 now",
 		// retrying, with Coachview's message
 		"p-retrying", "Coachview found no person &#34;p-retrying&#34;",
 		// parked, with Coachview's answer and both buttons
@@ -147,6 +155,117 @@ func TestDashboardShowsTheBridge(t *testing.T) {
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// TestPauseAndResumeButtons: the buttons on a target pause it by the
+// operator's hand (no probes) and resume it, waking its dispatcher, with
+// the same form protection as the buttons on results.
+func TestPauseAndResumeButtons(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	c := f.client()
+	tok := f.token(c)
+
+	r := f.post(c, "/targets/acme/pause", url.Values{"csrf": {tok}}, nil)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, "Target acme is paused: nothing is sent to it until you resume it.")
+	assert.Contains(t, r.body, `action="/targets/acme/resume"`, "now it has a Resume button")
+	st, err := f.store.TargetState(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.True(t, st.Paused)
+	assert.True(t, delivery.PausedManually(st), "no probes until resumed")
+	assert.Equal(t, "paused by the operator: from the dashboard", st.Reason)
+	assert.True(t, st.PausedAt.Equal(f.clk.Now()))
+	assert.Empty(t, f.requeuedTargets(), "a pause wakes nothing")
+
+	// A 403 pause (with probes) is resumed the same way.
+	require.NoError(t, f.store.SetTargetState(t.Context(), outbox.TargetState{Target: "beta", Paused: true,
+		Reason: delivery.ForbiddenReason, PausedAt: f.clk.Now(), NextProbeAt: f.clk.Now().Add(time.Hour)}))
+	for _, name := range []string{"acme", "beta"} {
+		r = f.post(c, "/targets/"+name+"/resume", url.Values{"csrf": {tok}}, nil)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		assert.Contains(t, r.body, "Target "+name+" is resumed")
+		st, err = f.store.TargetState(t.Context(), name)
+		require.NoError(t, err)
+		assert.Equal(t, outbox.TargetState{Target: name}, st)
+	}
+	assert.Equal(t, []string{"acme", "beta"}, f.requeuedTargets(), "each resumed target's dispatcher is woken")
+
+	for _, tt := range []struct {
+		name, path string
+		form       url.Values
+		status     int
+	}{
+		{"unknown target", "/targets/nope/pause", url.Values{"csrf": {tok}}, http.StatusNotFound},
+		{"unknown action", "/targets/acme/delete", url.Values{"csrf": {tok}}, http.StatusNotFound},
+		{"no token", "/targets/acme/pause", url.Values{}, http.StatusForbidden},
+		{"forged token", "/targets/acme/pause", url.Values{"csrf": {"AAAA"}}, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.post(c, tt.path, tt.form, nil)
+			assert.Equal(t, tt.status, r.status, r.body)
+			st, err := f.store.TargetState(t.Context(), "acme")
+			require.NoError(t, err)
+			assert.False(t, st.Paused)
+		})
+	}
+	t.Run("cross-site", func(t *testing.T) {
+		r := f.post(c, "/targets/acme/pause", url.Values{"csrf": {tok}}, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		assert.Equal(t, http.StatusForbidden, r.status, r.body)
+	})
+	t.Run("GET is not a button", func(t *testing.T) {
+		assert.Equal(t, http.StatusMethodNotAllowed, f.get(c, "/targets/acme/pause").status)
+	})
+}
+
+// TestPauseButtonNeedsThePassword: with a password set, the buttons on a
+// target ask for it like the dashboard.
+func TestPauseButtonNeedsThePassword(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret horse"), bcrypt.MinCost)
+	require.NoError(t, err)
+	f := newFixture(t, func(o *admin.Options) { o.User, o.PasswordHash = "ops", hash })
+	r := f.post(f.client(), "/targets/acme/pause", url.Values{}, nil)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	st, err := f.store.TargetState(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.False(t, st.Paused)
+}
+
+// TestDashboardCharts: each target's last 24 hours are drawn from the
+// store's history: a bar per hour for deliveries and parkings, the backlog
+// as a line, each mark with its numbers as a tooltip.
+func TestDashboardCharts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	// Two hours later: two more delivered, one more queued for acme.
+	f.clk.Advance(2 * time.Hour)
+	a, b := f.enqueue("acme", "p-later-1"), f.enqueue("acme", "p-later-2")
+	f.enqueue("acme", "p-later-3")
+	for _, id := range []int64{a, b} {
+		f.finish(id, outbox.Finish{State: outbox.StateDelivered, Tries: 1, LastClass: "delivered",
+			Attempt: outbox.Attempt{Status: 200, Class: "delivered"}})
+	}
+	r := f.get(f.client(), "/")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	acme := regexp.MustCompile(`(?s)<div class="charts" id="charts-acme">.*?</div>`).FindString(r.body)
+	require.NotEmpty(t, acme)
+	for _, want := range []string{
+		"Delivered: 3 in 24 h, at most 2 an hour", "Parked: 1 in 24 h, at most 1 an hour", "Waiting: 2 now, at most 2",
+		// 09:00, the fixture's hour: one delivered (half height), one parked (full height)
+		`<rect x="211" y="24" width="8" height="24"><title>09:00–10:00: 1 delivered</title></rect>`,
+		`<rect x="211" y="0" width="8" height="48"><title>09:00–10:00: 1 parked</title></rect>`,
+		`<title>10:00–11:00: 0 delivered</title>`,
+		`<rect x="231" y="0" width="8" height="48"><title>11:00–12:00: 2 delivered</title></rect>`,
+		`<title>08:00–09:00: 0 waiting at the end</title>`, `<title>09:00–10:00: 1 waiting at the end</title>`,
+		`<title>11:00–12:00: 2 waiting at the end</title>`,
+		`points="5,48 `,
+	} {
+		assert.Contains(t, acme, want)
+	}
+	assert.Equal(t, 2*24, strings.Count(acme, "<rect "), "a bar per hour in each bar chart")
+	assert.Equal(t, 24, strings.Count(acme, "<circle "), "a point per hour on the backlog line")
+	assert.NotContains(t, r.body, "style=", "no inline style attribute: the CSP allows the style sheet only")
+}
 
 // fakeEnrolments is an inbound enrolment feed.
 type fakeEnrolments struct {

@@ -93,3 +93,61 @@ func TestBrowserRetriesAParkedResult(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, parkedRows)
 }
+
+// TestBrowserChartsAndPauseButton loads the dashboard with its charts in a
+// real headless Chromium: the inline SVG charts draw (their bars and line
+// take their colours from the style sheet the CSP allows by hash, so the
+// computed fill proves the sheet applied to them), and a target's Pause
+// button, then its Resume button, change the target through a real form
+// submission.
+func TestBrowserChartsAndPauseButton(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	f := newFixture(t, nil)
+	str := func(name string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		require.NoError(t, err, name)
+		return v
+	}
+	num := func(name, expr string) int {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
+		require.NoError(t, err, name)
+		return v
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(f.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#charts-acme svg")),
+	))
+	assert.Equal(t, 3, num("charts", `document.querySelectorAll("#charts-acme svg").length`))
+	assert.Equal(t, 24, num("bars", `document.querySelectorAll("#charts-acme .chart.delivered rect").length`))
+	// The delivered bar of the current hour is drawn full height, in the style sheet's green.
+	assert.Equal(t, 48, num("bar height", `Math.round(document.querySelector("#charts-acme .chart.delivered rect:last-of-type").getBBox().height)`))
+	assert.Equal(t, "rgb(26, 127, 55)", str("bar fill",
+		chromedp.Evaluate[string](`getComputedStyle(document.querySelector("#charts-acme .chart.delivered rect")).fill`)),
+		"the CSP blocked the style sheet for the charts")
+	assert.Equal(t, "none", str("line fill",
+		chromedp.Evaluate[string](`getComputedStyle(document.querySelector("#charts-acme .chart.backlog polyline")).fill`)))
+	// 240 units wide plus the style sheet's 1px border on each side.
+	assert.Equal(t, 242, num("chart width", `Math.round(document.querySelector("#charts-acme svg").getBoundingClientRect().width)`))
+	assert.Contains(t, str("caption", chromedp.Text(chromedp.CSS("#charts-acme .chart.delivered figcaption"))), "Delivered: 1 in 24 h")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#target-acme button[name="pause"]`)),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	))
+	assert.Equal(t, "Target acme is paused: nothing is sent to it until you resume it.", str("notice", chromedp.Text(chromedp.ID("notice"))))
+	st, err := f.store.TargetState(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.True(t, st.Paused)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#target-acme button[name="resume"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#target-acme button[name="pause"]`)),
+	))
+	st, err = f.store.TargetState(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.False(t, st.Paused)
+	assert.Equal(t, []string{"acme"}, f.requeuedTargets())
+}

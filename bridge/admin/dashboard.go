@@ -79,6 +79,7 @@ type targetView struct {
 	Circuit     delivery.CircuitState // closed when this process does not deliver to it
 	Counts      map[outbox.State]int  // nil when they could not be read
 	Oldest      time.Time             // zero when nothing waits
+	Charts      []chart               // the last chartHours hours; nil when they could not be read
 	Unavailable bool                  // its state could not be read
 }
 
@@ -99,7 +100,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p := h.newPage("cvbridge")
 	p.CSRF = h.csrf.token(h.csrf.ensure(w, r))
-	p.Notice = notice(r)
+	p.Notice = notice(r, h.opts.Targets())
 	problem := func(section string, err error) {
 		p.Problems = append(p.Problems, fmt.Sprintf("%s: %v", section, err))
 	}
@@ -180,6 +181,13 @@ func (h *Handler) target(ctx context.Context, name string, problem func(string, 
 	} else if ok {
 		tv.Oldest = oldest
 	}
+	now := h.opts.Clock.Now()
+	hours, err := h.opts.Store.Hours(ctx, name, now.Add(-(chartHours-1)*time.Hour), now)
+	if err != nil {
+		problem("history of target "+name, err)
+	} else {
+		tv.Charts = targetCharts(hours, h.opts.Location)
+	}
 	return tv
 }
 
@@ -194,8 +202,22 @@ func ordered(counts map[outbox.State]int) []stateCount {
 
 // notice is the confirmation of the action that redirected here, built
 // from known words only.
-func notice(r *http.Request) string {
+func notice(r *http.Request, targets []string) string {
 	q := r.URL.Query()
+	if t := q.Get("target"); t != "" {
+		for _, name := range targets {
+			if name != t {
+				continue
+			}
+			switch q.Get("done") {
+			case "paused":
+				return fmt.Sprintf("Target %s is paused: nothing is sent to it until you resume it.", name)
+			case "resumed":
+				return fmt.Sprintf("Target %s is resumed: its queue is sent again.", name)
+			}
+		}
+		return ""
+	}
 	id, err := strconv.ParseInt(q.Get("result"), 10, 64)
 	if err != nil || id <= 0 {
 		return ""

@@ -78,7 +78,14 @@ func newFixture(t *testing.T, tweak func(*admin.Options)) *fixture {
 		Connections: func() []intake.Status {
 			return []intake.Status{{
 				Name: "moodle-main", LastStart: epoch, LastEnd: epoch.Add(2 * time.Second), NextRun: epoch.Add(5 * time.Minute),
-				Polls: 7, LastSummary: source.Summary{Queued: 4, Unchanged: 2}, LastError: "moodle: web service answered 503",
+				Polls: 7, LastSummary: source.Summary{Queued: 4, Unchanged: 2}, LastActive: epoch.Add(-time.Hour),
+				LastError: "moodle: web service answered 503",
+			}, {
+				Name: "csv-drop", LastStart: epoch, LastEnd: epoch.Add(time.Second), Polls: 3,
+				LastSummary: source.Summary{Queued: 1, Rejected: 1}, LastActive: epoch.Add(time.Second),
+				Problems: source.Problems{BadRows: 3, FailedFiles: 1,
+					Last: "export.csv failed, no row enqueued: line 1: no header; moved to failed/export.csv"},
+				ProblemAt: epoch.Add(time.Second),
 			}}
 		},
 		Requeued: func(target string) {

@@ -141,7 +141,8 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 			Queued:     d.dispatchers[conn.Target].Wake,
 			Committed:  d.metrics.Committed,
 		})
-		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron, Polled: d.metrics.Polled})
+		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron, Polled: d.metrics.Polled,
+			Problems: d.metrics.Problems})
 	}
 	ropts := intake.RunnerOptions{Logger: d.log, Clock: d.clock, Owner: d.owner}
 	if leaser, ok := d.store.(outbox.Leaser); ok {

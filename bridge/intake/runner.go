@@ -25,18 +25,30 @@ type Job struct {
 	// shutdown, with how long it took and its error (nil when it succeeded),
 	// for metrics. It must be quick.
 	Polled func(connection string, took time.Duration, err error)
+	// Problems, when set, is called with each report of input the source
+	// could not use (source.ProblemReporter), for metrics. It must be quick.
+	Problems func(connection string, p source.Problems)
 }
 
 // Status is what the operator sees of a job.
 type Status struct {
-	Name        string
-	Running     bool
-	LastStart   time.Time
-	LastEnd     time.Time
-	LastError   string
+	Name      string
+	Running   bool
+	LastStart time.Time
+	LastEnd   time.Time
+	LastError string
+	// LastSummary is what the last poll that committed anything or met
+	// bad input did, and LastActive when that poll ended: a rescan that
+	// found nothing new leaves both as they were. Zero until such a poll.
 	LastSummary source.Summary
-	NextRun     time.Time
-	Polls       int
+	LastActive  time.Time
+	// Problems adds up the input the source could not use (bad rows
+	// skipped, files set aside) since the daemon started, Last being the
+	// latest report; ProblemAt is when it came. Zero until one came.
+	Problems  source.Problems
+	ProblemAt time.Time
+	NextRun   time.Time
+	Polls     int
 	// Skipped counts ticks left to another daemon holding the lease.
 	Skipped int
 }
@@ -182,7 +194,14 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	j.status.Running, j.status.LastStart = true, start
 	j.mu.Unlock()
 
-	counting := &countingSink{Sink: j.Sink}
+	counting := &countingSink{Sink: j.Sink, report: func(p source.Problems) {
+		if j.Problems != nil {
+			j.Problems(j.Name, p)
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.status.Problems, j.status.ProblemAt = j.status.Problems.Add(p), r.clock.Now()
+	}}
 	var sink source.Sink = counting
 	if l, ok := j.Sink.(source.EnrolmentLister); ok {
 		sink = listingSink{counting, l}
@@ -197,7 +216,9 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	defer j.mu.Unlock()
 	j.status.Running, j.status.LastEnd = false, end
 	j.status.Polls++
-	j.status.LastSummary = counting.sum
+	if counting.sum.Total() > 0 || counting.problems {
+		j.status.LastSummary, j.status.LastActive = counting.sum, end
+	}
 	j.status.LastError = ""
 	if err != nil && !errors.Is(err, context.Canceled) {
 		j.status.LastError = err.Error()
@@ -257,10 +278,21 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 	}, true
 }
 
-// countingSink adds up what one poll committed.
+// countingSink adds up what one poll committed, and passes the source's
+// reports of bad input on to report.
 type countingSink struct {
 	source.Sink
-	sum source.Summary
+	sum      source.Summary
+	report   func(source.Problems)
+	problems bool // the poll reported bad input
+}
+
+var _ source.ProblemReporter = (*countingSink)(nil)
+
+// ReportProblems records a report of input the source could not use.
+func (c *countingSink) ReportProblems(p source.Problems) {
+	c.problems = true
+	c.report(p)
 }
 
 // listingSink is a countingSink that keeps its sink's enrolment list

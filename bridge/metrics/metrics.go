@@ -87,6 +87,8 @@ type Metrics struct {
 	inbound      *prometheus.CounterVec
 	pollDuration *prometheus.HistogramVec
 	pollErrors   *prometheus.CounterVec
+	badRows      *prometheus.CounterVec
+	failedFiles  *prometheus.CounterVec
 	circuitOpen  *prometheus.GaugeVec
 	circuitTrips *prometheus.CounterVec
 }
@@ -143,6 +145,14 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "adapter_run_errors_total",
 			Help: "Polls of an LMS connection that ended in an error, by connection.",
 		}, []string{"connection"}),
+		badRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "intake_bad_rows_total",
+			Help: "Rows an LMS connection's source skipped because they could not be read (csvdrop: listed in the file's errors file), by connection.",
+		}, []string{"connection"}),
+		failedFiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "intake_failed_files_total",
+			Help: "Files an LMS connection's source set aside whole, no row enqueued (csvdrop: moved to failed/), by connection.",
+		}, []string{"connection"}),
 		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "target_circuit_open",
 			Help: "1 while a target's circuit is open (Coachview unreachable: one probe at a time), else 0.",
@@ -163,7 +173,7 @@ func New(opts Options) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
-		m.inbound, m.pollDuration, m.pollErrors, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
+		m.inbound, m.pollDuration, m.pollErrors, m.badRows, m.failedFiles, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -179,6 +189,8 @@ func (m *Metrics) Forget(connections, targets []string) {
 		m.enqueued.DeletePartialMatch(l)
 		m.pollDuration.DeletePartialMatch(l)
 		m.pollErrors.DeletePartialMatch(l)
+		m.badRows.DeletePartialMatch(l)
+		m.failedFiles.DeletePartialMatch(l)
 	}
 	for _, t := range targets {
 		l := prometheus.Labels{"target": t}
@@ -275,6 +287,17 @@ func (m *Metrics) Polled(connection string, took time.Duration, err error) {
 	m.pollDuration.WithLabelValues(connection).Observe(took.Seconds())
 	if err != nil {
 		m.pollErrors.WithLabelValues(connection).Inc()
+	}
+}
+
+// Problems counts the input an LMS connection's source could not use;
+// pass it as intake.Job.Problems.
+func (m *Metrics) Problems(connection string, p source.Problems) {
+	if p.BadRows > 0 {
+		m.badRows.WithLabelValues(connection).Add(float64(p.BadRows))
+	}
+	if p.FailedFiles > 0 {
+		m.failedFiles.WithLabelValues(connection).Add(float64(p.FailedFiles))
 	}
 }
 

@@ -75,6 +75,9 @@ func TestHooks(t *testing.T) {
 	}
 	m.Polled("moodle", 3*time.Second, nil)
 	m.Polled("moodle", 20*time.Second, errors.New("moodle: 503"))
+	m.Problems("csv", source.Problems{BadRows: 3, Last: "a.csv: 3 bad rows skipped"})
+	m.Problems("csv", source.Problems{FailedFiles: 1, Last: "b.csv failed"})
+	m.Problems("csv", source.Problems{BadRows: 2})
 	m.Inbound("accepted")
 	m.Inbound("accepted")
 	m.Inbound("bad_signature")
@@ -109,6 +112,12 @@ cvbridge_delivery_retries_total{target="beta"} 2
 # HELP cvbridge_adapter_run_errors_total Polls of an LMS connection that ended in an error, by connection.
 # TYPE cvbridge_adapter_run_errors_total counter
 cvbridge_adapter_run_errors_total{connection="moodle"} 1
+# HELP cvbridge_intake_bad_rows_total Rows an LMS connection's source skipped because they could not be read (csvdrop: listed in the file's errors file), by connection.
+# TYPE cvbridge_intake_bad_rows_total counter
+cvbridge_intake_bad_rows_total{connection="csv"} 5
+# HELP cvbridge_intake_failed_files_total Files an LMS connection's source set aside whole, no row enqueued (csvdrop: moved to failed/), by connection.
+# TYPE cvbridge_intake_failed_files_total counter
+cvbridge_intake_failed_files_total{connection="csv"} 1
 # HELP cvbridge_inbound_requests_total Requests Coachview sent to the public listener, by verdict.
 # TYPE cvbridge_inbound_requests_total counter
 cvbridge_inbound_requests_total{verdict="accepted"} 2
@@ -120,7 +129,7 @@ cvbridge_build_info{version="1.2.3"} 1
 	require.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"cvbridge_results_enqueued_total", "cvbridge_results_delivered_total", "cvbridge_delivery_attempts_total",
 		"cvbridge_delivery_failures_total", "cvbridge_delivery_retries_total", "cvbridge_adapter_run_errors_total",
-		"cvbridge_inbound_requests_total", "cvbridge_build_info"))
+		"cvbridge_intake_bad_rows_total", "cvbridge_intake_failed_files_total", "cvbridge_inbound_requests_total", "cvbridge_build_info"))
 
 	// Histograms: the counts and sums tell the observations arrived in seconds.
 	n, err := testutil.GatherAndCount(m.Registry(), "cvbridge_adapter_run_duration_seconds", "cvbridge_delivery_request_duration_seconds")
@@ -320,6 +329,7 @@ func TestForgetDropsRemovedNames(t *testing.T) {
 	for _, name := range []string{"old", "kept"} {
 		m.Committed(name, source.Summary{Queued: 1})
 		m.Polled(name, time.Second, errors.New("down"))
+		m.Problems(name, source.Problems{BadRows: 1, FailedFiles: 1})
 		m.Delivered(delivery.Outcome{Target: name, Class: delivery.Delivered, State: outbox.StateDelivered, Duration: time.Second})
 	}
 	m.Forget([]string{"old"}, []string{"old"})
@@ -328,6 +338,8 @@ func TestForgetDropsRemovedNames(t *testing.T) {
 	for _, family := range []string{
 		`cvbridge_results_enqueued_total{connection="kept",outcome="queued"} 1`,
 		`cvbridge_adapter_run_errors_total{connection="kept"} 1`,
+		`cvbridge_intake_bad_rows_total{connection="kept"} 1`,
+		`cvbridge_intake_failed_files_total{connection="kept"} 1`,
 		`cvbridge_results_delivered_total{target="kept"} 1`,
 	} {
 		assert.Contains(t, body, family+"\n")

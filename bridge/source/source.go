@@ -96,6 +96,44 @@ func (s Summary) Total() int {
 	return s.Queued + s.Replaced + s.Waiting + s.Unchanged + s.Ignored + s.Rejected
 }
 
+// ProblemReporter is implemented by sinks that keep the operator's account
+// of input a source could not use; the core's poll runner offers it. A
+// source that skips bad rows or sets whole files aside (csvdrop's failed
+// directory) reports each such file through it (see ReportProblems), so
+// the dashboard and /metrics show them beside what the poll committed.
+type ProblemReporter interface {
+	ReportProblems(p Problems)
+}
+
+// Problems is input of one poll that a source could not use.
+type Problems struct {
+	// BadRows counts rows skipped because they could not be read; rows
+	// the core's checks rejected are in the Summary's Rejected instead.
+	BadRows int
+	// FailedFiles counts files set aside whole: no row of them enqueued.
+	FailedFiles int
+	// Last says, for the operator, what the latest problem was and where
+	// to look (a file and its errors file); never a row's personal data.
+	Last string
+}
+
+// Add returns the sum of two reports, Last being o's when o has one.
+func (p Problems) Add(o Problems) Problems {
+	last := p.Last
+	if o.Last != "" {
+		last = o.Last
+	}
+	return Problems{BadRows: p.BadRows + o.BadRows, FailedFiles: p.FailedFiles + o.FailedFiles, Last: last}
+}
+
+// ReportProblems tells sink of p when sink keeps such reports
+// (ProblemReporter), and does nothing otherwise.
+func ReportProblems(sink Sink, p Problems) {
+	if r, ok := sink.(ProblemReporter); ok {
+		r.ReportProblems(p)
+	}
+}
+
 // Enroller is implemented by adapters that can provision learners in the LMS.
 type Enroller interface {
 	// Enrol creates or updates the person and gives access to the part.
