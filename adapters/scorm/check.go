@@ -3,12 +3,12 @@ package scorm
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/cvbridge/cvbridge/adapters/internal/sqlplan"
 	"github.com/cvbridge/cvbridge/adapters/scorm/cmi"
 )
 
@@ -87,7 +87,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 			{"packages", m.packages(1), []any{0}},
 			{"SCOs", m.scoes(1), []any{0}},
 		} {
-			if err := explainOnly(ctx, tx, st.q, st.args); err != nil {
+			if err := sqlplan.ExplainOnly(ctx, tx, st.q, st.args); err != nil {
 				return nil, fmt.Errorf("scorm: reading %s from Moodle's tables fails: %w", st.what, err)
 			}
 		}
@@ -97,7 +97,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 			return fmt.Sprintf("an index on %s (timemodified), e.g. CREATE INDEX %s_cvb_tm_ix ON %s (timemodified)", t, t, t)
 		}
 	}
-	scans, err := fullScans(ctx, tx, s.cfg.Driver, scanQuery, scanArgs)
+	scans, err := sqlplan.FullScans(ctx, tx, s.cfg.Driver, scanQuery, scanArgs)
 	if err != nil {
 		return nil, fmt.Errorf("scorm: the query that finds changed results fails: %w", err)
 	}
@@ -127,7 +127,7 @@ func (s *Source) checkEnrol(ctx context.Context) error {
 		n   *namedSQL
 	}{{"enrol_sql", s.cfg.enrol}, {"unenrol_sql", s.cfg.unenrol}} {
 		q, args := st.n.bind(s.cfg.Driver, map[string]any{})
-		if err := explainOnly(ctx, tx, q, args); err != nil {
+		if err := sqlplan.ExplainOnly(ctx, tx, q, args); err != nil {
 			return fmt.Errorf("scorm: %s does not compile: %w", st.key, err)
 		}
 	}
@@ -140,92 +140,6 @@ func elementsAny() []any {
 		out = append(out, e)
 	}
 	return out
-}
-
-// explainOnly has the database plan a statement without running it.
-func explainOnly(ctx context.Context, tx *sql.Tx, q string, args []any) error {
-	rows, err := tx.QueryContext(ctx, "EXPLAIN "+q, args...)
-	if err != nil {
-		return err
-	}
-	return rows.Close()
-}
-
-// fullScans returns the tables the plan of q reads whole, or through the
-// whole of an index.
-func fullScans(ctx context.Context, tx *sql.Tx, driver, q string, args []any) ([]string, error) {
-	if driver == "postgres" {
-		var plan string
-		if err := tx.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+q, args...).Scan(&plan); err != nil {
-			return nil, err
-		}
-		var doc []map[string]any
-		if err := json.Unmarshal([]byte(plan), &doc); err != nil {
-			return nil, fmt.Errorf("read the plan: %w", err)
-		}
-		var out []string
-		var walk func(n map[string]any)
-		walk = func(n map[string]any) {
-			switch n["Node Type"] {
-			case "Index Scan", "Index Only Scan", "Bitmap Index Scan":
-				if _, cond := n["Index Cond"]; cond {
-					break
-				}
-				fallthrough // an index read from end to end
-			case "Seq Scan":
-				if t, ok := n["Relation Name"].(string); ok && !slices.Contains(out, t) {
-					out = append(out, t)
-				}
-			}
-			if kids, ok := n["Plans"].([]any); ok {
-				for _, k := range kids {
-					if km, ok := k.(map[string]any); ok {
-						walk(km)
-					}
-				}
-			}
-		}
-		for _, d := range doc {
-			if p, ok := d["Plan"].(map[string]any); ok {
-				walk(p)
-			}
-		}
-		return out, nil
-	}
-	rows, err := tx.QueryContext(ctx, "EXPLAIN "+q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		dest := make([]any, len(cols))
-		for i := range vals {
-			dest[i] = &vals[i]
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		var table, typ string
-		for i, c := range cols {
-			switch strings.ToLower(c) {
-			case "table":
-				table = vals[i].String
-			case "type":
-				typ = vals[i].String
-			}
-		}
-		// ALL reads the table, index the whole of an index.
-		if (strings.EqualFold(typ, "ALL") || strings.EqualFold(typ, "index")) && table != "" && !strings.HasPrefix(table, "<") && !slices.Contains(out, table) {
-			out = append(out, table)
-		}
-	}
-	return out, rows.Err()
 }
 
 // cursorRE finds the column a custom query compares with :cursor_time,
