@@ -49,6 +49,14 @@ var goals = []goal{
 	{"Idle daemon, 3 connections: CPU, % of one core", "BenchmarkIdleFootprint", "CPU-%", "%.2f", "near 0 (≤ 1)", func(v float64) bool { return v <= 1 }},
 	{"CSV dropped → first POST: median, ms", "BenchmarkDropToFirstPOST", "median-ms", "%.0f", "≤ 1000", func(v float64) bool { return v <= 1000 }},
 	{"CSV dropped → first POST: worst of 5, ms", "BenchmarkDropToFirstPOST", "max-ms", "%.0f", "", nil},
+	{"/metrics scrape, SQLite, 10,000 results: median, ms", "BenchmarkScrapeSQLite", "scrape-small-ms", "%.2f", "", nil},
+	{"/metrics scrape, SQLite, large outbox: median, ms", "BenchmarkScrapeSQLite", "scrape-large-ms", "%.2f", "", nil},
+	{"/metrics scrape, SQLite: ratio large to 10,000", "BenchmarkScrapeSQLite", "large/small", "%.2f", "flat (≤ 2)", func(v float64) bool { return v <= 2 }},
+	{"SQLite, large outbox: one target's COUNT(*) per state (the scrape's query before the counters), ms", "BenchmarkScrapeSQLite", "countstar-large-ms", "%.1f", "", nil},
+	{"/metrics scrape, PostgreSQL, 10,000 results: median, ms", "BenchmarkScrapePostgres", "scrape-small-ms", "%.2f", "", nil},
+	{"/metrics scrape, PostgreSQL, large outbox: median, ms", "BenchmarkScrapePostgres", "scrape-large-ms", "%.2f", "", nil},
+	{"/metrics scrape, PostgreSQL: ratio large to 10,000", "BenchmarkScrapePostgres", "large/small", "%.2f", "flat (≤ 2)", func(v float64) bool { return v <= 2 }},
+	{"PostgreSQL, large outbox: one target's COUNT(*) per state (the scrape's query before the counters), ms", "BenchmarkScrapePostgres", "countstar-large-ms", "%.1f", "", nil},
 }
 
 // render writes BENCHMARKS.md.
@@ -100,6 +108,9 @@ func render(r *results, h host, now time.Time) string {
 	}
 	if n, _ := r.median("BenchmarkIdleFootprint", "idle-s"); n > 0 {
 		p(" The idle daemon was watched for %.0f s.", n)
+	}
+	if n, _ := r.median("BenchmarkScrapeSQLite", "rows"); n > 0 {
+		p(" The large outbox of the scrape benchmarks held %.0f results (200 waiting, 20 parked, the rest delivered), in two targets.", n)
 	}
 	p("\n\n")
 	inboundSection(&b, r)
