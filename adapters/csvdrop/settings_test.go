@@ -167,7 +167,7 @@ func TestNewSettingsErrors(t *testing.T) {
 		{
 			name:     "settle not a duration",
 			settings: minimalSettings + "  settle: 500\n",
-			want:     lmsFile + ":9: settle: cannot unmarshal",
+			want:     lmsFile + `:9: settle: "500" is not a duration: it needs a unit`,
 		},
 		{
 			name:     "negative settle",

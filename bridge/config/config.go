@@ -123,15 +123,14 @@ type Target struct {
 }
 
 // UnmarshalYAML decodes a target over the delivery defaults, so every key a
-// target leaves out keeps its default.
+// target leaves out keeps its default. Beside a value of the wrong type it
+// keeps what it could decode, so the target's other keys can be checked.
 func (t *Target) UnmarshalYAML(n *yaml.Node) error {
 	type plain Target // plain has no UnmarshalYAML: no recursion
 	p := plain{Settings: delivery.DefaultSettings()}
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
+	err := n.Decode(&p)
 	*t = Target(p)
-	return nil
+	return err
 }
 
 // Connection is one LMS file.
@@ -165,6 +164,47 @@ type Connection struct {
 	File string `yaml:"-"`
 	// Cron is Schedule parsed.
 	Cron cron.Schedule `yaml:"-"`
+
+	// root is the file's document, to find the line of a key.
+	root *yaml.Node
+}
+
+// Errorf returns a mistake in the connection's file at key (a dotted path
+// such as type or settings.folder), naming the key's line.
+func (c *Connection) Errorf(key, format string, args ...any) error {
+	line := 0
+	if c.root != nil {
+		line = keyLine(c.root, strings.Split(key, ".")...)
+	}
+	return &Error{File: c.File, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// InSettings names the keys of err, an adapter's mistake in the settings
+// it was given, by their path in the connection's file: folder becomes
+// settings.folder. Other errors are returned as they are.
+func (c *Connection) InSettings(err error) error {
+	var list Errors
+	var one *Error
+	switch {
+	case errors.As(err, &list):
+		moved := make(Errors, len(list))
+		for i, e := range list {
+			moved[i] = c.inSettings(e)
+		}
+		return moved
+	case errors.As(err, &one):
+		return c.inSettings(one)
+	}
+	return err
+}
+
+func (c *Connection) inSettings(e *Error) *Error {
+	if e.File != c.File {
+		return e
+	}
+	moved := *e
+	moved.Key = join("settings", e.Key)
+	return &moved
 }
 
 // ReplacesPending reports the effective replace_pending setting.
@@ -183,21 +223,32 @@ func Defaults() Config {
 }
 
 // Load reads and validates the configuration at path and the LMS files it
-// points to. Relative paths are resolved against the file's directory.
+// points to. Relative paths are resolved against the file's directory. A
+// configuration with mistakes is refused with every mistake found (Errors).
 func Load(path string) (*Config, error) {
+	cfg, err := Inspect(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Inspect loads the configuration at path as Load does, but along with
+// every mistake (Errors, by file and line) it returns the configuration as
+// far as it could be read, with every LMS file that could be parsed among
+// its Connections, so `cvbridge check` can go on to build their adapters.
+// The configuration is nil only when the main file cannot be read or parsed.
+func Inspect(path string) (*Config, error) {
 	cfg := Defaults()
 	cfg.File = path
 	root, err := readYAML(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := DecodeStrict(path, root, &cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.resolve(root); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	var errs Errors
+	errs.Add(DecodeStrict(path, root, &cfg))
+	errs.Add(cfg.resolve(root))
+	return &cfg, errs.Sorted().err()
 }
 
 // Dir is the directory relative paths are resolved against.
@@ -241,16 +292,52 @@ func (c *Config) TargetNames() []string {
 	return names
 }
 
-func (c *Config) resolve(root *yaml.Node) error {
+// resolve checks what decoding cannot and fills in what follows from the
+// configuration. It goes on after a mistake, to report them all.
+func (c *Config) resolve(root *yaml.Node) Errors {
 	fail := func(key, format string, args ...any) error {
 		return &Error{File: c.File, Line: keyLine(root, strings.Split(key, ".")...), Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
-	loc, err := time.LoadLocation(c.TimeZone)
-	if err != nil {
-		return fail("timezone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", c.TimeZone)
+	var errs Errors
+	c.Location = time.UTC // until the time zone is known, to go on checking
+	if loc, err := time.LoadLocation(c.TimeZone); err != nil {
+		errs.Add(fail("timezone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", c.TimeZone))
+	} else {
+		c.Location = loc
 	}
-	c.Location = loc
+	errs.Add(c.resolveStorage(fail))
+	if c.Storage.Retention < 0 {
+		errs.Add(fail("storage.retention", "must not be negative"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs.Add(fail("log.level", "must be debug, info, warn or error, not %q", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs.Add(fail("log.format", "must be text or json, not %q", c.Log.Format))
+	}
+	opts := c.ResultOptions(nil)
+	if err := opts.Validate(); err != nil {
+		errs.Add(fail("results", "%v", err))
+	}
+	c.Results.XSDFile = c.Abs(c.Results.XSDFile)
+	c.Admin.PasswordHashFile = c.Abs(c.Admin.PasswordHashFile)
+	if err := c.Admin.Validate(); err != nil {
+		errs.Add(fail("admin", "%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
+	} else if hash, err := c.Admin.PasswordHash(); err != nil {
+		errs.Add(fail("admin.password_hash_file", "%v", err))
+	} else {
+		c.AdminPasswordHash = hash
+	}
+	errs.Add(c.resolveTargets(root, fail))
+	errs.Add(c.loadConnections())
+	errs.Add(c.resolveInbound(fail))
+	return errs
+}
 
+// resolveStorage checks the storage section and fills in the SQLite path.
+func (c *Config) resolveStorage(fail func(key, format string, args ...any) error) error {
 	switch c.Storage.Driver {
 	case "sqlite":
 		if c.Storage.Path == "" {
@@ -272,70 +359,64 @@ func (c *Config) resolve(root *yaml.Node) error {
 	default:
 		return fail("storage.driver", "unknown storage driver %q (supported: sqlite, postgres)", c.Storage.Driver)
 	}
-	if c.Storage.Retention < 0 {
-		return fail("storage.retention", "must not be negative")
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return fail("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return fail("log.format", "must be text or json, not %q", c.Log.Format)
-	}
-	opts := c.ResultOptions(nil)
-	if err := opts.Validate(); err != nil {
-		return fail("results", "%v", err)
-	}
-	c.Results.XSDFile = c.Abs(c.Results.XSDFile)
-	c.Admin.PasswordHashFile = c.Abs(c.Admin.PasswordHashFile)
-	if err := c.Admin.Validate(); err != nil {
-		return fail("admin", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	hash, err := c.Admin.PasswordHash()
-	if err != nil {
-		return fail("admin.password_hash_file", "%v", err)
-	}
-	c.AdminPasswordHash = hash
-
-	if len(c.Targets) == 0 {
-		return fail("targets", "at least one Coachview target is required")
-	}
-	for name, t := range c.Targets {
-		if t == nil {
-			return fail("targets."+name, "is empty: url and secret_file or secret_env are required")
-		}
-		t.Name = name
-		if err := c.resolveTarget(t, func(key, format string, args ...any) error {
-			return fail(strings.TrimSuffix("targets."+name+"."+key, "."), format, args...)
-		}); err != nil {
-			return err
-		}
-	}
-	if err := c.loadConnections(); err != nil {
-		return err
-	}
-	return c.resolveInbound(fail)
+	return nil
 }
 
-func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...any) error) error {
+// resolveTargets checks every target.
+func (c *Config) resolveTargets(root *yaml.Node, fail func(key, format string, args ...any) error) Errors {
+	var errs Errors
+	// The decoder leaves out a target holding a value of the wrong type
+	// (reported already): take the rest of it, so its other keys are
+	// checked too and LMS files naming it do not fail as well.
+	if n := valueAt(root, "targets"); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			name, v := n.Content[i].Value, n.Content[i+1]
+			if _, ok := c.Targets[name]; !ok && v.Kind == yaml.MappingNode {
+				if c.Targets == nil {
+					c.Targets = map[string]*Target{}
+				}
+				t := &Target{}
+				_ = t.UnmarshalYAML(v) // its mistake is reported
+				c.Targets[name] = t
+			}
+		}
+	}
+	if len(c.Targets) == 0 {
+		errs.Add(fail("targets", "at least one Coachview target is required"))
+	}
+	for _, name := range c.TargetNames() {
+		t := c.Targets[name]
+		if t == nil {
+			errs.Add(fail("targets."+name, "is empty: url and secret_file or secret_env are required"))
+			continue
+		}
+		t.Name = name
+		errs.Add(c.resolveTarget(t, func(key, format string, args ...any) error {
+			return fail(strings.TrimSuffix("targets."+name+"."+key, "."), format, args...)
+		}))
+	}
+	return errs
+}
+
+func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...any) error) Errors {
+	var errs Errors
 	if err := checkTargetURL(t.URL); err != nil {
-		return fail("url", "%v", err)
+		errs.Add(fail("url", "%v", err))
 	}
-	alg, err := sign.ParseAlgorithm(t.Hash)
-	if err != nil {
-		return fail("hash", "%v", err)
+	if alg, err := sign.ParseAlgorithm(t.Hash); err != nil {
+		errs.Add(fail("hash", "%v", err))
+	} else {
+		t.Algorithm = alg
 	}
-	t.Algorithm = alg
 	if err := t.Settings.Validate(); err != nil {
-		return fail("", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		errs.Add(fail("", "%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
-	secret, serr := c.readSecret(t.SecretFile, t.SecretEnv, "secret_file", "secret_env", "the shared secret")
-	if serr != nil {
-		return fail(serr.key, "%s", serr.msg)
+	if secret, serr := c.readSecret(t.SecretFile, t.SecretEnv, "secret_file", "secret_env", "the shared secret"); serr != nil {
+		errs.Add(fail(serr.key, "%s", serr.msg))
+	} else {
+		t.Secret = secret
 	}
-	t.Secret = secret
-	return nil
+	return errs
 }
 
 // secretError is a problem reading a secret, with the key to blame.
@@ -396,82 +477,104 @@ func checkTargetURL(raw string) error {
 // scheduleParser accepts standard five-field cron expressions and descriptors such as @every 1m.
 var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-func (c *Config) loadConnections() error {
+// loadConnections reads every LMS file, reporting the mistakes of each; a
+// file whose name another file has already taken is left out.
+func (c *Config) loadConnections() Errors {
 	dir := c.Abs(c.LMSDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return &Error{File: c.File, Key: "lms_dir", Msg: fmt.Sprintf("cannot read the LMS directory %s: %v", dir, err)}
+		return Errors{{File: c.File, Key: "lms_dir", Msg: fmt.Sprintf("cannot read the LMS directory %s: %v", dir, err)}}
 	}
-	seen := map[string]string{}
+	var errs Errors
+	seen := map[string]*Connection{}
 	for _, e := range entries {
 		name := e.Name()
 		ext := filepath.Ext(name)
 		if e.IsDir() || strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		conn, err := c.loadConnection(filepath.Join(dir, name))
-		if err != nil {
-			return err
+		conn, connErrs := c.loadConnection(filepath.Join(dir, name))
+		errs.Add(connErrs)
+		if conn == nil {
+			continue
 		}
 		if other, dup := seen[conn.Name]; dup {
-			return &Error{File: conn.File, Key: "name", Msg: fmt.Sprintf("connection name %q is also used by %s", conn.Name, other)}
+			errs.Add(conn.Errorf("name", "connection name %q%s is also used by %s", conn.Name, nameOrigin(conn), nameAt(other)))
+			continue
 		}
-		seen[conn.Name] = conn.File
+		seen[conn.Name] = conn
 		c.Connections = append(c.Connections, conn)
 	}
 	sort.Slice(c.Connections, func(i, j int) bool { return c.Connections[i].Name < c.Connections[j].Name })
-	var defaults []string
+	var defaults []*Connection
 	for _, conn := range c.Connections {
 		if conn.EnrolDefault {
-			defaults = append(defaults, conn.File)
+			defaults = append(defaults, conn)
 		}
 	}
 	if len(defaults) > 1 {
-		return &Error{File: defaults[1], Key: "enrol_default", Msg: "only one LMS connection may take the codes no connection lists; " + defaults[0] + " does too"}
+		errs.Add(defaults[1].Errorf("enrol_default", "only one LMS connection may take the codes no connection lists; %s does too", defaults[0].File))
 	}
-	return nil
+	return errs
 }
 
-func (c *Config) loadConnection(file string) (*Connection, error) {
+// nameOrigin says where a connection's name comes from when it is not set.
+func nameOrigin(conn *Connection) string {
+	if keyLine(conn.root, "name") == 0 {
+		return " (the file's name: name is not set)"
+	}
+	return ""
+}
+
+// nameAt locates a connection's name: the line of its name key, else the file.
+func nameAt(conn *Connection) string {
+	if line := keyLine(conn.root, "name"); line > 0 {
+		return fmt.Sprintf("%s:%d", conn.File, line)
+	}
+	return conn.File + " (its file's name)"
+}
+
+// loadConnection reads one LMS file and reports every mistake in it. The
+// connection is nil only when the file cannot be read or parsed.
+func (c *Config) loadConnection(file string) (*Connection, Errors) {
 	root, err := readYAML(file)
 	if err != nil {
-		return nil, err
+		var errs Errors
+		errs.Add(err)
+		return nil, errs
 	}
-	conn := &Connection{Schedule: "@every 1m", File: file}
-	if err := DecodeStrict(file, root, conn); err != nil {
-		return nil, err
-	}
-	fail := func(key, format string, args ...any) error {
-		return &Error{File: file, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
+	conn := &Connection{Schedule: "@every 1m", File: file, root: root}
+	var errs Errors
+	errs.Add(DecodeStrict(file, root, conn))
+	fail := func(key, format string, args ...any) { errs.Add(conn.Errorf(key, format, args...)) }
 	if conn.Name == "" {
 		conn.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
 	if strings.ContainsAny(conn.Name, " \t/") {
-		return nil, fail("name", "%q: use letters, digits, dashes or underscores", conn.Name)
+		fail("name", "%q: use letters, digits, dashes or underscores", conn.Name)
 	}
 	if conn.Type == "" {
-		return nil, fail("type", "required: the adapter kind, e.g. csvdrop")
+		fail("type", "required: the adapter kind, e.g. csvdrop")
 	}
-	if conn.Target == "" {
-		if len(c.Targets) != 1 {
-			return nil, fail("target", "required when cvbridge.yaml has more than one target (%s)", strings.Join(c.TargetNames(), ", "))
-		}
+	if conn.Target == "" && len(c.Targets) == 1 {
 		conn.Target = c.TargetNames()[0]
 	}
-	if _, ok := c.Targets[conn.Target]; !ok {
-		return nil, fail("target", "unknown target %q (targets in %s: %s)", conn.Target, c.File, strings.Join(c.TargetNames(), ", "))
+	switch _, ok := c.Targets[conn.Target]; {
+	case len(c.Targets) == 0: // reported in the main file
+	case conn.Target == "":
+		fail("target", "required when cvbridge.yaml has more than one target (%s)", strings.Join(c.TargetNames(), ", "))
+	case !ok:
+		fail("target", "unknown target %q (targets in %s: %s)", conn.Target, c.File, strings.Join(c.TargetNames(), ", "))
 	}
-	conn.Cron, err = scheduleParser.Parse(conn.Schedule)
-	if err != nil {
-		return nil, fail("schedule", "%q: %v", conn.Schedule, err)
+	if conn.Cron, err = scheduleParser.Parse(conn.Schedule); err != nil {
+		fail("schedule", "%q: %v", conn.Schedule, err)
 	}
 	for _, p := range conn.EnrolCodes {
 		if _, err := path.Match(p, ""); err != nil {
-			return nil, fail("enrol_codes", "%q is not a valid pattern: %v", p, err)
+			fail("enrol_codes", "%q is not a valid pattern: %v", p, err)
 		}
 	}
-	return conn, nil
+	return conn, errs
 }
 
 func readYAML(path string) (*yaml.Node, error) {
@@ -497,6 +600,23 @@ func syntaxError(path string, err error) error {
 		_, msg, _ = strings.Cut(msg, ": ")
 	}
 	return &Error{File: path, Line: line, Msg: msg}
+}
+
+// valueAt returns the value of a top-level key of a YAML document, or nil.
+func valueAt(root *yaml.Node, key string) *yaml.Node {
+	node := root
+	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	if node.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == key {
+			return node.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // keyLine finds the line of a dotted key path in a YAML document, or the

@@ -97,7 +97,7 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 	}{
 		{name: "unknown top-level key", main: "timezon: UTC\n" + minimalMain, file: "cvbridge.yaml", line: 1, contains: `timezon: unknown key (did you mean "timezone"?)`},
 		{name: "unknown target key", main: minimalMain + "    secret: plain\n", file: "cvbridge.yaml", line: 5, contains: "targets.coachview.secret: unknown key"},
-		{name: "wrong type", main: minimalMain + "    concurrency: many\n", file: "cvbridge.yaml", line: 5, contains: "cannot unmarshal"},
+		{name: "wrong type", main: minimalMain + "    concurrency: many\n", file: "cvbridge.yaml", line: 5, contains: `targets.coachview.concurrency: "many" is not a whole number`},
 		{name: "bad duration", main: minimalMain + "    timeout: soon\n", file: "cvbridge.yaml", line: 5, contains: "timeout"},
 		{name: "invalid delivery setting", main: minimalMain + "    concurrency: 0\n", file: "cvbridge.yaml", contains: "concurrency: must be at least 1"},
 		{name: "unknown time zone", main: "timezone: Mars/Olympus\n" + minimalMain, file: "cvbridge.yaml", line: 1, contains: "unknown time zone"},
@@ -146,7 +146,7 @@ func TestOneEnrolDefault(t *testing.T) {
 	})
 	_, err := config.Load(path)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "b.yaml: enrol_default: only one LMS connection may take the codes no connection lists")
+	assert.Contains(t, err.Error(), "b.yaml:2: enrol_default: only one LMS connection may take the codes no connection lists")
 }
 
 func TestPostgresStorageDSNFromFile(t *testing.T) {

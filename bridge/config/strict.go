@@ -3,10 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -20,22 +23,102 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
+	var parts []string
+	if e.File != "" {
+		place := e.File
+		if e.Line > 0 {
+			place += ":" + strconv.Itoa(e.Line)
+		}
+		parts = append(parts, place)
 	}
 	if e.Key != "" {
-		fmt.Fprintf(&b, ": %s", e.Key)
+		parts = append(parts, e.Key)
 	}
-	fmt.Fprintf(&b, ": %s", e.Msg)
-	return b.String()
+	return strings.Join(append(parts, e.Msg), ": ")
+}
+
+// Errors is every mistake found in a configuration, one a line.
+type Errors []*Error
+
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the mistakes, so errors.As finds an *Error among them.
+func (e Errors) Unwrap() []error {
+	errs := make([]error, len(e))
+	for i, err := range e {
+		errs[i] = err
+	}
+	return errs
+}
+
+// Add appends err's mistakes (an *Error, or Errors), but not a second one
+// about the same key of the same file: a value of the wrong type is not
+// also reported as missing. Any other error is appended as it reads.
+func (e *Errors) Add(err error) {
+	var list Errors
+	var one *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &list):
+		for _, x := range list {
+			e.Add(x)
+		}
+	case errors.As(err, &one):
+		for _, x := range *e {
+			if one.Key != "" && x.File == one.File && x.Key == one.Key {
+				return
+			}
+		}
+		*e = append(*e, one)
+	default:
+		*e = append(*e, &Error{Msg: err.Error()})
+	}
+}
+
+// Sorted orders e by file, in the order the files first appear, and by
+// line within a file; a mistake without a line comes last in its file.
+func (e Errors) Sorted() Errors {
+	rank := map[string]int{}
+	for _, err := range e {
+		if _, ok := rank[err.File]; !ok {
+			rank[err.File] = len(rank)
+		}
+	}
+	line := func(err *Error) int {
+		if err.Line == 0 {
+			return math.MaxInt
+		}
+		return err.Line
+	}
+	sorted := slices.Clone(e)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if a, b := rank[sorted[i].File], rank[sorted[j].File]; a != b {
+			return a < b
+		}
+		return line(sorted[i]) < line(sorted[j])
+	})
+	return sorted
+}
+
+// err returns e as an error, nil when it holds no mistake.
+func (e Errors) err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
 }
 
 // DecodeStrict decodes node into out (a pointer to a struct) and fails on
 // keys out does not declare and on values of the wrong type, naming file,
-// line and key. Fields keep the values they had when the node does not set
-// them, so callers fill in defaults before decoding. A nil node decodes nothing.
+// line and key of every one (as Errors), in the operator's words. Fields
+// keep the values they had when the node does not set them, so callers
+// fill in defaults before decoding. A nil node decodes nothing.
 func DecodeStrict(file string, node *yaml.Node, out any) error {
 	if node == nil {
 		return nil
@@ -43,64 +126,159 @@ func DecodeStrict(file string, node *yaml.Node, out any) error {
 	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
 		node = node.Content[0]
 	}
-	if err := checkKeys(file, node, reflect.TypeOf(out), ""); err != nil {
-		return err
+	var errs Errors
+	checkNode(file, node, reflect.TypeOf(out), "", &errs)
+	// Decoding goes on past a value of the wrong type, so out holds all
+	// the rest; its errors are the ones checkNode reported already.
+	if err := node.Decode(out); err != nil && len(errs) == 0 {
+		errs.Add(locateDecodeError(file, node, err))
 	}
-	if err := node.Decode(out); err != nil {
-		return locateDecodeError(file, node, err)
-	}
-	return nil
+	return errs.err()
 }
 
-// checkKeys walks node alongside type t and reports the first mapping key
-// that t has no field for.
-func checkKeys(file string, node *yaml.Node, t reflect.Type, path string) error {
+var (
+	nodeType     = reflect.TypeOf(yaml.Node{})
+	durationType = reflect.TypeOf(time.Duration(0))
+)
+
+// checkNode walks node alongside type t and reports every mapping key that
+// t has no field for and every value that does not fit its field.
+func checkNode(file string, node *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if node.Kind == yaml.AliasNode && node.Alias != nil {
 		node = node.Alias
 	}
+	if t == nodeType || t.Kind() == reflect.Interface || node.ShortTag() == "!!null" {
+		return // a yaml.Node takes anything; null leaves the default
+	}
+	fail := func(msg string) { errs.Add(&Error{File: file, Line: node.Line, Key: path, Msg: msg}) }
 	switch t.Kind() {
 	case reflect.Struct:
-		if t == reflect.TypeOf(yaml.Node{}) || node.Kind != yaml.MappingNode {
-			return nil // yaml.Node fields take anything; type mismatches are reported by Decode
+		if node.Kind != yaml.MappingNode {
+			if leafMistake(node, t) != "" { // a time, or a type that reads a scalar itself, may fit
+				fail(notMapping(node))
+			}
+			return
 		}
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, v := node.Content[i], node.Content[i+1]
-			key := join(path, k.Value)
 			if k.Value == "<<" {
 				continue
 			}
+			key := join(path, k.Value)
 			ft, ok := fields[k.Value]
 			if !ok {
-				return &Error{File: file, Line: k.Line, Key: key, Msg: "unknown key" + suggest(k.Value, fields)}
+				errs.Add(&Error{File: file, Line: k.Line, Key: key, Msg: "unknown key" + suggest(k.Value, fields)})
+				continue
 			}
-			if err := checkKeys(file, v, ft, key); err != nil {
-				return err
-			}
+			checkNode(file, v, ft, key, errs)
 		}
 	case reflect.Map:
 		if node.Kind != yaml.MappingNode {
-			return nil
+			fail(notMapping(node))
+			return
 		}
 		for i := 0; i+1 < len(node.Content); i += 2 {
-			if err := checkKeys(file, node.Content[i+1], t.Elem(), join(path, node.Content[i].Value)); err != nil {
-				return err
-			}
+			checkNode(file, node.Content[i+1], t.Elem(), join(path, node.Content[i].Value), errs)
 		}
 	case reflect.Slice, reflect.Array:
 		if node.Kind != yaml.SequenceNode {
-			return nil
+			fail(notList(node))
+			return
 		}
 		for i, v := range node.Content {
-			if err := checkKeys(file, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+			checkNode(file, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	default:
+		if msg := leafMistake(node, t); msg != "" {
+			fail(msg)
 		}
 	}
-	return nil
+}
+
+// leafMistake says in the operator's words why node does not fit a single
+// value of type t, or returns "" when it does.
+func leafMistake(node *yaml.Node, t reflect.Type) string {
+	isInt := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t != durationType
+	if isInt && node.ShortTag() == "!!float" {
+		// yaml.v3 would cut 1.5 to 1 without a word.
+		if f, err := strconv.ParseFloat(node.Value, 64); err != nil || f != math.Trunc(f) {
+			return fmt.Sprintf("%q is not a whole number", node.Value)
+		}
+	}
+	err := node.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return ""
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error() // a type that reads itself speaks for itself
+	}
+	v := node.Value
+	quoted := node.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
+	switch {
+	case node.Kind == yaml.MappingNode:
+		return "must be a single value, not a mapping"
+	case node.Kind == yaml.SequenceNode:
+		return "must be a single value, not a list"
+	case t == durationType:
+		return durationMistake(v)
+	case quoted && (isInt || t.Kind() == reflect.Bool || t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64):
+		return fmt.Sprintf("%q is quoted, which makes it text; write it without quotes", v)
+	case isInt && t.Kind() >= reflect.Uint:
+		return fmt.Sprintf("%q is not a whole number of 0 or more", v)
+	case isInt && node.ShortTag() == "!!int":
+		return fmt.Sprintf("%s is too large", v)
+	case isInt:
+		return fmt.Sprintf("%q is not a whole number", v)
+	case t.Kind() == reflect.Bool:
+		return fmt.Sprintf("%q is not true or false", v)
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return fmt.Sprintf("%q is not a number", v)
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		_, msgs[i] = splitLine(m)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// durationMistake explains a value that is not a Go duration.
+func durationMistake(v string) string {
+	const like = "write it like 90m, 36h or 2160h"
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return fmt.Sprintf("%q is not a duration: it needs a unit; write it like %ss, %sm or %sh", v, v, v, v)
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.ParseFloat(days, 64); err == nil {
+			return fmt.Sprintf("%q is not a duration; %s (Go durations have no d: %s is %sh)", v, like, v, strconv.FormatFloat(n*24, 'f', -1, 64))
+		}
+	}
+	return fmt.Sprintf("%q is not a duration; %s (units: ms, s, m, h)", v, like)
+}
+
+const (
+	mappingHint = `write its keys below it, one "key: value" per line, indented`
+	listHint    = `or one "- %s" line per item below the key`
+)
+
+// notMapping explains a value where keys were expected.
+func notMapping(node *yaml.Node) string {
+	if node.Kind == yaml.SequenceNode {
+		return "must be a mapping, not a list; " + mappingHint
+	}
+	return fmt.Sprintf("%q is not a mapping; %s", node.Value, mappingHint)
+}
+
+// notList explains a value where a list was expected.
+func notList(node *yaml.Node) string {
+	if node.Kind == yaml.MappingNode {
+		return "must be a list, not a mapping; write [a, b], " + fmt.Sprintf(listHint, "item")
+	}
+	return fmt.Sprintf("%q is not a list; write [%s], "+listHint, node.Value, node.Value, node.Value)
 }
 
 // yamlFields maps the YAML keys of struct t (including inlined structs) to their types.
@@ -184,26 +362,31 @@ func distance(a, b string) int {
 	return prev[len(b)]
 }
 
-// locateDecodeError turns yaml's "line N: cannot unmarshal …" messages into
-// an Error that names the file and the first offending line.
+// locateDecodeError turns yaml's "line N: …" messages, for what checkNode
+// does not foresee, into Errors that name the file, line and key.
 func locateDecodeError(file string, root *yaml.Node, err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
 		return &Error{File: file, Msg: err.Error()}
 	}
-	line := 0
-	msg := te.Errors[0]
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if n, after, ok := strings.Cut(rest, ": "); ok {
-			if l, convErr := strconv.Atoi(n); convErr == nil {
-				line, msg = l, after
+	var errs Errors
+	for _, m := range te.Errors {
+		line, msg := splitLine(m)
+		errs.Add(&Error{File: file, Line: line, Key: keyAt(root, line, ""), Msg: msg})
+	}
+	return errs
+}
+
+// splitLine splits yaml's "line N: " prefix off msg.
+func splitLine(msg string) (line int, rest string) {
+	if after, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(after, ": "); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				return l, after
 			}
 		}
 	}
-	if extra := len(te.Errors) - 1; extra > 0 {
-		msg += fmt.Sprintf(" (and %d more)", extra)
-	}
-	return &Error{File: file, Line: line, Key: keyAt(root, line, ""), Msg: msg}
+	return 0, msg
 }
 
 // keyAt returns the dotted path of the mapping key whose value sits on

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/config"
@@ -22,21 +24,34 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
+	// Every problem is reported, not only the first: those of each file,
+	// then those of the adapters, built for every LMS file that was read.
+	cfg, err := config.Inspect(*cfgPath)
+	if cfg == nil {
 		return err
 	}
-	fmt.Fprintf(out, "ok   configuration %s (%d targets, %d LMS connections, time zone %s)\n",
-		cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
+	var problems config.Errors
+	problems.Add(err)
+	if err == nil {
+		fmt.Fprintf(out, "ok   configuration %s (%d targets, %d LMS connections, time zone %s)\n",
+			cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, conn := range cfg.Connections {
 		src, err := buildSource(cfg, conn, log)
-		if err != nil {
-			return err
+		var located *config.Error
+		switch {
+		case err == nil && !slices.ContainsFunc(problems, func(p *config.Error) bool { return p.File == conn.File }):
+			err = checkSource(ctx, src, conn, out, *offline)
+		case err == nil:
+			closeSource(src) // its file has a mistake: it is not "ok"
+		case !errors.As(err, &located):
+			err = fmt.Errorf("connection %s (%s): %w", conn.Name, conn.File, err)
 		}
-		if err := checkSource(ctx, src, conn, out, *offline); err != nil {
-			return err
-		}
+		problems.Add(err)
+	}
+	if len(problems) > 0 {
+		return problems.Sorted()
 	}
 	// Assembling the daemon loads the schema, opens the store and puts
 	// together what only it does: the inbound routes, OAuth clients,
@@ -79,9 +94,7 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 // checkSource reports a connection, asking the source to check its link
 // to the LMS when it can and the check is not offline.
 func checkSource(ctx context.Context, src source.Source, conn *config.Connection, out io.Writer, offline bool) error {
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer closeSource(src)
 	if checker, ok := src.(source.Checker); ok && !offline {
 		notes, err := checker.Check(ctx)
 		if err != nil {
@@ -93,6 +106,13 @@ func checkSource(ctx context.Context, src source.Source, conn *config.Connection
 	}
 	fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
 	return nil
+}
+
+// closeSource releases what a source holds, if anything.
+func closeSource(src source.Source) {
+	if c, ok := src.(io.Closer); ok {
+		_ = c.Close() // it was only built to be checked
+	}
 }
 
 // probeTarget sends a GET to the results URL. Coachview answers 405 to

@@ -152,14 +152,13 @@ func buildSource(cfg *config.Config, conn *config.Connection, log *slog.Logger) 
 	if !ok {
 		kinds := adapters.Kinds()
 		sort.Strings(kinds)
-		return nil, &config.Error{File: conn.File, Key: "type",
-			Msg: fmt.Sprintf("unknown adapter type %q (available: %s)", conn.Type, strings.Join(kinds, ", "))}
+		return nil, conn.Errorf("type", "unknown adapter type %q (available: %s)", conn.Type, strings.Join(kinds, ", "))
 	}
 	settings := &conn.Settings
 	if settings.Kind == 0 {
 		settings = nil
 	}
-	return factory(adapters.Connection{
+	src, err := factory(adapters.Connection{
 		Name:     conn.Name,
 		File:     conn.File,
 		BaseDir:  cfg.Dir(),
@@ -167,4 +166,8 @@ func buildSource(cfg *config.Config, conn *config.Connection, log *slog.Logger) 
 		Location: cfg.Location,
 		Logger:   log.With("connection", conn.Name),
 	})
+	if err != nil {
+		return nil, conn.InSettings(err)
+	}
+	return src, nil
 }

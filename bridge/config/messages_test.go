@@ -1,0 +1,155 @@
+package config_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/config"
+)
+
+// TestTypeMistakesInOperatorWords checks that a value of the wrong type is
+// reported as the operator wrote it, with file, line and key, and never in
+// Go's terms (cannot unmarshal, !!str, time.Duration).
+func TestTypeMistakesInOperatorWords(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		main string
+		lms  string
+		want string // file:line: key: message
+	}{
+		{
+			name: "duration in days",
+			main: "storage:\n  retention: 90d\n" + minimalMain,
+			want: `cvbridge.yaml:2: storage.retention: "90d" is not a duration; write it like 90m, 36h or 2160h (Go durations have no d`,
+		},
+		{
+			name: "duration without a unit",
+			main: minimalMain + "    timeout: 30\n",
+			want: `cvbridge.yaml:5: targets.coachview.timeout: "30" is not a duration: it needs a unit; write it like 30s, 30m or 30h`,
+		},
+		{
+			name: "whole number",
+			main: minimalMain + "    concurrency: many\n",
+			want: `cvbridge.yaml:5: targets.coachview.concurrency: "many" is not a whole number`,
+		},
+		{
+			name: "number with a fraction",
+			main: "results:\n  decimals: 1.5\n" + minimalMain,
+			want: `cvbridge.yaml:2: results.decimals: "1.5" is not a whole number`,
+		},
+		{
+			name: "true or false",
+			main: minimalMain,
+			lms:  "type: csvdrop\nattendance: sometimes\n",
+			want: `x.yaml:2: attendance: "sometimes" is not true or false`,
+		},
+		{
+			name: "list given one value",
+			main: minimalMain,
+			lms:  "type: csvdrop\nenrol_codes: MOO-*\n",
+			want: `x.yaml:2: enrol_codes: "MOO-*" is not a list; write [MOO-*], or one "- MOO-*" line per item below the key`,
+		},
+		{
+			name: "mapping given one value",
+			main: "targets: coachview\n",
+			want: `cvbridge.yaml:1: targets: "coachview" is not a mapping; write its keys below it, one "key: value" per line, indented`,
+		},
+		{
+			name: "single value given a list",
+			main: "timezone: [Europe/Amsterdam]\n" + minimalMain,
+			want: `cvbridge.yaml:1: timezone: must be a single value, not a list`,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lms := map[string]string{}
+			if tc.lms != "" {
+				lms["x.yaml"] = tc.lms
+			}
+			_, err := config.Load(writeConfig(t, tc.main, lms))
+			require.Error(t, err)
+			msg := baseNames(err.Error())
+			assert.Contains(t, msg, tc.want)
+			for _, goTalk := range []string{"cannot unmarshal", "!!", "time.Duration", "[]string", "map["} {
+				assert.NotContains(t, msg, goTalk)
+			}
+		})
+	}
+}
+
+// TestDuplicateConnectionNameHasLine checks that both files are located.
+func TestDuplicateConnectionNameHasLine(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, minimalMain, map[string]string{
+		"a.yaml": "name: same\ntype: csvdrop\n",
+		"b.yml":  "type: csvdrop\nname: same\n",
+	})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	var cerr *config.Error
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, "b.yml", filepath.Base(cerr.File))
+	assert.Equal(t, 2, cerr.Line)
+	assert.Contains(t, baseNames(err.Error()), `b.yml:2: name: connection name "same" is also used by `+
+		filepath.Join(filepath.Dir(path), "lms.d", "a.yaml")+":1")
+}
+
+// TestLoadReportsEveryProblem checks that Load goes on after a mistake: every
+// invalid key of a file, every target and every LMS file is reported.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	main := `timezon: UTC
+storage:
+  retention: 90d
+targets:
+  a:
+    url: https://a.example/r
+    secret_file: secret
+    hash: md5
+  b:
+    url: http://b.example/r
+    secret_file: secret
+    concurrency: many
+`
+	path := writeConfig(t, main, map[string]string{
+		"one.yaml":   "type: csvdrop\ntarget: a\nshedule: '@hourly'\nattendance: sometimes\n",
+		"two.yaml":   "type: csvdrop\ntarget: a\nschedule: every minute\n",
+		"three.yaml": "name: one\ntype: csvdrop\ntarget: b\n",
+	})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	msg := baseNames(err.Error())
+	for _, want := range []string{
+		`cvbridge.yaml:1: timezon: unknown key (did you mean "timezone"?)`,
+		`cvbridge.yaml:3: storage.retention: "90d" is not a duration`,
+		`cvbridge.yaml:8: targets.a.hash:`,
+		`cvbridge.yaml:10: targets.b.url: "http://b.example/r" uses http`,
+		`cvbridge.yaml:12: targets.b.concurrency: "many" is not a whole number`,
+		`one.yaml:3: shedule: unknown key (did you mean "schedule"?)`,
+		`one.yaml:4: attendance: "sometimes" is not true or false`,
+		`two.yaml:3: schedule: "every minute"`,
+		`three.yaml:1: name: connection name "one" is also used by ` + filepath.Join(filepath.Dir(path), "lms.d", "one.yaml") + " (its file's name)",
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.Len(t, strings.Split(strings.TrimSpace(msg), "\n"), 9, msg)
+}
+
+// baseNames shortens the absolute paths of a temporary directory in msg to
+// the names the operator reads (cvbridge.yaml, x.yaml).
+func baseNames(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		file, rest, ok := strings.Cut(l, ":")
+		if ok && filepath.IsAbs(file) {
+			lines[i] = filepath.Base(file) + ":" + rest
+		}
+	}
+	return strings.Join(lines, "\n")
+}
