@@ -26,9 +26,6 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q (filters are flags: --person %s)", fs.Arg(0), fs.Arg(0))}
-	}
 	f.State = inboundstore.EnrolmentState(*state)
 	if f.State != "" && !f.State.Valid() {
 		return usageError{fmt.Sprintf("unknown state %q (active, unenrolled)", *state)}

@@ -38,8 +38,8 @@ func openInboundStore(ctx context.Context, cfgPath string) (in inboundAdmin, clo
 
 // cmdInbox lists, shows and retries inbound enrolment messages.
 func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: cvbridge inbox list|show|retry [flags]"}
+	if err := subcommand("inbox", args); err != nil {
+		return err
 	}
 	fs := newFlags("inbox " + args[0])
 	cfgPath := configFlag(fs)
@@ -73,7 +73,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return printMessages(out, ms, loc)
-	case "show", "retry":
+	default: // show, retry
 		body := false
 		if args[0] == "show" {
 			fs.BoolVar(&body, "body", false, "print the raw body too (it may hold personal data)")
@@ -82,7 +82,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		if fs.NArg() == 0 {
-			return usageError{fmt.Sprintf("usage: cvbridge inbox %s ID...", args[0])}
+			return usageError{fmt.Sprintf("inbox %s: no message id given", args[0])}
 		}
 		ids := make([]int64, fs.NArg())
 		for i, a := range fs.Args() {
@@ -112,8 +112,6 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 				m.ID, m.Action, m.ElearningCode, m.PersonID)
 		}
 		return errors.Join(errs...)
-	default:
-		return usageError{fmt.Sprintf("unknown inbox command %q (list, show, retry)", args[0])}
 	}
 }
 
@@ -176,8 +174,8 @@ func showMessage(ctx context.Context, store inboundstore.MessageStore, id int64,
 
 // cmdOAuth lists and revokes the enrolment link's OAuth grants.
 func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: cvbridge oauth list|revoke [flags]"}
+	if err := subcommand("oauth", args); err != nil {
+		return err
 	}
 	fs := newFlags("oauth " + args[0])
 	cfgPath := configFlag(fs)
@@ -200,14 +198,14 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return printTokens(out, ts, f.Now, loc)
-	case "revoke":
+	default: // revoke
 		client := fs.String("client", "", "revoke every code and token of this client")
 		grant := fs.String("grant", "", "revoke every code and token of this grant (see oauth list)")
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		if (*client == "") == (*grant == "") || fs.NArg() > 0 {
-			return usageError{"usage: cvbridge oauth revoke --client ID | --grant ID"}
+		if (*client == "") == (*grant == "") {
+			return usageError{"oauth revoke: give --client ID or --grant ID"}
 		}
 		store, closer, _, err := openInboundStore(ctx, *cfgPath)
 		if err != nil {
@@ -228,8 +226,6 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "revoked %d code and token record(s) of %s; the client must be authorised again\n", n, what)
 		return nil
-	default:
-		return usageError{fmt.Sprintf("unknown oauth command %q (list, revoke)", args[0])}
 	}
 }
 
@@ -267,7 +263,7 @@ func cmdForget(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 || strings.TrimSpace(fs.Arg(0)) == "" {
-		return usageError{"usage: cvbridge forget [--config FILE] PersoonExterneId"}
+		return usageError{"forget: give one PersoonExterneId"}
 	}
 	person := fs.Arg(0)
 	store, closer, _, err := openInboundStore(ctx, *cfgPath)

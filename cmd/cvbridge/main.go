@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -28,42 +29,84 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// command is one subcommand.
+// command is one subcommand, or a group of them (outbox, target, …).
 type command struct {
-	name    string
+	name string
+	// args are the positional arguments of its usage line ("ID...");
+	// empty when it takes none.
+	args    string
 	summary string
-	run     func(ctx context.Context, args []string, out io.Writer) error
+	// noFlags marks the commands without flags, whose usage line has no [flags].
+	noFlags bool
+	// run runs it; a group's run gets the sub-command's name first.
+	run func(ctx context.Context, args []string, out io.Writer) error
+	// subs are a group's commands.
+	subs []command
 }
 
 func commands() []command {
 	return []command{
-		{"run", "run the daemon", cmdRun},
-		{"check", "validate the configuration, open the store, reach each target", cmdCheck},
-		{"outbox", "list, show, retry or cancel results (outbox list|show|retry|cancel)", cmdOutbox},
-		{"target", "pause, resume or show targets (target pause|resume|status)", cmdTarget},
-		{"inbox", "list, show or retry inbound enrolments (inbox list|show|retry)", cmdInbox},
-		{"oauth", "list or revoke the enrolment link's OAuth grants (oauth list|revoke)", cmdOAuth},
-		{"enrolments", "list whom the bridge enrolled or unenrolled, in which LMS connection", cmdEnrolments},
-		{"forget", "erase a person's personal data from the store (forget PersoonExterneId)", cmdForget},
-		{"render", "dry run: read a connection's input and print the XML it would send", cmdRender},
-		{"sign", "print the X-WebHook-Signature of a file (for testing with Postman or curl)", cmdSign},
-		{"sim", "run a local Coachview results simulator", cmdSim},
-		{"migrate", "apply the outbox's schema migrations (when storage.migrate is false)", cmdMigrate},
-		{"storage", "back up the SQLite outbox online (storage backup --to FILE), or move it into PostgreSQL (storage copy --from FILE)", cmdStorage},
-		{"version", "print the version", func(_ context.Context, _ []string, out io.Writer) error {
-			_, err := fmt.Fprintln(out, "cvbridge", version)
-			return err
+		{name: "run", summary: "run the daemon", run: cmdRun},
+		{name: "check", summary: "validate the configuration, adapters, schema and store; reach each target", run: cmdCheck},
+		{name: "outbox", summary: "list, show, retry, cancel or confirm results", run: cmdOutbox, subs: []command{
+			{name: "list", summary: "results, newest first"},
+			{name: "show", args: "ID...", summary: "results with their XML and every attempt"},
+			{name: "retry", args: "ID...", summary: "queue failed, probably-delivered or cancelled results again"},
+			{name: "cancel", args: "ID...", summary: "cancel pending, failed, probably-delivered or waiting results"},
+			{name: "confirm", args: "ID...", summary: "record probably-delivered results as delivered"},
 		}},
+		{name: "target", summary: "pause, resume or show the Coachview targets", run: cmdTarget, subs: []command{
+			{name: "pause", args: "NAME...", summary: "stop a target's deliveries"},
+			{name: "resume", args: "NAME...", summary: "restart a target's deliveries"},
+			{name: "status", args: "[NAME...]", summary: "targets' state and queue, and the running daemon's circuits"},
+		}},
+		{name: "inbox", summary: "list, show or retry enrolment requests from Coachview", run: cmdInbox, subs: []command{
+			{name: "list", summary: "enrolment requests, newest first"},
+			{name: "show", args: "ID...", summary: "requests and what became of them"},
+			{name: "retry", args: "ID...", summary: "carry out failed requests again"},
+		}},
+		{name: "oauth", summary: "list or revoke the enrolment link's OAuth grants", run: cmdOAuth, subs: []command{
+			{name: "list", summary: "codes and tokens by grant (never the tokens themselves)"},
+			{name: "revoke", summary: "revoke a client's (--client ID) or a grant's (--grant ID) codes and tokens"},
+		}},
+		{name: "enrolments", summary: "whom the bridge enrolled or unenrolled, in which LMS connection", run: cmdEnrolments},
+		{name: "forget", args: "PERSOONEXTERNEID", summary: "erase a person's personal data from the store", run: cmdForget},
+		{name: "render", summary: "dry run: read a connection's input and print the XML it would send", run: cmdRender},
+		{name: "sign", args: "FILE|-", summary: "print the X-WebHook-Signature of a file (for testing with Postman or curl)", run: cmdSign},
+		{name: "sim", summary: "run a local Coachview results simulator", run: cmdSim},
+		{name: "migrate", summary: "apply the outbox's schema migrations (when storage.migrate is false)", run: cmdMigrate},
+		{name: "storage", summary: "back up the SQLite outbox, or move it into PostgreSQL", run: cmdStorage, subs: []command{
+			{name: "backup", summary: "an online, checked copy of the SQLite outbox (--to FILE)"},
+			{name: "copy", summary: "move an SQLite outbox (--from FILE) into the configured PostgreSQL"},
+		}},
+		{name: "version", summary: "print the version (also --version)", noFlags: true, run: cmdVersion},
+		{name: "help", args: "[COMMAND [SUBCOMMAND]]", summary: "list the commands, or show a command's usage and flags", noFlags: true, run: cmdHelp},
 	}
+}
+
+// lookup finds the command at path: a command ("check"), a group
+// ("outbox") or a group's command ("outbox", "show").
+func lookup(path ...string) (command, bool) {
+	if len(path) == 0 || len(path) > 2 {
+		return command{}, false
+	}
+	cmds := commands()
+	var found command
+	for _, name := range path {
+		i := slices.IndexFunc(cmds, func(c command) bool { return c.name == name })
+		if i < 0 {
+			return command{}, false
+		}
+		found, cmds = cmds[i], cmds[i].subs
+	}
+	return found, true
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := dispatch(ctx, os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "cvbridge:", err)
-		}
+		report(os.Stderr, os.Args[1:], err)
 		os.Exit(exitCode(err))
 	}
 }
@@ -75,42 +118,61 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+	if errors.As(err, &u) {
 		return 2
 	}
 	return 1
 }
 
+// dispatch runs the command args names. Help, asked for in any way, is
+// written to out and is not an error.
 func dispatch(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(out)
-		if len(args) == 0 {
-			return usageError{"no command given"}
-		}
-		return nil
+	if len(args) == 0 {
+		return usageError{"no command given"}
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], out)
-		}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		args = []string{"help"}
+	case "-version", "--version":
+		args = []string{"version"}
 	}
-	usage(out)
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	c, ok := lookup(args[0])
+	if !ok {
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+	err := c.run(ctx, args[1:], out)
+	var h helpRequest
+	if errors.As(err, &h) {
+		return h.write(out)
+	}
+	return err
 }
 
-func usage(out io.Writer) {
-	fmt.Fprintln(out, "usage: cvbridge <command> [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(out, "  %-10s %s\n", c.name, c.summary)
+// cmdVersion prints the version.
+func cmdVersion(_ context.Context, args []string, out io.Writer) error {
+	if err := parse(newFlags("version"), args); err != nil {
+		return err
 	}
-	fmt.Fprintln(out, "\n`cvbridge <command> -h` shows a command's flags.")
+	_, err := fmt.Fprintln(out, "cvbridge", version)
+	return err
 }
 
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("cvbridge "+name, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	return fs
+// cmdHelp asks for the list of commands, or for a command's usage and
+// flags: what `cvbridge outbox show --help` shows. A command with flags is
+// asked with --help, which every command answers before it reads the
+// configuration or does anything else.
+func cmdHelp(ctx context.Context, args []string, out io.Writer) error {
+	c, ok := lookup(args...)
+	switch {
+	case len(args) == 0:
+		return helpRequest{}
+	case !ok:
+		return usageError{fmt.Sprintf("help: no command %q", strings.Join(args, " "))}
+	case len(c.subs) > 0 || c.noFlags:
+		return helpRequest{path: args}
+	}
+	top, _ := lookup(args[0])
+	return top.run(ctx, append(slices.Clone(args[1:]), "--help"), out)
 }
 
 // defaultConfigPath is $CVBRIDGE_CONFIG, else the packaged location.
@@ -122,17 +184,7 @@ func defaultConfigPath() string {
 }
 
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", defaultConfigPath(), "the main configuration file ($CVBRIDGE_CONFIG)")
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	return nil
+	return fs.String("config", defaultConfigPath(), "the main configuration `FILE` ($CVBRIDGE_CONFIG)")
 }
 
 // newLogger builds the daemon's logger from the configuration.

@@ -46,8 +46,8 @@ func openStoreFor(ctx context.Context, cfgPath string, create bool) (*config.Con
 }
 
 func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: cvbridge outbox list|show|retry|cancel|confirm [flags]"}
+	if err := subcommand("outbox", args); err != nil {
+		return err
 	}
 	fs := newFlags("outbox " + args[0])
 	cfgPath := configFlag(fs)
@@ -77,12 +77,20 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return printItems(out, items, cfg.Location)
-	case "show", "retry", "cancel", "confirm":
+	default: // show, retry, cancel, confirm
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
-			return usageError{fmt.Sprintf("usage: cvbridge outbox %s ID...", args[0])}
+			return usageError{fmt.Sprintf("outbox %s: no result id given", args[0])}
+		}
+		ids := make([]int64, fs.NArg())
+		for i, a := range fs.Args() {
+			id, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return usageError{fmt.Sprintf("outbox %s: %q is not a result id", args[0], a)}
+			}
+			ids[i] = id
 		}
 		cfg, store, err := openConfiguredStore(ctx, *cfgPath)
 		if err != nil {
@@ -90,16 +98,10 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer store.Close()
 		var errs []error
-		for _, a := range fs.Args() {
-			id, err := strconv.ParseInt(a, 10, 64)
-			if err != nil {
-				return usageError{fmt.Sprintf("%q is not a result id", a)}
-			}
+		for _, id := range ids {
 			errs = append(errs, outboxAction(ctx, store, args[0], id, out, cfg.Location))
 		}
 		return errors.Join(errs...)
-	default:
-		return usageError{fmt.Sprintf("unknown outbox command %q (list, show, retry, cancel, confirm)", args[0])}
 	}
 }
 

@@ -23,7 +23,7 @@ func cmdSign(_ context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError{"usage: cvbridge sign [--target NAME | --secret-file FILE --hash sha512] FILE|-"}
+		return usageError{"sign: give one file to sign, or - for standard input"}
 	}
 	var secret []byte
 	var alg sign.Algorithm
@@ -48,7 +48,7 @@ func cmdSign(_ context.Context, args []string, out io.Writer) error {
 		}
 		secret, alg = t.Secret, t.Algorithm
 	default:
-		return usageError{"give --target NAME or --secret-file FILE"}
+		return usageError{"sign: give --target NAME or --secret-file FILE"}
 	}
 	body, err := readInput(fs.Arg(0))
 	if err != nil {

@@ -44,23 +44,16 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// storageUsage lists the storage subcommands.
-const storageUsage = "usage: cvbridge storage copy --from OUTBOX.db [--force] | cvbridge storage backup --to FILE"
-
 // cmdStorage moves an SQLite outbox into the configured PostgreSQL one
 // (copy), or writes an online copy of the SQLite outbox (backup).
 func cmdStorage(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{storageUsage}
+	if err := subcommand("storage", args); err != nil {
+		return err
 	}
-	switch args[0] {
-	case "copy":
+	if args[0] == "copy" {
 		return storageCopy(ctx, args[1:], out)
-	case "backup":
-		return storageBackup(ctx, args[1:], out)
-	default:
-		return usageError{storageUsage}
 	}
+	return storageBackup(ctx, args[1:], out)
 }
 
 // storageBackup writes a consistent copy of the configured SQLite outbox
@@ -73,7 +66,7 @@ func storageBackup(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *to == "" {
-		return usageError{"--to is required"}
+		return usageError{"storage backup: --to is required"}
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -99,7 +92,7 @@ func storageCopy(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *from == "" {
-		return usageError{"--from is required"}
+		return usageError{"storage copy: --from is required"}
 	}
 	if _, err := os.Stat(*from); err != nil {
 		return fmt.Errorf("the SQLite outbox to copy: %w", err)

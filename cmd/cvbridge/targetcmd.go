@@ -19,14 +19,20 @@ import (
 const circuitTimeout = 3 * time.Second
 
 func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: cvbridge target pause|resume|status [flags] [NAME]"}
+	if err := subcommand("target", args); err != nil {
+		return err
 	}
 	fs := newFlags("target " + args[0])
 	cfgPath := configFlag(fs)
-	reason := fs.String("reason", "paused by the operator", "with pause: why, shown in status")
+	reason := "paused by the operator"
+	if args[0] == "pause" {
+		fs.StringVar(&reason, "reason", reason, "why, shown in status")
+	}
 	if err := parse(fs, args[1:]); err != nil {
 		return err
+	}
+	if args[0] != "status" && fs.NArg() == 0 {
+		return usageError{fmt.Sprintf("target %s: no target name given", args[0])}
 	}
 	cfg, store, err := openStoreFor(ctx, *cfgPath, args[0] == "pause")
 	if err != nil {
@@ -34,11 +40,8 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer store.Close()
 	names := fs.Args()
-	if args[0] == "status" && len(names) == 0 {
+	if len(names) == 0 { // status of every target
 		names = cfg.TargetNames()
-	}
-	if len(names) == 0 {
-		return usageError{fmt.Sprintf("usage: cvbridge target %s NAME", args[0])}
 	}
 	for _, n := range names {
 		if _, ok := cfg.Targets[n]; !ok {
@@ -48,7 +51,7 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 	switch args[0] {
 	case "pause":
 		for _, n := range names {
-			if err := delivery.Pause(ctx, store, n, *reason, time.Now()); err != nil {
+			if err := delivery.Pause(ctx, store, n, reason, time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "target %s paused: nothing is sent until `cvbridge target resume %s`\n", n, n)
@@ -99,8 +102,6 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 			_, err = fmt.Fprintf(out, "circuit unknown: %v\n", cerr)
 		}
 		return err
-	default:
-		return usageError{fmt.Sprintf("unknown target command %q (pause, resume, status)", args[0])}
 	}
 	return nil
 }
