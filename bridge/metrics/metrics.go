@@ -89,6 +89,7 @@ type Metrics struct {
 	pollErrors   *prometheus.CounterVec
 	badRows      *prometheus.CounterVec
 	failedFiles  *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
 	circuitOpen  *prometheus.GaugeVec
 	circuitTrips *prometheus.CounterVec
 }
@@ -153,6 +154,10 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "intake_failed_files_total",
 			Help: "Files an LMS connection's source set aside whole, no row enqueued (csvdrop: moved to failed/), by connection.",
 		}, []string{"connection"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "intake_skipped_total",
+			Help: "What an LMS connection's source could not read in full because the LMS hid it (moodle: members_hidden, total_hidden, completion_denied, no_date), by connection and reason; the log says which course and the fix.",
+		}, []string{"connection", "reason"}),
 		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "target_circuit_open",
 			Help: "1 while a target's circuit is open (Coachview unreachable: one probe at a time), else 0.",
@@ -173,7 +178,7 @@ func New(opts Options) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
-		m.inbound, m.pollDuration, m.pollErrors, m.badRows, m.failedFiles, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
+		m.inbound, m.pollDuration, m.pollErrors, m.badRows, m.failedFiles, m.skipped, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -191,6 +196,7 @@ func (m *Metrics) Forget(connections, targets []string) {
 		m.pollErrors.DeletePartialMatch(l)
 		m.badRows.DeletePartialMatch(l)
 		m.failedFiles.DeletePartialMatch(l)
+		m.skipped.DeletePartialMatch(l)
 	}
 	for _, t := range targets {
 		l := prometheus.Labels{"target": t}
@@ -298,6 +304,9 @@ func (m *Metrics) Problems(connection string, p source.Problems) {
 	}
 	if p.FailedFiles > 0 {
 		m.failedFiles.WithLabelValues(connection).Add(float64(p.FailedFiles))
+	}
+	for reason, n := range p.Skipped {
+		m.skipped.WithLabelValues(connection, reason).Add(float64(n))
 	}
 }
 

@@ -112,6 +112,10 @@ type Problems struct {
 	BadRows int
 	// FailedFiles counts files set aside whole: no row of them enqueued.
 	FailedFiles int
+	// Skipped counts, by a short stable reason (such as moodle's
+	// "members_hidden"), what a source could not read in full because the
+	// LMS hid it; the source logs each with the fix.
+	Skipped map[string]int
 	// Last says, for the operator, what the latest problem was and where
 	// to look (a file and its errors file); never a row's personal data.
 	Last string
@@ -123,7 +127,16 @@ func (p Problems) Add(o Problems) Problems {
 	if o.Last != "" {
 		last = o.Last
 	}
-	return Problems{BadRows: p.BadRows + o.BadRows, FailedFiles: p.FailedFiles + o.FailedFiles, Last: last}
+	var skipped map[string]int
+	if len(p.Skipped)+len(o.Skipped) > 0 {
+		skipped = map[string]int{}
+		for _, m := range []map[string]int{p.Skipped, o.Skipped} {
+			for k, n := range m {
+				skipped[k] += n
+			}
+		}
+	}
+	return Problems{BadRows: p.BadRows + o.BadRows, FailedFiles: p.FailedFiles + o.FailedFiles, Skipped: skipped, Last: last}
 }
 
 // ReportProblems tells sink of p when sink keeps such reports
