@@ -65,6 +65,10 @@ func TestWebServiceCheck(t *testing.T) {
 			"web services: all 9 functions this connection calls are allowed",
 			`person_field idnumber: the token's user sees it and finds users by it (checked with user "anna")`,
 			"course_field idnumber: 1 courses have one",
+			"completions: Moodle lets the token read completions in course E-VCA (id 2)",
+			"grades: Moodle shows the token the course total in course E-VCA (id 2)",
+			"enrolment: check cannot see whether the token's role may assign role_id 5 (Moodle checks it only when enrolling, answering wsusercannotassign): " +
+				"allow it under Site administration > Users > Permissions > Define roles > the token's role > Allow role assignments",
 		}, notes)
 	})
 

@@ -20,9 +20,53 @@
 // track_course_users, the members of the mapped courses) and asks
 // core_completion_get_course_completion_status for each when due; an
 // enrolment found incomplete is asked again after 1h, 2h, 4h, … at most a
-// day, so the calls per poll grow with the open enrolments only. The
-// completion date is the latest criterion's completion time; the grade comes
-// from gradereport_user_get_grade_items.
+// day, so the calls per poll grow with the open enrolments only. The grade
+// comes from gradereport_user_get_grade_items, the course name for remark
+// templates from core_course_get_courses_by_field (once per course while
+// the daemon runs).
+//
+// The web services give no course completion time, only the criteria's. The
+// completion date follows the course's aggregation: "all criteria" the last
+// criterion's time, "any criterion" the first completed one's. Database
+// mode reads course_completions.timecompleted, which Moodle's cron sets to
+// the latest criterion completed when it aggregates; the two modes differ
+// when, with "any", several criteria were completed before cron ran (the
+// database has the later), and when an activity or role group has its own
+// "any" aggregation (not visible to web services; all its criteria count).
+// A course marked complete without a completed criterion (by an
+// administrator, a restore or an upload) has no date in webservice mode:
+// it is sent without Datum, warned of per course and counted (no_date).
+//
+// # Capabilities (webservice mode and the enroller)
+//
+// Give the token's user a role at system level with these capabilities, and
+// webservice/rest:use; Manager has all but the last. Moodle checks most of
+// them only when a function is called, so cvbridge check calls each
+// function the daemon calls, with its parameters, and names what is missing.
+//
+//	feature                 capability                        without it
+//	any call                webservice/rest:use               accessexception
+//	                        moodle/course:view                requireloginerror on courses the user is not enrolled in
+//	finding learners        moodle/user:viewdetails           users not returned
+//	                        moodle/user:viewalldetails        usernames and ID numbers hidden: nobody found by them, learners created twice
+//	                        moodle/course:useremail           e-mail hidden (person_field email)
+//	finding courses         moodle/course:update              course ID numbers hidden (course_field idnumber)
+//	results                 report/completion:view            cannotviewreport: no completion read
+//	                        gradereport/user:view             nopermissions: no grade read
+//	                        moodle/grade:viewall              nopermissions: no grade read
+//	hidden course totals    moodle/grade:viewhidden           total left out: completion held, warned (total_hidden)
+//	member discovery        moodle/course:viewparticipants    nopermissions: every poll fails
+//	(track_course_users)    moodle/course:enrolreview         nopermissions (Review course enrolments): every poll fails
+//	groups                  moodle/site:accessallgroups       separate-groups course lists no members (members_hidden),
+//	                                                          completions denied (completion_denied)
+//	enrolment               moodle/user:create, moodle/user:update, enrol/manual:enrol, enrol/manual:unenrol
+//	role assignment         moodle/role:assign, and the role   wsusercannotassign: check cannot see it;
+//	                        allowed to assign role_id          the enrolment fails permanently naming the setting
+//	                        (Define roles > Allow role assignments)
+//
+// What Moodle hides without an error (members, totals, dates) is logged at
+// warn level with the course and the fix, and counted by reason in
+// cvbridge_intake_skipped_total.
 //
 // # Enrolments and restarts (webservice mode)
 //
@@ -79,7 +123,16 @@
 // comes back with its person field, and searching by that field finds it
 // (Moodle silently hides ID numbers from a token's user without
 // moodle/user:viewalldetails); courses carry the course field (ID numbers
-// need moodle/course:update; the courses table's ids exist).
+// need moodle/course:update; the courses table's ids exist). In webservice
+// mode it then makes the poll's calls with the poll's parameters on the
+// lowest-numbered mapped course: the member list with onlyactive=1 (with
+// track_course_users; also on every mapped course in separate groups
+// mode, where an empty list means moodle/site:accessallgroups is missing),
+// the check_username user's completion status and grade report (a course
+// total left out means moodle/grade:viewhidden is missing). A username
+// search that finds nobody is told apart from hidden usernames by asking
+// for user 2 (Moodle's first administrator) by id. Whether the token's role
+// may assign role_id is not visible without enrolling: check says so.
 //
 // The database session is read-only: every connection is set to read-only
 // transactions before use and every query runs in a read-only transaction,

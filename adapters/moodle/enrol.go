@@ -55,6 +55,11 @@ func (m *Moodle) Enrol(ctx context.Context, e source.Enrolment) error {
 			"enable the manual enrolment method in Moodle course %d (Elearningcode %s): Course > Participants > Enrolment methods > Manual enrolments: %w",
 			courseID, e.ElearningCode, err)}
 	}
+	if ws.Code(err) == "wsusercannotassign" {
+		return &source.PermanentError{Err: fmt.Errorf(
+			"the token's role may not assign role_id %d in Moodle course %d (Elearningcode %s): allow it under Site administration > Users > Permissions > "+
+				"Define roles > the token's role > Allow role assignments: %w", m.settings.RoleID, courseID, e.ElearningCode, err)}
+	}
 	if err != nil {
 		return classify("enrolling in Moodle course "+fmt.Sprint(courseID), err)
 	}

@@ -39,8 +39,9 @@ type Moodle struct {
 	log      *slog.Logger
 	clock    clock.Clock
 
-	dsn    string     // database mode
-	client *ws.Client // nil without url/token
+	dsn     string      // database mode
+	client  *ws.Client  // nil without url/token
+	courses courseCache // what the web services said of courses
 
 	pollMu sync.Mutex // serialises polls
 	dbMu   sync.Mutex // guards db

@@ -120,6 +120,7 @@ type outcome struct {
 	gone       bool  // not enrolled any more
 	incomplete bool
 	problem    *problem
+	skip       string // why Moodle hid something from the token (skip…), counted
 	facts      facts
 }
 
@@ -146,13 +147,21 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 
 	// The bridge's enrolment list first, then what this process's enroller
 	// did since the last commit, which is at least as new.
+	var list []source.Enrolled
 	if lister, ok := sink.(source.EnrolmentLister); ok {
-		list, err := lister.Enrolments(ctx)
-		if err != nil {
+		var err error
+		if list, err = lister.Enrolments(ctx); err != nil {
 			return fmt.Errorf("moodle: reading the bridge's enrolment list: %w", err)
 		}
 		dirty = m.followList(ctx, &cur, list, changes)
 	}
+	skipped := map[string]int{}
+	defer func() {
+		if len(skipped) > 0 {
+			source.ReportProblems(sink, source.Problems{Skipped: skipped,
+				Last: "Moodle hid data from the web-service token; the log names each course and the capability that fixes it"})
+		}
+	}()
 
 	idx := map[[2]int64]int{}
 	for i, t := range cur.Enrolments {
@@ -176,7 +185,7 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 	dirty = dirty || len(changes) > 0
 
 	if m.settings.TrackCourseUsers && now.Sub(time.Unix(cur.DiscoveredAt, 0)) >= m.settings.DiscoverEvery {
-		if err := m.discover(ctx, &cur); err != nil {
+		if err := m.discover(ctx, &cur, list, skipped); err != nil {
 			return err
 		}
 		cur.DiscoveredAt = now.Unix()
@@ -208,6 +217,8 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		chunk := due[start:min(start+m.settings.PageSize, len(due))]
 		outs := m.checkAll(ctx, cur.Enrolments, chunk)
 		m.resolvePersons(ctx, outs)
+		m.nameCourses(ctx, outs)
+		undated := map[int64]int{}
 		var ready []result.Completion
 		for j, i := range chunk {
 			o := outs[j]
@@ -228,11 +239,20 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 				if p == nil {
 					comp, p = m.settings.complete(o.facts, m.loc)
 				}
+				if o.skip != "" {
+					skipped[o.skip]++
+				}
+				if p != nil && p.Subject == "user" && m.settings.profile == "" {
+					p.Reason += " (or Moodle hides it from the token: moodle/user:viewalldetails)"
+				}
 				if p != nil {
 					rep.add(*p)
 					t.Checks++
 					t.Next = now.Add(backoff(t.Checks)).Unix()
 					continue
+				}
+				if comp.CompletedAt.IsZero() {
+					undated[t.Course]++
 				}
 				if m.beforeSince(comp) {
 					m.log.Debug("completion before since; not sent", "user_id", t.User, "course_id", t.Course)
@@ -243,6 +263,7 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 				t.User = 0
 			}
 		}
+		m.logUndated(undated, skipped)
 		next := cur
 		next.Enrolments = removeZero(cur.Enrolments)
 		cp, err := json.Marshal(next)
@@ -322,10 +343,9 @@ func (m *Moodle) checkAll(ctx context.Context, all []tracked, chunk []int) []out
 func (m *Moodle) checkEnrolment(ctx context.Context, t tracked) outcome {
 	var status struct {
 		CompletionStatus struct {
-			Completed   bool `json:"completed"`
-			Completions []struct {
-				TimeCompleted json.Number `json:"timecompleted"`
-			} `json:"completions"`
+			Completed   bool        `json:"completed"`
+			Aggregation int         `json:"aggregation"`
+			Completions []criterion `json:"completions"`
 		} `json:"completionstatus"`
 	}
 	err := m.client.Call(ctx, fnCompletion, map[string]any{"courseid": t.Course, "userid": t.User}, &status)
@@ -335,6 +355,9 @@ func (m *Moodle) checkEnrolment(ctx context.Context, t tracked) outcome {
 		return outcome{gone: true}
 	case "nocriteriaset":
 		return outcome{problem: &problem{"course", t.Course, "has no completion criteria: set them under Course > Course completion"}}
+	case "accessdenied":
+		return outcome{skip: skipCompletionDenied, problem: &problem{"course", t.Course,
+			"denies the token its learners' completions (accessdenied): the course is in separate groups mode; give the token's user moodle/site:accessallgroups"}}
 	}
 	if err != nil {
 		return outcome{err: err}
@@ -344,52 +367,99 @@ func (m *Moodle) checkEnrolment(ctx context.Context, t tracked) outcome {
 	}
 	f := facts{UserID: t.User, CourseID: t.Course, PersonID: t.Person, Code: t.Code,
 		SourceRef: fmt.Sprintf("moodle user %d course %d", t.User, t.Course)}
-	var latest int64
-	for _, c := range status.CompletionStatus.Completions {
-		if n, err := strconv.ParseInt(c.TimeCompleted.String(), 10, 64); err == nil && n > latest {
-			latest = n
-		}
-	}
-	if latest > 0 {
-		f.CompletedAt = time.Unix(latest, 0)
-	}
-	if m.settings.Result != resultNone || m.settings.Passed == passedThreshold || m.settings.remark != nil {
-		g, err := m.courseGrade(ctx, t)
-		if err != nil {
+	f.CompletedAt = completedAt(status.CompletionStatus.Aggregation, status.CompletionStatus.Completions)
+	if m.needsGrade() {
+		var report gradeReport
+		if err := m.client.Call(ctx, fnGradeItems, map[string]any{"courseid": t.Course, "userid": t.User}, &report); err != nil {
 			return outcome{err: err}
+		}
+		g, hidden := report.courseTotal(t.User)
+		if hidden {
+			return outcome{skip: skipTotalHidden, problem: &problem{"course", t.Course,
+				"hides its course total from the token (Moodle leaves hidden totals out of gradereport_user_get_grade_items): give the token's user moodle/grade:viewhidden"}}
 		}
 		f.Grade, f.GradeMax = g[0], g[1]
 	}
 	return outcome{facts: f}
 }
 
-// courseGrade returns the course total and its maximum as Moodle's number
-// texts ("" when ungraded).
-func (m *Moodle) courseGrade(ctx context.Context, t tracked) ([2]string, error) {
-	var report struct {
-		UserGrades []struct {
-			UserID     int64 `json:"userid"`
-			GradeItems []struct {
-				ItemType string      `json:"itemtype"`
-				GradeRaw json.Number `json:"graderaw"`
-				GradeMax json.Number `json:"grademax"`
-			} `json:"gradeitems"`
-		} `json:"usergrades"`
+// criterion is one completion criterion of core_completion_get_course_completion_status.
+type criterion struct {
+	Complete      bool        `json:"complete"`
+	TimeCompleted json.Number `json:"timecompleted"`
+}
+
+// completedAt is when a complete course was completed, as far as the web
+// services tell: with "all criteria" aggregation the last criterion's
+// time, with "any criterion" the first's, zero when no criterion has a
+// time (a course marked complete without its criteria). Moodle keeps the
+// true time in course_completions.timecompleted, which only database mode
+// reads; see the package documentation for where the two can differ.
+func completedAt(aggregation int, cs []criterion) time.Time {
+	var at int64
+	for _, c := range cs {
+		n, err := strconv.ParseInt(c.TimeCompleted.String(), 10, 64)
+		if err != nil || n <= 0 || !c.Complete {
+			continue
+		}
+		if at == 0 || (aggregation == aggregationAny && n < at) || (aggregation != aggregationAny && n > at) {
+			at = n
+		}
 	}
-	if err := m.client.Call(ctx, fnGradeItems, map[string]any{"courseid": t.Course, "userid": t.User}, &report); err != nil {
-		return [2]string{}, err
+	if at == 0 {
+		return time.Time{}
 	}
-	for _, ug := range report.UserGrades {
-		if ug.UserID != t.User {
+	return time.Unix(at, 0)
+}
+
+// logUndated warns once per course of completions sent without a date
+// and counts them.
+func (m *Moodle) logUndated(undated map[int64]int, skipped map[string]int) {
+	courses := make([]int64, 0, len(undated))
+	for c := range undated {
+		courses = append(courses, c)
+	}
+	sort.Slice(courses, func(i, j int) bool { return courses[i] < courses[j] })
+	for _, c := range courses {
+		skipped[skipNoDate] += undated[c]
+		m.log.Warn("moodle course marked complete without a completed criterion: the web services give no completion date, so it is sent without Datum "+
+			"(no capability gives it: database mode reads the date, or complete the course through its criteria)",
+			"course_id", c, "completions", undated[c])
+	}
+}
+
+// gradeReport is the answer of gradereport_user_get_grade_items.
+type gradeReport struct {
+	UserGrades []struct {
+		UserID     int64 `json:"userid"`
+		GradeItems []struct {
+			ItemType string      `json:"itemtype"`
+			GradeRaw json.Number `json:"graderaw"`
+			GradeMax json.Number `json:"grademax"`
+		} `json:"gradeitems"`
+	} `json:"usergrades"`
+}
+
+// courseTotal returns the user's course total and its maximum as Moodle's
+// number texts ("" when ungraded), and whether Moodle left the course total
+// out (it does for a hidden total unless the token's user has
+// moodle/grade:viewhidden).
+func (r gradeReport) courseTotal(user int64) (g [2]string, hidden bool) {
+	for _, ug := range r.UserGrades {
+		if ug.UserID != user {
 			continue
 		}
 		for _, gi := range ug.GradeItems {
-			if gi.ItemType == "course" && gi.GradeRaw != "" {
-				return [2]string{gi.GradeRaw.String(), gi.GradeMax.String()}, nil
+			if gi.ItemType == "course" {
+				if gi.GradeRaw == "" {
+					return [2]string{}, false
+				}
+				return [2]string{gi.GradeRaw.String(), gi.GradeMax.String()}, false
 			}
 		}
+		return [2]string{}, true
 	}
-	return [2]string{}, nil
+	return [2]string{}, false
 }
 
 // wsUser is a user as the web services return it. Fields the token may not
@@ -462,11 +532,41 @@ func (m *Moodle) resolvePersons(ctx context.Context, outs []outcome) {
 	}
 }
 
+// nameCourses fills in the course names of completed enrolments when the
+// remark template may use them, from what Moodle said of the courses
+// before or with one call for the courses it has not.
+func (m *Moodle) nameCourses(ctx context.Context, outs []outcome) {
+	if m.settings.remark == nil {
+		return
+	}
+	var ids []int64
+	for _, o := range outs {
+		if o.err == nil && !o.gone && !o.incomplete && o.problem == nil {
+			ids = append(ids, o.facts.CourseID)
+		}
+	}
+	if err := m.fetchCourses(ctx, ids); err != nil {
+		for i := range outs {
+			if outs[i].err == nil && !outs[i].gone && !outs[i].incomplete && outs[i].problem == nil {
+				outs[i].err = err
+			}
+		}
+		return
+	}
+	for i := range outs {
+		if c, ok := m.courses.get(outs[i].facts.CourseID); ok {
+			outs[i].facts.CourseName, outs[i].facts.ShortName = c.FullName, c.ShortName
+		}
+	}
+}
+
 // wsCourse is a course as core_course_get_courses_by_field returns it.
 type wsCourse struct {
 	ID        int64   `json:"id"`
 	ShortName string  `json:"shortname"`
+	FullName  string  `json:"fullname"`
 	IDNumber  *string `json:"idnumber"`
+	GroupMode int     `json:"groupmode"`
 }
 
 // mappedCourses returns the courses that have an Elearningcode, by id.
@@ -480,6 +580,7 @@ func (m *Moodle) mappedCourses(ctx context.Context) (map[int64]string, error) {
 	if err := m.client.Call(ctx, fnCoursesByField, map[string]any{}, &answer); err != nil {
 		return nil, err
 	}
+	m.courses.learn(answer.Courses)
 	out := map[int64]string{}
 	seenIDNumber := false
 	for _, c := range answer.Courses {
@@ -505,15 +606,42 @@ func (m *Moodle) mappedCourses(ctx context.Context) (map[int64]string, error) {
 	return out, nil
 }
 
-// discover adds the users enrolled in the mapped courses to the watch list.
-func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
+// discover adds the users enrolled in the mapped courses to the watch
+// list. A course in separate groups mode that lists no members is warned
+// of and counted: Moodle hides its members from a token without
+// moodle/site:accessallgroups. list is the bridge's enrolment list.
+func (m *Moodle) discover(ctx context.Context, cur *wsCursor, list []source.Enrolled, skipped map[string]int) error {
 	courses, err := m.mappedCourses(ctx)
 	if err != nil {
 		return err
 	}
-	added, err := m.watchMembers(ctx, cur, courses)
+	added, empty, err := m.watchMembers(ctx, cur, courses)
 	if err != nil {
 		return err
+	}
+	if len(empty) > 0 {
+		ids := make([]int64, 0, len(empty))
+		for id := range empty {
+			ids = append(ids, id)
+		}
+		if err := m.fetchCourses(ctx, ids); err != nil {
+			return err
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, id := range ids {
+			if c, _ := m.courses.get(id); c.GroupMode != groupsSeparate {
+				continue
+			}
+			enrolled := 0
+			for _, e := range list {
+				if e.Active && strings.TrimSpace(e.ElearningCode) == courses[id] {
+					enrolled++
+				}
+			}
+			skipped[skipMembersHidden]++
+			m.log.Warn("moodle course in separate groups mode lists no members to the token: its members' completions are not read; "+
+				"give the token's user moodle/site:accessallgroups", "course_id", id, "elearningcode", courses[id], "bridge_enrolled", enrolled)
+		}
 	}
 	m.log.Info("read the members of the mapped courses", "courses", len(courses), "added", added)
 	return nil
@@ -522,8 +650,9 @@ func (m *Moodle) discover(ctx context.Context, cur *wsCursor) error {
 // watchMembers adds the active members of the given courses (id →
 // Elearningcode) to the watch list unless they are watched or sent
 // already. It reads only the id and the person field of each member, a
-// page at a time, and returns how many it added.
-func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[int64]string) (int, error) {
+// page at a time, and returns how many it added and the courses that
+// listed no member.
+func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[int64]string) (int, map[int64]bool, error) {
 	ids := make([]int64, 0, len(courses))
 	for id := range courses {
 		ids = append(ids, id)
@@ -533,18 +662,16 @@ func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[in
 	for _, t := range cur.Enrolments {
 		known[t.key()] = true
 	}
-	added := 0
+	added, empty := 0, map[int64]bool{}
 	for _, course := range ids {
 		for from := 0; ; from += m.settings.PageSize {
 			var users []wsUser
-			err := m.client.Call(ctx, fnEnrolledUsers, map[string]any{"courseid": course, "options": []map[string]any{
-				{"name": "onlyactive", "value": 1},
-				{"name": "userfields", "value": m.memberFields()},
-				{"name": "limitfrom", "value": from},
-				{"name": "limitnumber", "value": m.settings.PageSize},
-			}}, &users)
+			err := m.client.Call(ctx, fnEnrolledUsers, map[string]any{"courseid": course, "options": m.memberOptions(from)}, &users)
 			if err != nil {
-				return added, err
+				return added, empty, fmt.Errorf("%w: %s", err, fixMembers(err))
+			}
+			if from == 0 && len(users) == 0 {
+				empty[course] = true
 			}
 			for _, u := range users {
 				k := [2]int64{u.ID, course}
@@ -561,7 +688,7 @@ func (m *Moodle) watchMembers(ctx context.Context, cur *wsCursor, courses map[in
 			}
 		}
 	}
-	return added, nil
+	return added, empty, nil
 }
 
 // memberFields is the userfields option of core_enrol_get_enrolled_users:
@@ -581,15 +708,15 @@ func (m *Moodle) memberFields() string {
 // functionUse says, per web-service function, what the bridge uses it for
 // and which capabilities the token's user needs for it.
 var functionUse = map[string]struct{ why, caps string }{
-	fnUsersByField:   {"to find learners by their person field", "moodle/user:viewdetails and moodle/user:viewalldetails"},
+	fnUsersByField:   {"to find learners by their person field", "moodle/user:viewdetails and moodle/user:viewalldetails (without it Moodle hides usernames and ID numbers)"},
 	fnCreateUsers:    {"to create learners", "moodle/user:create"},
 	fnUpdateUsers:    {"to update learners' names and e-mail", "moodle/user:update"},
 	fnCoursesByField: {"to find courses by their Elearningcode", "moodle/course:view, and moodle/course:update to see course ID numbers"},
-	fnEnrol:          {"to enrol learners", "enrol/manual:enrol and moodle/role:assign"},
+	fnEnrol:          {"to enrol learners", "enrol/manual:enrol and moodle/role:assign, in a role allowed to assign role_id (Define roles > Allow role assignments)"},
 	fnUnenrol:        {"to unenrol learners", "enrol/manual:unenrol"},
-	fnEnrolledUsers:  {"to read course member lists", "moodle/course:viewparticipants"},
-	fnCompletion:     {"to read course completions", "report/completion:view"},
-	fnGradeItems:     {"to read course totals", "gradereport/user:view and moodle/grade:viewall"},
+	fnEnrolledUsers:  {"to read course member lists", "moodle/course:viewparticipants, moodle/course:enrolreview and, for courses in separate groups mode, moodle/site:accessallgroups"},
+	fnCompletion:     {"to read course completions", "report/completion:view and moodle/course:view (and moodle/site:accessallgroups in separate-groups courses)"},
+	fnGradeItems:     {"to read course totals", "gradereport/user:view, moodle/grade:viewall and moodle/grade:viewhidden (for hidden course totals)"},
 }
 
 // requiredFunctions lists the web-service functions this connection calls.
@@ -639,37 +766,70 @@ func (m *Moodle) checkWebService(ctx context.Context) ([]string, []error) {
 	if len(problems) == 0 {
 		notes = append(notes, fmt.Sprintf("web services: all %d functions this connection calls are allowed", len(need)))
 	}
+	var checkUser int64
 	if allowed[fnUsersByField] {
-		n, p := m.checkPersonField(ctx)
-		notes, problems = append(notes, n...), append(problems, p...)
+		n, p, id := m.checkPersonField(ctx)
+		notes, problems, checkUser = append(notes, n...), append(problems, p...), id
 	}
 	if allowed[fnCoursesByField] {
 		n, p := m.checkCourseField(ctx)
 		notes, problems = append(notes, n...), append(problems, p...)
+		if m.settings.Mode == modeWebService {
+			n, p := m.checkPolling(ctx, allowed, checkUser)
+			notes, problems = append(notes, n...), append(problems, p...)
+		}
+	}
+	if allowed[fnEnrol] {
+		notes = append(notes, fmt.Sprintf("enrolment: check cannot see whether the token's role may assign role_id %d (Moodle checks it only when enrolling, "+
+			"answering wsusercannotassign): allow it under Site administration > Users > Permissions > Define roles > the token's role > Allow role assignments", m.settings.RoleID))
 	}
 	return notes, problems
 }
 
 // checkPersonField looks up the check_username user and checks that its
 // person field comes back, and that searching by it finds the same user:
-// without moodle/user:viewalldetails Moodle silently leaves ID numbers out
-// and finds nobody by them.
-func (m *Moodle) checkPersonField(ctx context.Context) ([]string, []error) {
+// without moodle/user:viewalldetails Moodle silently leaves usernames and
+// ID numbers out and finds nobody by them. It returns the user's id when
+// found.
+func (m *Moodle) checkPersonField(ctx context.Context) ([]string, []error, int64) {
+	notes, problems, u := m.checkPersonFieldOf(ctx)
+	if u == nil {
+		return notes, problems, 0
+	}
+	return notes, problems, u.ID
+}
+
+// hidesUsernames asks for user 2, Moodle's first administrator, by id:
+// Moodle returns a user found by id without the username when the token's
+// user lacks moodle/user:viewalldetails. It reports false when it cannot tell.
+func (m *Moodle) hidesUsernames(ctx context.Context) bool {
+	var users []wsUser
+	if err := m.client.Call(ctx, fnUsersByField, map[string]any{"field": "id", "values": []string{"2"}}, &users); err != nil {
+		return false
+	}
+	return len(users) == 1 && users[0].Username == ""
+}
+
+func (m *Moodle) checkPersonFieldOf(ctx context.Context) ([]string, []error, *wsUser) {
 	field := m.settings.PersonField
 	if m.settings.CheckUsername == "" {
 		if field == fieldUsername {
-			return nil, nil
+			return nil, nil, nil
 		}
 		return []string{fmt.Sprintf("person_field %s: set check_username to the username of a Moodle user who has it filled in, "+
-			"so that check can prove the token's user sees it (without moodle/user:viewalldetails Moodle silently finds nobody by ID number)", field)}, nil
+			"so that check can prove the token's user sees it (without moodle/user:viewalldetails Moodle silently finds nobody by ID number)", field)}, nil, nil
 	}
 	name := m.settings.CheckUsername
 	var users []wsUser
 	if err := m.client.Call(ctx, fnUsersByField, map[string]any{"field": fieldUsername, "values": []string{name}}, &users); err != nil {
-		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q: %w", name, err)}
+		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q: %w", name, err)}, nil
 	}
 	if len(users) != 1 {
-		return nil, []error{fmt.Errorf("moodle web services: check_username %q: no Moodle user has this username; name an existing user whose %s is filled in", name, field)}
+		if m.hidesUsernames(ctx) {
+			return nil, []error{fmt.Errorf("moodle web services: check_username %q: Moodle hides usernames and ID numbers from the token's user, "+
+				"so it finds nobody by them: give the token's user moodle/user:viewalldetails (without it the enroller cannot find learners and tries to create them again)", name)}, nil
+		}
+		return nil, []error{fmt.Errorf("moodle web services: check_username %q: no Moodle user has this username; name an existing user whose %s is filled in", name, field)}, nil
 	}
 	u := users[0]
 	person := m.personID(u)
@@ -685,22 +845,22 @@ func (m *Moodle) checkPersonField(ctx context.Context) ([]string, []error) {
 			fix = "either the token's user cannot see ID numbers (give it moodle/user:viewalldetails: without it Moodle silently finds nobody " +
 				"by ID number and the enroller tries to create learners who exist) or this user has no ID number (fill it in, or name another user in check_username)"
 		}
-		return nil, []error{fmt.Errorf("moodle web services: person_field %s: Moodle user %q (id %d) came back without its %s: %s", field, name, u.ID, field, fix)}
+		return nil, []error{fmt.Errorf("moodle web services: person_field %s: Moodle user %q (id %d) came back without its %s: %s", field, name, u.ID, field, fix)}, &u
 	}
 	if field != fieldIDNumber && field != fieldEmail {
-		return []string{fmt.Sprintf("person_field %s: the token's user sees it (checked with user %q)", field, name)}, nil
+		return []string{fmt.Sprintf("person_field %s: the token's user sees it (checked with user %q)", field, name)}, nil, &u
 	}
 	var found []wsUser
 	if err := m.client.Call(ctx, fnUsersByField, map[string]any{"field": field, "values": []string{person}}, &found); err != nil {
-		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q by %s: %w", name, field, err)}
+		return nil, []error{fmt.Errorf("moodle web services: looking up check_username %q by %s: %w", name, field, err)}, &u
 	}
 	for _, f := range found {
 		if f.ID == u.ID {
-			return []string{fmt.Sprintf("person_field %s: the token's user sees it and finds users by it (checked with user %q)", field, name)}, nil
+			return []string{fmt.Sprintf("person_field %s: the token's user sees it and finds users by it (checked with user %q)", field, name)}, nil, &u
 		}
 	}
 	return nil, []error{fmt.Errorf("moodle web services: person_field %s: searching by the %s of user %q finds nobody: give the token's user moodle/user:viewalldetails",
-		field, field, name)}
+		field, field, name)}, &u
 }
 
 // checkCourseField checks that courses carry the course field: the courses
