@@ -117,7 +117,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 // transaction that may write (MariaDB refuses to plan an INSERT in a
 // read-only one) and is rolled back; EXPLAIN runs nothing.
 func (s *Source) checkEnrol(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.enrolDB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("scorm: begin transaction: %w", err)
 	}

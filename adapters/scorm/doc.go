@@ -23,7 +23,10 @@
 // (JSON: since, high, after) in one transaction; a crash resumes after the
 // last committed page. Re-reading the window makes the same completions
 // again: the core drops identical bodies. Reads run in read-only
-// transactions.
+// transactions on sessions set to read-only before use, as the moodle
+// adapter's (adapters/internal/readonly), so neither a write nor DDL can
+// reach Moodle's database through them; enrol_sql and unenrol_sql run on a
+// pool of their own, opened only when configured.
 //
 // Moodle's schema is detected on first use: <prefix>scorm_attempt exists
 // (4.3 and later: scorm_attempt, scorm_scoes_value, scorm_element) or not

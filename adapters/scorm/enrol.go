@@ -30,7 +30,7 @@ func (e *EnrollingSource) Unenrol(ctx context.Context, personID, elearningCode s
 
 func (e *EnrollingSource) run(ctx context.Context, key string, n *namedSQL, values map[string]any) error {
 	q, args := n.bind(e.cfg.Driver, values)
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.enrolDB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("scorm: %s: begin transaction: %w", key, err)
 	}

@@ -13,10 +13,11 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // the mysql driver
-	_ "github.com/lib/pq"              // the postgres driver
+	_ "github.com/go-sql-driver/mysql" // the mysql driver, for enrol_sql
+	_ "github.com/lib/pq"              // the postgres driver, for enrol_sql
 
 	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/internal/readonly"
 	"github.com/cvbridge/cvbridge/adapters/scorm/cmi"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
@@ -39,11 +40,15 @@ const decimalDigits = 6
 // Source reads SCORM results from one tracking database. It implements
 // source.Source and source.Checker, and io.Closer. Polls are serialised.
 type Source struct {
-	cfg   *compiled
-	db    *sql.DB
-	log   *slog.Logger
-	clock clock.Clock
-	loc   *time.Location
+	cfg *compiled
+	// db reads, on sessions set to read-only as the moodle adapter's
+	// (adapters/internal/readonly); enrolDB, opened only with enrol_sql,
+	// runs enrol_sql and unenrol_sql.
+	db      *sql.DB
+	enrolDB *sql.DB
+	log     *slog.Logger
+	clock   clock.Clock
+	loc     *time.Location
 
 	mu sync.Mutex
 	rd reader // built on first use (Moodle: after detecting the schema)
@@ -74,7 +79,7 @@ func newSource(c adapters.Connection, clk clock.Clock) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open(cfg.Driver, cfg.dsn)
+	db, err := readonly.Open(cfg.Driver, cfg.dsn)
 	if err != nil {
 		// The driver's message may quote the DSN: say only which setting.
 		return nil, fmt.Errorf("%s: scorm: the DSN from %s is not valid for driver %s", c.File, dsnOrigin(cfg.Settings), cfg.Driver)
@@ -82,6 +87,14 @@ func newSource(c adapters.Connection, clk clock.Clock) (*Source, error) {
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Source{cfg: cfg, db: db, log: c.Logger, clock: clk, loc: c.Location}
+	if cfg.enrol != nil {
+		if s.enrolDB, err = sql.Open(cfg.Driver, cfg.dsn); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: scorm: the DSN from %s is not valid for driver %s", c.File, dsnOrigin(cfg.Settings), cfg.Driver)
+		}
+		s.enrolDB.SetMaxOpenConns(1)
+		s.enrolDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -99,8 +112,13 @@ func dsnOrigin(s Settings) string {
 	return "dsn_env " + s.DSNEnv
 }
 
-// Close closes the database handle.
-func (s *Source) Close() error { return s.db.Close() }
+// Close closes the database handles.
+func (s *Source) Close() error {
+	if s.enrolDB != nil {
+		s.enrolDB.Close()
+	}
+	return s.db.Close()
+}
 
 // cursor is the stored position, as JSON. A poll reads the window of pairs
 // with a value modified at or after Since, in pair-key order; After is the
