@@ -26,19 +26,56 @@ const maxRetry = 10000
 // retryChunk is how many retried completions are read per query.
 const retryChunk = 500
 
+// changeChunk is how many log or grade-history ids one query of the change
+// scan covers, so that a scan after a long pause is read in bounded pieces.
+const changeChunk = 20000
+
 // dbCursor is the position of database mode, stored as JSON by the core.
 //
-// Time and ID are the newest completion read, in (timecompleted, id) order.
-// Every poll reads again from Time minus the lookback window, because cron
-// writes completions back-dated; enqueueing is idempotent, so rows read
-// twice change nothing. Retry lists completions that could not be sent (a
-// user without a person id, a course without a code or pass mark): they are
-// not done, and each poll reads them again by id, however old, until they
-// can be sent or are gone from Moodle.
+// Time and ID are the newest completion read, in (timecompleted, id) order:
+// each poll reads forward from there, with a lower bound on Moodle's index
+// on timecompleted, so it reads what is new, not the history behind it.
+// Start is where the first poll began: since, or that poll's own time. No
+// completion dated before Start (or since) is ever sent, so connecting an
+// existing Moodle does not send its history.
+//
+// Behind the cursor, two things still change: cron writes completions
+// back-dated (timecompleted is the latest criterion's time, earlier than
+// when the row is written), and a course total may be regraded after the
+// completion was sent. With changes: log (Changes set) each poll reads the
+// ids written since the last poll in two append-only tables Moodle keeps:
+// logstore_standard_log's course_completed events (a back-dated completion
+// is logged when it is written, with its course_completions id) and
+// grade_grades_history (a row per change of a grade, the course total's
+// included). Both are read by primary key and only as far as the newest id
+// read when the poll began; the next poll starts again where the previous
+// one started, so a row whose id was taken before a scan but committed after
+// it is read by the next. The completions they name are sent when completed
+// within lookback of Time. With changes: window, or once for a cursor
+// written before Changes existed, a poll reads the whole lookback window
+// again instead; enqueueing is idempotent, so rows read twice change nothing.
+//
+// Retry lists completions that could not be sent (a user without a person
+// id, a course without a code or pass mark): they are not done, and each
+// poll reads them again by id, however old, until they can be sent or are
+// gone from Moodle.
 type dbCursor struct {
-	Time  int64   `json:"t"`
-	ID    int64   `json:"id"`
-	Retry []int64 `json:"retry,omitempty"`
+	Time    int64        `json:"t"`
+	ID      int64        `json:"id"`
+	Start   int64        `json:"s,omitempty"`
+	Changes *changeMarks `json:"c,omitempty"`
+	Retry   []int64      `json:"retry,omitempty"`
+}
+
+// changeMarks are the change scan's positions: ids in
+// logstore_standard_log (Log) and grade_grades_history (Grade). A scan reads
+// the ids after LogFrom and GradeFrom, where the previous scan started, up
+// to the newest; then From takes the previous end and the end the new one.
+type changeMarks struct {
+	Log       int64 `json:"log"`
+	LogFrom   int64 `json:"log_from"`
+	Grade     int64 `json:"gh"`
+	GradeFrom int64 `json:"gh_from"`
 }
 
 func (m *Moodle) queries() queries {
@@ -138,7 +175,8 @@ func (m *Moodle) pollDatabase(ctx context.Context, sink source.Sink) error {
 		return err
 	}
 	var cur dbCursor
-	if len(raw) > 0 {
+	fresh := len(raw) == 0
+	if !fresh {
 		if err := json.Unmarshal(raw, &cur); err != nil {
 			return fmt.Errorf("moodle: stored cursor %q is not a database-mode cursor: %w", raw, err)
 		}
@@ -147,40 +185,71 @@ func (m *Moodle) pollDatabase(ctx context.Context, sink source.Sink) error {
 	rep := newReporter()
 	defer rep.log(m.log)
 	var total source.Summary
+	var read int
 
-	// Completions before since are never read, not even to retry them.
+	// Completions before since are never read, not even to retry them;
+	// nor, once a first poll has started, those before its start.
 	var since int64
 	if !m.settings.since.IsZero() {
 		since = m.settings.since.Unix()
 	}
-	windowStart := max(cur.Time-int64(m.settings.Lookback/time.Second), since, 0)
-	retry := map[int64]bool{}
+	if fresh {
+		start := since
+		if start == 0 {
+			start = m.clock.Now().Unix()
+		}
+		cur = dbCursor{Time: start, Start: start}
+	}
+	floor := max(since, cur.Start, 0)
+	courses := m.courseIDs()
+	lookback := int64(m.settings.Lookback / time.Second)
+	logMode := m.settings.Changes == changesLog
 
-	// Completions left over from earlier polls and now behind the window.
+	// The ends of the change scan are read first: whatever is written from
+	// here on, this poll's forward read or the next scan finds.
+	var last changeMarks
+	if logMode {
+		err := readOnly(ctx, db, func(tx *sqlx.Tx) error {
+			return tx.QueryRowxContext(ctx, q.lastIDs()).Scan(&last.Log, &last.Grade)
+		})
+		if err != nil {
+			return fmt.Errorf("moodle database: reading the newest ids of %s and %s (changes: log; set changes: window if the account may not read them): %w",
+				q.t("logstore_standard_log"), q.t("grade_grades_history"), err)
+		}
+	}
+	retry := map[int64]bool{}
+	save := func(rows []completionRow, rest []int64) error {
+		read += len(rows)
+		mark := cur
+		sum, err := m.commitRows(ctx, sink, rows, rep, retry, func(r map[int64]bool) dbCursor {
+			mark.Retry = mergeRetry(r, rest)
+			return mark
+		})
+		total = total.Add(sum)
+		return err
+	}
+
+	// Completions left over from earlier polls, by id.
 	for start := 0; start < len(cur.Retry); start += retryChunk {
 		ids := cur.Retry[start:min(start+retryChunk, len(cur.Retry))]
-		query, args := q.byIDs(ids, since, windowStart)
+		query, args := q.byIDs(ids, floor)
 		rows, err := m.read(ctx, db, query, args)
 		if err != nil {
 			return err
 		}
-		sum, err := m.commitRows(ctx, sink, rows, rep, retry, func(r map[int64]bool) dbCursor {
-			// Ids of this chunk not yet re-read stay; later chunks are untouched.
-			return dbCursor{Time: cur.Time, ID: cur.ID, Retry: mergeRetry(r, cur.Retry[start+len(ids):])}
-		})
-		if err != nil {
+		// Ids of this chunk not yet re-read stay; later chunks are untouched.
+		if err := save(rows, cur.Retry[start+len(ids):]); err != nil {
 			return err
 		}
-		total = total.Add(sum)
 	}
 
-	// The window: everything from the lookback start on, keyset-paged.
-	afterTime, afterID := windowStart, int64(0)
-	var courses []int64
-	for id := range m.settings.codeOf {
-		courses = append(courses, id)
+	// Forward from the cursor; from the start of the lookback window
+	// instead when the window stands in for the change scan.
+	afterTime, afterID := cur.Time, cur.ID
+	if !logMode || (cur.Changes == nil && !fresh) {
+		afterTime, afterID = max(cur.Time-lookback, floor), 0
 	}
-	sort.Slice(courses, func(i, j int) bool { return courses[i] < courses[j] })
+	committed := false
 	for {
 		query, args := q.page(afterTime, afterID, courses, m.settings.PageSize)
 		rows, err := m.read(ctx, db, query, args)
@@ -195,20 +264,66 @@ func (m *Moodle) pollDatabase(ctx context.Context, sink source.Sink) error {
 		if afterTime > cur.Time || (afterTime == cur.Time && afterID > cur.ID) {
 			cur.Time, cur.ID = afterTime, afterID
 		}
-		mark := cur
-		sum, err := m.commitRows(ctx, sink, rows, rep, retry, func(r map[int64]bool) dbCursor {
-			return dbCursor{Time: mark.Time, ID: mark.ID, Retry: mergeRetry(r, nil)}
-		})
-		if err != nil {
+		if err := save(rows, nil); err != nil {
 			return err
 		}
-		total = total.Add(sum)
+		committed = true
 		if len(rows) < m.settings.PageSize {
 			break
 		}
 	}
-	m.log.Debug("poll done", "queued", total.Queued, "unchanged", total.Unchanged, "waiting", len(retry))
+
+	// What changed behind the cursor since the last scan.
+	if logMode {
+		next := changeMarks{Log: last.Log, LogFrom: last.Log, Grade: last.Grade, GradeFrom: last.Grade}
+		if prev := cur.Changes; prev != nil {
+			from := max(cur.Time-lookback, floor)
+			for _, scan := range []struct {
+				after, to int64
+				query     func(after, to, from int64, courses []int64) (string, []any)
+			}{
+				{prev.LogFrom, last.Log, q.completedLogged},
+				{prev.GradeFrom, last.Grade, q.regraded},
+			} {
+				for lo := scan.after; lo < scan.to; lo += changeChunk {
+					query, args := scan.query(lo, min(lo+changeChunk, scan.to), from, courses)
+					rows, err := m.read(ctx, db, query, args)
+					if err != nil {
+						return err
+					}
+					if len(rows) > 0 {
+						if err := save(rows, nil); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			next.LogFrom, next.GradeFrom = min(prev.Log, last.Log), min(prev.Grade, last.Grade)
+		}
+		if cur.Changes == nil || *cur.Changes != next {
+			cur.Changes = &next
+			committed = false
+		}
+	}
+	// A first poll keeps its start even when it found nothing.
+	if !committed && (fresh || logMode) {
+		if err := save(nil, nil); err != nil {
+			return err
+		}
+	}
+	m.log.Debug("poll done", "read", read, "queued", total.Queued, "unchanged", total.Unchanged, "waiting", len(retry))
 	return nil
+}
+
+// courseIDs returns the mapped Moodle course ids in order (course_field:
+// courses), or nil.
+func (m *Moodle) courseIDs() []int64 {
+	var courses []int64
+	for id := range m.settings.codeOf {
+		courses = append(courses, id)
+	}
+	sort.Slice(courses, func(i, j int) bool { return courses[i] < courses[j] })
+	return courses
 }
 
 // read runs a completion query in a read-only transaction.
@@ -327,8 +442,13 @@ func (m *Moodle) checkDatabase(ctx context.Context) ([]string, []error) {
 	}
 	q := m.queries()
 	need := requiredTables
+	if m.settings.Changes == changesLog {
+		need = append(need[:0:0], need...)
+		need = append(need, changeTables...)
+	}
 	if m.settings.profile != "" {
-		need = append(append(need[:0:0], requiredTables...), profileTables...)
+		need = append(need[:0:0], need...)
+		need = append(need, profileTables...)
 	}
 	names := make([]string, len(need))
 	for i, t := range need {
@@ -424,7 +544,12 @@ func (m *Moodle) checkDatabase(ctx context.Context) ([]string, []error) {
 	if len(problems) > 0 {
 		return notes, problems
 	}
-	return append(notes, fmt.Sprintf("database: found the Moodle tables with prefix %s", m.settings.Prefix)), nil
+	notes = append(notes, fmt.Sprintf("database: found the Moodle tables with prefix %s", m.settings.Prefix))
+	plans, err := m.checkPlans(ctx, db)
+	if err != nil {
+		return notes, []error{err}
+	}
+	return append(notes, plans...), nil
 }
 
 // errNoEnroller is returned by the enroller without url and token.

@@ -32,6 +32,9 @@ const (
 	fieldCourses   = "courses"
 	profilePrefix  = "profile:"
 
+	changesLog    = "log"
+	changesWindow = "window"
+
 	passedCompletion = "completion"
 	passedGradePass  = "gradepass"
 	passedThreshold  = "threshold"
@@ -61,9 +64,16 @@ type Settings struct {
 	DSNEnv  string `yaml:"dsn_env"`
 	// Prefix is Moodle's table prefix, $CFG->prefix in config.php (default mdl_).
 	Prefix string `yaml:"prefix"`
-	// Lookback is how far behind the newest completion time each poll reads
-	// again, because cron writes completions back-dated (default 72h).
+	// Lookback is how far behind the newest completion time a completion
+	// may lie and still be sent when cron writes it back-dated, or sent again
+	// when its course total is regraded (default 72h).
 	Lookback time.Duration `yaml:"lookback"`
+	// Changes is how database mode finds back-dated completions and regrades
+	// behind its cursor: log (default) reads what was written since the last
+	// poll in logstore_standard_log and grade_grades_history; window reads
+	// the whole lookback window again on every poll, for a Moodle whose
+	// standard log store is off or whose grade history is disabled.
+	Changes string `yaml:"changes"`
 	// PageSize is the most rows read, or enrolments checked, per committed
 	// batch (default 500).
 	PageSize int `yaml:"page_size"`
@@ -71,8 +81,11 @@ type Settings struct {
 	// completions are never sent (in webservice mode: older completion
 	// dates), so a provider moving to the bridge does not post years of
 	// history on the first poll. A date (2025-01-01, midnight in the
-	// provider's time zone) or an RFC 3339 time. Default: none, every
-	// completion Moodle holds is sent.
+	// provider's time zone) or an RFC 3339 time. In database mode it is also
+	// where the first poll starts; without it the first poll starts at its
+	// own time and sends no completion dated before (an existing cursor is
+	// kept either way). In webservice mode the default is none: every
+	// completion of a watched enrolment is sent.
 	Since string `yaml:"since"`
 
 	// URL is Moodle's wwwroot. Required in webservice mode; in database mode
@@ -171,6 +184,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Prefix:        "mdl_",
 		Lookback:      72 * time.Hour,
+		Changes:       changesLog,
 		PageSize:      500,
 		Concurrency:   2,
 		DiscoverEvery: time.Hour,
@@ -228,6 +242,9 @@ func (s *Settings) validate(file string, node *yaml.Node, loc *time.Location) er
 		}
 		if s.Lookback < 0 {
 			return bad("lookback", "must not be negative, got %s", s.Lookback)
+		}
+		if s.Changes != changesLog && s.Changes != changesWindow {
+			return bad("changes", "must be log or window, got %q", s.Changes)
 		}
 	case modeWebService:
 		if s.URL == "" {

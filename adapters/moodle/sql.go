@@ -30,6 +30,15 @@ var requiredTables = []struct {
 	{"grade_grades", []string{"id", "itemid", "userid", "finalgrade", "rawgrademax"}},
 }
 
+// changeTables are needed only with changes: log.
+var changeTables = []struct {
+	name    string
+	columns []string
+}{
+	{"logstore_standard_log", []string{"id", "eventname", "objectid"}},
+	{"grade_grades_history", []string{"id", "itemid", "userid"}},
+}
+
 // profileTables are needed only with person_field: profile:<shortname>.
 var profileTables = []struct {
 	name    string
@@ -93,33 +102,110 @@ WHERE cc.timecompleted IS NOT NULL AND u.deleted = 0`,
 }
 
 // page reads up to limit completions after (afterTime, afterID) in
-// (timecompleted, id) order, only of the given courses when courses is non-empty.
+// (timecompleted, id) order, only of the given courses when courses is
+// non-empty. timecompleted >= afterTime gives the database a range on
+// Moodle's index on timecompleted (mdl_courcomp_tim_ix): each page reads
+// about limit index entries, however long the history behind it. Without
+// it, the OR of the keyset condition leaves no range, and the database walks
+// the index from the oldest completion on every page.
 func (q queries) page(afterTime, afterID int64, courses []int64, limit int) (string, []any) {
 	head, args := q.selectCompletions()
 	var b strings.Builder
 	b.WriteString(head)
-	b.WriteString("\n  AND (cc.timecompleted > ? OR (cc.timecompleted = ? AND cc.id > ?))")
+	b.WriteString("\n  AND cc.timecompleted >= ? AND (cc.timecompleted > ? OR cc.id > ?)")
 	args = append(args, afterTime, afterTime, afterID)
-	if len(courses) > 0 {
-		b.WriteString("\n  AND cc.course IN (" + marks(len(courses)) + ")")
-		for _, c := range courses {
-			args = append(args, c)
-		}
-	}
+	args = q.inCourses(&b, args, courses)
 	fmt.Fprintf(&b, "\nORDER BY cc.timecompleted, cc.id\nLIMIT %d", limit)
 	return q.rebind(b.String()), args
 }
 
 // byIDs reads the completions with the given ids completed at or after
-// from and before before.
-func (q queries) byIDs(ids []int64, from, before int64) (string, []any) {
+// from, by primary key.
+func (q queries) byIDs(ids []int64, from int64) (string, []any) {
 	head, args := q.selectCompletions()
-	query := head + "\n  AND cc.timecompleted >= ? AND cc.timecompleted < ? AND cc.id IN (" + marks(len(ids)) + ")\nORDER BY cc.timecompleted, cc.id"
-	args = append(args, from, before)
+	query := head + "\n  AND cc.timecompleted >= ? AND cc.id IN (" + marks(len(ids)) + ")\nORDER BY cc.timecompleted, cc.id"
+	args = append(args, from)
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	return q.rebind(query), args
+}
+
+// eventCourseCompleted is the event Moodle logs when it marks a course
+// complete, cron's back-dated aggregation included; its objectid is the
+// course_completions id. Passed as an argument: in MariaDB and MySQL a
+// backslash in a string literal is an escape.
+const eventCourseCompleted = `\core\event\course_completed`
+
+// completedLogged reads the completions whose course_completed event has a
+// logstore_standard_log id in (afterLog, toLog], completed at or after
+// from: the back-dated ones among them lie behind the cursor. The log is
+// read by its primary key, so a poll reads the log rows written since the
+// last one, not the completions.
+func (q queries) completedLogged(afterLog, toLog, from int64, courses []int64) (string, []any) {
+	head, args := q.selectCompletions()
+	var b strings.Builder
+	b.WriteString(head)
+	fmt.Fprintf(&b, `
+  AND cc.timecompleted >= ? AND cc.id IN (
+    SELECT l.objectid FROM %s l
+    WHERE l.id > ? AND l.id <= ? AND l.eventname = ?)`, q.t("logstore_standard_log"))
+	args = append(args, from, afterLog, toLog, eventCourseCompleted)
+	args = q.inCourses(&b, args, courses)
+	b.WriteString("\nORDER BY cc.timecompleted, cc.id")
+	return q.rebind(b.String()), args
+}
+
+// regraded reads the completions whose course total has a
+// grade_grades_history id in (afterHist, toHist], completed at or after
+// from. Moodle writes a history row for every change of a grade
+// (aggregation of the course total included) unless grade history is
+// disabled; the history is read by its primary key, the course item by
+// its own, and the completion by Moodle's unique (userid, course) index.
+func (q queries) regraded(afterHist, toHist, from int64, courses []int64) (string, []any) {
+	head, args := q.selectCompletions()
+	var b strings.Builder
+	b.WriteString(head)
+	fmt.Fprintf(&b, `
+  AND cc.timecompleted >= ? AND cc.id IN (
+    SELECT rc.id FROM %s h
+    JOIN %s ri ON ri.id = h.itemid AND ri.itemtype = 'course'
+    JOIN %s rc ON rc.userid = h.userid AND rc.course = ri.courseid
+    WHERE h.id > ? AND h.id <= ?)`, q.t("grade_grades_history"), q.t("grade_items"), q.t("course_completions"))
+	args = append(args, from, afterHist, toHist)
+	args = q.inCourses(&b, args, courses)
+	b.WriteString("\nORDER BY cc.timecompleted, cc.id")
+	return q.rebind(b.String()), args
+}
+
+// lastIDs reads the highest id of the log and of the grade history.
+func (q queries) lastIDs() string {
+	return fmt.Sprintf("SELECT (SELECT COALESCE(MAX(id), 0) FROM %s) AS log, (SELECT COALESCE(MAX(id), 0) FROM %s) AS grades",
+		q.t("logstore_standard_log"), q.t("grade_grades_history"))
+}
+
+// countSince counts the completions of users not deleted completed at or
+// after from, of the given courses when courses is non-empty: what a first
+// poll starting there reads.
+func (q queries) countSince(from int64, courses []int64) (string, []any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, `SELECT COUNT(*) FROM %s cc
+JOIN %s u ON u.id = cc.userid
+WHERE cc.timecompleted >= ? AND u.deleted = 0`, q.t("course_completions"), q.t("user"))
+	args := q.inCourses(&b, []any{from}, courses)
+	return q.rebind(b.String()), args
+}
+
+// inCourses adds a condition on cc.course when courses is non-empty.
+func (q queries) inCourses(b *strings.Builder, args []any, courses []int64) []any {
+	if len(courses) == 0 {
+		return args
+	}
+	b.WriteString("\n  AND cc.course IN (" + marks(len(courses)) + ")")
+	for _, c := range courses {
+		args = append(args, c)
+	}
+	return args
 }
 
 // courseIDs lists which of the given course ids exist.

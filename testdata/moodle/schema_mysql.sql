@@ -61,7 +61,8 @@ CREATE TABLE mdl_grade_items (
     gradepass DECIMAL(10,5) NOT NULL DEFAULT 0.00000,
     needsupdate BIGINT(10) NOT NULL DEFAULT 0,
     PRIMARY KEY (id),
-    KEY mdl_graditem_cou_ix (courseid)
+    KEY mdl_graditem_cou_ix (courseid),
+    KEY mdl_graditem_itenee_ix (itemtype, needsupdate)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
 
 CREATE TABLE mdl_grade_grades (
@@ -76,7 +77,63 @@ CREATE TABLE mdl_grade_grades (
     overridden BIGINT(10) NOT NULL DEFAULT 0,
     timemodified BIGINT(10) DEFAULT NULL,
     PRIMARY KEY (id),
-    UNIQUE KEY mdl_gradgrad_useite_uix (userid, itemid)
+    UNIQUE KEY mdl_gradgrad_useite_uix (userid, itemid),
+    KEY mdl_gradgrad_ite_ix (itemid),
+    KEY mdl_gradgrad_use_ix (userid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
+
+-- One row per change of a grade (unless $CFG->disablegradehistory), with
+-- its time: how database mode finds regraded course totals.
+CREATE TABLE mdl_grade_grades_history (
+    id BIGINT(10) NOT NULL AUTO_INCREMENT,
+    action BIGINT(10) NOT NULL DEFAULT 0,
+    oldid BIGINT(10) NOT NULL,
+    source VARCHAR(255) DEFAULT NULL,
+    timemodified BIGINT(10) DEFAULT NULL,
+    loggeduser BIGINT(10) DEFAULT NULL,
+    itemid BIGINT(10) NOT NULL,
+    userid BIGINT(10) NOT NULL,
+    rawgrade DECIMAL(10,5) DEFAULT NULL,
+    rawgrademax DECIMAL(10,5) NOT NULL DEFAULT 100.00000,
+    rawgrademin DECIMAL(10,5) NOT NULL DEFAULT 0.00000,
+    finalgrade DECIMAL(10,5) DEFAULT NULL,
+    PRIMARY KEY (id),
+    KEY mdl_gradgradhist_act_ix (action),
+    KEY mdl_gradgradhist_tim_ix (timemodified),
+    KEY mdl_gradgradhist_useitetim_ix (userid, itemid, timemodified),
+    KEY mdl_gradgradhist_old_ix (oldid),
+    KEY mdl_gradgradhist_ite_ix (itemid),
+    KEY mdl_gradgradhist_use_ix (userid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
+
+-- The standard log store (admin/tool/log/store/standard/db/install.xml).
+CREATE TABLE mdl_logstore_standard_log (
+    id BIGINT(10) NOT NULL AUTO_INCREMENT,
+    eventname VARCHAR(255) NOT NULL DEFAULT '',
+    component VARCHAR(100) NOT NULL DEFAULT '',
+    action VARCHAR(100) NOT NULL DEFAULT '',
+    target VARCHAR(100) NOT NULL DEFAULT '',
+    objecttable VARCHAR(50) DEFAULT NULL,
+    objectid BIGINT(10) DEFAULT NULL,
+    crud VARCHAR(1) NOT NULL DEFAULT '',
+    edulevel TINYINT(1) NOT NULL DEFAULT 0,
+    contextid BIGINT(10) NOT NULL DEFAULT 0,
+    contextlevel BIGINT(10) NOT NULL DEFAULT 0,
+    contextinstanceid BIGINT(10) NOT NULL DEFAULT 0,
+    userid BIGINT(10) NOT NULL DEFAULT 0,
+    courseid BIGINT(10) DEFAULT NULL,
+    relateduserid BIGINT(10) DEFAULT NULL,
+    anonymous TINYINT(1) NOT NULL DEFAULT 0,
+    other LONGTEXT,
+    timecreated BIGINT(10) NOT NULL DEFAULT 0,
+    origin VARCHAR(10) DEFAULT NULL,
+    ip VARCHAR(45) DEFAULT NULL,
+    realuserid BIGINT(10) DEFAULT NULL,
+    PRIMARY KEY (id),
+    KEY mdl_logsstanlog_tim_ix (timecreated),
+    KEY mdl_logsstanlog_couanotim_ix (courseid, anonymous, timecreated),
+    KEY mdl_logsstanlog_useconconcr_ix (userid, contextlevel, contextinstanceid, crud, edulevel, timecreated),
+    KEY mdl_logsstanlog_con_ix (contextid)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
 
 CREATE TABLE mdl_user_info_field (

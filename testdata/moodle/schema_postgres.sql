@@ -59,6 +59,7 @@ CREATE TABLE mdl_grade_items (
     needsupdate BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX mdl_graditem_cou_ix ON mdl_grade_items (courseid);
+CREATE INDEX mdl_graditem_itenee_ix ON mdl_grade_items (itemtype, needsupdate);
 
 CREATE TABLE mdl_grade_grades (
     id BIGSERIAL PRIMARY KEY,
@@ -73,6 +74,60 @@ CREATE TABLE mdl_grade_grades (
     timemodified BIGINT
 );
 CREATE UNIQUE INDEX mdl_gradgrad_useite_uix ON mdl_grade_grades (userid, itemid);
+CREATE INDEX mdl_gradgrad_ite_ix ON mdl_grade_grades (itemid);
+CREATE INDEX mdl_gradgrad_use_ix ON mdl_grade_grades (userid);
+
+-- One row per change of a grade (unless $CFG->disablegradehistory), with
+-- its time: how database mode finds regraded course totals.
+CREATE TABLE mdl_grade_grades_history (
+    id BIGSERIAL PRIMARY KEY,
+    action BIGINT NOT NULL DEFAULT 0,
+    oldid BIGINT NOT NULL,
+    source VARCHAR(255),
+    timemodified BIGINT,
+    loggeduser BIGINT,
+    itemid BIGINT NOT NULL,
+    userid BIGINT NOT NULL,
+    rawgrade NUMERIC(10,5),
+    rawgrademax NUMERIC(10,5) NOT NULL DEFAULT 100,
+    rawgrademin NUMERIC(10,5) NOT NULL DEFAULT 0,
+    finalgrade NUMERIC(10,5)
+);
+CREATE INDEX mdl_gradgradhist_act_ix ON mdl_grade_grades_history (action);
+CREATE INDEX mdl_gradgradhist_tim_ix ON mdl_grade_grades_history (timemodified);
+CREATE INDEX mdl_gradgradhist_useitetim_ix ON mdl_grade_grades_history (userid, itemid, timemodified);
+CREATE INDEX mdl_gradgradhist_old_ix ON mdl_grade_grades_history (oldid);
+CREATE INDEX mdl_gradgradhist_ite_ix ON mdl_grade_grades_history (itemid);
+CREATE INDEX mdl_gradgradhist_use_ix ON mdl_grade_grades_history (userid);
+
+-- The standard log store (admin/tool/log/store/standard/db/install.xml).
+CREATE TABLE mdl_logstore_standard_log (
+    id BIGSERIAL PRIMARY KEY,
+    eventname VARCHAR(255) NOT NULL DEFAULT '',
+    component VARCHAR(100) NOT NULL DEFAULT '',
+    action VARCHAR(100) NOT NULL DEFAULT '',
+    target VARCHAR(100) NOT NULL DEFAULT '',
+    objecttable VARCHAR(50),
+    objectid BIGINT,
+    crud VARCHAR(1) NOT NULL DEFAULT '',
+    edulevel SMALLINT NOT NULL DEFAULT 0,
+    contextid BIGINT NOT NULL DEFAULT 0,
+    contextlevel BIGINT NOT NULL DEFAULT 0,
+    contextinstanceid BIGINT NOT NULL DEFAULT 0,
+    userid BIGINT NOT NULL DEFAULT 0,
+    courseid BIGINT,
+    relateduserid BIGINT,
+    anonymous SMALLINT NOT NULL DEFAULT 0,
+    other TEXT,
+    timecreated BIGINT NOT NULL DEFAULT 0,
+    origin VARCHAR(10),
+    ip VARCHAR(45),
+    realuserid BIGINT
+);
+CREATE INDEX mdl_logsstanlog_tim_ix ON mdl_logstore_standard_log (timecreated);
+CREATE INDEX mdl_logsstanlog_couanotim_ix ON mdl_logstore_standard_log (courseid, anonymous, timecreated);
+CREATE INDEX mdl_logsstanlog_useconconcr_ix ON mdl_logstore_standard_log (userid, contextlevel, contextinstanceid, crud, edulevel, timecreated);
+CREATE INDEX mdl_logsstanlog_con_ix ON mdl_logstore_standard_log (contextid);
 
 CREATE TABLE mdl_user_info_field (
     id BIGSERIAL PRIMARY KEY,
