@@ -34,6 +34,7 @@ CSV_COUNT   ?= 3
 SCRAPE_ROWS ?= 1000000
 INBOUND_STEP  ?= 10s
 INBOUND_COUNT ?= 3
+MOODLE_ROWS   ?= 1000000
 BENCH_OUT   := bin/bench.txt
 BENCH_RUN    = $(GO) test -run '^$$' -timeout 3h
 bench: SHELL := /bin/bash
@@ -46,6 +47,7 @@ bench: check-deps ## run the benchmarks (drain, render, CSV, inbound, footprint,
 	run env CVBRIDGE_BENCH_CSV_ROWS=$(CSV_ROWS) $(BENCH_RUN) -bench 'CSVToQueued$$' -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
 	run env CVBRIDGE_BENCH_PG_CSV_ROWS=$(PG_CSV_ROWS) $(BENCH_RUN) -bench CSVToQueuedPostgres -benchtime=1x -count=$(CSV_COUNT) ./cmd/cvbridge && \
 	run env CVBRIDGE_BENCH_INBOUND=$(INBOUND_STEP) $(BENCH_RUN) -bench Inbound -benchtime=1x -count=$(INBOUND_COUNT) ./cmd/cvbridge && \
+	run env CVBRIDGE_BENCH_MOODLE_ROWS=$(MOODLE_ROWS) $(BENCH_RUN) -bench MoodleHistory -benchtime=1x -count=$(BENCH_COUNT) ./adapters/moodle && \
 	run env CVBRIDGE_BENCH_IDLE=30s $(BENCH_RUN) -bench 'IdleFootprint|DropToFirstPOST' -benchtime=1x -count=$(BENCH_COUNT) ./cmd/cvbridge && \
 	run env CVBRIDGE_BENCH_SCRAPE_ROWS=$(SCRAPE_ROWS) $(BENCH_RUN) -bench 'Scrape' -benchtime=1x -count=$(BENCH_COUNT) ./bridge/metrics
 	@echo "# load: after: $$(cat /proc/loadavg)" >> $(BENCH_OUT)

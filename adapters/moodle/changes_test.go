@@ -18,7 +18,7 @@ import (
 )
 
 // newDBSourceAt is newDBSource with the given clock.
-func newDBSourceAt(t *testing.T, driver, dir, extra string, clk clock.Clock) *Moodle {
+func newDBSourceAt(t testing.TB, driver, dir, extra string, clk clock.Clock) *Moodle {
 	t.Helper()
 	m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
 	require.NoError(t, err)

@@ -6,9 +6,18 @@
 // wire format is in the ws sub-package.
 //
 // Database mode reads course_completions keyset-paged on (timecompleted,
-// id). Cron writes completions back-dated, so every poll reads again from
-// the newest completion time minus lookback; enqueueing is idempotent, so
-// rows read twice change nothing. Completions that cannot be sent (a user
+// id) from its cursor, each page bounded below on Moodle's own index on
+// timecompleted (mdl_courcomp_tim_ix), so a poll reads what is new, not the
+// history. Cron writes completions back-dated, and course totals are
+// regraded after a completion was sent: with changes: log (the default)
+// each poll reads only the rows written since the previous poll in
+// logstore_standard_log (course_completed events) and grade_grades_history
+// (changes of a course total), by primary key, and sends again the
+// completions they name that lie within lookback of the newest; with
+// changes: window (a Moodle without the standard log store or with grade
+// history disabled) it reads the whole lookback window again instead.
+// Enqueueing is idempotent, so rows read twice change nothing. See dbCursor
+// for the details. Completions that cannot be sent (a user
 // without a person id, a course without a code, no pass mark or grade when
 // passed needs one) are logged once per poll by Moodle user or course id and
 // kept in the cursor's retry list: they are not done, and every poll reads
@@ -104,19 +113,26 @@
 //
 // # History: since
 //
-// Without since, the first poll sends every completion Moodle holds, however
-// old. Providers moving to the bridge with years of history should set
-// since to the date from which Coachview is to receive results: completions
-// before it are never sent, not on the first poll, not on later ones, not
-// from the retry list (in webservice mode: completions whose date is before
-// it are marked done unsent).
+// In database mode the first poll starts at its own time: no completion
+// dated before it is ever sent, however much history the Moodle holds. Set
+// since to the date from which Coachview is to receive results to send the
+// completions since then; `cvbridge check` shows how many a first poll
+// would queue ("since 2026-11-01 would queue 1,234 completions"). Either
+// way completions before the start are never sent, not on the first poll,
+// not on later ones, not from the retry list. A connection that already
+// has a cursor keeps it: since then only stops older completions. In
+// webservice mode, without since every completion of a watched enrolment is
+// sent; with it, completions whose date is before it are marked done
+// unsent.
 //
 // # cvbridge check
 //
 // Check reports every problem it finds, each with what to fix. Database
 // mode: the database answers; the tables exist with the prefix; the columns
 // read may be read; the custom profile field exists (person_field
-// profile:…); the courses table's course ids exist. Whenever url is set:
+// profile:…); the courses table's course ids exist; no query a poll runs
+// reads a growing table whole (EXPLAIN of each, named in a note); with
+// since, how many completions a first poll would queue. Whenever url is set:
 // the token is valid (core_webservice_get_site_info); each function this
 // connection calls is allowed, a missing one named with the external-service
 // setting and the capabilities it needs; the user named by check_username
@@ -147,9 +163,10 @@
 //	  driver: postgres          # postgres | mysql (MariaDB too)
 //	  dsn_file: moodle.dsn      # or dsn_env: MOODLE_DSN (exactly one)
 //	  prefix: mdl_
-//	  lookback: 72h
+//	  lookback: 72h             # back-dated completions and regrades this far behind the newest are sent
+//	  changes: log              # log | window: how back-dated completions and regrades are found
 //	  page_size: 500
-//	  since: ""                 # e.g. 2025-01-01: older completions are never sent (default: all history)
+//	  since: ""                 # e.g. 2025-01-01: where the first poll starts (default: its own time)
 //	  # web services (webservice mode; in database mode they enable the enroller)
 //	  url: https://learn.example.nl
 //	  token_file: moodle.token  # or token_env: MOODLE_TOKEN (exactly one)

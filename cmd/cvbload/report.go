@@ -45,6 +45,15 @@ var goals = []goal{
 	{"CSV drop → queued: rows/s", "BenchmarkCSVToQueued", "rows/s", "%.0f", "", nil},
 	{"CSV drop → queued: peak RSS, MB", "BenchmarkCSVToQueued", "peak-RSS-MB", "%.1f", "≤ 100", func(v float64) bool { return v <= 100 }},
 	{"CSV drop → queued, PostgreSQL (fresh database, 1 in 15 rows rejected): rows/s", "BenchmarkCSVToQueuedPostgres", "rows/s", "%.0f", "", nil},
+	{"Moodle database mode, full history: poll with nothing changed, ms", "BenchmarkMoodleHistory", "idle-ms-large", "%.1f", "", nil},
+	{"Moodle database mode: idle poll, full ÷ tenth of the history", "BenchmarkMoodleHistory", "idle-ratio", "%.2f", "flat (≤ 2)", func(v float64) bool { return v <= 2 }},
+	{"Moodle database mode, full history: idle poll, rows read", "BenchmarkMoodleHistory", "idle-rows-large", "%.0f", "", nil},
+	{"Moodle database mode, full history: poll after 1,000 new completions, ms", "BenchmarkMoodleHistory", "new1000-ms-large", "%.1f", "", nil},
+	{"Moodle database mode: 1,000 new, full ÷ tenth of the history", "BenchmarkMoodleHistory", "new1000-ratio", "%.2f", "flat (≤ 2)", func(v float64) bool { return v <= 2 }},
+	{"Moodle database mode, full history: 1,000 new, rows read", "BenchmarkMoodleHistory", "new1000-rows-large", "%.0f", "", nil},
+	{"Moodle database mode, full history: first poll with since 30 days back, ms", "BenchmarkMoodleHistory", "since30d-ms-large", "%.0f", "", nil},
+	{"Moodle database mode: since 30 days, full ÷ tenth of the history", "BenchmarkMoodleHistory", "since30d-ratio", "%.2f", "flat (≤ 2)", func(v float64) bool { return v <= 2 }},
+	{"Moodle database mode, full history: since 30 days, rows read", "BenchmarkMoodleHistory", "since30d-rows-large", "%.0f", "", nil},
 	{"Idle daemon, 3 connections: RSS, MB", "BenchmarkIdleFootprint", "RSS-MB", "%.1f", "≤ 40", func(v float64) bool { return v <= 40 }},
 	{"Idle daemon, 3 connections: CPU, % of one core", "BenchmarkIdleFootprint", "CPU-%", "%.2f", "near 0 (≤ 1)", func(v float64) bool { return v <= 1 }},
 	{"CSV dropped → first POST: median, ms", "BenchmarkDropToFirstPOST", "median-ms", "%.0f", "≤ 1000", func(v float64) bool { return v <= 1000 }},
@@ -106,6 +115,9 @@ func render(r *results, h host, now time.Time) string {
 	if n, _ := r.median("BenchmarkCSVToQueuedPostgres", "rows"); n > 0 {
 		p(" The PostgreSQL CSV file had %.0f rows.", n)
 	}
+	if n, _ := r.median("BenchmarkMoodleHistory", "completions"); n > 0 {
+		p(" The Moodle history had %.0f completions.", n)
+	}
 	if n, _ := r.median("BenchmarkIdleFootprint", "idle-s"); n > 0 {
 		p(" The idle daemon was watched for %.0f s.", n)
 	}
@@ -164,6 +176,14 @@ const method = `## What is measured
   (read, verify the signature, map, log) on a store that keeps nothing, in its own process beside the
   daemon; each rate goes to it first, then to the daemon. After the run, every message the daemon
   acknowledged is checked to be in the store exactly once, received once.
+- **Moodle history**: database mode polling Moodle's real tables and indexes (testdata/moodle) on
+  the local PostgreSQL server, into an in-memory sink: the history is generated (generate_series) at
+  200 completions a day, each with its course total, grade-history row and course_completed log event;
+  first a tenth of it, then all of it, the older nine tenths added behind, so the last 30 days are the
+  same at both sizes. At each size, from a cursor a first poll has just written: a poll with nothing
+  changed, a poll after 1,000 new completions (logged as Moodle does), and a first poll with since 30
+  days back. Rows read are PostgreSQL's own count for the poll (pg_stat_user_tables: sequential plus
+  index-fetched tuples). Each ratio is the full history's time over the tenth's, in the same run.
 - **Idle footprint**: a real daemon with three CSV drop connections (polled every minute, watched with
   inotify) and nothing to do; RSS (VmRSS) and CPU (utime+stime from /proc/<pid>/stat, 10 ms ticks)
   over the idle period after 3 s of start-up.
