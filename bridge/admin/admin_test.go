@@ -19,8 +19,10 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
+	"github.com/cvbridge/cvbridge/bridge/intake"
 	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 func TestHealthz(t *testing.T) {
@@ -518,4 +520,21 @@ func TestDashboardTimesInTheConfiguredZone(t *testing.T) {
 	// The connection's next run is 09:05 UTC on 2 March: 10:05 in Amsterdam.
 	assert.Contains(t, r.body, "2026-03-02 10:05:00 CET")
 	assert.NotContains(t, r.body, "09:05:00 UTC")
+}
+
+// TestDashboardShowsWhatTheLMSHid: what a source could not read because
+// the LMS hid it (issue 17: Moodle's hidden members and totals) is shown
+// beside the bad rows, by reason.
+func TestDashboardShowsWhatTheLMSHid(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(o *admin.Options) {
+		o.Connections = func() []intake.Status {
+			return []intake.Status{{Name: "moodle-ws", Polls: 2, LastStart: epoch,
+				Problems:  source.Problems{Skipped: map[string]int{"members_hidden": 2, "total_hidden": 1}, Last: "course VCA: separate groups"},
+				ProblemAt: epoch}}
+		}
+	})
+	r := f.get(f.client(), "/")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, "2 not read (members_hidden), 1 not read (total_hidden)")
 }
