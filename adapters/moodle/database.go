@@ -3,7 +3,6 @@ package moodle
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
+	"github.com/cvbridge/cvbridge/adapters/internal/readonly"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
@@ -89,21 +87,12 @@ func (m *Moodle) database(ctx context.Context) (*sqlx.DB, error) {
 	if m.db != nil {
 		return m.db, nil
 	}
-	var connector driver.Connector
-	var err error
-	if m.settings.Driver == driverPostgres {
-		connector, err = pq.NewConnector(m.dsn)
-	} else {
-		var cfg *mysql.Config
-		if cfg, err = mysql.ParseDSN(m.dsn); err == nil {
-			connector, err = mysql.NewConnector(cfg)
-		}
-	}
+	pool, err := readonly.Open(m.settings.Driver, m.dsn)
 	if err != nil {
-		// The driver's message may quote the DSN: do not pass it on.
+		// The driver's message may quote the DSN: readonly.Open's does not.
 		return nil, fmt.Errorf("moodle database: the %s DSN from %s is not valid", m.settings.Driver, m.dsnSource())
 	}
-	db := sqlx.NewDb(sql.OpenDB(readOnlyConnector{Connector: connector, stmt: readOnlySession[m.settings.Driver]}), m.settings.Driver)
+	db := sqlx.NewDb(pool, m.settings.Driver)
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
@@ -119,40 +108,6 @@ func (m *Moodle) dsnSource() string {
 		return "environment variable " + m.settings.DSNEnv
 	}
 	return m.settings.DSNFile
-}
-
-// readOnlySession makes a new connection's session read-only, per driver.
-// Every query also runs in a read-only transaction, but MariaDB and MySQL
-// end a transaction implicitly before DDL: the session setting refuses that
-// too.
-var readOnlySession = map[string]string{
-	driverPostgres: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-	driverMySQL:    "SET SESSION TRANSACTION READ ONLY",
-}
-
-// readOnlyConnector makes every connection it opens read-only before the
-// pool hands it out.
-type readOnlyConnector struct {
-	driver.Connector
-	stmt string
-}
-
-// Connect opens a connection and makes its session read-only.
-func (c readOnlyConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ex, ok := conn.(driver.ExecerContext)
-	if !ok {
-		conn.Close()
-		return nil, fmt.Errorf("the database driver cannot run %q", c.stmt)
-	}
-	if _, err := ex.ExecContext(ctx, c.stmt, nil); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("making the session read-only (%s): %w", c.stmt, err)
-	}
-	return conn, nil
 }
 
 // readOnly runs fn in a read-only transaction.
