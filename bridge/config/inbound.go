@@ -104,39 +104,41 @@ func (p Public) Enabled() bool { return p.Addr != "" }
 
 // resolveInbound checks the public and inbound sections and makes their
 // file paths absolute.
-func (c *Config) resolveInbound(fail func(key, format string, args ...any) error) error {
+func (c *Config) resolveInbound(fail func(key, format string, args ...any) error) Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) { errs.Add(fail(key, format, args...)) }
 	in := &c.Inbound
 	if in.Retention() < 0 {
-		return fail("inbound.personal_data_retention", "must not be negative (0 erases as soon as a request is processed)")
+		bad("inbound.personal_data_retention", "must not be negative (0 erases as soon as a request is processed)")
 	}
 	if keep := in.MessageKeep(); keep != 0 {
 		switch {
 		case keep < 0:
-			return fail("inbound.keep_messages", "must not be negative (0 keeps processed requests forever)")
+			bad("inbound.keep_messages", "must not be negative (0 keeps processed requests forever)")
 		case keep < inbound.MinKeepMessages:
-			return fail("inbound.keep_messages", "%s is shorter than the %s Coachview resends a webhook for: a resend of a deleted request would be carried out again; use at least %s, or 0 to keep requests forever",
+			bad("inbound.keep_messages", "%s is shorter than the %s Coachview resends a webhook for: a resend of a deleted request would be carried out again; use at least %s, or 0 to keep requests forever",
 				keep, inbound.MinKeepMessages, inbound.MinKeepMessages)
 		case keep < in.Retention():
-			return fail("inbound.keep_messages", "%s is shorter than inbound.personal_data_retention (%s): requests are erased of personal data before they are deleted, so keep them at least as long",
+			bad("inbound.keep_messages", "%s is shorter than inbound.personal_data_retention (%s): requests are erased of personal data before they are deleted, so keep them at least as long",
 				keep, in.Retention())
 		}
 	}
 	configured := len(in.Webhooks) > 0 || len(in.OAuth.Clients) > 0
 	if !c.Public.Enabled() {
 		if configured {
-			return fail("public.addr", "inbound webhooks or OAuth clients are configured, but the public listener is off: set public.addr (e.g. \":443\")")
+			bad("public.addr", "inbound webhooks or OAuth clients are configured, but the public listener is off: set public.addr (e.g. \":443\")")
 		}
-		return nil
+		return errs
 	}
 	if !configured {
-		return fail("public.addr", "the public listener has nothing to serve: configure inbound.oauth.clients (the enrolment link) or inbound.webhooks, or leave public.addr empty")
+		bad("public.addr", "the public listener has nothing to serve: configure inbound.oauth.clients (the enrolment link) or inbound.webhooks, or leave public.addr empty")
 	}
 	t := &c.Public.TLS
 	modes := 0
 	if t.CertFile != "" || t.KeyFile != "" {
 		modes++
 		if t.CertFile == "" || t.KeyFile == "" {
-			return fail("public.tls.cert_file", "cert_file and key_file go together")
+			bad("public.tls.cert_file", "cert_file and key_file go together")
 		}
 	}
 	if len(t.ACME.Hosts) > 0 {
@@ -146,15 +148,15 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 		modes++
 		host, _, err := net.SplitHostPort(c.Public.Addr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
-			return fail("public.tls.off", "plain HTTP is allowed on a loopback address only (behind a proxy that terminates TLS), not on %q", c.Public.Addr)
+			bad("public.tls.off", "plain HTTP is allowed on a loopback address only (behind a proxy that terminates TLS), not on %q", c.Public.Addr)
 		}
 	}
 	if modes != 1 {
-		return fail("public.tls", "choose exactly one: cert_file and key_file, acme.hosts, or off (behind a TLS proxy)")
+		bad("public.tls", "choose exactly one: cert_file and key_file, acme.hosts, or off (behind a TLS proxy)")
 	}
 	for _, h := range c.Public.Hosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
-			return fail("public.hosts", "%q is not a host name such as bridge.example.nl (no port, no scheme)", h)
+			bad("public.hosts", "%q is not a host name such as bridge.example.nl (no port, no scheme)", h)
 		}
 	}
 	t.CertFile, t.KeyFile = c.Abs(t.CertFile), c.Abs(t.KeyFile)
@@ -167,7 +169,7 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 		in.EnrolmentLink.Path = "/coachview/enrolment"
 	}
 	if !strings.HasPrefix(in.EnrolmentLink.Path, "/") {
-		return fail("inbound.enrolment_link.path", "must start with /")
+		bad("inbound.enrolment_link.path", "must start with /")
 	}
 	in.OAuth.AdminPasswordHashFile = c.Abs(in.OAuth.AdminPasswordHashFile)
 	for i := range in.OAuth.Clients {
@@ -178,11 +180,11 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 		w := &in.Webhooks[i]
 		w.SigningSecretFile, w.TokenFile = c.Abs(w.SigningSecretFile), c.Abs(w.TokenFile)
 		if other, dup := paths[w.Path]; dup {
-			return fail(fmt.Sprintf("inbound.webhooks[%d].path", i), "%q is also used by %s", w.Path, other)
+			bad(fmt.Sprintf("inbound.webhooks[%d].path", i), "%q is also used by %s", w.Path, other)
 		}
 		paths[w.Path] = fmt.Sprintf("inbound.webhooks[%d]", i)
 	}
-	return nil
+	return errs
 }
 
 // PackagedConfigDir and PackagedStateDir are where the Debian package puts

@@ -153,3 +153,45 @@ func baseNames(msg string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestInboundSectionReportsEveryProblem: the public and inbound sections
+// are checked to the end too, not up to their first mistake.
+func TestInboundSectionReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	main := `targets:
+  a:
+    url: https://a.example/r
+    secret_file: secret
+public:
+  addr: ":8443"
+  hosts: ["bridge.example.nl:443"]
+  tls:
+    off: true
+inbound:
+  personal_data_retention: -1h
+  enrolment_link:
+    path: coachview/enrolment
+  webhooks:
+    - name: one
+      path: /hooks/cv
+      token_env: TOKEN
+      event_path: Event
+    - name: two
+      path: /hooks/cv
+      token_env: TOKEN
+      event_path: Event
+`
+	path := writeConfig(t, main, map[string]string{"one.yaml": "type: csvdrop\ntarget: a\nsettings:\n  folder: drop\n  columns:\n    person: p\n    passed: g\n    elearningcode: c\n"})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	msg := baseNames(err.Error())
+	for _, want := range []string{
+		"inbound.personal_data_retention: must not be negative",
+		`public.tls.off: plain HTTP is allowed on a loopback address only`,
+		`public.hosts: "bridge.example.nl:443" is not a host name`,
+		"inbound.enrolment_link.path: must start with /",
+		`inbound.webhooks[1].path: "/hooks/cv" is also used by inbound.webhooks[0]`,
+	} {
+		assert.Contains(t, msg, want)
+	}
+}
