@@ -37,6 +37,7 @@ func RunInboundBatch(t *testing.T, open BatchOpener) {
 		{"RearmsFinishedMessages", testBatchRearm},
 		{"InvalidMessageSavesNone", testBatchInvalid},
 		{"LargeBatch", testBatchLarge},
+		{"LastOfAPairDecides", testBatchOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,4 +128,32 @@ func testBatchLarge(t *testing.T, s BatchSaver, _ *clock.Fake) {
 		ids[m.ID] = true
 	}
 	assert.Len(t, ids, n)
+}
+
+// testBatchOrder: of several requests for one pair in a batch, the last
+// decides: the earlier ones in the batch and the pair's pending message
+// stored before are superseded, another pair's are not.
+func testBatchOrder(t *testing.T, s BatchSaver, clk *clock.Fake) {
+	ctx := t.Context()
+	before, _, err := s.SaveMessage(ctx, pairMsg("webhook:cv", "e0", false), inboundstore.KeepExisting)
+	require.NoError(t, err)
+	clk.Advance(time.Minute)
+	other := pairMsg("webhook:cv", "x", false)
+	other.PersonID = "P2"
+	saved, _, err := s.SaveMessages(ctx, []inboundstore.Message{
+		pairMsg("webhook:cv", "u1", true), other, pairMsg("webhook:cv", "e1", false),
+	}, inboundstore.KeepExisting)
+	require.NoError(t, err)
+	state := func(id int64) inboundstore.State {
+		m, err := s.GetMessage(ctx, id)
+		require.NoError(t, err)
+		return m.State
+	}
+	assert.Equal(t, inboundstore.StateSuperseded, state(before.ID), "stored before")
+	assert.Equal(t, inboundstore.StateSuperseded, state(saved[0].ID), "earlier in the batch")
+	assert.Equal(t, inboundstore.StatePending, state(saved[1].ID), "another person")
+	assert.Equal(t, inboundstore.StatePending, state(saved[2].ID), "the last request decides")
+	m, err := s.GetMessage(ctx, saved[0].ID)
+	require.NoError(t, err)
+	assert.Contains(t, m.LastError, fmt.Sprintf("superseded by message %d", saved[2].ID))
 }

@@ -77,7 +77,10 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 			}
 		}
 		// The ordering rule (order.go): a new or rearmed request of a pair
-		// supersedes the pair's older pending ones, in the order of ms.
+		// supersedes the pair's older pending ones; of several in ms, the
+		// last one does, the earlier ones among them included.
+		var latest []pairRequest
+		at := map[pairRequest]int{}
 		for i, m := range ms {
 			if outcomes[i] == inboundstore.Existed || m.State != inboundstore.StatePending {
 				continue
@@ -85,7 +88,17 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 			if m.Action != inboundstore.ActionEnrol && m.Action != inboundstore.ActionUnenrol {
 				continue
 			}
-			if err := s.supersedeOlder(ctx, tx, ids[i], now); err != nil {
+			key := pairRequest{person: strings.ToLower(m.PersonID), code: m.ElearningCode}
+			r := pairRequest{id: ids[i], person: m.PersonID, code: m.ElearningCode}
+			if j, ok := at[key]; ok {
+				latest[j] = r
+				continue
+			}
+			at[key] = len(latest)
+			latest = append(latest, r)
+		}
+		for start := 0; start < len(latest); start += insertChunk {
+			if err := s.supersedeOlder(ctx, tx, latest[start:min(start+insertChunk, len(latest))], now); err != nil {
 				return err
 			}
 		}

@@ -36,17 +36,69 @@ const pairPredicate = `o.action IN ('enrol', 'unenrol') AND m.action IN ('enrol'
 const olderInFlight = `EXISTS (SELECT 1 FROM inbound_messages o WHERE o.state = 'pending' AND ` + pairPredicate + `
 	AND o.lease_owner <> '' AND o.lease_until > ?)`
 
-// supersedeOlder supersedes, at now, the pending messages of id's pair that
-// nobody is carrying out, because message id was just requested.
-func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, id int64, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
-		SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL, last_error = ?, updated_at = ?
-		WHERE state = 'pending' AND (lease_owner = '' OR lease_until <= ?)
-			AND id IN (SELECT o.id FROM inbound_messages o, inbound_messages m WHERE m.id = ? AND o.state = 'pending' AND `+pairPredicate+`)`),
-		fmt.Sprintf("superseded by message %d, a later request for the same person and e-learning code", id),
-		now.UnixMilli(), now.UnixMilli(), id)
-	if err != nil {
-		return fmt.Errorf("supersede earlier requests of message %d's pair: %w", id, err)
+// pairRequest is a message just requested, with its pair.
+type pairRequest struct {
+	id           int64
+	person, code string
+}
+
+// supersedeOlder supersedes, at now, the pending messages that nobody is
+// carrying out of the pairs of rs, each message just requested for its pair
+// (one per pair). The pairs are given, not looked up, and each is a range on
+// inbound_messages_pending_pair, whatever the size of the backlog: on
+// PostgreSQL one statement for all of rs, on SQLite, in process, one
+// statement per pair.
+func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, rs []pairRequest, now time.Time) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	const reason = "', a later request for the same person and e-learning code'"
+	if s.db.DriverName() == "postgres" {
+		// One statement for all pairs: an OR of one index range per pair
+		// (a BitmapOr over inbound_messages_pending_pair). A plan made
+		// while the table was small would scan the backlog instead: every
+		// lookup here has its index, so sequential scans are off.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
+		}
+		var match, reasonCase strings.Builder
+		args := []any{}
+		for k, r := range rs {
+			if k > 0 {
+				match.WriteString(" OR ")
+			}
+			match.WriteString("(lower(person_id) = lower(?) AND elearningcode = ? AND state = 'pending' AND id <> ?)")
+			args = append(args, r.person, r.code, r.id)
+		}
+		reasonCase.WriteString("CASE")
+		var reasonArgs []any
+		for _, r := range rs {
+			reasonCase.WriteString(" WHEN lower(person_id) = lower(?) AND elearningcode = ? THEN ?")
+			reasonArgs = append(reasonArgs, r.person, r.code,
+				fmt.Sprintf("superseded by message %d, a later request for the same person and e-learning code", r.id))
+		}
+		reasonCase.WriteString(" END")
+		all := append(append(reasonArgs, now.UnixMilli()), args...)
+		all = append(all, now.UnixMilli())
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
+			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
+				last_error = `+reasonCase.String()+`, updated_at = ?
+			WHERE (`+match.String()+`) AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`), all...)
+		if err != nil {
+			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
+		}
+		return nil
+	}
+	for _, r := range rs {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
+			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
+				last_error = 'superseded by message ' || CAST(? AS TEXT) || `+reason+`, updated_at = ?
+			WHERE state = 'pending' AND lower(person_id) = lower(?) AND elearningcode = ? AND id <> ?
+				AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`),
+			r.id, now.UnixMilli(), r.person, r.code, r.id, now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("supersede earlier requests of message %d's pair: %w", r.id, err)
+		}
 	}
 	return nil
 }
