@@ -234,3 +234,20 @@ func TestEnrolExportNeutralisesFormulas(t *testing.T) {
 		assert.Equal(t, v, neutralise(v))
 	}
 }
+
+// TestEnrolExportRefusalNamesNoFile: the reason of a refused enrolment
+// reaches Coachview's user (the enrolment link's 422): it names no file of
+// the server (issue 18).
+func TestEnrolExportRefusalNamesNoFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ef := enrollingFolder(t, dir, "  enrol_export:\n    file: enrolments.csv\n    encoding: windows-1252\n", clock.System{})
+	polish := jan
+	polish.LastName = "Łukasiewicz" // Ł has no place in Windows-1252
+	err := ef.Enrol(t.Context(), polish)
+	require.Error(t, err)
+	assert.True(t, source.IsPermanent(err))
+	assert.Contains(t, err.Error(), "cannot be written to the enrolment export")
+	assert.NotContains(t, err.Error(), dir)
+	assert.NotContains(t, err.Error(), "enrolments.csv")
+}
