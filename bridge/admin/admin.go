@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -278,14 +279,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.message(w, http.StatusBadRequest, "The form could not be read: "+err.Error())
-		return
-	}
-	if !h.csrf.valid(r) {
-		h.log.Warn("admin: refused a form without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
-		h.message(w, http.StatusForbidden, "The form's security token is missing or stale. Reload the dashboard and press the button again.")
+	if !h.validForm(w, r) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -315,6 +309,23 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, fmt.Sprintf("/?done=%s&result=%d", done, id), http.StatusSeeOther)
 }
 
+// validForm reads a button's POSTed form, capped at maxFormBytes, and
+// checks its CSRF token; when either fails it answers the request and
+// returns false.
+func (h *Handler) validForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.message(w, http.StatusBadRequest, "The form could not be read: "+err.Error())
+		return false
+	}
+	if !h.csrf.valid(r) {
+		h.log.Warn("admin: refused a form without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.message(w, http.StatusForbidden, "The form's security token is missing or stale. Reload the dashboard and press the button again.")
+		return false
+	}
+	return true
+}
+
 // pauseReason is what a pause from the dashboard records.
 const pauseReason = "from the dashboard"
 
@@ -324,22 +335,11 @@ const pauseReason = "from the dashboard"
 // resume` does, and wakes the target's dispatcher.
 func (h *Handler) targetAction(w http.ResponseWriter, r *http.Request) {
 	action, name := r.PathValue("action"), r.PathValue("name")
-	known := false
-	for _, t := range h.opts.Targets() {
-		known = known || t == name
-	}
-	if !known || (action != "pause" && action != "resume") {
+	if !slices.Contains(h.opts.Targets(), name) || (action != "pause" && action != "resume") {
 		http.NotFound(w, r)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.message(w, http.StatusBadRequest, "The form could not be read: "+err.Error())
-		return
-	}
-	if !h.csrf.valid(r) {
-		h.log.Warn("admin: refused a form without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
-		h.message(w, http.StatusForbidden, "The form's security token is missing or stale. Reload the dashboard and press the button again.")
+	if !h.validForm(w, r) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)

@@ -123,14 +123,7 @@ func NewReplay(t testing.TB, release string) *Replay {
 func (r *Replay) Calls(function string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if function == "" {
-		n := 0
-		for _, c := range r.calls {
-			n += c
-		}
-		return n
-	}
-	return r.calls[function]
+	return countCalls(r.calls, function)
 }
 
 func (r *Replay) serve(w http.ResponseWriter, req *http.Request) {

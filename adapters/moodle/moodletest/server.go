@@ -153,14 +153,7 @@ func (s *Server) SetWebServicesOff(off bool) {
 func (s *Server) Calls(function string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if function == "" {
-		n := 0
-		for _, c := range s.calls {
-			n += c
-		}
-		return n
-	}
-	return s.calls[function]
+	return countCalls(s.calls, function)
 }
 
 // ResetCalls sets all call counters to zero.
@@ -363,4 +356,17 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// countCalls is how often function was called according to calls; ""
+// counts all calls.
+func countCalls(calls map[string]int, function string) int {
+	if function != "" {
+		return calls[function]
+	}
+	n := 0
+	for _, c := range calls {
+		n += c
+	}
+	return n
 }
