@@ -64,6 +64,8 @@ func TestQueriesUseTheirIndexes(t *testing.T) {
 		{"claim", claimDueQuery, "results_due", []any{"cv", 0, 10}},
 		{"next due", sqlcore.NextDueQuery, "results_due", []any{"cv"}},
 		{"enqueue pair lookup", sqlcore.ActiveRowQuery, "results_active_pair", []any{"cv", "e1", "p1"}},
+		{"enqueue history lookup", sqlcore.HistoryQuery, "results_person (person_key=? AND target=? AND elearningcode=?)",
+			[]any{"p1", "cv", "e1", "delivered", []byte("h")}},
 	}
 	for _, tc := range tests {
 		var plan []struct {

@@ -83,6 +83,12 @@ type Config struct {
 	// folding of result_changes into the tables. The counters read are
 	// right without it; it keeps result_changes short.
 	Compact func(ctx context.Context) error
+	// CountFinishes says the schema's triggers leave the counters of a
+	// finish's own transition (sending to delivered, failed or
+	// probably-delivered) to the finish, which then adds them itself, once
+	// per transaction (SQLite, whose row triggers would run three counter
+	// statements per result; migration 0010).
+	CountFinishes bool
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -103,6 +109,7 @@ type Base struct {
 	batchSetup string
 	// finishQ and insertAttemptQ are the finish statements, rebound.
 	finishQ, insertAttemptQ string
+	countFinishes           bool // Config.CountFinishes
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
@@ -118,8 +125,9 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
-		finishQ: c.DB.Rebind(finishQuery), insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
-		acquireLease: c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
+		finishQ: c.DB.Rebind(finishQuery), countFinishes: c.CountFinishes,
+		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
+		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),
 		countsFrom: c.CountsFrom, hoursFrom: c.HoursFrom, compactFn: c.Compact}
 	if b.countsFrom == "" {

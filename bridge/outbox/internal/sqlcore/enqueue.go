@@ -117,7 +117,9 @@ const replaceQuery = `UPDATE results SET
 	WHERE id = ?`
 
 // HistoryQuery counts the pair's rows in a history state with a given hash,
-// over results_person, whose columns it names in full.
+// over results_person: on PostgreSQL it names every column of that index;
+// SQLite's index leaves out the state, which claims and finishes change,
+// and reads it from the pair's few rows (its migration 0010).
 const HistoryQuery = `SELECT COUNT(*) FROM results
 	WHERE person_key = ? AND target = ? AND elearningcode = ? AND state = ? AND body_hash = ?`
 

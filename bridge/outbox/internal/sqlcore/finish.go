@@ -60,7 +60,10 @@ func (b *Base) Finish(ctx context.Context, f outbox.Finish) error {
 		if err != nil {
 			return err
 		}
-		return st.finish(ctx, f, now)
+		if err := st.finish(ctx, f, now); err != nil {
+			return err
+		}
+		return st.addCounts(ctx, now)
 	})
 	if err != nil {
 		return fmt.Errorf("finish result #%d as %s: %w", f.ID, f.State, err)
@@ -98,7 +101,7 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 				return fmt.Errorf("row #%d: %w", fs[i].ID, err)
 			}
 		}
-		return nil
+		return st.addCounts(ctx, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish %d results in one transaction: %w", len(fs), err)
@@ -107,12 +110,14 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 }
 
 // finishStmts are the prepared statements of finishing rows, bound to one
-// transaction.
+// transaction, and, where the finish counts its own transitions
+// (Config.CountFinishes), what the transaction's finishes moved so far.
 type finishStmts struct {
 	b      *Base
 	tx     *sqlx.Tx
 	update *sqlx.Stmt
 	insert *sqlx.Stmt
+	moved  []int64 // rows that left the backlog, where the finish counts its own transitions
 }
 
 // finishStatements binds the finish statements to tx.
@@ -125,7 +130,11 @@ func (b *Base) finishStatements(ctx context.Context, tx *sqlx.Tx) (*finishStmts,
 	if err != nil {
 		return nil, err
 	}
-	return &finishStmts{b: b, tx: tx, update: update, insert: insert}, nil
+	st := &finishStmts{b: b, tx: tx, update: update, insert: insert}
+	if b.countFinishes {
+		st.moved = []int64{}
+	}
+	return st, nil
 }
 
 // finish applies f at now: the row, its attempt, and a completion that
@@ -141,20 +150,17 @@ func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Tim
 	}
 	args := []any{string(f.State), f.Tries, f.Streak, Millis(f.StreakSince), f.LastClass, f.Attempt.Status, b.text(f.LastError),
 		due, delivered, now.UnixMilli(), f.OutcomeUnknown, f.ID, f.Owner}
-	res, err := st.update.ExecContext(ctx, args...)
+	updated, err := st.updateRow(ctx, args)
 	if err != nil {
-		return fmt.Errorf("update row: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("update row: %w", err)
+		return err
 	}
 	var waitingID int64
-	if n == 0 {
+	if !updated {
 		if waitingID, err = st.finishWaited(ctx, f, args); err != nil {
 			return err
 		}
 	}
+	st.count(f.ID, f.State)
 	at := f.Attempt.At
 	if at.IsZero() {
 		at = now
@@ -164,9 +170,28 @@ func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Tim
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	if waitingID != 0 {
+		// The counters first: settling the waiting completion moves this
+		// row on, which its trigger counts from the state entered here.
+		if err := st.addCounts(ctx, now); err != nil {
+			return err
+		}
 		return b.ResolveWaiting(ctx, st.tx, f.ID, waitingID, f.State, now)
 	}
 	return nil
+}
+
+// updateRow runs finishQuery with args and reports whether it updated the
+// row.
+func (st *finishStmts) updateRow(ctx context.Context, args []any) (bool, error) {
+	res, err := st.update.ExecContext(ctx, args...)
+	if err != nil {
+		return false, fmt.Errorf("update row: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("update row: %w", err)
+	}
+	return n > 0, nil
 }
 
 // finishWaited looks at the row of f, which finishQuery missed: if f's owner
@@ -194,6 +219,87 @@ func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args [
 		return 0, fmt.Errorf("update row: %w", err)
 	}
 	return row.WaitingID.Int64, nil
+}
+
+// count notes that row id went from sending to state, where the finish
+// counts its own transitions. Pending stays in the backlog's counter, so
+// only the other states are noted.
+func (st *finishStmts) count(id int64, state outbox.State) {
+	if st.moved != nil && state != outbox.StatePending {
+		st.moved = append(st.moved, id)
+	}
+}
+
+// The statements of addCounts.
+const (
+	countEnteredQuery = `INSERT INTO result_counts (target, state, n) VALUES (?, ?, ?)
+		ON CONFLICT (target, state) DO UPDATE SET n = result_counts.n + excluded.n`
+	countLeftBacklogQuery = `UPDATE result_counts SET n = n - ? WHERE target = ? AND state = 'queued'`
+	countHourQuery        = `INSERT INTO result_hours (target, hour, delivered, failed, backlog) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (target, hour) DO UPDATE SET delivered = result_hours.delivered + excluded.delivered,
+			failed = result_hours.failed + excluded.failed, backlog = result_hours.backlog + excluded.backlog`
+)
+
+// addCounts adds what the transaction's finishes moved out of the backlog
+// to the counters, as the schema's row trigger would have for each row
+// (migration 0010 of SQLite): out of 'queued', into each state entered,
+// and into now's hour of history. The rows are read back in one query,
+// for their targets and the states they entered (nothing else changed them
+// since: a waiting completion is settled after this ran).
+func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
+	if len(st.moved) == 0 {
+		return nil
+	}
+	b := st.b
+	query, args, err := sqlx.In(`SELECT target, state, COUNT(*) AS n FROM results WHERE id IN (?) GROUP BY target, state`, st.moved)
+	if err != nil {
+		return fmt.Errorf("count finished results: %w", err)
+	}
+	var moved []struct {
+		Target string       `db:"target"`
+		State  outbox.State `db:"state"`
+		N      int          `db:"n"`
+	}
+	if err := st.tx.SelectContext(ctx, &moved, b.q(query), args...); err != nil {
+		return fmt.Errorf("count finished results: %w", err)
+	}
+	st.moved = st.moved[:0]
+	exec := func(query string, args ...any) error {
+		stmt, err := b.stmts.InTx(ctx, st.tx, b.q(query))
+		if err != nil {
+			return err
+		}
+		_, err = stmt.ExecContext(ctx, args...)
+		return err
+	}
+	type hour struct{ delivered, failed, left int }
+	hours := map[string]*hour{}
+	for _, m := range moved {
+		if err := exec(countEnteredQuery, m.Target, string(m.State), m.N); err != nil {
+			return fmt.Errorf("count %d results of target %q %s: %w", m.N, m.Target, m.State, err)
+		}
+		h := hours[m.Target]
+		if h == nil {
+			h = &hour{}
+			hours[m.Target] = h
+		}
+		h.left += m.N
+		switch m.State {
+		case outbox.StateDelivered:
+			h.delivered += m.N
+		case outbox.StateFailed:
+			h.failed += m.N
+		}
+	}
+	for target, h := range hours {
+		if err := exec(countLeftBacklogQuery, h.left, target); err != nil {
+			return fmt.Errorf("count %d results of target %q out of the backlog: %w", h.left, target, err)
+		}
+		if err := exec(countHourQuery, target, now.UnixMilli()/hourMillis, h.delivered, h.failed, -h.left); err != nil {
+			return fmt.Errorf("count %d results of target %q in the hour's history: %w", h.left, target, err)
+		}
+	}
+	return nil
 }
 
 // ResolveWaiting settles, in tx at now, the completion waiting (row
