@@ -150,7 +150,7 @@ func generate(b *testing.B, db *sqlx.DB, from, to int, now int64) {
 
 // tuplesRead is the tuples every table of the database has returned so far
 // to sequential and index scans.
-func tuplesRead(b *testing.B, db *sqlx.DB) int64 {
+func tuplesRead(b testing.TB, db *sqlx.DB) int64 {
 	b.Helper()
 	var n int64
 	require.NoError(b, db.Get(&n, `SELECT COALESCE(SUM(seq_tup_read), 0) + COALESCE(SUM(idx_tup_fetch), 0) FROM pg_stat_user_tables`))
@@ -159,7 +159,7 @@ func tuplesRead(b *testing.B, db *sqlx.DB) int64 {
 
 // tuplesAfter waits until the poll's statistics are reported (its backend
 // has exited) and returns the tuples read since before.
-func tuplesAfter(b *testing.B, db *sqlx.DB, before int64) int64 {
+func tuplesAfter(b testing.TB, db *sqlx.DB, before int64) int64 {
 	b.Helper()
 	time.Sleep(700 * time.Millisecond)
 	return tuplesRead(b, db) - before
