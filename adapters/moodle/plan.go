@@ -24,7 +24,7 @@ var growingTables = []string{"course_completions", "user", "user_info_data", "gr
 // lookupSettings are the PostgreSQL planner settings of a poll's queries
 // (planLookups), as one statement: each set for the transaction, those the
 // server does not know (enable_memoize before PostgreSQL 14) left out.
-var lookupSettings = `SELECT COUNT(set_config(s.name, v.setting, true))
+const lookupSettings = `SELECT COUNT(set_config(s.name, v.setting, true))
 FROM (VALUES ('join_collapse_limit', '1'), ('enable_hashjoin', 'off'), ('enable_mergejoin', 'off'),
   ('enable_seqscan', 'off'), ('enable_material', 'off'), ('enable_memoize', 'off'), ('enable_sort', 'off'),
   ('max_parallel_workers_per_gather', '0')) AS v(name, setting)
