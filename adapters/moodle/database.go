@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -281,24 +282,41 @@ func (m *Moodle) courseIDs() []int64 {
 	return courses
 }
 
-// read runs a completion query in a read-only transaction.
+// read runs a completion query in a read-only transaction planned for
+// lookups (planLookups) and returns its rows in (timecompleted, id) order,
+// each completion once. The queries leave the order to it: on PostgreSQL a
+// full sort is what planLookups makes the planner avoid.
 func (m *Moodle) read(ctx context.Context, db *sqlx.DB, query string, args []any) ([]completionRow, error) {
 	var rows []completionRow
 	err := readOnly(ctx, db, func(tx *sqlx.Tx) error {
+		if err := planLookups(ctx, tx, m.settings.Driver); err != nil {
+			return err
+		}
 		return tx.SelectContext(ctx, &rows, query, args...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("moodle database: reading %s: %w", m.queries().t("course_completions"), err)
 	}
-	return rows, nil
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].TimeCompleted != rows[j].TimeCompleted {
+			return rows[i].TimeCompleted < rows[j].TimeCompleted
+		}
+		return rows[i].ID < rows[j].ID
+	})
+	// The change scans name a completion once per log or history row.
+	return slices.CompactFunc(rows, func(a, b completionRow) bool { return a.ID == b.ID }), nil
 }
 
 // commitRows maps rows and commits those that can be sent; the others are
-// reported and added to retry. cursor builds the checkpoint from retry.
+// reported and added to retry, but for those of deleted users and courses,
+// which are passed over. cursor builds the checkpoint from retry.
 func (m *Moodle) commitRows(ctx context.Context, sink source.Sink, rows []completionRow, rep *reporter,
 	retry map[int64]bool, cursor func(map[int64]bool) dbCursor) (source.Summary, error) {
 	var ready []result.Completion
 	for _, r := range rows {
+		if !r.sendable() {
+			continue
+		}
 		c, p := m.settings.complete(m.factsOf(r), m.loc)
 		if p != nil {
 			rep.add(*p)

@@ -83,11 +83,12 @@ func TestDatabaseSince(t *testing.T) {
 			ctx := context.Background()
 
 			// Since T0 the first poll sends the fixture and keeps Carla's
-			// (103, no idnumber) and Ethiek's (106, no code) to retry.
+			// (103, no idnumber) and Ethiek's (106, no code) to retry; the
+			// cursor passes Dirk's (108, deleted user), never sent.
 			sink := newMemSink()
 			require.NoError(t, newDBSource(t, d.driver, dir, history+"  lookback: 0s\n", nil).Poll(ctx, sink))
 			cur := cursorOf(t, sink)
-			assert.Equal(t, [3]any{int64(1717200600), int64(107), []int64{103, 106}}, [3]any{cur.Time, cur.ID, cur.Retry})
+			assert.Equal(t, [3]any{int64(1717200700), int64(108), []int64{103, 106}}, [3]any{cur.Time, cur.ID, cur.Retry})
 
 			// since = T0+400 (the connection's existing cursor is kept): a
 			// back-dated completion inside the lookback window and the retry
@@ -103,7 +104,7 @@ func TestDatabaseSince(t *testing.T) {
 			require.Len(t, sink.queued, n+1)
 			assert.Equal(t, "P102 E-INTRO passed=true dec= text= date=2024-06-01T00:06:40Z remark=", describe(sink.queued[n]))
 			cur = cursorOf(t, sink)
-			assert.Equal(t, [3]any{int64(1717200600), int64(107), []int64{106}}, [3]any{cur.Time, cur.ID, cur.Retry})
+			assert.Equal(t, [3]any{int64(1717200700), int64(108), []int64{106}}, [3]any{cur.Time, cur.ID, cur.Retry})
 
 			// A fresh connection with since sends nothing older on its first poll.
 			fresh := newMemSink()

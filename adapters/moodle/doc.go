@@ -8,7 +8,12 @@
 // Database mode reads course_completions keyset-paged on (timecompleted,
 // id) from its cursor, each page bounded below on Moodle's own index on
 // timecompleted (mdl_courcomp_tim_ix), so a poll reads what is new, not the
-// history. Cron writes completions back-dated, and course totals are
+// history. A page is chosen from course_completions alone; then each of its
+// completions' user, course and course total is looked up by key, in the
+// order the query is written (STRAIGHT_JOIN on MariaDB and MySQL, planner
+// settings for the transaction on PostgreSQL: planLookups), so the rows a
+// poll reads follow the completions it reads, whatever the planner's
+// statistics say. Cron writes completions back-dated, and course totals are
 // regraded after a completion was sent: with changes: log (the default)
 // each poll reads only the rows written since the previous poll in
 // logstore_standard_log (course_completed events) and grade_grades_history

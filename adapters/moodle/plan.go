@@ -21,13 +21,48 @@ import (
 var growingTables = []string{"course_completions", "user", "user_info_data", "grade_grades",
 	"grade_grades_history", "logstore_standard_log"}
 
+// lookupSettings are the PostgreSQL planner settings of a poll's queries
+// (planLookups), as one statement: each set for the transaction, those the
+// server does not know (enable_memoize before PostgreSQL 14) left out.
+const lookupSettings = `SELECT COUNT(set_config(s.name, v.setting, true))
+FROM (VALUES ('join_collapse_limit', '1'), ('enable_hashjoin', 'off'), ('enable_mergejoin', 'off'),
+  ('enable_seqscan', 'off'), ('enable_material', 'off'), ('enable_memoize', 'off'), ('enable_sort', 'off'),
+  ('max_parallel_workers_per_gather', '0')) AS v(name, setting)
+JOIN pg_settings s ON s.name = v.name`
+
+// planLookups has PostgreSQL, for the rest of the transaction, plan a poll's
+// queries as they are written (MariaDB and MySQL are told by the queries'
+// STRAIGHT_JOIN): from the few completions a query selects (a page, or
+// those the new log and grade-history rows name), one lookup by key in each
+// joined table per completion, in the order of the query. Left to its
+// statistics, the planner switches to hash or merge joins that read a user,
+// course or grade table whole once it expects a few thousand rows, and to a
+// full sort of every completion after the cursor instead of the incremental
+// sort that stops at the page's end: rows read would then grow with the
+// history (and change with the statistics), not with the page. So joins
+// keep their written order (join_collapse_limit 1), and hash and merge
+// joins, sequential scans, materialized and memoized inner sides and full
+// sorts are turned off, and so are parallel workers; a method that is the
+// only one possible is still used.
+func planLookups(ctx context.Context, tx *sqlx.Tx, driver string) error {
+	if driver != driverPostgres {
+		return nil
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, lookupSettings); err != nil {
+		return fmt.Errorf("setting the planner for lookups: %w", err)
+	}
+	return nil
+}
+
 // checkPlans has the database plan every query a poll runs (EXPLAIN, never
-// the query) and names each one whose plan reads a growing table whole or
-// walks the whole of one of its indexes. On PostgreSQL it plans as if the
-// tables were large and every join selective (sequential scans, hash and
-// merge joins off), so that what remains whole is what no index can bound:
-// a small or freshly created table would otherwise be scanned because it is
-// cheap. With since it also counts what a first poll would queue.
+// the query), with the settings the poll uses (planLookups), and names each
+// one whose plan reads a growing table whole or walks the whole of one of
+// its indexes. On PostgreSQL those settings also plan as if the tables were
+// large and every join selective, so that what remains whole is what no
+// index can bound: a small or freshly created table would otherwise be
+// scanned because it is cheap. With since it also counts what a first poll
+// would queue.
 func (m *Moodle) checkPlans(ctx context.Context, db *sqlx.DB) ([]string, error) {
 	q := m.queries()
 	courses := m.courseIDs()
@@ -46,14 +81,6 @@ func (m *Moodle) checkPlans(ctx context.Context, db *sqlx.DB) ([]string, error) 
 	add("reading new completions", query, args)
 	query, args = q.byIDs([]int64{1}, now)
 	add("re-reading completions waiting to be sent", query, args)
-	// lastIDs is left out: MAX(id) reads one entry at the end of the
-	// primary key, which a plan shows as an index walk without a bound.
-	if m.settings.Changes == changesLog {
-		query, args = q.completedLogged(0, changeChunk, from, courses)
-		add("finding back-dated completions in "+q.t("logstore_standard_log"), query, args)
-		query, args = q.regraded(0, changeChunk, from, courses)
-		add("finding regraded course totals in "+q.t("grade_grades_history"), query, args)
-	}
 	var since int64
 	if !m.settings.since.IsZero() {
 		since = m.settings.since.Unix()
@@ -64,18 +91,29 @@ func (m *Moodle) checkPlans(ctx context.Context, db *sqlx.DB) ([]string, error) 
 		growing[q.t(t)] = true
 	}
 	// MariaDB and MySQL name a table in a plan by its alias in the query.
-	for alias, t := range map[string]string{"cc": "course_completions", "rc": "course_completions", "u": "user",
+	for alias, t := range map[string]string{"cc": "course_completions", "u": "user",
 		"pd": "user_info_data", "gg": "grade_grades", "h": "grade_grades_history", "l": "logstore_standard_log"} {
 		aliases[alias] = q.t(t)
 	}
 	var notes []string
 	err := readOnly(ctx, db, func(tx *sqlx.Tx) error {
-		if m.settings.Driver == driverPostgres {
-			for _, set := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin"} {
-				if _, err := tx.ExecContext(ctx, "SET LOCAL "+set+" = off"); err != nil {
-					return err
-				}
+		if err := planLookups(ctx, tx, m.settings.Driver); err != nil {
+			return err
+		}
+		// lastIDs is not planned: MAX(id) reads one entry at the end of the
+		// primary key, which a plan shows as an index walk without a bound.
+		// The change scans are planned for a poll that finds the newest log
+		// and history row: over a range that spans the whole of a small
+		// table, a planner may as well walk another index of it whole.
+		if m.settings.Changes == changesLog {
+			var log, grade int64
+			if err := tx.QueryRowxContext(ctx, q.lastIDs()).Scan(&log, &grade); err != nil {
+				return fmt.Errorf("reading the newest ids of %s and %s: %w", q.t("logstore_standard_log"), q.t("grade_grades_history"), err)
 			}
+			query, args := q.completedLogged(log-1, log, from, courses)
+			add("finding back-dated completions in "+q.t("logstore_standard_log"), query, args)
+			query, args = q.regraded(grade-1, grade, from, courses)
+			add("finding regraded course totals in "+q.t("grade_grades_history"), query, args)
 		}
 		for _, st := range stmts {
 			scans, err := sqlplan.FullScans(ctx, tx, m.settings.Driver, st.query, st.args)
