@@ -271,14 +271,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			wait = d.untilNext(ctx, n)
 		}
-		timer := time.NewTimer(wait)
+		timer := d.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
 		case <-d.wake:
 			timer.Stop()
-		case <-timer.C:
+		case <-timer.Chan():
 		}
 	}
 }
