@@ -68,9 +68,9 @@ type sendRun struct {
 	last Class
 }
 
-// outcome waits until one sent row's outcome is recorded and returns its
+// recording waits until one sent row's outcome is recorded and returns its
 // class and the store's failure (deliver's second result).
-type outcome func() (Class, error)
+type recording func() (Class, error)
 
 // feed hands items to the workers through jobs, then the batches more
 // claims, until a batch comes back short or empty or claimingStops; it
@@ -101,7 +101,7 @@ func (s *sendRun) feed(ctx context.Context, jobs chan<- outbox.Item, items []out
 // work sends the rows from jobs one after the other, hands back those it
 // must not send, and returns once every outcome it made is recorded.
 func (s *sendRun) work(ctx context.Context, jobs <-chan outbox.Item) {
-	var pending []outcome // outcomes being recorded, oldest first
+	var pending []recording // outcomes being recorded, oldest first
 	for it := range jobs {
 		if s.mustHandBack(ctx, it) {
 			s.handBack(ctx, it)
@@ -144,7 +144,7 @@ func (s *sendRun) handBack(ctx context.Context, it outbox.Item) {
 }
 
 // send sends it within the rate limit and hands its outcome to record.
-func (s *sendRun) send(ctx context.Context, it outbox.Item) (Class, outcome) {
+func (s *sendRun) send(ctx context.Context, it outbox.Item) (Class, recording) {
 	if s.d.limiter != nil {
 		// claimAndSend claimed no more rows than there were tokens.
 		s.d.limiter.AllowN(s.d.clock.Now(), 1)
@@ -155,7 +155,7 @@ func (s *sendRun) send(ctx context.Context, it outbox.Item) (Class, outcome) {
 // settle waits for the oldest of pending until at most keep are left,
 // counting each as an attempt, and returns the rest. A store failure stops
 // the step's sending.
-func (s *sendRun) settle(pending []outcome, keep int) []outcome {
+func (s *sendRun) settle(pending []recording, keep int) []recording {
 	for len(pending) > keep {
 		class, err := pending[0]()
 		pending = pending[1:]
