@@ -124,64 +124,28 @@ type outcome struct {
 	facts      facts
 }
 
+// pollWebService is one poll in webservice mode: it brings the watch list
+// in the cursor up to date (the bridge's enrolment list, the enroller's
+// changes, the course member lists when discovery is due), then checks the
+// enrolments due now a page at a time, committing each page's completions
+// with the cursor. The enroller's changes are forgotten once a commit stored
+// them.
 func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
-	raw, err := sink.Cursor(ctx)
+	cur, err := readWSCursor(ctx, sink)
 	if err != nil {
 		return err
 	}
-	var cur wsCursor
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &cur); err != nil {
-			return fmt.Errorf("moodle: stored cursor is not a webservice-mode cursor: %w", err)
-		}
-	}
 	now := m.clock.Now()
-	dirty := false
-
-	m.trackMu.Lock()
-	changes := make(map[[2]int64]trackChange, len(m.tracks))
-	for k, v := range m.tracks {
-		changes[k] = v
-	}
-	m.trackMu.Unlock()
-
+	changes := m.pendingTracks()
 	// The bridge's enrolment list first, then what this process's enroller
 	// did since the last commit, which is at least as new.
-	var list []source.Enrolled
-	if lister, ok := sink.(source.EnrolmentLister); ok {
-		var err error
-		if list, err = lister.Enrolments(ctx); err != nil {
-			return fmt.Errorf("moodle: reading the bridge's enrolment list: %w", err)
-		}
-		dirty = m.followList(ctx, &cur, list, changes)
+	list, dirty, err := m.followEnrolmentList(ctx, sink, &cur, changes)
+	if err != nil {
+		return err
 	}
 	skipped := map[string]int{}
-	defer func() {
-		if len(skipped) > 0 {
-			source.ReportProblems(sink, source.Problems{Skipped: skipped,
-				Last: "Moodle hid data from the web-service token; the log names each course and the capability that fixes it"})
-		}
-	}()
-
-	idx := map[[2]int64]int{}
-	for i, t := range cur.Enrolments {
-		idx[t.key()] = i
-	}
-	for k, ch := range changes {
-		i, known := idx[k]
-		switch {
-		case !ch.add && known:
-			cur.Enrolments[i].User = 0 // removed below
-		case ch.add && known:
-			cur.Enrolments[i] = tracked{User: k[0], Course: k[1], Person: ch.person, Code: ch.course}
-			cur.unmarkDone(k)
-		case ch.add:
-			idx[k] = len(cur.Enrolments)
-			cur.Enrolments = append(cur.Enrolments, tracked{User: k[0], Course: k[1], Person: ch.person, Code: ch.course})
-			cur.unmarkDone(k)
-		}
-	}
-	cur.Enrolments = removeZero(cur.Enrolments)
+	defer reportSkipped(sink, skipped)
+	cur.applyTracks(changes)
 	dirty = dirty || len(changes) > 0
 
 	if m.settings.TrackCourseUsers && now.Sub(time.Unix(cur.DiscoveredAt, 0)) >= m.settings.DiscoverEvery {
@@ -192,14 +156,117 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		dirty = true
 	}
 
+	rep := newReporter()
+	defer rep.log(m.log)
+	stored, err := m.checkDue(ctx, sink, &cur, now, dirty, rep, skipped)
+	if err != nil {
+		return err
+	}
+	if stored {
+		m.forgetTracks(changes)
+	}
+	return nil
+}
+
+// readWSCursor returns the webservice-mode cursor sink holds (empty before
+// the first commit).
+func readWSCursor(ctx context.Context, sink source.Sink) (wsCursor, error) {
+	var cur wsCursor
+	raw, err := sink.Cursor(ctx)
+	if err != nil {
+		return cur, err
+	}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return cur, fmt.Errorf("moodle: stored cursor is not a webservice-mode cursor: %w", err)
+		}
+	}
+	return cur, nil
+}
+
+// pendingTracks returns a copy of the enrolments the enroller made or
+// removed that no commit has stored yet.
+func (m *Moodle) pendingTracks() map[[2]int64]trackChange {
+	m.trackMu.Lock()
+	defer m.trackMu.Unlock()
+	changes := make(map[[2]int64]trackChange, len(m.tracks))
+	for k, v := range m.tracks {
+		changes[k] = v
+	}
+	return changes
+}
+
+// forgetTracks drops the enroller's changes a commit stored, unless the
+// enroller changed them again meanwhile.
+func (m *Moodle) forgetTracks(stored map[[2]int64]trackChange) {
+	m.trackMu.Lock()
+	defer m.trackMu.Unlock()
+	for k, ch := range stored {
+		if m.tracks[k] == ch {
+			delete(m.tracks, k)
+		}
+	}
+}
+
+// followEnrolmentList reads the bridge's enrolment list, when sink keeps
+// one, and follows it in cur (followList). It returns the list and whether
+// cur changed.
+func (m *Moodle) followEnrolmentList(ctx context.Context, sink source.Sink, cur *wsCursor, changes map[[2]int64]trackChange) ([]source.Enrolled, bool, error) {
+	lister, ok := sink.(source.EnrolmentLister)
+	if !ok {
+		return nil, false, nil
+	}
+	list, err := lister.Enrolments(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("moodle: reading the bridge's enrolment list: %w", err)
+	}
+	return list, m.followList(ctx, cur, list, changes), nil
+}
+
+// reportSkipped tells sink what Moodle hid from the token during a poll, by
+// capability, when it hid anything.
+func reportSkipped(sink source.Sink, skipped map[string]int) {
+	if len(skipped) > 0 {
+		source.ReportProblems(sink, source.Problems{Skipped: skipped,
+			Last: "Moodle hid data from the web-service token; the log names each course and the capability that fixes it"})
+	}
+}
+
+// applyTracks watches the enrolments the enroller made, from their first
+// check on, and stops watching those it removed.
+func (c *wsCursor) applyTracks(changes map[[2]int64]trackChange) {
+	idx := map[[2]int64]int{}
+	for i, t := range c.Enrolments {
+		idx[t.key()] = i
+	}
+	for k, ch := range changes {
+		i, known := idx[k]
+		switch {
+		case !ch.add && known:
+			c.Enrolments[i].User = 0 // removed below
+		case ch.add && known:
+			c.Enrolments[i] = tracked{User: k[0], Course: k[1], Person: ch.person, Code: ch.course}
+			c.unmarkDone(k)
+		case ch.add:
+			idx[k] = len(c.Enrolments)
+			c.Enrolments = append(c.Enrolments, tracked{User: k[0], Course: k[1], Person: ch.person, Code: ch.course})
+			c.unmarkDone(k)
+		}
+	}
+	c.Enrolments = removeZero(c.Enrolments)
+}
+
+// due returns the indices of the enrolments due for a check at now, the
+// longest due first, then by course and user.
+func (c *wsCursor) due(now time.Time) []int {
 	var due []int
-	for i, t := range cur.Enrolments {
+	for i, t := range c.Enrolments {
 		if t.Next <= now.Unix() {
 			due = append(due, i)
 		}
 	}
 	sort.Slice(due, func(a, b int) bool {
-		ta, tb := cur.Enrolments[due[a]], cur.Enrolments[due[b]]
+		ta, tb := c.Enrolments[due[a]], c.Enrolments[due[b]]
 		if ta.Next != tb.Next {
 			return ta.Next < tb.Next
 		}
@@ -208,94 +275,125 @@ func (m *Moodle) pollWebService(ctx context.Context, sink source.Sink) error {
 		}
 		return ta.User < tb.User
 	})
+	return due
+}
 
-	rep := newReporter()
-	defer rep.log(m.log)
-	var firstErr error
-	stored := false
+// checkDue checks the enrolments in cur due at now, a page at a time, and
+// commits each page's completions with cur as it then stands; with dirty
+// set, cur is committed even when nothing is due. It stops after the first
+// page in which a call failed, returning that failure once the page is
+// committed. stored tells whether any commit was stored (not a dry run).
+func (m *Moodle) checkDue(ctx context.Context, sink source.Sink, cur *wsCursor, now time.Time, dirty bool, rep *reporter, skipped map[string]int) (stored bool, err error) {
+	due := cur.due(now)
 	for start := 0; start < len(due) || (start == 0 && dirty); start += m.settings.PageSize {
-		chunk := due[start:min(start+m.settings.PageSize, len(due))]
-		outs := m.checkAll(ctx, cur.Enrolments, chunk)
-		m.resolvePersons(ctx, outs)
-		m.nameCourses(ctx, outs)
-		undated := map[int64]int{}
-		var ready []result.Completion
-		for j, i := range chunk {
-			o := outs[j]
-			t := &cur.Enrolments[i]
-			switch {
-			case o.err != nil:
-				if firstErr == nil {
-					firstErr = o.err
-				}
-			case o.gone:
-				m.log.Info("enrolment no longer in Moodle; no longer watched", "user_id", t.User, "course_id", t.Course)
-				t.User = 0
-			case o.incomplete:
-				t.Checks++
-				t.Next = now.Add(backoff(t.Checks)).Unix()
-			default:
-				comp, p := result.Completion{}, o.problem
-				if p == nil {
-					comp, p = m.settings.complete(o.facts, m.loc)
-				}
-				if o.skip != "" {
-					skipped[o.skip]++
-				}
-				if p != nil && p.Subject == "user" && m.settings.profile == "" {
-					p.Reason += " (or Moodle hides it from the token: moodle/user:viewalldetails)"
-				}
-				if p != nil {
-					rep.add(*p)
-					t.Checks++
-					t.Next = now.Add(backoff(t.Checks)).Unix()
-					continue
-				}
-				if comp.CompletedAt.IsZero() {
-					undated[t.Course]++
-				}
-				if m.beforeSince(comp) {
-					m.log.Debug("completion before since; not sent", "user_id", t.User, "course_id", t.Course)
-				} else {
-					ready = append(ready, comp)
-				}
-				cur.markDone(t.key())
-				t.User = 0
-			}
-		}
-		m.logUndated(undated, skipped)
-		next := cur
-		next.Enrolments = removeZero(cur.Enrolments)
-		cp, err := json.Marshal(next)
+		page := due[start:min(start+m.settings.PageSize, len(due))]
+		ready, callErr := m.checkPage(ctx, cur, page, now, rep, skipped)
+		ok, err := commitPage(ctx, sink, *cur, ready)
 		if err != nil {
-			return err
-		}
-		_, ok, err := commit(ctx, sink, source.Checkpoint{Cursor: cp}, func(add func(result.Completion) error) error {
-			for _, c := range ready {
-				if err := add(c); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+			return stored, err
 		}
 		stored = stored || ok
-		if firstErr != nil {
-			return firstErr
+		if callErr != nil {
+			return stored, callErr
 		}
 	}
-	if stored {
-		m.trackMu.Lock()
-		for k, ch := range changes {
-			if m.tracks[k] == ch {
-				delete(m.tracks, k)
+	return stored, nil
+}
+
+// checkPage checks the enrolments of cur at the indices in page and applies
+// what each check found to it: one gone from Moodle or complete is no
+// longer watched (a complete one is marked done), one incomplete or whose
+// completion has a problem (reported to rep) is checked again after a
+// longer wait, one whose call failed stays as it was. It returns the
+// completions to send and the first failed call.
+func (m *Moodle) checkPage(ctx context.Context, cur *wsCursor, page []int, now time.Time, rep *reporter, skipped map[string]int) ([]result.Completion, error) {
+	outs := m.checkAll(ctx, cur.Enrolments, page)
+	m.resolvePersons(ctx, outs)
+	m.nameCourses(ctx, outs)
+	undated := map[int64]int{}
+	var (
+		ready    []result.Completion
+		firstErr error
+	)
+	for j, i := range page {
+		o := outs[j]
+		t := &cur.Enrolments[i]
+		switch {
+		case o.err != nil:
+			if firstErr == nil {
+				firstErr = o.err
+			}
+		case o.gone:
+			m.log.Info("enrolment no longer in Moodle; no longer watched", "user_id", t.User, "course_id", t.Course)
+			t.User = 0
+		case o.incomplete:
+			t.checkLater(now)
+		default:
+			comp, ok := m.completionOf(o, rep, skipped)
+			if !ok {
+				t.checkLater(now)
+				continue
+			}
+			if comp.CompletedAt.IsZero() {
+				undated[t.Course]++
+			}
+			if m.beforeSince(comp) {
+				m.log.Debug("completion before since; not sent", "user_id", t.User, "course_id", t.Course)
+			} else {
+				ready = append(ready, comp)
+			}
+			cur.markDone(t.key())
+			t.User = 0
+		}
+	}
+	m.logUndated(undated, skipped)
+	return ready, firstErr
+}
+
+// checkLater makes t due again after the next, longer wait (backoff).
+func (t *tracked) checkLater(now time.Time) {
+	t.Checks++
+	t.Next = now.Add(backoff(t.Checks)).Unix()
+}
+
+// completionOf is the completion a check of a complete enrolment found. ok
+// is false when its facts make none; the problem is then added to rep. What
+// Moodle hid from the token is counted in skipped.
+func (m *Moodle) completionOf(o outcome, rep *reporter, skipped map[string]int) (comp result.Completion, ok bool) {
+	p := o.problem
+	if p == nil {
+		comp, p = m.settings.complete(o.facts, m.loc)
+	}
+	if o.skip != "" {
+		skipped[o.skip]++
+	}
+	if p != nil && p.Subject == "user" && m.settings.profile == "" {
+		p.Reason += " (or Moodle hides it from the token: moodle/user:viewalldetails)"
+	}
+	if p != nil {
+		rep.add(*p)
+		return result.Completion{}, false
+	}
+	return comp, true
+}
+
+// commitPage commits ready with cur, less the enrolments no longer watched,
+// as the checkpoint. It reports whether the commit was stored (not a dry run).
+func commitPage(ctx context.Context, sink source.Sink, cur wsCursor, ready []result.Completion) (bool, error) {
+	cur.Enrolments = removeZero(cur.Enrolments)
+	cp, err := json.Marshal(cur)
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := commit(ctx, sink, source.Checkpoint{Cursor: cp}, func(add func(result.Completion) error) error {
+		for _, c := range ready {
+			if err := add(c); err != nil {
+				return err
 			}
 		}
-		m.trackMu.Unlock()
-	}
-	return nil
+		return nil
+	})
+	return ok, err
 }
 
 // beforeSince reports whether c was completed before the since setting.

@@ -267,14 +267,14 @@ func (d *Daemon) Close() error {
 }
 
 func (d *Daemon) purgeLoop(ctx context.Context) {
-	ticker := time.NewTicker(d.purgeEvery)
+	ticker := d.clock.NewTicker(d.purgeEvery)
 	defer ticker.Stop()
 	for {
 		d.purge(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.Chan():
 		}
 	}
 }
@@ -370,20 +370,20 @@ func (d *Daemon) clockLoop(ctx context.Context) {
 	if _, ok := d.store.(skewReader); !ok {
 		return
 	}
-	ticker := time.NewTicker(clockSyncEvery)
+	ticker := d.clock.NewTicker(clockSyncEvery)
 	defer ticker.Stop()
 	var warned time.Time
 	for {
 		if own, ok := SyncClock(ctx, d.store, d.clock, d.log); ok && (own > maxClockSkew || own < -maxClockSkew) &&
-			time.Since(warned) >= time.Hour {
+			d.clock.Now().Sub(warned) >= time.Hour {
 			d.log.Warn("this machine's clock differs from the database server's: keep them in step (NTP); "+
 				"the daemon follows the server's clock, its log lines this machine's", "skew", own.Round(time.Millisecond))
-			warned = time.Now()
+			warned = d.clock.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.Chan():
 		}
 	}
 }

@@ -31,7 +31,10 @@ type batcher struct {
 }
 
 // maxLinger is how long the batcher holds an outcome no worker waits for,
-// hoping for more to share its commit.
+// hoping for more to share its commit. It bounds the store's commit
+// latency on this machine, not a time of the outbox's schedules, so it
+// runs on the wall clock whatever clock the dispatcher tells time by, as
+// request timeouts do.
 const maxLinger = 5 * time.Millisecond
 
 // finishReq is one worker's outcome waiting to be recorded.

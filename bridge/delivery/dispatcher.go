@@ -271,14 +271,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			wait = d.untilNext(ctx, n)
 		}
-		timer := time.NewTimer(wait)
+		timer := d.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
 		case <-d.wake:
 			timer.Stop()
-		case <-timer.C:
+		case <-timer.Chan():
 		}
 	}
 }
@@ -414,127 +414,6 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int) ([]out
 		return nil, fmt.Errorf("delivery: target %s: claiming due results: %w", d.target.Name, err)
 	}
 	return items, nil
-}
-
-// sendAll sends items, and the further batches more claims (more may be
-// nil), with up to concurrency workers. A feeder hands the rows to the
-// workers through a queue one batch deep and claims the next batch while
-// the workers send the current one; it stops claiming after a short batch,
-// a 403, the circuit opening, a store failure, a row handed back, or once
-// ctx ends. After a 403 or the circuit opening, once ctx ends, or when too
-// little of a row's lease is left for a whole request, the rows not yet
-// sent are released instead, their attempts and schedules untouched. When
-// the circuit is open as the step starts, items is its one probe.
-func (d *Dispatcher) sendAll(ctx context.Context, items []outbox.Item, more func() ([]outbox.Item, error)) (int, Class, error) {
-	var (
-		attempts atomic.Int64
-		paused   atomic.Bool
-		// storeDown is set when an outcome could not be recorded: the
-		// store is unreachable, so every further 200 could not be recorded
-		// either and would be sent again later. The rest of the batch waits.
-		storeDown atomic.Bool
-		// handedBack is set when a row was released: it is due again at
-		// once, and claiming it again in this step could go round in a loop.
-		handedBack atomic.Bool
-		pauseMu    sync.Once
-		mu         sync.Mutex
-		errs       []error
-		last       Class
-		// probe: the circuit is open, so this step sends its probe.
-		probe = d.circ.isOpen()
-	)
-	// tripped reports whether the circuit opened during this step.
-	tripped := func() bool { return !probe && d.circ.isOpen() }
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	// Outcomes are recorded one Finish at a time, each before the worker
-	// sends its next row. When the store can record a batch in one
-	// transaction, workers hand their outcomes to a batcher instead, so the
-	// outcomes of all workers share commits, and each worker goes on
-	// sending while up to record_ahead of its outcomes are being recorded.
-	// Either way a store failure stops a worker as soon as it learns of it.
-	record, window := d.finishNow, 0
-	if bf, ok := d.store.(outbox.BatchFinisher); ok {
-		b := startBatcher(ctx, bf, d.set.Concurrency*(d.set.RecordAhead+1), maxLinger)
-		defer b.stop()
-		record, window = b.submit, d.set.RecordAhead
-	}
-	jobs := make(chan outbox.Item, len(items))
-	go func() {
-		defer close(jobs)
-		for batch := items; ; {
-			for _, it := range batch {
-				jobs <- it
-			}
-			if more == nil || ctx.Err() != nil || paused.Load() || tripped() || storeDown.Load() || handedBack.Load() {
-				return
-			}
-			next, err := more()
-			if err != nil {
-				fail(err)
-				return
-			}
-			if len(next) < len(batch) {
-				more = nil // nothing more was due: the step ends with this batch
-			}
-			if batch = next; len(batch) == 0 {
-				return
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	for range min(d.set.Concurrency, len(items)) {
-		wg.Go(func() {
-			var waits []func() (Class, error) // outcomes being recorded, oldest first
-			settle := func(keep int) {
-				for len(waits) > keep {
-					class, err := waits[0]()
-					waits = waits[1:]
-					attempts.Add(1)
-					mu.Lock()
-					last = class
-					mu.Unlock()
-					if err != nil {
-						storeDown.Store(true)
-						fail(err)
-					}
-				}
-			}
-			for it := range jobs {
-				// A row whose lease could run out during the request, or
-				// before its outcome is recorded, is handed back rather
-				// than risk a second sender.
-				if ctx.Err() != nil || paused.Load() || tripped() || storeDown.Load() || d.clock.Now().Add(d.set.minLeaseToSend()).After(it.LeaseUntil) {
-					handedBack.Store(true)
-					if err := d.release(ctx, it); err != nil {
-						fail(err)
-					}
-					continue
-				}
-				if d.limiter != nil {
-					// claimAndSend claimed no more rows than there were tokens.
-					d.limiter.AllowN(d.clock.Now(), 1)
-				}
-				class, wait := d.deliver(ctx, it, probe, record)
-				waits = append(waits, wait)
-				settle(window)
-				if class == Forbidden {
-					paused.Store(true)
-					pauseMu.Do(func() {
-						if err := d.pauseForbidden(ctx); err != nil {
-							fail(err)
-						}
-					})
-				}
-			}
-			settle(0)
-		})
-	}
-	wg.Wait()
-	return int(attempts.Load()), last, errors.Join(errs...)
 }
 
 // replaceTargetState writes next as the target's state if the state is

@@ -74,7 +74,7 @@ func (w *Worker) Wake() {
 // Run processes due messages until ctx ends, then returns nil. Store errors
 // are logged and retried at the next interval.
 func (w *Worker) Run(ctx context.Context) error {
-	t := time.NewTicker(w.cfg.Interval)
+	t := w.clock.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	for {
 		for {
@@ -89,7 +89,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.Chan():
 		case <-w.wake:
 		}
 	}

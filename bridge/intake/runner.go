@@ -161,20 +161,23 @@ func (j *jobState) trigger() {
 	}
 }
 
+// loop polls j at start, at each time its schedule names on the runner's
+// clock, and when woken.
 func (r *Runner) loop(ctx context.Context, j *jobState) {
 	j.trigger() // poll once at start
 	for {
-		next := j.Schedule.Next(r.clock.Now())
+		now := r.clock.Now()
+		next := j.Schedule.Next(now)
 		j.mu.Lock()
 		j.status.NextRun = next
 		j.mu.Unlock()
-		timer := time.NewTimer(time.Until(next))
+		timer := r.clock.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-j.wake:
-		case <-timer.C:
+		case <-timer.Chan():
 		}
 		timer.Stop()
 		r.poll(ctx, j)
@@ -251,13 +254,13 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ticker := time.NewTicker(r.leaseTTL / 3)
+		ticker := r.clock.NewTicker(r.leaseTTL / 3)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-renewCtx.Done():
 				return
-			case <-ticker.C:
+			case <-ticker.Chan():
 				if held, err := r.leaser.AcquireLease(renewCtx, name, r.owner, r.leaseTTL, r.clock.Now()); err != nil || !held {
 					// The poll goes on: its commits are idempotent, so a
 					// lost lease costs at most duplicate reading.

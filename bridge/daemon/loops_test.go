@@ -1,0 +1,74 @@
+package daemon_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// TestPurgeRepeatsOnTheDaemonsClock: the retention purge runs at start and
+// then every purge interval of the daemon's clock, so on a fake clock the
+// history that expires after the start is purged once the fake time
+// reaches the next purge, not by the wall clock.
+func TestPurgeRepeatsOnTheDaemonsClock(t *testing.T) {
+	cfg := loadConfig(t, `storage:
+  retention: 720h
+targets:
+  cv:
+    url: http://127.0.0.1:1/r
+    secret_file: secret
+`)
+	clk := clock.NewFake(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	store, err := daemon.OpenStore(ctx, cfg, clk)
+	require.NoError(t, err)
+	deliver := func(person string) {
+		require.NoError(t, store.InTx(ctx, func(tx outbox.Tx) error {
+			_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", Connection: "c", ElearningCode: "E", PersonID: person, Body: []byte("<x/>" + person)}, outbox.EnqueuePolicy{})
+			return err
+		}))
+		items, err := store.Claim(ctx, "cv", "test", 10, clk.Now(), time.Minute)
+		require.NoError(t, err)
+		require.Len(t, items, 1)
+		require.NoError(t, store.Finish(ctx, outbox.Finish{ID: items[0].ID, Owner: "test", State: outbox.StateDelivered,
+			Attempt: outbox.Attempt{At: clk.Now(), Status: 200, Class: "delivered"}}))
+	}
+	deliver("older")
+	clk.Advance(48 * time.Hour)
+	deliver("old")
+	clk.Advance(29 * 24 * time.Hour) // "older" is past the retention, "old" a day short of it
+	require.NoError(t, store.Close())
+
+	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Source, error) {
+		t.Fatal("no connections are configured")
+		return nil, nil
+	}, daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk, PurgeEvery: time.Hour})
+	require.NoError(t, err)
+	defer d.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	delivered := func() int {
+		c, err := d.Store().Counts(ctx, "cv")
+		require.NoError(t, err)
+		return c[outbox.StateDelivered]
+	}
+	require.Eventually(t, func() bool { return delivered() == 1 }, 10*time.Second, 10*time.Millisecond, "the purge at start")
+
+	clk.Advance(25 * time.Hour) // "old" expires; the next purges fall due
+	require.Eventually(t, func() bool { return delivered() == 0 }, 10*time.Second, 10*time.Millisecond, "a purge on the fake clock")
+}

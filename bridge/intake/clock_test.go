@@ -1,0 +1,146 @@
+package intake_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
+)
+
+// tallySource counts its polls and signals each one.
+type tallySource struct {
+	polls  atomic.Int32
+	polled chan struct{}
+}
+
+func newTallySource() *tallySource { return &tallySource{polled: make(chan struct{}, 1)} }
+
+func (s *tallySource) Poll(context.Context, source.Sink) error {
+	s.polls.Add(1)
+	select {
+	case s.polled <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// TestRunnerOnStoppedFakeClockPollsOnce: on a fake clock nobody advances,
+// an every-minute schedule allows the poll at start and no other, however
+// long the runner runs in real time. The runner once waited for the fake
+// time's next tick by the wall clock, so a fake clock standing in the past
+// made it poll without pause (tens of thousands of polls in 200 ms).
+func TestRunnerOnStoppedFakeClockPollsOnce(t *testing.T) {
+	t.Parallel()
+	everyMinute, err := cron.ParseStandard("* * * * *")
+	require.NoError(t, err)
+	src := newTallySource()
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: everyMinute}},
+		intake.RunnerOptions{Logger: quiet, Clock: clock.NewFake(time.Date(2024, 3, 1, 10, 0, 30, 0, time.UTC))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	<-src.polled // the poll at start
+	// However fast or slow the machine, no fake time passes in this window,
+	// so the schedule allows no second poll.
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	assert.Equal(t, int32(1), src.polls.Load(), "polls while the fake clock stood still")
+	assert.Equal(t, 1, r.Statuses()[0].Polls)
+}
+
+// TestRunnerPollsWhenFakeTimeReachesTheSchedule: the runner waits for its
+// schedule on its own clock, so advancing a fake clock to the next minute
+// gives exactly one more poll and advancing it short of that gives none.
+// synctest.Wait returns once every goroutine waits, so no real time is
+// waited for.
+func TestRunnerPollsWhenFakeTimeReachesTheSchedule(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		everyMinute, err := cron.ParseStandard("* * * * *")
+		require.NoError(t, err)
+		src := newTallySource()
+		clk := clock.NewFake(time.Date(2024, 3, 1, 10, 0, 30, 0, time.UTC))
+		r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: everyMinute}},
+			intake.RunnerOptions{Logger: quiet, Clock: clk})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+
+		synctest.Wait()
+		assert.Equal(t, int32(1), src.polls.Load(), "the poll at start")
+		assert.Equal(t, time.Date(2024, 3, 1, 10, 1, 0, 0, time.UTC), r.Statuses()[0].NextRun)
+
+		clk.Advance(29 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, int32(1), src.polls.Load(), "a second before the next minute")
+
+		clk.Advance(time.Second)
+		synctest.Wait()
+		assert.Equal(t, int32(2), src.polls.Load(), "at the next minute")
+		assert.Equal(t, time.Date(2024, 3, 1, 10, 2, 0, 0, time.UTC), r.Statuses()[0].NextRun)
+
+		clk.Advance(10 * time.Minute) // a jump past several ticks polls once, then waits for the next
+		synctest.Wait()
+		assert.Equal(t, int32(3), src.polls.Load())
+		assert.Equal(t, time.Date(2024, 3, 1, 10, 12, 0, 0, time.UTC), r.Statuses()[0].NextRun)
+	})
+}
+
+// renewals records the time of each AcquireLease a Leaser is asked.
+type renewals struct {
+	outbox.Leaser
+	at chan time.Time
+}
+
+func (r *renewals) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
+	held, err := r.Leaser.AcquireLease(ctx, name, owner, ttl, now)
+	r.at <- now
+	return held, err
+}
+
+// TestRunnerRenewsThePollLeaseOnItsClock: a long poll's lease is renewed
+// every third of its TTL of the runner's clock, so a fake clock's lease
+// does not run out while the poll runs, and is not renewed by the wall clock.
+func TestRunnerRenewsThePollLeaseOnItsClock(t *testing.T) {
+	t.Parallel()
+	leaser, ok := openStore(t).(outbox.Leaser)
+	require.True(t, ok, "the SQLite store hands out leases")
+	rec := &renewals{Leaser: leaser, at: make(chan time.Time, 10)}
+	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	src := &blockingSource{release: make(chan struct{})}
+	yearly, err := cron.ParseStandard("@yearly")
+	require.NoError(t, err)
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}},
+		intake.RunnerOptions{Logger: quiet, Clock: clk, Leaser: rec, Owner: "daemon-a", LeaseTTL: 30 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { close(src.release); cancel(); <-done }()
+
+	assert.Equal(t, t0, <-rec.at, "the lease taken for the poll at start")
+	waitUntil(t, func() bool { return src.polls.Load() == 1 && clk.Timers() == 1 }) // polling, the renewal ticker armed
+	select {
+	case at := <-rec.at:
+		t.Fatalf("renewed at %v while the fake clock stood still", at)
+	default:
+	}
+	clk.Advance(10 * time.Second)
+	assert.Equal(t, t0.Add(10*time.Second), <-rec.at, "renewed a third of the TTL on")
+
+	held, err := leaser.AcquireLease(ctx, "poll:lms", "daemon-b", 30*time.Second, t0.Add(35*time.Second))
+	require.NoError(t, err)
+	assert.False(t, held, "the renewed lease runs to 40 s, past the first one's 30 s")
+}
