@@ -14,16 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
-	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/source"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // enrollingFolder builds a csvdrop source with enrol_export block in dir,
 // reading the time from clk.
 func enrollingFolder(t *testing.T, dir, block string, clk clock.Clock) *EnrollingFolder {
 	t.Helper()
-	f, err := newFolder(connection(t, dir, minimalSettings+block), clk)
-	require.NoError(t, err)
+	f := newTestFolder(t, connection(t, dir, minimalSettings+block), clk)
 	src, err := f.withEnroller(dir)
 	require.NoError(t, err)
 	ef, ok := src.(*EnrollingFolder)
@@ -172,12 +171,12 @@ func TestEnrolExportRefusals(t *testing.T) {
 
 func TestEnrolExportOnlyWhenConfigured(t *testing.T) {
 	t.Parallel()
-	src, err := New(connection(t, t.TempDir(), minimalSettings))
+	src, err := build(connection(t, t.TempDir(), minimalSettings))
 	require.NoError(t, err)
 	_, ok := src.(source.Enroller)
 	assert.False(t, ok, "a plain drop folder takes no enrolments")
 
-	src, err = New(connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n"))
+	src, err = build(connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n"))
 	require.NoError(t, err)
 	_, ok = src.(source.Enroller)
 	assert.True(t, ok)
@@ -203,13 +202,13 @@ func TestEnrolExportSettingsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(connection(t, "/srv/lms", minimalSettings+tt.block))
-			var cerr *config.Error
+			_, err := build(connection(t, "/srv/lms", minimalSettings+tt.block))
+			var cerr *strictyaml.Error
 			require.ErrorAs(t, err, &cerr)
 			assert.Contains(t, err.Error(), lmsFile+tt.want)
 		})
 	}
-	_, err := New(connection(t, "/srv/lms", minimalSettings+"  enrol_export:\n    file: drop/enrolments.txt\n"))
+	_, err := build(connection(t, "/srv/lms", minimalSettings+"  enrol_export:\n    file: drop/enrolments.txt\n"))
 	assert.NoError(t, err, "a file in the drop folder that the pattern does not match is fine")
 }
 

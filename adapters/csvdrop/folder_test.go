@@ -147,8 +147,7 @@ func newEnv(t *testing.T, settings string) *env {
 	logs := &bytes.Buffer{}
 	c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	clk := clock.NewFake(time.Now().Add(time.Hour))
-	f, err := newFolder(c, clk)
-	require.NoError(t, err)
+	f := newTestFolder(t, c, clk)
 	return &env{t: t, base: base, drop: drop, f: f, clk: clk, sink: newMemSink(), logs: logs}
 }
 

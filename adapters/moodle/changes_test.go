@@ -20,7 +20,7 @@ import (
 // newDBSourceAt is newDBSource with the given clock.
 func newDBSourceAt(t testing.TB, driver, dir, extra string, clk clock.Clock) *Moodle {
 	t.Helper()
-	m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

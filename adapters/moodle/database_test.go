@@ -75,7 +75,7 @@ func moodleDB(t *testing.T, driver string, dsn string) (*sqlx.DB, string) {
 
 func newDBSource(t *testing.T, driver, dir, extra string, logs *bytes.Buffer) *Moodle {
 	t.Helper()
-	m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, logs), clock.System{}, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, logs), clock.System{}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

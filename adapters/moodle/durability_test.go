@@ -86,7 +86,7 @@ func TestEnrolAsksForAPoll(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte("full\n"), 0o600))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.dsn"), []byte("postgres://ro@127.0.0.1/moodle\n"), 0o600))
-		m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n  url: "+site.URL+"\n  token_file: moodle.token\n", nil), clock.System{}, nil)
+		m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n  url: "+site.URL+"\n  token_file: moodle.token\n", nil), clock.System{}, nil)
 		require.NoError(t, err)
 		woken := watch(t, m)
 		require.NoError(t, m.Enrol(ctx, anna))

@@ -15,15 +15,39 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/moodle/ws"
+	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 const lmsFile = "/etc/cvbridge/lms/academy.yaml"
 
+// testConn is a connection with the settings node of its LMS file.
+type testConn struct {
+	adapters.Connection
+	node *yaml.Node
+}
+
+// build builds c's source through the registry, as the core does.
+func build(c testConn) (source.Source, error) {
+	b, err := adapters.Build("moodle", c.Connection, c.node)
+	return b.Source, err
+}
+
+// newTestMoodle decodes c's settings as the registry does and builds a
+// source with an injected clock and HTTP client (nil for defaults).
+func newTestMoodle(c testConn, clk clock.Clock, o *ws.Options) (*Moodle, error) {
+	s, err := adapters.Decode("moodle", c.Connection, c.node)
+	if err != nil {
+		return nil, err
+	}
+	return newMoodle(c.Connection, *s.(*Settings), clk, o)
+}
+
 // connection builds a Connection from the settings part of an LMS file; the
 // settings start on line 3 of that file.
-func connection(t testing.TB, baseDir, settings string, logs *bytes.Buffer) adapters.Connection {
+func connection(t testing.TB, baseDir, settings string, logs *bytes.Buffer) testConn {
 	t.Helper()
 	var doc yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte("name: academy\nkind: moodle\nsettings:\n"+settings), &doc))
@@ -37,10 +61,10 @@ func connection(t testing.TB, baseDir, settings string, logs *bytes.Buffer) adap
 	if logs == nil {
 		logs = &bytes.Buffer{}
 	}
-	return adapters.Connection{
-		Name: "academy", File: lmsFile, BaseDir: baseDir, Settings: node,
+	return testConn{adapters.Connection{
+		Name: "academy", File: lmsFile, BaseDir: baseDir,
 		Location: amsterdam(t), Logger: slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil)),
-	}
+	}, node}
 }
 
 func amsterdam(t testing.TB) *time.Location {

@@ -56,7 +56,7 @@ func recordedSource(t *testing.T, url, token string, logs *bytes.Buffer) *Moodle
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte(token+"\n"), 0o600))
-	m, err := newMoodle(connection(t, dir, "  mode: webservice\n  url: "+url+"\n  token_file: moodle.token\n"+recordedSettings, logs),
+	m, err := newTestMoodle(connection(t, dir, "  mode: webservice\n  url: "+url+"\n  token_file: moodle.token\n"+recordedSettings, logs),
 		clock.NewFake(recordedNow), nil)
 	require.NoError(t, err)
 	return m

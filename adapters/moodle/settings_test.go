@@ -11,18 +11,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/adapters"
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 func TestRegisteredAndDefaults(t *testing.T) {
 	t.Parallel()
-	factory, ok := adapters.Lookup("moodle")
-	require.True(t, ok)
+	require.True(t, adapters.Known("moodle"))
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.dsn"), []byte("postgres://ro@127.0.0.1/moodle\n"), 0o600))
-	src, err := factory(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n", nil))
+	c := connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n", nil)
+	b, err := adapters.Build("moodle", c.Connection, c.node)
 	require.NoError(t, err)
-	m := src.(*Moodle)
+	assert.False(t, b.Caps.Enrol, "no enrolment without url and token")
+	assert.Nil(t, b.Enroller())
+	m := b.Source.(*Moodle)
 	assert.Equal(t, "mdl_", m.settings.Prefix)
 	assert.Equal(t, 500, m.settings.PageSize)
 	assert.Equal(t, "idnumber", m.settings.PersonField)
@@ -53,9 +55,9 @@ func TestSettingsErrorsNameKeyAndLine(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(connection(t, t.TempDir(), tc.settings, nil))
+			_, err := build(connection(t, t.TempDir(), tc.settings, nil))
 			require.Error(t, err)
-			var ce *config.Error
+			var ce *strictyaml.Error
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tc.key, ce.Key)
 			assert.Equal(t, lmsFile, ce.File)
@@ -76,7 +78,7 @@ func TestSinceDateIsMidnightInTheProvidersZone(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.since, func(t *testing.T) {
 			t.Parallel()
-			m, err := New(connection(t, t.TempDir(), "  mode: database\n  driver: postgres\n  dsn_env: PATH\n  since: \""+tc.since+"\"\n", nil))
+			m, err := build(connection(t, t.TempDir(), "  mode: database\n  driver: postgres\n  dsn_env: PATH\n  since: \""+tc.since+"\"\n", nil))
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, m.(*Moodle).settings.since.UTC().Format(time.RFC3339))
 		})
@@ -85,10 +87,10 @@ func TestSinceDateIsMidnightInTheProvidersZone(t *testing.T) {
 
 func TestSecretsFromFileOrEnvironment(t *testing.T) {
 	t.Parallel()
-	_, err := New(connection(t, t.TempDir(), "  mode: database\n  driver: mysql\n  dsn_file: missing.dsn\n", nil))
+	_, err := build(connection(t, t.TempDir(), "  mode: database\n  driver: mysql\n  dsn_file: missing.dsn\n", nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "dsn_file")
-	_, err = New(connection(t, t.TempDir(), "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_UNSET_TOKEN_VAR\n", nil))
+	_, err = build(connection(t, t.TempDir(), "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_UNSET_TOKEN_VAR\n", nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "CVBRIDGE_UNSET_TOKEN_VAR is not set")
 }

@@ -23,7 +23,7 @@ func wsSource(t *testing.T, site *moodletest.Server, token, extra string, clk cl
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte(token+"\n"), 0o600))
-	m, err := newMoodle(connection(t, dir, "  mode: webservice\n  url: "+site.URL+"\n  token_file: moodle.token\n"+extra, logs), clk, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: webservice\n  url: "+site.URL+"\n  token_file: moodle.token\n"+extra, logs), clk, nil)
 	require.NoError(t, err)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
 // amsterdam is the provider's zone in these tests: 23:30 there in June is
@@ -25,7 +26,7 @@ var amsterdam = func() *time.Location {
 }()
 
 // bundledSchema is parsed once for all tests that render.
-var bundledSchema = sync.OnceValues(result.BundledSchema)
+var bundledSchema = sync.OnceValues(xsdschema.Bundled)
 
 // render renders c as Coachview receives it from a provider in loc whose
 // results are rounded with mode.

@@ -124,10 +124,13 @@ func newTestSourceIn(t *testing.T, driver, dsn, settings string, loc *time.Locat
 	var node yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte("driver: "+driver+"\ndsn_file: dsn\n"+settings), &node))
 	logs := &bytes.Buffer{}
-	src, err := newSource(adapters.Connection{
-		Name: "test", File: filepath.Join(dir, "lms.yaml"), BaseDir: dir, Settings: &node,
+	c := adapters.Connection{
+		Name: "test", File: filepath.Join(dir, "lms.yaml"), BaseDir: dir,
 		Location: loc, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, clock.NewFake(time.Unix(base+86400, 0)))
+	}
+	s, err := adapters.Decode("scorm", c, &node)
+	require.NoError(t, err)
+	src, err := newSource(c, s.(*Settings), clock.NewFake(time.Unix(base+86400, 0)))
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	if src.cfg.enrol != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/sign"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // Config is the whole, validated configuration.
@@ -203,7 +204,7 @@ func (c *Connection) inSettings(e *Error) *Error {
 		return e
 	}
 	moved := *e
-	moved.Key = join("settings", e.Key)
+	moved.Key = strictyaml.Join("settings", e.Key)
 	return &moved
 }
 
@@ -248,7 +249,7 @@ func Inspect(path string) (*Config, error) {
 	var errs Errors
 	errs.Add(DecodeStrict(path, root, &cfg))
 	errs.Add(cfg.resolve(root))
-	return &cfg, errs.Sorted().err()
+	return &cfg, errs.Sorted().Err()
 }
 
 // Dir is the directory relative paths are resolved against.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/xsd"
 )
 
@@ -124,7 +125,7 @@ func TestSchemaValidateConcurrent(t *testing.T) {
 
 func TestSchemaClose(t *testing.T) {
 	t.Parallel()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	schema.Close()
 	schema.Close()
@@ -138,7 +139,7 @@ func TestSchemaClose(t *testing.T) {
 
 func TestSchemaCloseWhileValidating(t *testing.T) {
 	t.Parallel()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	doc := readGolden(t, "seed1.xml")
 
@@ -178,7 +179,7 @@ func TestLoadSchema(t *testing.T) {
 
 	t.Run("the bundled file from disk", func(t *testing.T) {
 		t.Parallel()
-		schema, err := result.LoadSchema(filepath.Join("..", "..", "xsd", "coachview-resultaat.xsd"))
+		schema, err := xsdschema.Load(filepath.Join("..", "..", "xsd", "coachview-resultaat.xsd"))
 		require.NoError(t, err)
 		t.Cleanup(schema.Close)
 		assert.NoError(t, schema.Validate(readGolden(t, "seed1.xml")))
@@ -186,14 +187,14 @@ func TestLoadSchema(t *testing.T) {
 	t.Run("missing file", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "coachview.xsd")
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.ErrorIs(t, err, fs.ErrNotExist)
 		assert.EqualError(t, err, "result: read XSD file: open "+path+": no such file or directory")
 	})
 	t.Run("empty file", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, "empty.xsd", "\n")
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		assert.EqualError(t, err, "result: XSD file "+path+" is empty")
 	})
 	t.Run("file that is not well-formed", func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestLoadSchema(t *testing.T) {
   <xs:element name="CoachviewResultaat"
 </xs:schema>
 `)
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.Error(t, err)
 		assert.Equal(t, "result: XSD file "+path+": Failed to parse the XML resource '"+path+
 			"'. (XML syntax error on line 4: expected attribute name in element)", err.Error())
@@ -215,7 +216,7 @@ func TestLoadSchema(t *testing.T) {
   <xs:element name="CoachviewResultaat" type="xs:nosuchtype"/>
 </xs:schema>
 `)
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.Error(t, err)
 		assert.Equal(t, "result: XSD file "+path+": element decl. 'CoachviewResultaat', attribute 'type': "+
 			"The QName value '{http://www.w3.org/2001/XMLSchema}nosuchtype' does not resolve to a(n) type definition.", err.Error())
@@ -231,7 +232,7 @@ func TestStricterOperatorSchema(t *testing.T) {
 			`<xs:pattern value="[0-9]{1,3}%"/></xs:restriction></xs:simpleType></xs:attribute>`, 1)
 	require.NotEqual(t, string(xsd.Resultaat), strict, "the bundled XSD no longer has the Resultaat declaration this test edits")
 	path := writeFile(t, "coachview-official.xsd", strict)
-	strictSchema, err := result.LoadSchema(path)
+	strictSchema, err := xsdschema.Load(path)
 	require.NoError(t, err)
 	t.Cleanup(strictSchema.Close)
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/simulator"
 )
@@ -42,11 +42,11 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	var schema *result.Schema
+	var schema *xsdschema.Schema
 	if *xsdFile != "" {
-		schema, err = result.LoadSchema(*xsdFile)
+		schema, err = xsdschema.Load(*xsdFile)
 	} else {
-		schema, err = result.BundledSchema()
+		schema, err = xsdschema.Bundled()
 	}
 	if err != nil {
 		return err
