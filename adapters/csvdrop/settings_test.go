@@ -3,6 +3,7 @@ package csvdrop
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,4 +276,26 @@ func TestNewSettingsErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key, not only the first.
+func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
+	_, err := build(connection(t, "/srv/lms", `  folder: drop
+  pattern: "in/*.csv"
+  thousands_separator: ";"
+  columns:
+    person: P
+    passed: G
+    elearningcode: C
+    attendance_date: D
+`))
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	assert.Equal(t, []string{
+		lmsFile + `:5: pattern: must be a glob on the file name such as *.csv, got "in/*.csv"`,
+		lmsFile + `:6: thousands_separator: must be ".", "," or empty (none), got ";"`,
+		lmsFile + `:11: columns.attendance_date: needs columns.attendance: attendance date and remark belong to an attendance registration`,
+	}, strings.Split(err.Error(), "\n"))
 }

@@ -4,6 +4,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,26 @@ func TestParseNumberNeverUsesFloat(t *testing.T) {
 	assert.Equal(t, "1/20000", r.String())
 	_, err = parseNumber("NaN")
 	assert.Error(t, err)
+}
+
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key; the checks that need the
+// refused url (check_username) are skipped, not run on a bad value.
+func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
+	_, err := build(connection(t, t.TempDir(), `  mode: webservice
+  url: "ftp://learn.example.nl"
+  token_env: CVBRIDGE_UNSET_TOKEN_VAR
+  concurrency: 9
+  check_username: teacher
+  passed: threshold
+  threshold: "200"
+`, nil))
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3, err.Error())
+	assert.Contains(t, lines[0], lmsFile+":5: url: ")
+	assert.Contains(t, lines[1], lmsFile+":7: concurrency: must be 1 to 4")
+	assert.Contains(t, lines[2], lmsFile+":10: threshold: must be a percentage")
 }

@@ -3,6 +3,7 @@ package scorm
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 func TestSettings(t *testing.T) {
@@ -192,4 +194,23 @@ func TestUnixOf(t *testing.T) {
 			assert.Equal(t, time.Unix(tc.want, 0).UTC(), time.Unix(got, 0).UTC())
 		})
 	}
+}
+
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key; the threshold, on the
+// refused scale_max's scale, is not checked against it.
+func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var node yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("driver: oracle\ndsn_file: dsn\nprefix: \"mdl; drop\"\npassed: threshold\nscale_max: \"-1\"\nthreshold: \"50\"\n"), &node))
+	file := filepath.Join(dir, "lms.yaml")
+	_, err := buildSettings(t, file, dir, &node)
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3, err.Error())
+	assert.Contains(t, lines[0], file+":1: driver: must be postgres or mysql")
+	assert.Contains(t, lines[1], file+":3: prefix: must be Moodle's table prefix")
+	assert.Contains(t, lines[2], file+":5: scale_max: must be a positive number")
 }
