@@ -23,6 +23,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/result"
@@ -423,8 +424,9 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 // secretError is a problem reading a secret, with the key to blame.
 type secretError struct{ key, msg string }
 
-// readSecret loads a secret from a file (a trailing newline is ignored) or
-// an environment variable; exactly one of the two must be set.
+// readSecret loads a secret from a file or an environment variable, by the
+// kit's one trimming rule (kit.TrimSecret: one trailing line ending
+// removed); exactly one of the two must be set.
 func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *secretError) {
 	var secret []byte
 	switch {
@@ -435,13 +437,13 @@ func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *s
 		if err != nil {
 			return nil, &secretError{fileKey, fmt.Sprintf("cannot read %s: %v", what, err)}
 		}
-		secret = []byte(strings.TrimRight(string(b), "\r\n"))
+		secret = []byte(kit.TrimSecret(string(b)))
 	case env != "":
 		v, ok := os.LookupEnv(env)
 		if !ok {
 			return nil, &secretError{envKey, fmt.Sprintf("environment variable %s is not set", env)}
 		}
-		secret = []byte(v)
+		secret = []byte(kit.TrimSecret(v))
 	default:
 		return nil, &secretError{fileKey, fmt.Sprintf("%s is required: set %s (a file holding it) or %s", what, fileKey, envKey)}
 	}

@@ -9,9 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/simulator"
@@ -53,7 +53,7 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer schema.Close()
 	opts := simulator.Options{
-		Secret:    []byte(strings.TrimRight(string(b), "\r\n")),
+		Secret:    []byte(kit.TrimSecret(string(b))),
 		Algorithm: alg,
 		Validate:  schema.Validate,
 		// One human-readable line per request on out; the structured log
