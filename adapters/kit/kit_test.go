@@ -81,8 +81,6 @@ func TestProblems(t *testing.T) {
 	assert.NoError(t, p.Err())
 	p.Addf("folder", "required")
 	p.Addf("columns.person", "got %q", "x")
-	assert.True(t, p.Has("columns.person"))
-	assert.False(t, p.Has("pattern"))
 	assert.EqualError(t, p.Err(), "folder: required\ncolumns.person: got \"x\"")
 	var one *kit.Problem
 	require.ErrorAs(t, kit.At("dsn_file", os.ErrNotExist), &one)

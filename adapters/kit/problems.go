@@ -29,16 +29,6 @@ func (p *Problems) Addf(key, format string, args ...any) {
 	*p = append(*p, &Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Has reports whether a mistake was recorded at key.
-func (p Problems) Has(key string) bool {
-	for _, x := range p {
-		if x.Key == key {
-			return true
-		}
-	}
-	return false
-}
-
 // Err returns p as an error, nil when it holds no mistake.
 func (p Problems) Err() error {
 	if len(p) == 0 {

@@ -147,3 +147,29 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 	assert.Contains(t, lines[1], lmsFile+":7: concurrency: must be 1 to 4")
 	assert.Contains(t, lines[2], lmsFile+":10: threshold: must be a percentage")
 }
+
+// TestEnrolDeclaredOnlyWithToken: a Moodle connection declares it can
+// enrol only with url and token, so enrol_codes on one without them is
+// refused at start rather than failing every enrolment message.
+func TestEnrolDeclaredOnlyWithToken(t *testing.T) {
+	t.Setenv("CVBRIDGE_TEST_MOODLE_TOKEN", "0123456789abcdef\n")
+	t.Setenv("CVBRIDGE_TEST_MOODLE_DSN", "postgres://ro@127.0.0.1/moodle")
+	for _, tc := range []struct {
+		name, settings string
+		enrol          bool
+	}{
+		{"database mode", "  mode: database\n  driver: postgres\n  dsn_env: CVBRIDGE_TEST_MOODLE_DSN\n", false},
+		{"database mode with a token", "  mode: database\n  driver: postgres\n  dsn_env: CVBRIDGE_TEST_MOODLE_DSN\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_TEST_MOODLE_TOKEN\n", true},
+		{"webservice mode", "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_TEST_MOODLE_TOKEN\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connection(t, t.TempDir(), tc.settings, nil)
+			b, err := adapters.Build("moodle", c.Connection, c.node)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = b.Source.(*Moodle).Close() })
+			assert.Equal(t, tc.enrol, b.Caps.Enrol)
+			assert.Equal(t, tc.enrol, b.Enroller() != nil)
+			assert.True(t, b.Caps.Watch && b.Caps.Check && b.Caps.DryRun)
+		})
+	}
+}

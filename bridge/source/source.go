@@ -103,15 +103,6 @@ func (b Built) Checker() Checker {
 	return c
 }
 
-// Watcher returns the source's watcher, or nil without one.
-func (b Built) Watcher() Watcher {
-	if !b.Caps.Watch {
-		return nil
-	}
-	w, _ := b.Source.(Watcher)
-	return w
-}
-
 // Sink is the core's side of a poll.
 type Sink interface {
 	// Cursor returns the cursor stored by the last commit, or nil.
