@@ -3,8 +3,6 @@ package adapters_test
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -21,11 +19,14 @@ var coreForAdapters = []string{
 	module + "bridge/clock",
 }
 
-// goCmd runs the go command of the toolchain running the test, in this
-// folder, with extra environment.
+// goCmd runs the go command, in this folder, with extra environment.
 func goCmd(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to check the adapters' dependencies: %v", err)
+	}
+	cmd := exec.Command(gobin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -109,7 +109,7 @@ func (s *Source) read(skip int) ([]result.Completion, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read: closing cannot lose data
 	var out []result.Completion
 	n := 0
 	scan := bufio.NewScanner(f)
