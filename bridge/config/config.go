@@ -2,10 +2,12 @@
 // storage, targets, time zone, logging, result options) and one YAML file per
 // LMS connection in a directory (lms.d/ by default).
 //
-// Decoding is strict: an unknown key or a value of the wrong type fails with
-// file, line and key. Secrets are never written in the files themselves, only
-// referenced by file path or environment variable. Adapter-specific settings
-// are left as a YAML node for the adapter's factory to decode.
+// Decoding is strict (bridge/strictyaml): an unknown key or a value of the
+// wrong type fails with file, line and key. Secrets are never written in the
+// files themselves, only referenced by file path or environment variable.
+// Adapter-specific settings are left as a YAML node, which the adapter
+// registry (adapters.Build) decodes into the settings type the adapter
+// declared.
 package config
 
 import (
@@ -256,12 +258,13 @@ func Inspect(path string) (*Config, error) {
 // Dir is the directory relative paths are resolved against.
 func (c *Config) Dir() string { return filepath.Dir(c.File) }
 
-// Abs resolves p against the configuration's directory.
+// Abs resolves p against the configuration's directory, by the rule the
+// adapters' paths follow (kit.Resolve); "" stays "".
 func (c *Config) Abs(p string) string {
-	if p == "" || filepath.IsAbs(p) {
+	if p == "" {
 		return p
 	}
-	return filepath.Join(c.Dir(), p)
+	return kit.Resolve(c.Dir(), p)
 }
 
 // ResultOptions returns the rendering options for a connection.

@@ -7,8 +7,13 @@
 // learners implement Enroller; what the bridge enrolled is kept in an
 // enrolment list the Sink may offer (EnrolmentLister).
 //
-// Adapters live under adapters/ and register a factory there; this package
-// holds only the runtime interfaces and must not import any adapter.
+// What a source can do beyond Poll is declared by its adapter for the
+// settings it was built from (Capabilities) and checked at start; Built
+// carries a source with its declaration.
+//
+// Adapters live under adapters/ and register their settings type and
+// builder there; this package holds only the runtime contract, needs no
+// cgo, and must not import any adapter.
 package source
 
 import (
