@@ -21,6 +21,7 @@ package adapters
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -154,6 +155,9 @@ func Build(name string, c Connection, settings *yaml.Node) (source.Built, error)
 	}
 	caps := s.Capabilities()
 	if err := caps.Verify(src); err != nil {
+		if c, ok := src.(io.Closer); ok {
+			_ = c.Close() // a programming error is reported; the handle is of no use
+		}
 		return source.Built{}, fmt.Errorf("adapter %s: %w", name, err)
 	}
 	return source.Built{Source: src, Caps: caps}, nil
