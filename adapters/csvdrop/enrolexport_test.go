@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/adapters"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/source"
 	"github.com/cvbridge/cvbridge/bridge/strictyaml"
@@ -171,13 +172,19 @@ func TestEnrolExportRefusals(t *testing.T) {
 
 func TestEnrolExportOnlyWhenConfigured(t *testing.T) {
 	t.Parallel()
-	src, err := build(connection(t, t.TempDir(), minimalSettings))
+	c := connection(t, t.TempDir(), minimalSettings)
+	b, err := adapters.Build("csvdrop", c.Connection, c.node)
 	require.NoError(t, err)
+	assert.False(t, b.Caps.Enrol, "a plain drop folder declares no enrolment")
+	src := b.Source
 	_, ok := src.(source.Enroller)
 	assert.False(t, ok, "a plain drop folder takes no enrolments")
 
-	src, err = build(connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n"))
+	c = connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n")
+	b, err = adapters.Build("csvdrop", c.Connection, c.node)
 	require.NoError(t, err)
+	assert.True(t, b.Caps.Enrol, "enrol_export declares enrolment")
+	src = b.Source
 	_, ok = src.(source.Enroller)
 	assert.True(t, ok)
 	_, ok = src.(source.Watcher)
