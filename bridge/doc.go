@@ -4,16 +4,25 @@
 // Its sub-packages each own one noun of the domain:
 //
 //   - result: a completion as an adapter yields it, and the CoachviewResultaat
-//     message rendered and checked from it;
+//     message rendered and checked from it (no cgo); result/xsdschema: the
+//     XSD validation, with libxml2 (cgo);
+//   - source: the contract adapters implement, with their declared
+//     capabilities and the one person key;
+//   - strictyaml: strict YAML decoding that names file, line and key, for
+//     config and for the adapters' settings (the registry decodes them);
 //   - sign: the X-WebHook-Signature HMAC;
 //   - outbox: the persistent store of results, attempts, cursors and target state;
 //   - delivery: the per-target dispatcher that posts results and handles Coachview's answers;
-//   - source: the contract adapters implement;
 //   - intake: runs sources on their schedules and commits what they yield to the outbox;
+//   - inbound: enrolments from Coachview (enrolment link, OAuth, webhooks);
 //   - config: cvbridge.yaml and the per-connection LMS files;
+//   - daemon: wires the store, dispatchers, jobs, metrics and dashboard;
+//   - admin, metrics: the dashboard, health endpoints and Prometheus metrics;
 //   - simulator: a local stand-in for Coachview's results endpoint;
-//   - clock: injectable time.
+//   - clock: injectable time; testdb: a fresh test database per test.
 //
 // Dependencies point inward: adapters and cmd import bridge; bridge never
-// imports an adapter.
+// imports an adapter (it reads secrets with the adapters' kit, which
+// imports nothing of the core but the contract). An adapter depends on
+// source, result, strictyaml (through the registry) and clock only.
 package bridge

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
@@ -109,46 +110,44 @@ func (e EnrolExport) withDefaults() EnrolExport {
 	return e
 }
 
-// validate checks the enrol_export block; bad builds an error naming the key.
+// validate checks the enrol_export block and records every mistake in p.
 // folder and pattern are the drop folder's, which the outgoing file must
-// stay out of.
-func (e EnrolExport) validate(baseDir, folder, pattern string, bad func(key, format string, args ...any) error) error {
+// stay out of ("" when they were refused: that check is then skipped).
+func (e EnrolExport) validate(baseDir, folder, pattern string, p *kit.Problems) {
 	if strings.TrimSpace(e.File) == "" {
-		return bad("enrol_export.file", "required: the CSV file enrolments are appended to")
-	}
-	file := resolve(baseDir, e.File)
-	if filepath.Dir(file) == folder {
+		p.Addf("enrol_export.file", "required: the CSV file enrolments are appended to")
+	} else if file := kit.Resolve(baseDir, e.File); folder != "" && filepath.Dir(file) == folder {
 		if ok, _ := filepath.Match(strings.ToLower(pattern), strings.ToLower(filepath.Base(file))); ok {
-			return bad("enrol_export.file", "%s is in the drop folder and matches pattern %q: the bridge would read its own enrolments as results", file, pattern)
+			p.Addf("enrol_export.file", "%s is in the drop folder and matches pattern %q: the bridge would read its own enrolments as results", file, pattern)
 		}
 	}
 	switch e.Format {
 	case FormatMoodleUpload:
 		if len(e.Columns) > 0 {
-			return bad("enrol_export.columns", "only for format custom: moodle_upload has fixed columns")
+			p.Addf("enrol_export.columns", "only for format custom: moodle_upload has fixed columns")
 		}
 	case FormatCustom:
 		if len(e.Columns) == 0 {
-			return bad("enrol_export.columns", "required for format custom: list the columns, e.g. - {header: Deelnemer, value: person_id}")
+			p.Addf("enrol_export.columns", "required for format custom: list the columns, e.g. - {header: Deelnemer, value: person_id}")
 		}
 		for i, c := range e.Columns {
 			if !slices.Contains(ExportValues, c.Value) {
-				return bad("enrol_export.columns", "column %d: value %q is not one of %s", i+1, c.Value, strings.Join(ExportValues, ", "))
+				p.Addf("enrol_export.columns", "column %d: value %q is not one of %s", i+1, c.Value, strings.Join(ExportValues, ", "))
+				break
 			}
 		}
 	default:
-		return bad("enrol_export.format", "must be moodle_upload or custom, got %q", e.Format)
+		p.Addf("enrol_export.format", "must be moodle_upload or custom, got %q", e.Format)
 	}
 	if exportDelimiter(e.Delimiter) == 0 {
-		return bad("enrol_export.delimiter", `must be ",", ";" or tab, got %q`, e.Delimiter)
+		p.Addf("enrol_export.delimiter", `must be ",", ";" or tab, got %q`, e.Delimiter)
 	}
 	if e.Encoding != encUTF8 && e.Encoding != encWindows1252 {
-		return bad("enrol_export.encoding", "must be utf-8 or windows-1252, got %q", e.Encoding)
+		p.Addf("enrol_export.encoding", "must be utf-8 or windows-1252, got %q", e.Encoding)
 	}
 	if strings.ContainsAny(e.Role, "\r\n") {
-		return bad("enrol_export.role", "must be one line")
+		p.Addf("enrol_export.role", "must be one line")
 	}
-	return nil
 }
 
 // exportDelimiter is the delimiter rune of a setting, 0 when invalid.
@@ -380,7 +379,7 @@ func (f *Folder) withEnroller(baseDir string) (source.Source, error) {
 	if f.settings.EnrolExport == nil {
 		return f, nil
 	}
-	x, err := newExporter(*f.settings.EnrolExport, resolve(baseDir, f.settings.EnrolExport.File), f.clock)
+	x, err := newExporter(*f.settings.EnrolExport, kit.Resolve(baseDir, f.settings.EnrolExport.File), f.clock)
 	if err != nil {
 		return nil, err
 	}

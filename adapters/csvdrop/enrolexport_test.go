@@ -13,17 +13,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/adapters"
 	"github.com/cvbridge/cvbridge/bridge/clock"
-	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/source"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // enrollingFolder builds a csvdrop source with enrol_export block in dir,
 // reading the time from clk.
 func enrollingFolder(t *testing.T, dir, block string, clk clock.Clock) *EnrollingFolder {
 	t.Helper()
-	f, err := newFolder(connection(t, dir, minimalSettings+block), clk)
-	require.NoError(t, err)
+	f := newTestFolder(t, connection(t, dir, minimalSettings+block), clk)
 	src, err := f.withEnroller(dir)
 	require.NoError(t, err)
 	ef, ok := src.(*EnrollingFolder)
@@ -172,13 +172,19 @@ func TestEnrolExportRefusals(t *testing.T) {
 
 func TestEnrolExportOnlyWhenConfigured(t *testing.T) {
 	t.Parallel()
-	src, err := New(connection(t, t.TempDir(), minimalSettings))
+	c := connection(t, t.TempDir(), minimalSettings)
+	b, err := adapters.Build("csvdrop", c.Connection, c.node)
 	require.NoError(t, err)
+	assert.False(t, b.Caps.Enrol, "a plain drop folder declares no enrolment")
+	src := b.Source
 	_, ok := src.(source.Enroller)
 	assert.False(t, ok, "a plain drop folder takes no enrolments")
 
-	src, err = New(connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n"))
+	c = connection(t, t.TempDir(), minimalSettings+"  enrol_export:\n    file: e.csv\n")
+	b, err = adapters.Build("csvdrop", c.Connection, c.node)
 	require.NoError(t, err)
+	assert.True(t, b.Caps.Enrol, "enrol_export declares enrolment")
+	src = b.Source
 	_, ok = src.(source.Enroller)
 	assert.True(t, ok)
 	_, ok = src.(source.Watcher)
@@ -203,13 +209,13 @@ func TestEnrolExportSettingsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(connection(t, "/srv/lms", minimalSettings+tt.block))
-			var cerr *config.Error
+			_, err := build(connection(t, "/srv/lms", minimalSettings+tt.block))
+			var cerr *strictyaml.Error
 			require.ErrorAs(t, err, &cerr)
 			assert.Contains(t, err.Error(), lmsFile+tt.want)
 		})
 	}
-	_, err := New(connection(t, "/srv/lms", minimalSettings+"  enrol_export:\n    file: drop/enrolments.txt\n"))
+	_, err := build(connection(t, "/srv/lms", minimalSettings+"  enrol_export:\n    file: drop/enrolments.txt\n"))
 	assert.NoError(t, err, "a file in the drop folder that the pattern does not match is fine")
 }
 

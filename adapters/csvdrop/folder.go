@@ -27,7 +27,9 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
-func init() { adapters.Register("csvdrop", New) }
+func init() {
+	adapters.Register("csvdrop", func() *Settings { s := DefaultSettings(); return &s }, New)
+}
 
 var (
 	_ source.Source  = (*Folder)(nil)
@@ -68,22 +70,14 @@ type observation struct {
 	since time.Time // clock time of the first poll that saw this size and mtime
 }
 
-// New builds a drop-folder source from a connection's settings. It does not
-// touch the folder: Poll creates the processed and failed directories.
-// With enrol_export set, the source is an *EnrollingFolder.
-func New(c adapters.Connection) (source.Source, error) {
-	f, err := newFolder(c, clock.System{})
-	if err != nil {
-		return nil, err
-	}
-	return f.withEnroller(c.BaseDir)
+// New builds a drop-folder source from a connection's validated settings.
+// It does not touch the folder: Poll creates the processed and failed
+// directories. With enrol_export set, the source is an *EnrollingFolder.
+func New(c adapters.Connection, s *Settings) (source.Source, error) {
+	return newFolder(c, *s, clock.System{}).withEnroller(c.BaseDir)
 }
 
-func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {
-	s, err := decodeSettings(c.File, c.BaseDir, c.Settings)
-	if err != nil {
-		return nil, err
-	}
+func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 	f := &Folder{
 		settings: s,
 		delim:    s.delimiterRune(),
@@ -104,7 +98,7 @@ func newFolder(c adapters.Connection, clk clock.Clock) (*Folder, error) {
 		f.log = slog.Default()
 	}
 	f.log = f.log.With("adapter", "csvdrop")
-	return f, nil
+	return f
 }
 
 // Poll takes every complete file in the drop folder, in name order, and

@@ -12,108 +12,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/adapters/kit/kittest"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
-
-// memSink is an in-memory source.Sink with the real sink's all-or-nothing
-// Commit: completions and marks are stored only when fill succeeds.
-type memSink struct {
-	mu        sync.Mutex
-	marks     map[string]bool
-	rows      []result.Completion
-	count     int // completions committed
-	commits   int
-	countOnly bool // count completions without keeping them
-
-	seenErr    error       // returned by Seen
-	commitErr  error       // returned by Commit after fill succeeded, as a failed transaction
-	beforeFill func()      // runs inside Commit before fill
-	fillTwice  bool        // call fill twice, as a sink retrying its transaction would
-	onAdd      func(n int) // runs after the n-th completion of a fill
-	// reject, when set, plays the core's checks: a non-empty reason
-	// rejects the completion, which is reported through Checkpoint.Rejected.
-	reject      func(c result.Completion) string
-	afterCommit func() // runs once a commit succeeded
-	problems    []source.Problems
-}
-
-var (
-	_ source.Sink            = (*memSink)(nil)
-	_ source.ProblemReporter = (*memSink)(nil)
-)
-
-// ReportProblems keeps the source's reports of bad rows and failed files.
-func (s *memSink) ReportProblems(p source.Problems) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.problems = append(s.problems, p)
-}
-
-func newMemSink() *memSink { return &memSink{marks: map[string]bool{}} }
-
-func (s *memSink) Cursor(context.Context) ([]byte, error) { return nil, nil }
-
-func (s *memSink) Seen(_ context.Context, mark string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.marks[mark], s.seenErr
-}
-
-func (s *memSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
-	if s.beforeFill != nil {
-		s.beforeFill()
-	}
-	var staged []result.Completion
-	n := 0
-	add := func(c result.Completion) error {
-		n++
-		if s.onAdd != nil {
-			s.onAdd(n)
-		}
-		if !s.countOnly {
-			staged = append(staged, c)
-		}
-		if s.reject != nil && cp.Rejected != nil {
-			if reason := s.reject(c); reason != "" {
-				return cp.Rejected(c.SourceRef, reason)
-			}
-		}
-		return nil
-	}
-	if s.fillTwice {
-		if err := fill(add); err != nil {
-			return source.Summary{}, fmt.Errorf("fill: %w", err)
-		}
-		staged, n = nil, 0
-	}
-	if err := fill(add); err != nil {
-		return source.Summary{}, fmt.Errorf("fill: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.commitErr != nil {
-		return source.Summary{}, s.commitErr
-	}
-	s.rows = append(s.rows, staged...)
-	s.count += n
-	s.commits++
-	for _, m := range cp.Marks {
-		s.marks[m] = true
-	}
-	if s.afterCommit != nil {
-		s.afterCommit()
-	}
-	return source.Summary{Queued: n}, nil
-}
 
 // env is a drop folder in a temporary directory with a source and a sink.
 type env struct {
@@ -122,7 +31,7 @@ type env struct {
 	drop string
 	f    *Folder
 	clk  *clock.Fake
-	sink *memSink
+	sink *kittest.Sink
 	logs *bytes.Buffer
 }
 
@@ -147,9 +56,8 @@ func newEnv(t *testing.T, settings string) *env {
 	logs := &bytes.Buffer{}
 	c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	clk := clock.NewFake(time.Now().Add(time.Hour))
-	f, err := newFolder(c, clk)
-	require.NoError(t, err)
-	return &env{t: t, base: base, drop: drop, f: f, clk: clk, sink: newMemSink(), logs: logs}
+	f := newTestFolder(t, c, clk)
+	return &env{t: t, base: base, drop: drop, f: f, clk: clk, sink: kittest.NewSink(), logs: logs}
 }
 
 func (e *env) write(name, content string) {
@@ -291,15 +199,15 @@ func TestPollEncodingsAndDelimiters(t *testing.T) {
 			e := newEnv(t, tt.settings)
 			e.write(tt.file, tt.content)
 			require.NoError(t, e.poll())
-			require.Len(t, e.sink.rows, len(tt.want))
+			require.Len(t, e.sink.Added(), len(tt.want))
 			for i := range tt.want {
-				assert.Equal(t, tt.want[i].CompletedAt.String(), e.sink.rows[i].CompletedAt.String(), "row %d date", i)
-				e.sink.rows[i].CompletedAt = tt.want[i].CompletedAt // compared above; Equal cannot compare zone pointers
+				assert.Equal(t, tt.want[i].CompletedAt.String(), e.sink.Added()[i].CompletedAt.String(), "row %d date", i)
+				e.sink.Added()[i].CompletedAt = tt.want[i].CompletedAt // compared above; Equal cannot compare zone pointers
 			}
-			assert.Equal(t, tt.want, e.sink.rows)
+			assert.Equal(t, tt.want, e.sink.Added())
 			assert.Empty(t, e.files(""), "file moved out of the drop folder")
 			assert.Equal(t, []string{tt.file}, e.files("processed"), "no errors file when every row is good")
-			assert.Equal(t, 1, e.sink.commits)
+			assert.Equal(t, 1, e.sink.Commits())
 		})
 	}
 }
@@ -328,12 +236,12 @@ func TestPollBadRowsReportedGoodRowsCommitted(t *testing.T) {
 	e.write("mixed.csv", badRowsFile)
 	require.NoError(t, e.poll())
 
-	refs := make([]string, len(e.sink.rows))
-	for i, c := range e.sink.rows {
+	refs := make([]string, len(e.sink.Added()))
+	for i, c := range e.sink.Added() {
 		refs[i] = c.SourceRef
 	}
 	assert.Equal(t, []string{"mixed.csv:2", "mixed.csv:3", "mixed.csv:15"}, refs)
-	assert.Equal(t, "twee\nregels", e.sink.rows[1].Remark)
+	assert.Equal(t, "twee\nregels", e.sink.Added()[1].Remark)
 	assert.Equal(t, []string{"mixed.csv", "mixed.csv.errors.csv"}, e.files("processed"))
 	assert.Empty(t, e.files("failed"))
 	assert.Empty(t, e.files(""), "no temporary errors file left behind")
@@ -365,7 +273,7 @@ func TestPollBadRowsReportedGoodRowsCommitted(t *testing.T) {
 	assert.Contains(t, logs, `"errors_file":"mixed.csv.errors.csv"`)
 	assert.NotContains(t, logs, "p3", "no person ids in the log")
 	assert.Equal(t, []source.Problems{{BadRows: 8, Last: "mixed.csv: 8 bad rows skipped; see processed/mixed.csv.errors.csv"}},
-		e.sink.problems, "the bad rows are reported to the sink, for the dashboard")
+		e.sink.Problems(), "the bad rows are reported to the sink, for the dashboard")
 }
 
 func TestPollOnlyBadRowsFails(t *testing.T) {
@@ -376,18 +284,18 @@ func TestPollOnlyBadRowsFails(t *testing.T) {
 
 	assert.Equal(t, []string{"bad.csv", "bad.csv.errors.csv"}, e.files("failed"))
 	assert.Empty(t, e.files("processed"))
-	assert.Zero(t, e.sink.commits, "nothing committed, so the mark is not stored")
-	assert.Empty(t, e.sink.marks)
+	assert.Zero(t, e.sink.Commits(), "nothing committed, so the mark is not stored")
+	assert.Empty(t, e.sink.Marks())
 	errs := e.errorsFile("failed/bad.csv.errors.csv")
 	require.Len(t, errs, 2)
 	assert.Equal(t, "2", errs[0][0])
 	assert.Equal(t, "3", errs[1][0])
-	require.Len(t, e.sink.problems, 1, "the failed file is reported to the sink, for the dashboard")
-	assert.Equal(t, 1, e.sink.problems[0].FailedFiles)
-	assert.Zero(t, e.sink.problems[0].BadRows)
-	assert.Contains(t, e.sink.problems[0].Last, "bad.csv failed, no row enqueued: ")
-	assert.Contains(t, e.sink.problems[0].Last, "; moved to failed/bad.csv")
-	assert.NotContains(t, e.sink.problems[0].Last, "p1", "no person ids")
+	require.Len(t, e.sink.Problems(), 1, "the failed file is reported to the sink, for the dashboard")
+	assert.Equal(t, 1, e.sink.Problems()[0].FailedFiles)
+	assert.Zero(t, e.sink.Problems()[0].BadRows)
+	assert.Contains(t, e.sink.Problems()[0].Last, "bad.csv failed, no row enqueued: ")
+	assert.Contains(t, e.sink.Problems()[0].Last, "; moved to failed/bad.csv")
+	assert.NotContains(t, e.sink.Problems()[0].Last, "p1", "no person ids")
 
 	// Dropped again unchanged (say after fixing date_formats), it is read again.
 	e.write("bad.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;gisteren;ja;7;\np2;C1;;wellicht;7;\n")
@@ -435,7 +343,7 @@ func TestPollUnusableFiles(t *testing.T) {
 			require.NoError(t, e.poll())
 			assert.Equal(t, []string{"x.csv", "x.csv.errors.csv"}, e.files("failed"))
 			assert.Empty(t, e.files(""))
-			assert.Zero(t, e.sink.commits)
+			assert.Zero(t, e.sink.Commits())
 			errs := e.errorsFile("failed/x.csv.errors.csv")
 			require.Len(t, errs, 1)
 			assert.Equal(t, tt.line, errs[0][0])
@@ -453,15 +361,15 @@ func TestPollDuplicateContentNotEnqueuedTwice(t *testing.T) {
 	content := "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;10-03-2024;ja;7,5;\n"
 	e.write("week10.csv", content)
 	require.NoError(t, e.poll())
-	require.Equal(t, 1, e.sink.count)
+	require.Equal(t, 1, e.sink.Count())
 
 	// The same export dropped again under another name, and under the same
 	// name (as after a crash between commit and move).
 	e.write("week10-again.csv", content)
 	e.write("week10.csv", content)
 	require.NoError(t, e.poll())
-	assert.Equal(t, 1, e.sink.count, "not enqueued again")
-	assert.Equal(t, 1, e.sink.commits)
+	assert.Equal(t, 1, e.sink.Count(), "not enqueued again")
+	assert.Equal(t, 1, e.sink.Commits())
 	stamp := e.clk.Now().Format("20060102T150405")
 	assert.ElementsMatch(t, []string{"week10.csv", "week10-again.csv", "week10." + stamp + ".csv"}, e.files("processed"))
 	assert.Contains(t, e.logs.String(), `"msg":"file has the same content as one processed before; moved without enqueueing","adapter":"csvdrop","file":"week10-again.csv"`)
@@ -487,7 +395,7 @@ func TestPollNameClashInProcessed(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "earlier", string(old), "never overwritten")
 	assert.Len(t, e.errorsFile("processed/r."+stamp+".csv.errors.csv"), 1)
-	assert.Equal(t, 2, e.sink.count)
+	assert.Equal(t, 2, e.sink.Count())
 }
 
 func TestPollIgnoresNonCandidates(t *testing.T) {
@@ -503,7 +411,7 @@ func TestPollIgnoresNonCandidates(t *testing.T) {
 	e.write("UPPER.CSV", content+"p2;C1;;ja;;\n")
 
 	require.NoError(t, e.poll())
-	assert.Equal(t, 2, e.sink.count, "only UPPER.CSV taken")
+	assert.Equal(t, 2, e.sink.Count(), "only UPPER.CSV taken")
 	assert.ElementsMatch(t, ignored, e.files(""))
 	assert.Equal(t, []string{"deep.csv"}, e.files("sub"))
 }
@@ -516,10 +424,10 @@ func TestPollTakesFilesInNameOrder(t *testing.T) {
 	e.write("a.csv", header+"p1;C;;ja;;\n")
 	e.write("c.csv", header+"p3;C;;ja;;\n")
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 3)
-	assert.Equal(t, "a.csv:2", e.sink.rows[0].SourceRef)
-	assert.Equal(t, "b.csv:2", e.sink.rows[1].SourceRef)
-	assert.Equal(t, "c.csv:2", e.sink.rows[2].SourceRef)
+	require.Len(t, e.sink.Added(), 3)
+	assert.Equal(t, "a.csv:2", e.sink.Added()[0].SourceRef)
+	assert.Equal(t, "b.csv:2", e.sink.Added()[1].SourceRef)
+	assert.Equal(t, "c.csv:2", e.sink.Added()[2].SourceRef)
 }
 
 func TestPollWaitsUntilFileSettled(t *testing.T) {
@@ -535,7 +443,7 @@ func TestPollWaitsUntilFileSettled(t *testing.T) {
 		require.NoError(t, os.Chtimes(path, t0, t0))
 		e.clk.Set(t0.Add(100 * time.Millisecond))
 		require.NoError(t, e.poll())
-		assert.Zero(t, e.sink.commits, "written 100ms ago: still being written")
+		assert.Zero(t, e.sink.Commits(), "written 100ms ago: still being written")
 		assert.Len(t, e.f.recheck, 1, "a running Watch is asked to wake a poll after settle")
 
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -546,11 +454,11 @@ func TestPollWaitsUntilFileSettled(t *testing.T) {
 		require.NoError(t, os.Chtimes(path, t0, t0.Add(200*time.Millisecond)))
 		e.clk.Set(t0.Add(400 * time.Millisecond))
 		require.NoError(t, e.poll())
-		assert.Zero(t, e.sink.commits, "changed 200ms ago")
+		assert.Zero(t, e.sink.Commits(), "changed 200ms ago")
 
 		e.clk.Set(t0.Add(700 * time.Millisecond))
 		require.NoError(t, e.poll())
-		assert.Equal(t, 2, e.sink.count, "unchanged for 500ms: taken whole")
+		assert.Equal(t, 2, e.sink.Count(), "unchanged for 500ms: taken whole")
 	})
 
 	t.Run("by observation when the modification time is ahead of the clock", func(t *testing.T) {
@@ -562,7 +470,7 @@ func TestPollWaitsUntilFileSettled(t *testing.T) {
 		require.NoError(t, os.Chtimes(path, future, future))
 		e.clk.Set(t0)
 		require.NoError(t, e.poll())
-		assert.Zero(t, e.sink.commits)
+		assert.Zero(t, e.sink.Commits())
 
 		// Growing, with the same (skewed) modification time: the wait starts again.
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -575,11 +483,11 @@ func TestPollWaitsUntilFileSettled(t *testing.T) {
 		require.NoError(t, e.poll())
 		e.clk.Set(t0.Add(600 * time.Millisecond))
 		require.NoError(t, e.poll())
-		assert.Zero(t, e.sink.commits, "unchanged for only 300ms")
+		assert.Zero(t, e.sink.Commits(), "unchanged for only 300ms")
 
 		e.clk.Set(t0.Add(800 * time.Millisecond))
 		require.NoError(t, e.poll())
-		assert.Equal(t, 2, e.sink.count)
+		assert.Equal(t, 2, e.sink.Count())
 	})
 
 	t.Run("settle 0 takes at once", func(t *testing.T) {
@@ -589,7 +497,7 @@ func TestPollWaitsUntilFileSettled(t *testing.T) {
 		require.NoError(t, os.Chtimes(filepath.Join(e.drop, "now.csv"), t0, t0))
 		e.clk.Set(t0)
 		require.NoError(t, e.poll())
-		assert.Equal(t, 1, e.sink.count)
+		assert.Equal(t, 1, e.sink.Count())
 	})
 }
 
@@ -601,16 +509,16 @@ func TestPollSinkFailuresLeaveFileInPlace(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, dutchColumns)
 		e.write("x.csv", content)
-		e.sink.commitErr = errors.New("database is locked")
+		e.sink.CommitErr = errors.New("database is locked")
 		err := e.poll()
 		require.ErrorContains(t, err, "x.csv: commit failed, file left in place for the next poll: database is locked")
 		assert.Equal(t, []string{"x.csv"}, e.files(""), "file stays, and no temporary errors file is left")
 		assert.Empty(t, e.files("processed"))
 		assert.Empty(t, e.files("failed"))
 
-		e.sink.commitErr = nil
+		e.sink.CommitErr = nil
 		require.NoError(t, e.poll())
-		assert.Equal(t, 1, e.sink.count)
+		assert.Equal(t, 1, e.sink.Count())
 		assert.Equal(t, []string{"x.csv", "x.csv.errors.csv"}, e.files("processed"))
 		assert.Len(t, e.errorsFile("processed/x.csv.errors.csv"), 1)
 	})
@@ -619,10 +527,10 @@ func TestPollSinkFailuresLeaveFileInPlace(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, dutchColumns)
 		e.write("x.csv", content)
-		e.sink.seenErr = errors.New("connection refused")
+		e.sink.SeenErr = errors.New("connection refused")
 		require.ErrorContains(t, e.poll(), "x.csv: look up content mark: connection refused")
 		assert.Equal(t, []string{"x.csv"}, e.files(""))
-		assert.Zero(t, e.sink.commits)
+		assert.Zero(t, e.sink.Commits())
 	})
 }
 
@@ -631,24 +539,24 @@ func TestPollFileChangedWhileRead(t *testing.T) {
 	e := newEnv(t, dutchColumns)
 	content := "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;;ja;;\n"
 	e.write("x.csv", content)
-	e.sink.beforeFill = func() { e.write("x.csv", content+"p2;C1;;ja;;\n") }
+	e.sink.BeforeFill = func() { e.write("x.csv", content+"p2;C1;;ja;;\n") }
 	require.NoError(t, e.poll())
-	assert.Zero(t, e.sink.commits, "a file changed between hashing and reading is not committed")
+	assert.Zero(t, e.sink.Commits(), "a file changed between hashing and reading is not committed")
 	assert.Equal(t, []string{"x.csv"}, e.files(""))
 	assert.Len(t, e.f.recheck, 1)
 
-	e.sink.beforeFill = nil
+	e.sink.BeforeFill = nil
 	require.NoError(t, e.poll())
-	assert.Equal(t, 2, e.sink.count)
+	assert.Equal(t, 2, e.sink.Count())
 }
 
 func TestPollFillRepeatedBySink(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dutchColumns)
-	e.sink.fillTwice = true
+	e.sink.FillTwice = true
 	e.write("x.csv", badRowsFile)
 	require.NoError(t, e.poll())
-	assert.Equal(t, 3, e.sink.count)
+	assert.Equal(t, 3, e.sink.Count())
 	assert.Len(t, e.errorsFile("processed/x.csv.errors.csv"), 8, "bad rows listed once")
 }
 
@@ -665,7 +573,7 @@ func TestPollCannotCreateProcessedDir(t *testing.T) {
 	e.write("processed", "a file where the directory should be")
 	e.write("x.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;;ja;;\n")
 	require.ErrorContains(t, e.poll(), "create directory for taken files")
-	assert.Zero(t, e.sink.commits)
+	assert.Zero(t, e.sink.Commits())
 }
 
 func TestPollStopsWhenContextEnds(t *testing.T) {
@@ -690,9 +598,9 @@ func TestExampleFile(t *testing.T) {
 `)
 	e.write("example.csv", sample(t, "example.csv"))
 	require.NoError(t, e.poll())
-	require.Equal(t, 7, e.sink.count)
-	assert.Equal(t, "7.5", e.sink.rows[0].ResultDecimal)
-	assert.Equal(t, "Praktijk; theorie apart afgenomen", e.sink.rows[3].Remark)
+	require.Equal(t, 7, e.sink.Count())
+	assert.Equal(t, "7.5", e.sink.Added()[0].ResultDecimal)
+	assert.Equal(t, "Praktijk; theorie apart afgenomen", e.sink.Added()[3].Remark)
 	errs := e.errorsFile("processed/example.csv.errors.csv")
 	require.Len(t, errs, 1)
 	assert.Equal(t, "7", errs[0][0])
@@ -709,7 +617,7 @@ func TestPollBoundedMemory(t *testing.T) {
 	const rows = 200_000
 	const limit = 32 << 20
 	e := newEnv(t, dutchColumns)
-	e.sink.countOnly = true
+	e.sink.CountOnly = true
 	fh, err := os.Create(filepath.Join(e.drop, "big.csv"))
 	require.NoError(t, err)
 	w := bufio.NewWriter(fh)
@@ -724,7 +632,7 @@ func TestPollBoundedMemory(t *testing.T) {
 
 	var peak uint64
 	samples := 0
-	e.sink.onAdd = func(n int) {
+	e.sink.OnAdd = func(n int) {
 		if n%20_000 != 0 {
 			return
 		}
@@ -734,7 +642,7 @@ func TestPollBoundedMemory(t *testing.T) {
 		samples++
 	}
 	require.NoError(t, e.poll())
-	assert.Equal(t, rows, e.sink.count)
+	assert.Equal(t, rows, e.sink.Count())
 	assert.Equal(t, rows/20_000, samples)
 	t.Logf("peak %d MB", peak>>20)
 	assert.Less(t, peak, uint64(limit), "heap in use while reading %d rows", rows)

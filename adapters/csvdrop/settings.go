@@ -1,15 +1,14 @@
 package csvdrop
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/kit"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // Settings is the csvdrop section of an LMS file. Relative paths are resolved
@@ -185,132 +184,129 @@ func (s Settings) delimiterRune() rune {
 	return 0
 }
 
-// decodeSettings applies the settings node over the defaults and validates
-// the result. Errors are *config.Error naming file, line and key.
-func decodeSettings(file, baseDir string, node *yaml.Node) (Settings, error) {
-	s := DefaultSettings()
-	if err := config.DecodeStrict(file, node, &s); err != nil {
-		return Settings{}, err
-	}
+// Validate normalises the settings an LMS file gave and records every
+// mistake in p by its key (adapters.Settings).
+func (s *Settings) Validate(c adapters.Connection, p *kit.Problems) {
 	s.Encoding = strings.ToLower(strings.TrimSpace(s.Encoding))
 	if s.EnrolExport != nil {
 		e := s.EnrolExport.withDefaults()
 		s.EnrolExport = &e
 	}
-	if err := s.validate(file, baseDir, node); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	s.validate(c.BaseDir, p)
+}
+
+// Capabilities declares what a Folder does: it watches its folder, checks
+// it, leaves it as it is when polled dry, and enrols with enrol_export.
+func (s *Settings) Capabilities() source.Capabilities {
+	return source.Capabilities{Watch: true, Check: true, DryRun: true, Enrol: s.EnrolExport != nil}
 }
 
 // dirs returns the absolute drop, processed and failed directories.
 func (s Settings) dirs(baseDir string) (folder, processed, failed string) {
-	folder = resolve(baseDir, s.Folder)
+	folder = kit.Resolve(baseDir, s.Folder)
 	processed, failed = filepath.Join(folder, "processed"), filepath.Join(folder, "failed")
 	if s.ProcessedDir != "" {
-		processed = resolve(baseDir, s.ProcessedDir)
+		processed = kit.Resolve(baseDir, s.ProcessedDir)
 	}
 	if s.FailedDir != "" {
-		failed = resolve(baseDir, s.FailedDir)
+		failed = kit.Resolve(baseDir, s.FailedDir)
 	}
 	return folder, processed, failed
 }
 
-// validate checks the settings in one place. node is only used to find the
-// line of the offending key.
-func (s Settings) validate(file, baseDir string, node *yaml.Node) error {
-	bad := func(key, format string, args ...any) error {
-		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
+// validate checks the settings in one place and records every mistake in
+// p. A check that needs a value an earlier one refused (the folder, the
+// pattern) is skipped.
+func (s Settings) validate(baseDir string, p *kit.Problems) {
+	folder := ""
 	if strings.TrimSpace(s.Folder) == "" {
-		return bad("folder", "required: the drop folder the LMS exports CSV files into")
-	}
-	folder, processed, failed := s.dirs(baseDir)
-	if processed == folder {
-		return bad("processed_dir", "must differ from folder %s: files moved there would be taken again", folder)
-	}
-	if failed == folder {
-		return bad("failed_dir", "must differ from folder %s: files moved there would be taken again", folder)
+		p.Addf("folder", "required: the drop folder the LMS exports CSV files into")
+	} else {
+		var processed, failed string
+		folder, processed, failed = s.dirs(baseDir)
+		if processed == folder {
+			p.Addf("processed_dir", "must differ from folder %s: files moved there would be taken again", folder)
+		}
+		if failed == folder {
+			p.Addf("failed_dir", "must differ from folder %s: files moved there would be taken again", folder)
+		}
 	}
 	if s.Pattern == "" || strings.ContainsAny(s.Pattern, `/\`) {
-		return bad("pattern", "must be a glob on the file name such as *.csv, got %q", s.Pattern)
-	}
-	if _, err := filepath.Match(s.Pattern, "x"); err != nil {
-		return bad("pattern", "bad glob %q: %v", s.Pattern, err)
+		p.Addf("pattern", "must be a glob on the file name such as *.csv, got %q", s.Pattern)
+	} else if _, err := filepath.Match(s.Pattern, "x"); err != nil {
+		p.Addf("pattern", "bad glob %q: %v", s.Pattern, err)
 	}
 	if s.Settle < 0 {
-		return bad("settle", "must not be negative, got %s", s.Settle)
+		p.Addf("settle", "must not be negative, got %s", s.Settle)
 	}
 	if s.UnterminatedSettle < 0 {
-		return bad("unterminated_settle", "must not be negative, got %s", s.UnterminatedSettle)
+		p.Addf("unterminated_settle", "must not be negative, got %s", s.UnterminatedSettle)
 	}
 	switch s.ThousandsSeparator {
 	case "", ".", ",":
 	default:
-		return bad("thousands_separator", `must be ".", "," or empty (none), got %q`, s.ThousandsSeparator)
+		p.Addf("thousands_separator", `must be ".", "," or empty (none), got %q`, s.ThousandsSeparator)
 	}
 	if key, msg := s.Plausible.validate(); key != "" {
-		return bad(key, "%s", msg)
+		p.Addf(key, "%s", msg)
 	}
 	for _, k := range s.OptionalColumns {
-		switch k {
-		case "person", "elearningcode", "passed":
-			return bad("optional_columns", "%s cannot be optional: no result can be sent without it", k)
-		}
-		if !slices.Contains(columnKeys[:], k) {
-			return bad("optional_columns", "%q is not a columns key; use one of %s", k, strings.Join(columnKeys[:], ", "))
+		switch {
+		case k == "person", k == "elearningcode", k == "passed":
+			p.Addf("optional_columns", "%s cannot be optional: no result can be sent without it", k)
+		case !slices.Contains(columnKeys[:], k):
+			p.Addf("optional_columns", "%q is not a columns key; use one of %s", k, strings.Join(columnKeys[:], ", "))
 		}
 	}
 	if s.Delimiter != auto && s.delimiterRune() == 0 {
-		return bad("delimiter", `must be auto, ";", "," or tab, got %q`, s.Delimiter)
+		p.Addf("delimiter", `must be auto, ";", "," or tab, got %q`, s.Delimiter)
 	}
 	if s.Encoding != auto && s.Encoding != encUTF8 && s.Encoding != encWindows1252 {
-		return bad("encoding", "must be auto, utf-8 or windows-1252, got %q", s.Encoding)
+		p.Addf("encoding", "must be auto, utf-8 or windows-1252, got %q", s.Encoding)
 	}
 	if len(s.DateFormats) == 0 {
-		return bad("date_formats", "must list at least one Go time layout such as 2006-01-02")
+		p.Addf("date_formats", "must list at least one Go time layout such as 2006-01-02")
 	}
 	for i, layout := range s.DateFormats {
 		if !strings.Contains(layout, "2006") {
-			return bad("date_formats", "layout %d (%q) has no four-digit year 2006: layouts are Go reference times such as 02-01-2006", i+1, layout)
+			p.Addf("date_formats", "layout %d (%q) has no four-digit year 2006: layouts are Go reference times such as 02-01-2006", i+1, layout)
 		}
 	}
 	if err := checkValues(s.PassedValues); err != "" {
-		return bad("passed_values", "%s", err)
+		p.Addf("passed_values", "%s", err)
 	}
 	if err := checkValues(s.FailedValues); err != "" {
-		return bad("failed_values", "%s", err)
+		p.Addf("failed_values", "%s", err)
 	}
 	passed := valueSet(s.PassedValues)
 	for _, v := range s.FailedValues {
 		if passed[normValue(v)] {
-			return bad("failed_values", "%q is also one of passed_values", v)
+			p.Addf("failed_values", "%q is also one of passed_values", v)
 		}
 	}
 	c := s.Columns
 	if strings.TrimSpace(c.Person) == "" {
-		return bad("columns.person", "required: the header of the column holding PersoonExterneId")
+		p.Addf("columns.person", "required: the header of the column holding PersoonExterneId")
 	}
 	if strings.TrimSpace(c.Passed) == "" {
-		return bad("columns.passed", "required: the header of the column saying whether the person passed")
+		p.Addf("columns.passed", "required: the header of the column saying whether the person passed")
 	}
 	if strings.TrimSpace(c.ElearningCode) == "" && strings.TrimSpace(s.ElearningCodeDefault) == "" {
-		return bad("columns.elearningcode", "required unless elearningcode_default gives one code for the whole export")
+		p.Addf("columns.elearningcode", "required unless elearningcode_default gives one code for the whole export")
 	}
 	if c.Result != "" && c.ResultDecimal != "" {
-		return bad("columns.result_decimal", "set at most one of columns.result and columns.result_decimal: Coachview accepts Resultaat or ResultaatDecimaal, not both")
+		p.Addf("columns.result_decimal", "set at most one of columns.result and columns.result_decimal: Coachview accepts Resultaat or ResultaatDecimaal, not both")
 	}
 	if c.Attendance == "" && (c.AttendanceDate != "" || c.AttendanceRemark != "") {
 		key := "columns.attendance_date"
 		if c.AttendanceDate == "" {
 			key = "columns.attendance_remark"
 		}
-		return bad(key, "needs columns.attendance: attendance date and remark belong to an attendance registration")
+		p.Addf(key, "needs columns.attendance: attendance date and remark belong to an attendance registration")
 	}
 	if s.EnrolExport != nil {
-		return s.EnrolExport.validate(baseDir, folder, s.Pattern, bad)
+		s.EnrolExport.validate(baseDir, folder, s.Pattern, p)
 	}
-	return nil
 }
 
 // checkValues reports what is wrong with a passed or failed value list, or "".
@@ -324,40 +320,4 @@ func checkValues(values []string) string {
 		}
 	}
 	return ""
-}
-
-// resolve makes p absolute against base.
-func resolve(base, p string) string {
-	if filepath.IsAbs(p) {
-		return filepath.Clean(p)
-	}
-	return filepath.Join(base, p)
-}
-
-// keyLine returns the line of the dotted key in a settings mapping, or of the
-// deepest enclosing mapping present, or 0 without a node.
-func keyLine(node *yaml.Node, key string) int {
-	if node == nil {
-		return 0
-	}
-	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
-		node = node.Content[0]
-	}
-	line := node.Line
-	for _, part := range strings.Split(key, ".") {
-		if node.Kind != yaml.MappingNode {
-			return line
-		}
-		found := false
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == part {
-				line, node, found = node.Content[i].Line, node.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			return line
-		}
-	}
-	return line
 }

@@ -3,6 +3,7 @@ package csvdrop
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,14 +12,36 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cvbridge/cvbridge/adapters"
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/source"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 const lmsFile = "/etc/cvbridge/lms/academy.yaml"
 
+// testConn is a connection with the settings node of its LMS file.
+type testConn struct {
+	adapters.Connection
+	node *yaml.Node
+}
+
+// build builds c's source through the registry, as the core does.
+func build(c testConn) (source.Source, error) {
+	b, err := adapters.Build("csvdrop", c.Connection, c.node)
+	return b.Source, err
+}
+
+// newTestFolder builds a Folder for c that reads the time from clk.
+func newTestFolder(t testing.TB, c testConn, clk clock.Clock) *Folder {
+	t.Helper()
+	s, err := adapters.Decode("csvdrop", c.Connection, c.node)
+	require.NoError(t, err)
+	return newFolder(c.Connection, *s.(*Settings), clk)
+}
+
 // connection builds a Connection from the settings part of an LMS file; the
 // settings start on line 3 of that file.
-func connection(t testing.TB, baseDir, settings string) adapters.Connection {
+func connection(t testing.TB, baseDir, settings string) testConn {
 	t.Helper()
 	var doc yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte("name: academy\nkind: csvdrop\nsettings:\n"+settings), &doc))
@@ -32,10 +55,10 @@ func connection(t testing.TB, baseDir, settings string) adapters.Connection {
 	if node != nil && node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
 		node = nil
 	}
-	return adapters.Connection{
-		Name: "academy", File: lmsFile, BaseDir: baseDir, Settings: node,
+	return testConn{adapters.Connection{
+		Name: "academy", File: lmsFile, BaseDir: baseDir,
 		Location: amsterdam(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	}, node}
 }
 
 const minimalSettings = `  folder: drop
@@ -47,10 +70,9 @@ const minimalSettings = `  folder: drop
 
 func TestNewRegisteredAndDefaults(t *testing.T) {
 	t.Parallel()
-	factory, ok := adapters.Lookup("csvdrop")
-	require.True(t, ok, "csvdrop registers itself")
+	require.True(t, adapters.Known("csvdrop"), "csvdrop registers itself")
 
-	src, err := factory(connection(t, "/srv/lms", minimalSettings))
+	src, err := build(connection(t, "/srv/lms", minimalSettings))
 	require.NoError(t, err)
 	f, ok := src.(*Folder)
 	require.True(t, ok)
@@ -66,7 +88,7 @@ func TestNewRegisteredAndDefaults(t *testing.T) {
 
 func TestNewSettingsApplied(t *testing.T) {
 	t.Parallel()
-	src, err := New(connection(t, "/srv/lms", `  folder: /data/drop
+	src, err := build(connection(t, "/srv/lms", `  folder: /data/drop
   processed_dir: done
   failed_dir: /data/bad
   pattern: "resultaten_*.txt"
@@ -248,19 +270,32 @@ func TestNewSettingsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(connection(t, "/srv/lms", tt.settings))
-			var cerr *config.Error
+			_, err := build(connection(t, "/srv/lms", tt.settings))
+			var cerr *strictyaml.Error
 			require.ErrorAs(t, err, &cerr)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
 }
 
-func TestKeyLineFallsBackToEnclosingKey(t *testing.T) {
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key, not only the first.
+func TestValidateReportsEveryMistake(t *testing.T) {
 	t.Parallel()
-	c := connection(t, "/srv/lms", "  folder: drop\n  columns:\n    person: P\n")
-	assert.Equal(t, 5, keyLine(c.Settings, "columns.passed"), "line of columns when passed is absent")
-	assert.Equal(t, 6, keyLine(c.Settings, "columns.person"))
-	assert.Equal(t, 4, keyLine(c.Settings, "encoding"), "line of the settings mapping")
-	assert.Equal(t, 0, keyLine(nil, "folder"))
+	_, err := build(connection(t, "/srv/lms", `  folder: drop
+  pattern: "in/*.csv"
+  thousands_separator: ";"
+  columns:
+    person: P
+    passed: G
+    elearningcode: C
+    attendance_date: D
+`))
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	assert.Equal(t, []string{
+		lmsFile + `:5: pattern: must be a glob on the file name such as *.csv, got "in/*.csv"`,
+		lmsFile + `:6: thousands_separator: must be ".", "," or empty (none), got ";"`,
+		lmsFile + `:11: columns.attendance_date: needs columns.attendance: attendance date and remark belong to an attendance registration`,
+	}, strings.Split(err.Error(), "\n"))
 }

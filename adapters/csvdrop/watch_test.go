@@ -54,7 +54,7 @@ func TestWatchWakesAfterSettleForChangingFile(t *testing.T) {
 	future := e.clk.Now().Add(time.Hour)
 	require.NoError(t, os.Chtimes(path, future, future))
 	require.NoError(t, e.poll())
-	require.Zero(t, e.sink.commits, "not settled")
+	require.Zero(t, e.sink.Commits(), "not settled")
 
 	// The poll ran before Watch started, so only its recheck can wake it.
 	woke := watch(t, e.f)

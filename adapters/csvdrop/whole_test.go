@@ -29,7 +29,7 @@ func TestUnterminatedLastLineWaits(t *testing.T) {
 
 	e.clk.Advance(time.Minute) // well past settle, not past unterminated_settle
 	require.NoError(t, e.poll())
-	assert.Zero(t, e.sink.commits, "a half-written last line is not taken")
+	assert.Zero(t, e.sink.Commits(), "a half-written last line is not taken")
 	assert.Equal(t, []string{"slow.csv"}, e.files(""))
 	assert.Contains(t, e.logs.String(), "its last line has no line ending")
 
@@ -37,8 +37,8 @@ func TestUnterminatedLastLineWaits(t *testing.T) {
 	e.write("slow.csv", header+"p1;E;01-03-2024;ja;7,5\n")
 	require.NoError(t, os.Chtimes(path, now, now))
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 1)
-	assert.Equal(t, "7.5", e.sink.rows[0].ResultDecimal)
+	require.Len(t, e.sink.Added(), 1)
+	assert.Equal(t, "7.5", e.sink.Added()[0].ResultDecimal)
 
 	// A file typed by hand without a final line ending goes once it stood
 	// still long enough.
@@ -46,11 +46,11 @@ func TestUnterminatedLastLineWaits(t *testing.T) {
 	hand := filepath.Join(e.drop, "hand.csv")
 	require.NoError(t, os.Chtimes(hand, e.clk.Now(), e.clk.Now()))
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.rows, 1)
+	assert.Len(t, e.sink.Added(), 1)
 	e.clk.Advance(2 * time.Minute)
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 2)
-	assert.Equal(t, "6", e.sink.rows[1].ResultDecimal)
+	require.Len(t, e.sink.Added(), 2)
+	assert.Equal(t, "6", e.sink.Added()[1].ResultDecimal)
 }
 
 // TestFileOpenForWritingIsLeft: a file some process holds open for writing is
@@ -63,14 +63,14 @@ func TestFileOpenForWritingIsLeft(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, e.poll())
-	assert.Zero(t, e.sink.commits, "held open for writing")
+	assert.Zero(t, e.sink.Commits(), "held open for writing")
 	assert.Contains(t, e.logs.String(), "open for writing")
 
 	_, err = w.WriteString("p2;E;01-03-2024;ja;8\n")
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.rows, 2, "taken whole once closed: %s", e.logs.String())
+	assert.Len(t, e.sink.Added(), 2, "taken whole once closed: %s", e.logs.String())
 
 	// A reader does not hold a file back.
 	e.write("read.csv", header+"p3;E;01-03-2024;ja;7\n")
@@ -78,7 +78,7 @@ func TestFileOpenForWritingIsLeft(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.rows, 3)
+	assert.Len(t, e.sink.Added(), 3)
 }
 
 // TestFileChangedAfterCommitStays: a writer that appends between the commit
@@ -90,8 +90,8 @@ func TestFileChangedAfterCommitStays(t *testing.T) {
 	e := newEnv(t, dutchColumns)
 	path := filepath.Join(e.drop, "grow.csv")
 	e.write("grow.csv", header+"p1;E;01-03-2024;ja;7\n")
-	e.sink.afterCommit = func() {
-		e.sink.afterCommit = nil
+	e.sink.AfterCommit = func() {
+		e.sink.AfterCommit = nil
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		require.NoError(t, err)
 		_, err = f.WriteString("p2;E;01-03-2024;ja;8\n")
@@ -105,7 +105,7 @@ func TestFileChangedAfterCommitStays(t *testing.T) {
 	require.NoError(t, e.poll())
 	assert.Equal(t, []string{"grow.csv"}, e.files("processed"))
 	var persons []string
-	for _, r := range e.sink.rows {
+	for _, r := range e.sink.Added() {
 		persons = append(persons, r.PersonID)
 	}
 	assert.Equal(t, []string{"p1", "p1", "p2"}, persons, "p1 offered again, p2 added")
@@ -154,10 +154,10 @@ func TestExcelNLFile(t *testing.T) {
 	e := newEnv(t, dutchColumns)
 	e.write("mac.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer\rp1;E;01-03-2024;WAAR;7,5;\rp2;E;01-03-2024;ONWAAR;4;\r")
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 2)
-	assert.True(t, e.sink.rows[0].Passed)
-	assert.False(t, e.sink.rows[1].Passed)
-	assert.Equal(t, "mac.csv:3", e.sink.rows[1].SourceRef)
+	require.Len(t, e.sink.Added(), 2)
+	assert.True(t, e.sink.Added()[0].Passed)
+	assert.False(t, e.sink.Added()[1].Passed)
+	assert.Equal(t, "mac.csv:3", e.sink.Added()[1].SourceRef)
 	assert.Equal(t, []string{"mac.csv"}, e.files("processed"), "no errors file")
 	assert.Contains(t, e.logs.String(), `"absent_optional_columns":"remark (\"Opmerking\")"`)
 }
@@ -168,7 +168,7 @@ func TestExcelNLFile(t *testing.T) {
 func TestErrorsFileListsRejectedRows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dutchColumns)
-	e.sink.reject = func(c result.Completion) string {
+	e.sink.Reject = func(c result.Completion) string {
 		if c.PersonID == "bad" {
 			return "PersoonExterneId: is 51 characters long; at most 50 allowed"
 		}
@@ -176,7 +176,7 @@ func TestErrorsFileListsRejectedRows(t *testing.T) {
 	}
 	e.write("mixed.csv", header+"p1;E;01-03-2024;ja;7\nbad;E;01-03-2024;ja;7\np2;E;31-02-2024;ja;7\np3;E;01-03-2024;ja;7\n")
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.rows, 3, "the rejected row is still stored, as rejected")
+	assert.Len(t, e.sink.Added(), 3, "the rejected row is still stored, as rejected")
 	recs := e.errorsFile("processed/mixed.csv.errors.csv")
 	require.Len(t, recs, 2)
 	assert.Equal(t, "3", recs[0][0])
@@ -197,7 +197,7 @@ func TestRowsAppendedAfterTheMoveAreTaken(t *testing.T) {
 	e := newEnv(t, dutchColumns)
 	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 1)
+	require.Len(t, e.sink.Added(), 1)
 
 	f, err := os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
 	require.NoError(t, err)
@@ -206,13 +206,13 @@ func TestRowsAppendedAfterTheMoveAreTaken(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 3, "the appended rows are taken: %s", e.logs.String())
-	assert.Equal(t, "p2", e.sink.rows[1].PersonID)
-	assert.Regexp(t, `^late\.continued-\d{8}T\d{6}\.csv:2$`, e.sink.rows[1].SourceRef)
+	require.Len(t, e.sink.Added(), 3, "the appended rows are taken: %s", e.logs.String())
+	assert.Equal(t, "p2", e.sink.Added()[1].PersonID)
+	assert.Regexp(t, `^late\.continued-\d{8}T\d{6}\.csv:2$`, e.sink.Added()[1].SourceRef)
 	assert.Contains(t, e.logs.String(), "rows were appended to a file after it was taken")
 
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.rows, 3, "taken once")
+	assert.Len(t, e.sink.Added(), 3, "taken once")
 }
 
 // TestHeaderlessContinuationIsTaken: a writer that reopens the export per
@@ -226,8 +226,8 @@ func TestHeaderlessContinuationIsTaken(t *testing.T) {
 	e.write("chunks.csv", "p2;E;01-03-2024;ja;8\n")
 	require.NoError(t, e.poll())
 	require.NoError(t, e.poll())
-	require.Len(t, e.sink.rows, 2)
-	assert.Equal(t, "p2", e.sink.rows[1].PersonID)
+	require.Len(t, e.sink.Added(), 2)
+	assert.Equal(t, "p2", e.sink.Added()[1].PersonID)
 	assert.Empty(t, e.files("failed"))
 	assert.Contains(t, e.logs.String(), "continues one taken earlier")
 

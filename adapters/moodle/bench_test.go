@@ -85,7 +85,7 @@ func BenchmarkMoodleHistory(b *testing.B) {
 				require.NoError(b, m.Close()) // its backend exits and reports its statistics
 				metrics[what+"-ms-"+ph.name] = float64(el.Microseconds()) / 1000
 				metrics[what+"-rows-"+ph.name] = float64(tuplesAfter(b, db, before))
-				require.Equal(b, want, len(sink.queued), what)
+				require.Equal(b, want, len(sink.Queued()), what)
 			}
 			measure("idle", m, sink, 0)
 

@@ -20,7 +20,7 @@ import (
 // newDBSourceAt is newDBSource with the given clock.
 func newDBSourceAt(t testing.TB, driver, dir, extra string, clk clock.Clock) *Moodle {
 	t.Helper()
-	m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
@@ -135,7 +135,7 @@ func TestDatabaseFirstPollStartsNow(t *testing.T) {
 			// The fixture's history (T0+100 … T0+700) is older than the first poll.
 			sink := newMemSink()
 			require.NoError(t, m.Poll(ctx, sink))
-			assert.Empty(t, sink.queued, "nothing old is queued")
+			assert.Empty(t, sink.Queued(), "nothing old is queued")
 			cur := cursorOf(t, sink)
 			assert.Equal(t, int64(t0+1000), cur.Start, "the first poll's start is kept")
 			assert.Equal(t, int64(t0+1000), cur.Time)
@@ -148,12 +148,12 @@ func TestDatabaseFirstPollStartsNow(t *testing.T) {
 			db.MustExec(db.Rebind(`INSERT INTO mdl_course_completions (id, userid, course, timecompleted) VALUES (?, ?, ?, ?)`), 121, 14, 5, t0+900)
 			logCompleted(t, db, 121)
 			require.NoError(t, m.Poll(ctx, sink))
-			assert.Equal(t, []string{"P101 E-XL passed=true dec= text= date=2024-06-01T00:17:30Z remark="}, sink.results())
+			assert.Equal(t, []string{"P101 E-XL passed=true dec= text= date=2024-06-01T00:17:30Z remark="}, results(sink))
 
 			// A since set later does not move an existing cursor back.
 			later := newDBSourceAt(t, d.driver, dir, history, clk)
 			require.NoError(t, later.Poll(ctx, sink))
-			assert.Len(t, sink.queued, 1)
+			assert.Len(t, sink.Queued(), 1)
 
 			// With since, a fresh cursor starts there.
 			fresh := newMemSink()
@@ -162,7 +162,7 @@ func TestDatabaseFirstPollStartsNow(t *testing.T) {
 				"P100 E-INTRO passed=true dec= text= date=2024-06-01T00:10:00Z remark=",
 				"P101 E-XL passed=true dec= text= date=2024-06-01T00:17:30Z remark=",
 				"P104 E-INTRO passed=true dec= text= date=2024-06-01T00:15:00Z remark=",
-			}, fresh.results())
+			}, results(fresh))
 			assert.Equal(t, int64(t0+480), cursorOf(t, fresh).Start)
 		})
 	}
@@ -234,7 +234,7 @@ func TestDatabaseChangesWithoutRereadingTheWindow(t *testing.T) {
 			m := newDBSourceAt(t, d.driver, dir, history+"  result: decimal\n", clock.NewFake(time.Unix(t0+30000, 0)))
 			sink := &countingSink{memSink: newMemSink()}
 			require.NoError(t, m.Poll(ctx, sink))
-			require.Len(t, sink.queued, 20005, "the fixture's five and the 20,000 generated")
+			require.Len(t, sink.Queued(), 20005, "the fixture's five and the 20,000 generated")
 			newest := cursorOf(t, sink.memSink).Time
 			require.Equal(t, int64(t0+20999), newest)
 
@@ -256,11 +256,11 @@ func TestDatabaseChangesWithoutRereadingTheWindow(t *testing.T) {
 				db.MustExec(db.Rebind(`INSERT INTO mdl_logstore_standard_log (eventname, component, action, target, crud, edulevel, contextid, contextlevel, contextinstanceid, userid, timecreated) VALUES (?, 'core', 'viewed', 'course', 'r', 2, 1, 50, 2, 10, ?)`),
 					`\core\event\course_viewed`, t0+30000+i)
 			}
-			n := len(sink.queued)
+			n := len(sink.Queued())
 			sink.staged = 0
 			require.NoError(t, m.Poll(ctx, sink))
-			require.Len(t, sink.queued, n+2)
-			got := []string{describe(sink.queued[n]), describe(sink.queued[n+1])}
+			require.Len(t, sink.Queued(), n+2)
+			got := []string{describe(sink.Queued()[n]), describe(sink.Queued()[n+1])}
 			assert.ElementsMatch(t, []string{
 				"P100 E-VCA passed=true dec=8 text= date=2024-06-01T00:01:40Z remark=",
 				"P101 E-XL passed=true dec= text= date=2024-06-01T04:49:59Z remark=",
@@ -272,9 +272,9 @@ func TestDatabaseChangesWithoutRereadingTheWindow(t *testing.T) {
 			db.MustExec(`INSERT INTO mdl_grade_grades_history (action, oldid, source, timemodified, itemid, userid, rawgrademax, finalgrade)
 				VALUES (2, 201, 'aggregation', 1717300000, 20, 11, 100, 10)`)
 			short := newDBSourceAt(t, d.driver, dir, history+"  result: decimal\n  lookback: 1h\n", clock.NewFake(time.Unix(t0+30000, 0)))
-			n = len(sink.queued)
+			n = len(sink.Queued())
 			require.NoError(t, short.Poll(ctx, sink))
-			assert.Len(t, sink.queued, n, "Bram's VCA regrade is older than the lookback")
+			assert.Len(t, sink.Queued(), n, "Bram's VCA regrade is older than the lookback")
 		})
 	}
 }
@@ -292,7 +292,7 @@ func TestDatabaseWindowModeRereadsTheWindow(t *testing.T) {
 			m := newDBSourceAt(t, d.driver, dir, history+"  changes: window\n  lookback: 1h\n", clock.NewFake(time.Unix(t0+1000, 0)))
 			sink := &countingSink{memSink: newMemSink()}
 			require.NoError(t, m.Poll(ctx, sink))
-			require.Len(t, sink.queued, 5)
+			require.Len(t, sink.Queued(), 5)
 			_, err := m.Check(ctx)
 			require.NoError(t, err)
 
@@ -300,8 +300,8 @@ func TestDatabaseWindowModeRereadsTheWindow(t *testing.T) {
 			db.MustExec(db.Rebind(`INSERT INTO mdl_course_completions (id, userid, course, timecompleted) VALUES (?, ?, ?, ?)`), 110, 11, 3, t0+50)
 			sink.staged = 0
 			require.NoError(t, m.Poll(ctx, sink))
-			require.Len(t, sink.queued, 6)
-			assert.Equal(t, "P101 E-XL passed=true dec= text= date=2024-06-01T00:00:50Z remark=", describe(sink.queued[5]))
+			require.Len(t, sink.Queued(), 6)
+			assert.Equal(t, "P101 E-XL passed=true dec= text= date=2024-06-01T00:00:50Z remark=", describe(sink.Queued()[5]))
 			assert.Equal(t, 6, sink.staged, "the window is read again")
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
 // TestCrashBeforeThePollLosesNoEnrolment drives the whole path with the
@@ -57,7 +58,7 @@ func TestCrashBeforeThePollLosesNoEnrolment(t *testing.T) {
 	require.Equal(t, "P7", user.IDNumber, "Moodle created and enrolled the person")
 
 	// kill -9: the enroller's in-memory watch is gone, no poll ever committed.
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	t.Cleanup(schema.Close)
 	renderer, err := result.NewRenderer(result.DefaultOptions(), schema)

@@ -18,17 +18,17 @@ func TestDatabaseDryRunChangesNothing(t *testing.T) {
 			ctx := context.Background()
 			m := newDBSource(t, d.driver, dir, "  page_size: 2\n", nil)
 			sink := newMemSink()
-			sink.dryRun = true
-			sink.cursor = []byte(`{"t":1717200150,"id":101}`)
+			sink.Dry = true
+			sink.SetCursor([]byte(`{"t":1717200150,"id":101}`))
 			require.NoError(t, m.Poll(ctx, sink))
-			assert.Equal(t, `{"t":1717200150,"id":101}`, string(sink.cursor))
-			assert.Empty(t, sink.results())
-			assert.Equal(t, 0, sink.commits)
+			assert.Equal(t, `{"t":1717200150,"id":101}`, string(sink.LastCursor()))
+			assert.Empty(t, results(sink))
+			assert.Equal(t, 0, sink.Commits())
 
 			// The same source then polls for real from the untouched cursor.
-			sink.dryRun = false
+			sink.Dry = false
 			require.NoError(t, m.Poll(ctx, sink))
-			assert.Len(t, sink.results(), 5)
+			assert.Len(t, results(sink), 5)
 		})
 	}
 }
@@ -99,10 +99,10 @@ func TestDatabaseSince(t *testing.T) {
 			db.MustExec(db.Rebind(`INSERT INTO mdl_course_completions (id, userid, course, timecompleted) VALUES (?, ?, ?, ?)`), 111, 12, 5, t0+400)
 			logCompleted(t, db, 110)
 			logCompleted(t, db, 111)
-			n := len(sink.queued)
+			n := len(sink.Queued())
 			require.NoError(t, m.Poll(ctx, sink))
-			require.Len(t, sink.queued, n+1)
-			assert.Equal(t, "P102 E-INTRO passed=true dec= text= date=2024-06-01T00:06:40Z remark=", describe(sink.queued[n]))
+			require.Len(t, sink.Queued(), n+1)
+			assert.Equal(t, "P102 E-INTRO passed=true dec= text= date=2024-06-01T00:06:40Z remark=", describe(sink.Queued()[n]))
 			cur = cursorOf(t, sink)
 			assert.Equal(t, [3]any{int64(1717200700), int64(108), []int64{106}}, [3]any{cur.Time, cur.ID, cur.Retry})
 
@@ -113,7 +113,7 @@ func TestDatabaseSince(t *testing.T) {
 				"P100 E-INTRO passed=true dec= text= date=2024-06-01T00:10:00Z remark=",
 				"P100 E-XL passed=true dec= text= date=2024-06-01T00:06:40Z remark=",
 				"P102 E-INTRO passed=true dec= text= date=2024-06-01T00:06:40Z remark=",
-			}, fresh.results())
+			}, results(fresh))
 		})
 	}
 }

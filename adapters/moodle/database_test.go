@@ -28,7 +28,7 @@ const history = "  since: 2024-06-01T00:00:00Z\n"
 func cursorOf(t *testing.T, sink *memSink) dbCursor {
 	t.Helper()
 	var cur dbCursor
-	require.NoError(t, json.Unmarshal(sink.cursor, &cur))
+	require.NoError(t, json.Unmarshal(sink.LastCursor(), &cur))
 	return cur
 }
 
@@ -75,7 +75,7 @@ func moodleDB(t *testing.T, driver string, dsn string) (*sqlx.DB, string) {
 
 func newDBSource(t *testing.T, driver, dir, extra string, logs *bytes.Buffer) *Moodle {
 	t.Helper()
-	m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, logs), clock.System{}, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, logs), clock.System{}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
@@ -98,7 +98,7 @@ func TestDatabaseMode(t *testing.T) {
 					// 66.66667/100 × 10 exactly; the core rounds it to 6.67.
 					"P100 E-VCA passed=true dec=6.666667 text= date=2024-06-01T00:01:40Z remark=vca 66.66667/100",
 					"P101 E-VCA passed=false dec=4 text= date=2024-06-01T00:03:20Z remark=vca 40/100",
-				}, sink.results())
+				}, results(sink))
 				// Carla has no idnumber; Eva is ungraded in a course with a pass mark; Excel has
 				// no pass mark; Ethiek has no idnumber; Intro has no grade item at all.
 				out := logs.String()
@@ -111,7 +111,7 @@ func TestDatabaseMode(t *testing.T) {
 				cur := cursorOf(t, sink)
 				// The cursor passes the deleted user's completion (108): read, never sent.
 				assert.Equal(t, [3]any{int64(1717200700), int64(108), []int64{103, 104, 105, 106, 107}}, [3]any{cur.Time, cur.ID, cur.Retry})
-				assert.Greater(t, sink.commits, 3, "one commit per page of 2")
+				assert.Greater(t, sink.Commits(), 3, "one commit per page of 2")
 			})
 
 			t.Run("completion with text result, back-dating and retry", func(t *testing.T) {
@@ -126,7 +126,7 @@ func TestDatabaseMode(t *testing.T) {
 					"P100 E-XL passed=true dec= text=75% date=2024-06-01T00:06:40Z remark=",
 					"P101 E-VCA passed=true dec= text=40% date=2024-06-01T00:03:20Z remark=",
 					"P104 E-VCA passed=true dec= text= date=2024-06-01T00:05:00Z remark=",
-				}, sink.results())
+				}, results(sink))
 				assert.Contains(t, logs.String(), "user_id=12")
 				assert.Contains(t, logs.String(), "course_id=4")
 
@@ -135,16 +135,16 @@ func TestDatabaseMode(t *testing.T) {
 				db.MustExec(db.Rebind(`INSERT INTO mdl_course_completions (id, userid, course, timecompleted) VALUES (?, ?, ?, ?)`), 110, 11, 3, t0+50)
 				logCompleted(t, db, 110)
 				db.MustExec(db.Rebind(`INSERT INTO mdl_grade_grades (id, itemid, userid, rawgrademax, finalgrade) VALUES (?, ?, ?, ?, ?)`), 206, 30, 11, "100.00000", "5.55500")
-				n, before := len(sink.queued), sink.cursor
+				n, before := len(sink.Queued()), sink.LastCursor()
 				require.NoError(t, m.Poll(ctx, sink))
-				require.Len(t, sink.queued, n+1, "only the back-dated completion is new")
-				assert.Equal(t, "P101 E-XL passed=true dec= text=56% date=2024-06-01T00:00:50Z remark=", describe(sink.queued[n]))
+				require.Len(t, sink.Queued(), n+1, "only the back-dated completion is new")
+				assert.Equal(t, "P101 E-XL passed=true dec= text=56% date=2024-06-01T00:00:50Z remark=", describe(sink.Queued()[n]))
 				// Without the lookback window the same poll misses it.
 				noLookback := newDBSource(t, d.driver, dir, history+"  result: text\n  lookback: 0s\n", nil)
 				bare := newMemSink()
-				bare.cursor = before
+				bare.SetCursor(before)
 				require.NoError(t, noLookback.Poll(ctx, bare))
-				assert.NotContains(t, bare.results(), describe(sink.queued[n]))
+				assert.NotContains(t, results(bare), describe(sink.Queued()[n]))
 
 				// A week later: Carla's and Ethiek's completions are far behind the window.
 				db.MustExec(db.Rebind(`INSERT INTO mdl_course_completions (id, userid, course, timecompleted) VALUES (?, ?, ?, ?)`), 111, 14, 3, t0+7*86400)
@@ -157,8 +157,8 @@ func TestDatabaseMode(t *testing.T) {
 				db.MustExec(`UPDATE mdl_course SET idnumber = 'E-ETH' WHERE id = 4`)
 				logs.Reset()
 				require.NoError(t, m.Poll(ctx, sink))
-				assert.Contains(t, sink.results(), "P102 E-VCA passed=true dec= text=90% date=2024-06-01T00:05:00Z remark=")
-				assert.Contains(t, sink.results(), "P104 E-ETH passed=true dec= text=80% date=2024-06-01T00:08:20Z remark=")
+				assert.Contains(t, results(sink), "P102 E-VCA passed=true dec= text=90% date=2024-06-01T00:05:00Z remark=")
+				assert.Contains(t, results(sink), "P104 E-ETH passed=true dec= text=80% date=2024-06-01T00:08:20Z remark=")
 				assert.NotContains(t, logs.String(), "user_id=12")
 				cur := cursorOf(t, sink)
 				assert.Equal(t, [3]any{int64(1717804800), int64(111), []int64(nil)}, [3]any{cur.Time, cur.ID, cur.Retry})
@@ -168,8 +168,8 @@ func TestDatabaseMode(t *testing.T) {
 				m := newDBSource(t, d.driver, dir, history+"  person_field: profile:cvid\n  course_field: shortname\n", nil)
 				sink := newMemSink()
 				require.NoError(t, m.Poll(ctx, sink))
-				assert.Contains(t, sink.results(), "CV-100 vca passed=true dec= text= date=2024-06-01T00:01:40Z remark=")
-				for _, r := range sink.results() {
+				assert.Contains(t, results(sink), "CV-100 vca passed=true dec= text= date=2024-06-01T00:01:40Z remark=")
+				for _, r := range results(sink) {
 					assert.NotContains(t, r, "P10", "idnumbers are not used")
 				}
 			})

@@ -24,7 +24,7 @@ import (
 func watched(t *testing.T, sink *memSink) []string {
 	t.Helper()
 	var cur wsCursor
-	require.NoError(t, json.Unmarshal(sink.cursor, &cur))
+	require.NoError(t, json.Unmarshal(sink.LastCursor(), &cur))
 	var out []string
 	for _, e := range cur.Enrolments {
 		out = append(out, fmtTracked(e))
@@ -86,7 +86,7 @@ func TestEnrolAsksForAPoll(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte("full\n"), 0o600))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.dsn"), []byte("postgres://ro@127.0.0.1/moodle\n"), 0o600))
-		m, err := newMoodle(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n  url: "+site.URL+"\n  token_file: moodle.token\n", nil), clock.System{}, nil)
+		m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n  url: "+site.URL+"\n  token_file: moodle.token\n", nil), clock.System{}, nil)
 		require.NoError(t, err)
 		woken := watch(t, m)
 		require.NoError(t, m.Enrol(ctx, anna))
@@ -105,7 +105,7 @@ func TestEnrolmentListClosesTheCrashGap(t *testing.T) {
 	enrol := func(m *Moodle, person, code string) {
 		t.Helper()
 		require.NoError(t, m.Enrol(ctx, source.Enrolment{PersonID: person, FirstName: "L", LastName: "N", Email: person + "@example.nl", ElearningCode: code}))
-		sink.record(person, code, true) // the core records it done, with its list entry
+		sink.Record(person, code, true) // the core records it done, with its list entry
 	}
 
 	first := wsSource(t, site, "full", "", clk, nil)
@@ -142,28 +142,28 @@ func TestEnrolmentListClosesTheCrashGap(t *testing.T) {
 	site.SetProgress(102, 5, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 60}})
 	clk.Advance(time.Hour)
 	require.NoError(t, restarted.Poll(ctx, sink))
-	assert.Equal(t, []string{"P3 E-INTRO passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, sink.results())
+	assert.Equal(t, []string{"P3 E-INTRO passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, results(sink))
 	site.ResetCalls()
 	clk.Advance(2 * time.Hour)
 	require.NoError(t, restarted.Poll(ctx, sink))
 	assert.Equal(t, 2, site.Calls(""), "followed entries are not looked up again: only P1 and P2 are checked")
 
 	// Unenrolled through the bridge elsewhere (another daemon): no longer watched.
-	sink.record("p2", "E-VCA", false)
+	sink.Record("p2", "E-VCA", false)
 	require.NoError(t, restarted.Poll(ctx, sink))
 	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`}, watched(t, sink))
 
 	// Enrolled anew: watched again, and a person whose completion was sent
 	// is checked again when the bridge enrols them anew.
-	sink.record("P2", "E-VCA", true)
-	sink.record("P3", "E-INTRO", true)
+	sink.Record("P2", "E-VCA", true)
+	sink.Record("P3", "E-INTRO", true)
 	site.ResetCalls()
 	require.NoError(t, restarted.Poll(ctx, sink))
 	assert.Equal(t, []string{`[100,2,"P1","E-VCA"]`, `[101,2,"P2","E-VCA"]`}, watched(t, sink))
 	assert.Equal(t, 2, site.Calls(fnCompletion), "P2 and P3 are checked at once (P3 is complete: done again, nothing new to send)")
 
 	// An entry Moodle does not know is logged once and not looked up again.
-	sink.record("P9", "E-VCA", true)
+	sink.Record("P9", "E-VCA", true)
 	require.NoError(t, restarted.Poll(ctx, sink))
 	assert.Contains(t, logs.String(), "not in Moodle")
 	site.ResetCalls()
@@ -179,12 +179,12 @@ func TestEnrolmentListLookupFailureIsRetried(t *testing.T) {
 	u := site.AddUser(moodletest.User{Username: "anna", IDNumber: "P1", FirstName: "A", LastName: "J", Email: "a@x.nl"})
 	site.Enrol(u, 2)
 	sink := newMemSink()
-	sink.record("P1", "E-VCA", true)
+	sink.Record("P1", "E-VCA", true)
 
 	logs := &bytes.Buffer{}
 	m := wsSource(t, site, "pollsonly", "", clk, logs) // may not look users up
 	require.NoError(t, m.Poll(ctx, sink))
-	assert.Empty(t, sink.cursor, "nothing to watch, nothing committed")
+	assert.Empty(t, sink.LastCursor(), "nothing to watch, nothing committed")
 	assert.Contains(t, logs.String(), "trying again at the next poll")
 
 	fixed := wsSource(t, site, "full", "", clk, nil)
@@ -202,21 +202,21 @@ func TestWebServiceDryRunChangesNothing(t *testing.T) {
 	site.SetProgress(100, 2, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0}, Grade: "80", GradeMax: "100"})
 
 	dry := newMemSink()
-	dry.dryRun = true
-	dry.cursor = []byte(`{"enrolments":[]}`)
+	dry.Dry = true
+	dry.SetCursor([]byte(`{"enrolments":[]}`))
 	site.ResetCalls()
 	for range 2 {
 		require.NoError(t, m.Poll(ctx, dry))
 	}
-	assert.Equal(t, `{"enrolments":[]}`, string(dry.cursor), "the cursor is unchanged")
-	assert.Empty(t, dry.results())
-	assert.Equal(t, 0, dry.commits)
+	assert.Equal(t, `{"enrolments":[]}`, string(dry.LastCursor()), "the cursor is unchanged")
+	assert.Empty(t, results(dry))
+	assert.Equal(t, 0, dry.Commits())
 	assert.Equal(t, site.Calls(""), site.Calls(fnCompletion)+site.Calls(fnGradeItems), "only reads: nothing in Moodle touched")
 	assert.Len(t, m.tracks, 1, "the enrolment is still waiting for a real poll")
 
 	real := newMemSink()
 	require.NoError(t, m.Poll(ctx, real))
-	assert.Equal(t, []string{"P1 E-VCA passed=true dec=8 text= date=2024-06-01T00:00:00Z remark="}, real.results())
+	assert.Equal(t, []string{"P1 E-VCA passed=true dec=8 text= date=2024-06-01T00:00:00Z remark="}, results(real))
 	assert.Empty(t, m.tracks)
 }
 
@@ -233,6 +233,6 @@ func TestWebServiceSince(t *testing.T) {
 	site.SetProgress(101, 2, moodletest.Progress{Completed: true, CriteriaDone: []int64{t0 + 60}})
 	sink := newMemSink()
 	require.NoError(t, m.Poll(ctx, sink))
-	assert.Equal(t, []string{"P2 E-VCA passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, sink.results())
+	assert.Equal(t, []string{"P2 E-VCA passed=true dec= text= date=2024-06-01T00:01:00Z remark="}, results(sink))
 	assert.Equal(t, []string{`[102,2,"P3","E-VCA"]`}, watched(t, sink), "the completion before since is done, not sent")
 }

@@ -11,7 +11,7 @@ import (
 // the person id in lower case (Coachview compares ids case-insensitively)
 // and the Elearningcode.
 func listKey(person, code string) string {
-	return strings.ToLower(strings.TrimSpace(person)) + "\t" + strings.TrimSpace(code)
+	return source.PersonKey(person) + "\t" + strings.TrimSpace(code)
 }
 
 // followList brings the watch list in line with the bridge's enrolment list
@@ -86,7 +86,7 @@ func (m *Moodle) followList(ctx context.Context, cur *wsCursor, list []source.En
 	users := m.listUsers(ctx, ask)
 	added, retry := 0, 0
 	for _, e := range todo {
-		user, uok := users[strings.ToLower(strings.TrimSpace(e.PersonID))]
+		user, uok := users[source.PersonKey(e.PersonID)]
 		course, cok := courses[strings.TrimSpace(e.ElearningCode)]
 		if k, ok := known[listKey(e.PersonID, e.ElearningCode)]; ok {
 			user, course, uok, cok = k[0], k[1], true, true
@@ -123,10 +123,10 @@ func (m *Moodle) followList(ctx context.Context, cur *wsCursor, list []source.En
 // unwatch removes the watched enrolments of person (case-insensitively) in
 // code and returns how many it removed.
 func (c *wsCursor) unwatch(person, code string) int {
-	person, code = strings.TrimSpace(person), strings.TrimSpace(code)
+	person, code = source.PersonKey(person), strings.TrimSpace(code)
 	kept := c.Enrolments[:0]
 	for _, t := range c.Enrolments {
-		if !strings.EqualFold(t.Person, person) || t.Code != code {
+		if source.PersonKey(t.Person) != person || t.Code != code {
 			kept = append(kept, t)
 		}
 	}
@@ -158,7 +158,7 @@ func (m *Moodle) listCourses(ctx context.Context, entries []source.Enrolled) map
 	return out
 }
 
-// listUsers resolves the person ids of entries (lower case) to Moodle user
+// listUsers resolves the person ids of entries (by source.PersonKey) to Moodle user
 // ids by person_field, a page of persons per call: 0 when no user (or more
 // than one) has the id, absent when Moodle could not be asked now.
 func (m *Moodle) listUsers(ctx context.Context, entries []source.Enrolled) map[string]int64 {
@@ -166,7 +166,7 @@ func (m *Moodle) listUsers(ctx context.Context, entries []source.Enrolled) map[s
 	seen := map[string]bool{}
 	for _, e := range entries {
 		p := strings.TrimSpace(e.PersonID)
-		if k := strings.ToLower(p); !seen[k] {
+		if k := source.PersonKey(p); !seen[k] {
 			seen[k] = true
 			persons = append(persons, p)
 		}
@@ -181,11 +181,11 @@ func (m *Moodle) listUsers(ctx context.Context, entries []source.Enrolled) map[s
 		}
 		found := map[string][]int64{}
 		for _, u := range users {
-			k := strings.ToLower(m.personID(u))
+			k := source.PersonKey(m.personID(u))
 			found[k] = append(found[k], u.ID)
 		}
 		for _, p := range page {
-			k := strings.ToLower(p)
+			k := source.PersonKey(p)
 			if ids := found[k]; len(ids) == 1 {
 				out[k] = ids[0]
 			} else {

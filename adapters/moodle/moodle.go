@@ -13,13 +13,16 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/adapters/moodle/ws"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
-func init() { adapters.Register("moodle", New) }
+func init() {
+	adapters.Register("moodle", func() *Settings { s := DefaultSettings(); return &s }, New)
+}
 
 var (
 	_ source.Source   = (*Moodle)(nil)
@@ -62,36 +65,34 @@ type trackChange struct {
 	person, course string
 }
 
-// New builds a Moodle source from a connection's settings. It reads the DSN
-// and token but does not connect: that starts with Poll, Check or Enrol.
-func New(c adapters.Connection) (source.Source, error) {
-	return newMoodle(c, clock.System{}, nil)
+// New builds a Moodle source from a connection's validated settings. It
+// reads the DSN and token but does not connect: that starts with Poll,
+// Check or Enrol.
+func New(c adapters.Connection, s *Settings) (source.Source, error) {
+	return newMoodle(c, *s, clock.System{}, nil)
 }
 
 // newMoodle builds a source with an injected clock and HTTP client (nil for defaults).
-func newMoodle(c adapters.Connection, clk clock.Clock, o *ws.Options) (*Moodle, error) {
+func newMoodle(c adapters.Connection, s Settings, clk clock.Clock, o *ws.Options) (*Moodle, error) {
 	loc := c.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	s, err := decodeSettings(c.File, c.Settings, loc)
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	m := &Moodle{name: c.Name, settings: s, loc: loc, log: c.Logger, clock: clk, tracks: map[[2]int64]trackChange{}}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
 	m.log = m.log.With("adapter", "moodle")
 	if s.Mode == modeDatabase {
-		if m.dsn, err = readSecret(c.File, c.Settings, c.BaseDir, secretKey("dsn", s.DSNEnv), s.DSNFile, s.DSNEnv); err != nil {
-			return nil, err
+		if m.dsn, err = kit.ReadSecret(c.BaseDir, s.DSNFile, s.DSNEnv); err != nil {
+			return nil, kit.At(secretKey("dsn", s.DSNEnv), err)
 		}
 	}
 	if s.URL != "" {
-		token, err := readSecret(c.File, c.Settings, c.BaseDir, secretKey("token", s.TokenEnv), s.TokenFile, s.TokenEnv)
+		token, err := kit.ReadSecret(c.BaseDir, s.TokenFile, s.TokenEnv)
 		if err != nil {
-			return nil, err
+			return nil, kit.At(secretKey("token", s.TokenEnv), err)
 		}
 		opts := ws.Options{Concurrency: s.Concurrency}
 		if o != nil {

@@ -71,7 +71,7 @@ func TestRecordMoodle(t *testing.T) {
 			continue
 		}
 		sink, logs, err := recordedPoll(t, proxy.URL, site.Tokens[name])
-		t.Logf("poll %s: %v %q\n%s", name, err, sink.results(), logs)
+		t.Logf("poll %s: %v %q\n%s", name, err, results(sink), logs)
 	}
 	err = recordedSource(t, proxy.URL, site.Tokens["noassign"], nil).Enrol(ctx, recordedEnrolment)
 	t.Logf("enrol noassign: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,42 +55,29 @@ func recordedSource(t *testing.T, url, token string, logs *bytes.Buffer) *Moodle
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte(token+"\n"), 0o600))
-	m, err := newMoodle(connection(t, dir, "  mode: webservice\n  url: "+url+"\n  token_file: moodle.token\n"+recordedSettings, logs),
+	m, err := newTestMoodle(connection(t, dir, "  mode: webservice\n  url: "+url+"\n  token_file: moodle.token\n"+recordedSettings, logs),
 		clock.NewFake(recordedNow), nil)
 	require.NoError(t, err)
 	return m
 }
 
-// reportingSink is a memSink that keeps what the source reports as
-// source.Problems, as the core's poll runner does.
-type reportingSink struct {
-	*memSink
-	mu       sync.Mutex
-	problems source.Problems
-}
-
-var _ source.ProblemReporter = (*reportingSink)(nil)
-
-func (s *reportingSink) ReportProblems(p source.Problems) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.problems = s.problems.Add(p)
-}
-
-func (s *reportingSink) skipped() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.problems.Skipped
+// skipped sums what the source reported to sink as skipped, by reason.
+func skipped(sink *memSink) map[string]int {
+	var all source.Problems
+	for _, p := range sink.Problems() {
+		all = all.Add(p)
+	}
+	return all.Skipped
 }
 
 // recordedPoll polls once with token against url with the recorded
 // enrolment list.
-func recordedPoll(t *testing.T, url, token string) (*reportingSink, string, error) {
+func recordedPoll(t *testing.T, url, token string) (*memSink, string, error) {
 	t.Helper()
 	var logs bytes.Buffer
 	m := recordedSource(t, url, token, &logs)
-	sink := &reportingSink{memSink: newMemSink()}
-	sink.list = append([]source.Enrolled(nil), recordedList...)
+	sink := newMemSink()
+	sink.SetEnrolments(append([]source.Enrolled(nil), recordedList...))
 	err := m.Poll(context.Background(), sink)
 	return sink, logs.String(), err
 }

@@ -31,7 +31,7 @@ func TestDatabasePollReadsWhatItSends(t *testing.T) {
 	require.NoError(t, m.Poll(context.Background(), sink))
 	require.NoError(t, m.Close()) // its backend exits and reports its statistics
 	read := tuplesAfter(t, db, before)
-	require.Len(t, sink.queued, 2000)
+	require.Len(t, sink.Queued(), 2000)
 	assert.LessOrEqual(t, read, int64(5*2000), fmt.Sprintf("rows read for 2,000 completions sent: %d", read))
 }
 
@@ -53,7 +53,7 @@ func TestDatabasePageOfDeletedUsersMovesOn(t *testing.T) {
 				"P100 E-VCA passed=true dec= text= date=2024-06-01T00:01:40Z remark=",
 				"P100 E-XL passed=true dec= text= date=2024-06-01T00:06:40Z remark=",
 				"P104 E-VCA passed=true dec= text= date=2024-06-01T00:05:00Z remark=",
-			}, sink.results())
+			}, results(sink))
 			cur := cursorOf(t, sink)
 			assert.Equal(t, [2]int64{t0 + 700, 108}, [2]int64{cur.Time, cur.ID})
 		})

@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"text/template"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/adapters/moodle/ws"
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // Setting values.
@@ -200,93 +198,95 @@ func DefaultSettings() Settings {
 	}
 }
 
-// decodeSettings applies the settings node over the defaults and validates
-// the result; loc is the provider's time zone, for a since date. Errors are
-// *config.Error naming file, line and key.
-func decodeSettings(file string, node *yaml.Node, loc *time.Location) (Settings, error) {
-	s := DefaultSettings()
-	if err := config.DecodeStrict(file, node, &s); err != nil {
-		return Settings{}, err
+// Validate checks the settings an LMS file gave, fills the derived fields
+// and records every mistake in p by its key (adapters.Settings). Since
+// dates without a zone are in the connection's time zone.
+func (s *Settings) Validate(c adapters.Connection, p *kit.Problems) {
+	loc := c.Location
+	if loc == nil {
+		loc = time.UTC
 	}
-	if err := s.validate(file, node, loc); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	s.validate(p, loc)
+}
+
+// Capabilities declares what a Moodle source does: it watches for the
+// enrolments it makes, checks its link, changes nothing when polled dry,
+// and enrols only with a url and token (the enroller calls the web
+// services, in either mode).
+func (s *Settings) Capabilities() source.Capabilities {
+	return source.Capabilities{Watch: true, Check: true, DryRun: true, Enrol: s.URL != ""}
 }
 
 var (
-	prefixPattern  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,20}$`)
 	decimalPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 	placeholder    = regexp.MustCompile(`\{[^{}]*\}`)
 )
 
-// validate checks the settings in one place and fills the derived fields.
-// node is only used to find the line of the offending key.
-func (s *Settings) validate(file string, node *yaml.Node, loc *time.Location) error {
-	bad := func(key, format string, args ...any) error {
-		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
+// validate checks the settings in one place, fills the derived fields and
+// records every mistake in p. A check that needs a value an earlier one
+// refused (the mode, passed, result) is skipped.
+func (s *Settings) validate(p *kit.Problems, loc *time.Location) {
 	switch s.Mode {
 	case modeDatabase:
 		if s.Driver == "mariadb" {
 			s.Driver = driverMySQL
 		}
 		if s.Driver != driverPostgres && s.Driver != driverMySQL {
-			return bad("driver", "must be postgres or mysql (MariaDB included) in database mode, got %q", s.Driver)
+			p.Addf("driver", "must be postgres or mysql (MariaDB included) in database mode, got %q", s.Driver)
 		}
 		if (s.DSNFile == "") == (s.DSNEnv == "") {
-			return bad("dsn_file", "set exactly one of dsn_file and dsn_env: where the read-only database DSN is kept")
+			p.Addf("dsn_file", "set exactly one of dsn_file and dsn_env: where the read-only database DSN is kept")
 		}
-		if !prefixPattern.MatchString(s.Prefix) {
-			return bad("prefix", "must be Moodle's table prefix ($CFG->prefix, lower-case letters, digits and _), got %q", s.Prefix)
+		if msg := kit.CheckPrefix(s.Prefix); msg != "" {
+			p.Addf("prefix", "%s", msg)
 		}
 		if s.Lookback < 0 {
-			return bad("lookback", "must not be negative, got %s", s.Lookback)
+			p.Addf("lookback", "must not be negative, got %s", s.Lookback)
 		}
 		if s.Changes != changesLog && s.Changes != changesWindow {
-			return bad("changes", "must be log or window, got %q", s.Changes)
+			p.Addf("changes", "must be log or window, got %q", s.Changes)
 		}
 	case modeWebService:
 		if s.URL == "" {
-			return bad("url", "required in webservice mode: Moodle's wwwroot, such as https://learn.example.nl")
+			p.Addf("url", "required in webservice mode: Moodle's wwwroot, such as https://learn.example.nl")
 		}
 		if s.Passed == passedGradePass {
-			return bad("passed", "gradepass needs database mode: Moodle's web services do not return a course's pass mark; use threshold")
+			p.Addf("passed", "gradepass needs database mode: Moodle's web services do not return a course's pass mark; use threshold")
 		}
 	default:
-		return bad("mode", "must be database or webservice, got %q", s.Mode)
+		p.Addf("mode", "must be database or webservice, got %q", s.Mode)
 	}
 	if s.PageSize < 1 || s.PageSize > 10000 {
-		return bad("page_size", "must be 1 to 10000, got %d", s.PageSize)
+		p.Addf("page_size", "must be 1 to 10000, got %d", s.PageSize)
 	}
 	if s.URL != "" {
 		if _, err := ws.New(s.URL, "placeholder", ws.Options{}); err != nil {
-			return bad("url", "%v", err)
+			p.Addf("url", "%v", err)
 		}
 		if (s.TokenFile == "") == (s.TokenEnv == "") {
-			return bad("token_file", "set exactly one of token_file and token_env: where the web-service token is kept")
+			p.Addf("token_file", "set exactly one of token_file and token_env: where the web-service token is kept")
 		}
 	} else if s.TokenFile != "" || s.TokenEnv != "" {
-		return bad("url", "required with token_file/token_env: Moodle's wwwroot")
+		p.Addf("url", "required with token_file/token_env: Moodle's wwwroot")
 	}
 	if s.Concurrency < 1 || s.Concurrency > maxConcurrency {
-		return bad("concurrency", "must be 1 to %d (every call boots Moodle), got %d", maxConcurrency, s.Concurrency)
+		p.Addf("concurrency", "must be 1 to %d (every call boots Moodle), got %d", maxConcurrency, s.Concurrency)
 	}
 	if s.TrackCourseUsers && s.Mode != modeWebService {
-		return bad("track_course_users", "only applies to webservice mode; database mode reads every completion")
+		p.Addf("track_course_users", "only applies to webservice mode; database mode reads every completion")
 	}
 	if s.DiscoverEvery < time.Minute {
-		return bad("discover_every", "must be at least 1m, got %s", s.DiscoverEvery)
+		p.Addf("discover_every", "must be at least 1m, got %s", s.DiscoverEvery)
 	}
 	if s.Since != "" {
-		t, err := parseSince(s.Since, loc)
-		if err != nil {
-			return bad("since", "%v", err)
+		if t, err := parseSince(s.Since, loc); err != nil {
+			p.Addf("since", "%v", err)
+		} else {
+			s.since = t
 		}
-		s.since = t
 	}
 	if s.CheckUsername != "" && s.URL == "" {
-		return bad("check_username", "only applies with url and a token: it checks what the web services show")
+		p.Addf("check_username", "only applies with url and a token: it checks what the web services show")
 	}
 
 	switch {
@@ -294,88 +294,88 @@ func (s *Settings) validate(file string, node *yaml.Node, loc *time.Location) er
 	case strings.HasPrefix(s.PersonField, profilePrefix) && len(s.PersonField) > len(profilePrefix):
 		s.profile = strings.TrimPrefix(s.PersonField, profilePrefix)
 	default:
-		return bad("person_field", "must be idnumber, username, email or profile:<shortname>, got %q", s.PersonField)
+		p.Addf("person_field", "must be idnumber, username, email or profile:<shortname>, got %q", s.PersonField)
 	}
 	switch s.CourseField {
 	case fieldIDNumber, fieldShortname:
 		if len(s.Courses) > 0 {
-			return bad("courses", "needs course_field: courses (course_field is %s)", s.CourseField)
+			p.Addf("courses", "needs course_field: courses (course_field is %s)", s.CourseField)
 		}
 	case fieldCourses:
 		if len(s.Courses) == 0 {
-			return bad("courses", "course_field courses needs a table of Elearningcode: Moodle course id")
+			p.Addf("courses", "course_field courses needs a table of Elearningcode: Moodle course id")
 		}
 		s.codeOf = map[int64]string{}
 		for code, id := range s.Courses {
-			if strings.TrimSpace(code) == "" || len(code) > 50 {
-				return bad("courses", "Elearningcode %q must be 1 to 50 characters", code)
+			switch other, dup := s.codeOf[id]; {
+			case strings.TrimSpace(code) == "" || len(code) > 50:
+				p.Addf("courses", "Elearningcode %q must be 1 to 50 characters", code)
+			case id <= 0:
+				p.Addf("courses", "course id for %q must be a positive Moodle course id, got %d", code, id)
+			case dup:
+				p.Addf("courses", "course id %d is mapped twice (%q and %q)", id, other, code)
+			default:
+				s.codeOf[id] = code
 			}
-			if id <= 0 {
-				return bad("courses", "course id for %q must be a positive Moodle course id, got %d", code, id)
-			}
-			if other, dup := s.codeOf[id]; dup {
-				return bad("courses", "course id %d is mapped twice (%q and %q)", id, other, code)
-			}
-			s.codeOf[id] = code
 		}
 	default:
-		return bad("course_field", "must be idnumber, shortname or courses, got %q", s.CourseField)
+		p.Addf("course_field", "must be idnumber, shortname or courses, got %q", s.CourseField)
 	}
 
 	switch s.Passed {
 	case passedCompletion, passedGradePass:
+		if s.Threshold != "" {
+			p.Addf("threshold", "only applies with passed: threshold")
+		}
 	case passedThreshold:
 		t, err := parsePlainDecimal(s.Threshold)
 		if err != nil || t.Sign() <= 0 || t.Cmp(big.NewRat(100, 1)) > 0 {
-			return bad("threshold", "must be a percentage of the maximum grade above 0 and at most 100, such as 55, got %q", s.Threshold)
+			p.Addf("threshold", "must be a percentage of the maximum grade above 0 and at most 100, such as 55, got %q", s.Threshold)
+		} else {
+			s.threshold = t
 		}
-		s.threshold = t
 	default:
-		return bad("passed", "must be completion, gradepass or threshold, got %q", s.Passed)
-	}
-	if s.Passed != passedThreshold && s.Threshold != "" {
-		return bad("threshold", "only applies with passed: threshold")
+		p.Addf("passed", "must be completion, gradepass or threshold, got %q", s.Passed)
 	}
 	switch s.Result {
 	case resultNone:
 	case resultDecimal:
 		m, err := parsePlainDecimal(s.ScaleMax)
 		if err != nil || m.Sign() <= 0 {
-			return bad("scale_max", "must be a positive number such as 10 or 100, got %q", s.ScaleMax)
+			p.Addf("scale_max", "must be a positive number such as 10 or 100, got %q", s.ScaleMax)
+		} else {
+			s.scaleMax = m
 		}
-		s.scaleMax = m
 	case resultText:
 		if strings.TrimSpace(s.TextFormat) == "" {
-			return bad("text_format", "must not be empty with result: text, e.g. \"{percent}%%\"")
+			p.Addf("text_format", "must not be empty with result: text, e.g. \"{percent}%%\"")
 		}
-		for _, p := range placeholder.FindAllString(s.TextFormat, -1) {
-			if p != "{percent}" && p != "{grade}" && p != "{max}" {
-				return bad("text_format", "unknown placeholder %s: use {percent}, {grade} or {max}", p)
+		for _, ph := range placeholder.FindAllString(s.TextFormat, -1) {
+			if ph != "{percent}" && ph != "{grade}" && ph != "{max}" {
+				p.Addf("text_format", "unknown placeholder %s: use {percent}, {grade} or {max}", ph)
 			}
 		}
 	default:
-		return bad("result", "must be decimal, text or none, got %q", s.Result)
+		p.Addf("result", "must be decimal, text or none, got %q", s.Result)
 	}
 	if s.Remark != "" {
-		tmpl, err := template.New("remark").Option("missingkey=error").Parse(s.Remark)
-		if err != nil {
-			return bad("remark", "not a valid template: %v", err)
+		if tmpl, err := template.New("remark").Option("missingkey=error").Parse(s.Remark); err != nil {
+			p.Addf("remark", "not a valid template: %v", err)
+		} else if err := tmpl.Execute(&bytes.Buffer{}, RemarkData{}); err != nil {
+			p.Addf("remark", "template fails on an example completion: %v (fields: see RemarkData)", err)
+		} else {
+			s.remark = tmpl
 		}
-		if err := tmpl.Execute(&bytes.Buffer{}, RemarkData{}); err != nil {
-			return bad("remark", "template fails on an example completion: %v (fields: see RemarkData)", err)
-		}
-		s.remark = tmpl
 	}
 	if strings.TrimSpace(s.Auth) == "" {
-		return bad("auth", "must name Moodle's authentication plugin for created users, such as manual")
+		p.Addf("auth", "must name Moodle's authentication plugin for created users, such as manual")
 	}
 	if s.RoleID <= 0 {
-		return bad("role_id", "must be a Moodle role id (student is usually 5), got %d", s.RoleID)
+		p.Addf("role_id", "must be a Moodle role id (student is usually 5), got %d", s.RoleID)
 	}
 	if s.NameSplit != splitDutch && s.NameSplit != splitNone {
-		return bad("name_split", "must be dutch or none, got %q", s.NameSplit)
+		p.Addf("name_split", "must be dutch or none, got %q", s.NameSplit)
 	}
-	return nil
 }
 
 // parseSince parses a since value: a date (midnight in loc) or an RFC 3339 time.
@@ -401,49 +401,4 @@ func parsePlainDecimal(v string) (*big.Rat, error) {
 		return nil, fmt.Errorf("%q is not a number", v)
 	}
 	return r, nil
-}
-
-// readSecret reads a secret from the file (relative to baseDir) or the
-// environment variable; key names the setting for the error message. The
-// secret itself never appears in an error.
-func readSecret(file string, node *yaml.Node, baseDir, key, path, env string) (string, error) {
-	bad := func(format string, args ...any) error {
-		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
-	if env != "" {
-		v := strings.TrimSpace(os.Getenv(env))
-		if v == "" {
-			return "", bad("environment variable %s is not set or empty", env)
-		}
-		return v, nil
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(baseDir, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", bad("cannot read %s: %v", path, err)
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return "", bad("%s is empty", path)
-	}
-	return v, nil
-}
-
-// keyLine returns the line of the key in a settings mapping, or of the
-// mapping itself, or 0 without a node.
-func keyLine(node *yaml.Node, key string) int {
-	if node == nil {
-		return 0
-	}
-	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
-		node = node.Content[0]
-	}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		if node.Content[i].Value == key {
-			return node.Content[i].Line
-		}
-	}
-	return node.Line
 }

@@ -4,6 +4,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,18 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/adapters"
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 func TestRegisteredAndDefaults(t *testing.T) {
 	t.Parallel()
-	factory, ok := adapters.Lookup("moodle")
-	require.True(t, ok)
+	require.True(t, adapters.Known("moodle"))
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.dsn"), []byte("postgres://ro@127.0.0.1/moodle\n"), 0o600))
-	src, err := factory(connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n", nil))
+	c := connection(t, dir, "  mode: database\n  driver: postgres\n  dsn_file: moodle.dsn\n", nil)
+	b, err := adapters.Build("moodle", c.Connection, c.node)
 	require.NoError(t, err)
-	m := src.(*Moodle)
+	assert.False(t, b.Caps.Enrol, "no enrolment without url and token")
+	assert.Nil(t, b.Enroller())
+	m := b.Source.(*Moodle)
 	assert.Equal(t, "mdl_", m.settings.Prefix)
 	assert.Equal(t, 500, m.settings.PageSize)
 	assert.Equal(t, "idnumber", m.settings.PersonField)
@@ -53,9 +56,9 @@ func TestSettingsErrorsNameKeyAndLine(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(connection(t, t.TempDir(), tc.settings, nil))
+			_, err := build(connection(t, t.TempDir(), tc.settings, nil))
 			require.Error(t, err)
-			var ce *config.Error
+			var ce *strictyaml.Error
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tc.key, ce.Key)
 			assert.Equal(t, lmsFile, ce.File)
@@ -76,7 +79,7 @@ func TestSinceDateIsMidnightInTheProvidersZone(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.since, func(t *testing.T) {
 			t.Parallel()
-			m, err := New(connection(t, t.TempDir(), "  mode: database\n  driver: postgres\n  dsn_env: PATH\n  since: \""+tc.since+"\"\n", nil))
+			m, err := build(connection(t, t.TempDir(), "  mode: database\n  driver: postgres\n  dsn_env: PATH\n  since: \""+tc.since+"\"\n", nil))
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, m.(*Moodle).settings.since.UTC().Format(time.RFC3339))
 		})
@@ -85,10 +88,10 @@ func TestSinceDateIsMidnightInTheProvidersZone(t *testing.T) {
 
 func TestSecretsFromFileOrEnvironment(t *testing.T) {
 	t.Parallel()
-	_, err := New(connection(t, t.TempDir(), "  mode: database\n  driver: mysql\n  dsn_file: missing.dsn\n", nil))
+	_, err := build(connection(t, t.TempDir(), "  mode: database\n  driver: mysql\n  dsn_file: missing.dsn\n", nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "dsn_file")
-	_, err = New(connection(t, t.TempDir(), "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_UNSET_TOKEN_VAR\n", nil))
+	_, err = build(connection(t, t.TempDir(), "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_UNSET_TOKEN_VAR\n", nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "CVBRIDGE_UNSET_TOKEN_VAR is not set")
 }
@@ -121,4 +124,52 @@ func TestParseNumberNeverUsesFloat(t *testing.T) {
 	assert.Equal(t, "1/20000", r.String())
 	_, err = parseNumber("NaN")
 	assert.Error(t, err)
+}
+
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key; the checks that need the
+// refused url (check_username) are skipped, not run on a bad value.
+func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
+	_, err := build(connection(t, t.TempDir(), `  mode: webservice
+  url: "ftp://learn.example.nl"
+  token_env: CVBRIDGE_UNSET_TOKEN_VAR
+  concurrency: 9
+  check_username: teacher
+  passed: threshold
+  threshold: "200"
+`, nil))
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3, err.Error())
+	assert.Contains(t, lines[0], lmsFile+":5: url: ")
+	assert.Contains(t, lines[1], lmsFile+":7: concurrency: must be 1 to 4")
+	assert.Contains(t, lines[2], lmsFile+":10: threshold: must be a percentage")
+}
+
+// TestEnrolDeclaredOnlyWithToken: a Moodle connection declares it can
+// enrol only with url and token, so enrol_codes on one without them is
+// refused at start rather than failing every enrolment message.
+func TestEnrolDeclaredOnlyWithToken(t *testing.T) {
+	t.Setenv("CVBRIDGE_TEST_MOODLE_TOKEN", "0123456789abcdef\n")
+	t.Setenv("CVBRIDGE_TEST_MOODLE_DSN", "postgres://ro@127.0.0.1/moodle")
+	for _, tc := range []struct {
+		name, settings string
+		enrol          bool
+	}{
+		{"database mode", "  mode: database\n  driver: postgres\n  dsn_env: CVBRIDGE_TEST_MOODLE_DSN\n", false},
+		{"database mode with a token", "  mode: database\n  driver: postgres\n  dsn_env: CVBRIDGE_TEST_MOODLE_DSN\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_TEST_MOODLE_TOKEN\n", true},
+		{"webservice mode", "  mode: webservice\n  url: https://learn.example.nl\n  token_env: CVBRIDGE_TEST_MOODLE_TOKEN\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connection(t, t.TempDir(), tc.settings, nil)
+			b, err := adapters.Build("moodle", c.Connection, c.node)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = b.Source.(*Moodle).Close() })
+			assert.Equal(t, tc.enrol, b.Caps.Enrol)
+			assert.Equal(t, tc.enrol, b.Enroller() != nil)
+			assert.True(t, b.Caps.Watch && b.Caps.Check && b.Caps.DryRun)
+		})
+	}
 }

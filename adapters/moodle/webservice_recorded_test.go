@@ -49,9 +49,9 @@ func TestRecordedSeparateGroupsAreWarnedOfAndCounted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `level=WARN msg="moodle course in separate groups mode lists no members to the token.*moodle/site:accessallgroups" adapter=moodle course_id=4 elearningcode=E-GRP bridge_enrolled=1`, logs)
 	assert.Regexp(t, `level=WARN msg="moodle course denies the token its learners' completions \(accessdenied\).*moodle/site:accessallgroups.*course_id=4`, logs)
-	assert.Equal(t, 1, sink.skipped()[skipMembersHidden])
-	assert.Equal(t, 1, sink.skipped()[skipCompletionDenied])
-	for _, r := range sink.results() {
+	assert.Equal(t, 1, skipped(sink)[skipMembersHidden])
+	assert.Equal(t, 1, skipped(sink)[skipCompletionDenied])
+	for _, r := range results(sink) {
 		assert.NotContains(t, r, "E-GRP", "a completion Moodle denied is not sent")
 	}
 
@@ -61,7 +61,7 @@ func TestRecordedSeparateGroupsAreWarnedOfAndCounted(t *testing.T) {
 
 	sink, _, err = recordedPoll(t, site.URL, "full")
 	require.NoError(t, err)
-	assert.Contains(t, sink.results(), "P100 E-GRP passed=true dec=9 text= date=2025-03-05T14:00:00Z remark=BHV groepen 9/10")
+	assert.Contains(t, results(sink), "P100 E-GRP passed=true dec=9 text= date=2025-03-05T14:00:00Z remark=BHV groepen 9/10")
 }
 
 func TestRecordedHiddenCourseTotalNamesViewHidden(t *testing.T) {
@@ -72,16 +72,16 @@ func TestRecordedHiddenCourseTotalNamesViewHidden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `level=WARN msg="moodle course hides its course total from the token .*give the token's user moodle/grade:viewhidden; .*course_id=5 completions=1`, logs)
 	assert.NotContains(t, logs, "has no course total grade")
-	assert.Equal(t, 1, sink.skipped()[skipTotalHidden])
-	for _, r := range sink.results() {
+	assert.Equal(t, 1, skipped(sink)[skipTotalHidden])
+	for _, r := range results(sink) {
 		assert.NotContains(t, r, "E-HID", "held until the token may see the total")
 	}
 
 	// With the capability the result is database mode's: 8.8 of 10.
 	sink, _, err = recordedPoll(t, site.URL, "full")
 	require.NoError(t, err)
-	assert.Contains(t, sink.results(), "P100 E-HID passed=true dec=8.8 text= date=2025-03-05T14:00:00Z remark=Verborgen totaal 8.8/10")
-	assert.Zero(t, sink.skipped()[skipTotalHidden])
+	assert.Contains(t, results(sink), "P100 E-HID passed=true dec=8.8 text= date=2025-03-05T14:00:00Z remark=Verborgen totaal 8.8/10")
+	assert.Zero(t, skipped(sink)[skipTotalHidden])
 }
 
 func TestRecordedCompletionDateFollowsAggregation(t *testing.T) {
@@ -89,7 +89,7 @@ func TestRecordedCompletionDateFollowsAggregation(t *testing.T) {
 	site := replay(t)
 	sink, logs, err := recordedPoll(t, site.URL, "full")
 	require.NoError(t, err)
-	results := sink.results()
+	results := results(sink)
 	// All criteria: the last one (Moodle's course_completions.timecompleted 1741183200).
 	assert.Contains(t, results, "P100 E-VCA passed=true dec=5 text= date=2025-03-05T14:00:00Z remark=Veiligheid VCA 50/100")
 	// Any criterion: the first (course_completions.timecompleted 1743498000), not the later second one.
@@ -97,7 +97,7 @@ func TestRecordedCompletionDateFollowsAggregation(t *testing.T) {
 	// Marked complete without a completed criterion: sent without a date, warned of and counted.
 	assert.Contains(t, results, "P100 E-MAN passed=true dec= text= date= remark=Handmatig afgerond /")
 	assert.Regexp(t, `level=WARN msg="moodle course marked complete without a completed criterion.*course_id=6 completions=1`, logs)
-	assert.Equal(t, 1, sink.skipped()[skipNoDate])
+	assert.Equal(t, 1, skipped(sink)[skipNoDate])
 }
 
 func TestRecordedRemarkHasTheCourseName(t *testing.T) {
@@ -106,7 +106,7 @@ func TestRecordedRemarkHasTheCourseName(t *testing.T) {
 	sink, _, err := recordedPoll(t, site.URL, "full")
 	require.NoError(t, err)
 	var remarks []string
-	for _, c := range sink.byPair {
+	for _, c := range sink.Latest() {
 		remarks = append(remarks, c.Remark)
 	}
 	assert.Contains(t, remarks, "Veiligheid VCA 50/100")

@@ -23,7 +23,7 @@ func wsSource(t *testing.T, site *moodletest.Server, token, extra string, clk cl
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "moodle.token"), []byte(token+"\n"), 0o600))
-	m, err := newMoodle(connection(t, dir, "  mode: webservice\n  url: "+site.URL+"\n  token_file: moodle.token\n"+extra, logs), clk, nil)
+	m, err := newTestMoodle(connection(t, dir, "  mode: webservice\n  url: "+site.URL+"\n  token_file: moodle.token\n"+extra, logs), clk, nil)
 	require.NoError(t, err)
 	return m
 }
@@ -61,7 +61,7 @@ func TestWebServicePollCallsGrowWithOpenEnrolments(t *testing.T) {
 	}
 	sink := newMemSink()
 	for i := range 5 {
-		sink.record("P"+string(rune('0'+i)), "E-VCA", true) // the core lists what the enroller did
+		sink.Record("P"+string(rune('0'+i)), "E-VCA", true) // the core lists what the enroller did
 	}
 	// expect polls once and checks its completion and grade calls; no
 	// other call is made (following the enrolment list costs nothing for
@@ -91,14 +91,14 @@ func TestWebServicePollCallsGrowWithOpenEnrolments(t *testing.T) {
 		// The date is the latest criterion's; the grade is exact (66.66667/100 × 10).
 		"P0 E-VCA passed=true dec=6.666667 text= date=2024-06-01T01:00:00Z remark=",
 		"P1 E-VCA passed=true dec= text= date=2024-06-01T00:00:50Z remark=",
-	}, sink.results())
+	}, results(sink))
 	for _, n := range []time.Duration{4, 8, 16, 24, 24} {
 		clk.Advance(n * time.Hour)
 		expect(3, fmt.Sprintf("after %s only the three open enrolments", n*time.Hour))
 	}
 
 	var cur wsCursor
-	require.NoError(t, json.Unmarshal(sink.cursor, &cur))
+	require.NoError(t, json.Unmarshal(sink.LastCursor(), &cur))
 	assert.Len(t, cur.Enrolments, 3)
 	assert.Equal(t, 8, cur.Enrolments[0].Checks, "checked at 0h, 1h, 3h, 7h, 15h, 31h, 55h and 79h")
 }
@@ -119,7 +119,7 @@ func TestWebServiceDiscoversCourseUsers(t *testing.T) {
 
 	sink := newMemSink()
 	require.NoError(t, m.Poll(ctx, sink))
-	assert.Equal(t, []string{"P100 E-VCA passed=true dec= text= date=2024-06-01T00:00:00Z remark="}, sink.results())
+	assert.Equal(t, []string{"P100 E-VCA passed=true dec= text= date=2024-06-01T00:00:00Z remark="}, results(sink))
 	assert.Contains(t, logs.String(), "user_id=101")
 	assert.NotContains(t, logs.String(), "bram")
 

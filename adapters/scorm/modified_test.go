@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/adapters/kit/kittest"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
 // amsterdam is the provider's zone in these tests: 23:30 there in June is
@@ -25,7 +27,7 @@ var amsterdam = func() *time.Location {
 }()
 
 // bundledSchema is parsed once for all tests that render.
-var bundledSchema = sync.OnceValues(result.BundledSchema)
+var bundledSchema = sync.OnceValues(xsdschema.Bundled)
 
 // render renders c as Coachview receives it from a provider in loc whose
 // results are rounded with mode.
@@ -127,10 +129,10 @@ func TestCustomPresetTimestampColumn(t *testing.T) {
 				"'main' AS sco_key, 'passed' AS lesson_status, '' AS completion_status, '' AS success_status, '' AS score_raw, "+
 				"'' AS score_min, '' AS score_max, '' AS score_scaled, %s AS modified FROM stamped WHERE %s\n", tc.modified, tc.since)
 			src, _ := newTestSourceIn(t, tc.driver, dsn, query, amsterdam)
-			sink := newMemSink()
+			sink := kittest.NewSink()
 			require.NoError(t, src.Poll(context.Background(), sink))
-			c, ok := sink.results["T001|TS-1"]
-			require.True(t, ok, "%q", sink.summary())
+			c, ok := results(sink)["T001|TS-1"]
+			require.True(t, ok, "%q", summary(sink))
 
 			want := time.Date(2024, 6, 1, 23, 30, 0, 0, amsterdam)
 			if tc.column == "DATE" {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cvbridge/cvbridge/adapters/kit/kittest"
 )
 
 // TestMoodleSessionIsReadOnly: on a Moodle database the reading pool's
@@ -28,7 +30,7 @@ func TestMoodleSessionIsReadOnly(t *testing.T) {
 			var n int
 			require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM mdl_scorm_attempt").Scan(&n))
 			assert.Positive(t, n)
-			require.NoError(t, src.Poll(ctx, newMemSink()), "reading still works")
+			require.NoError(t, src.Poll(ctx, kittest.NewSink()), "reading still works")
 		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,58 +18,26 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/kit/kittest"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 	"github.com/cvbridge/cvbridge/bridge/testdb"
 )
 
-// memSink is an in-memory source.Sink that stores the cursor and the latest
-// completion per (person, part), like the outbox's one row per pair.
-type memSink struct {
-	mu      sync.Mutex
-	cursor  []byte
-	results map[string]result.Completion
-	adds    int
-	commits int
+// results maps "person|code" to the current completion of every pair sink holds.
+func results(sink *kittest.Sink) map[string]result.Completion {
+	out := map[string]result.Completion{}
+	for _, c := range sink.Latest() {
+		out[c.PersonID+"|"+c.ElearningCode] = c
+	}
+	return out
 }
 
-var _ source.Sink = (*memSink)(nil)
-
-func newMemSink() *memSink { return &memSink{results: map[string]result.Completion{}} }
-
-func (s *memSink) Cursor(context.Context) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cursor, nil
-}
-
-func (s *memSink) Seen(context.Context, string) (bool, error) { return false, nil }
-
-func (s *memSink) Commit(_ context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {
-	var staged []result.Completion
-	if err := fill(func(c result.Completion) error { staged = append(staged, c); return nil }); err != nil {
-		return source.Summary{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range staged {
-		s.results[c.PersonID+"|"+c.ElearningCode] = c
-	}
-	s.adds += len(staged)
-	s.commits++
-	if cp.Cursor != nil {
-		s.cursor = cp.Cursor
-	}
-	return source.Summary{Queued: len(staged)}, nil
-}
-
-// summary renders the results as "person|code passed result" lines, sorted.
-func (s *memSink) summary() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// summary renders sink's results as "person|code passed result" lines, sorted.
+func summary(sink *kittest.Sink) []string {
 	var out []string
-	for k, c := range s.results {
+	for k, c := range results(sink) {
 		if c.Unreadable != "" {
 			out = append(out, k+" unreadable")
 			continue
@@ -124,10 +91,13 @@ func newTestSourceIn(t *testing.T, driver, dsn, settings string, loc *time.Locat
 	var node yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte("driver: "+driver+"\ndsn_file: dsn\n"+settings), &node))
 	logs := &bytes.Buffer{}
-	src, err := newSource(adapters.Connection{
-		Name: "test", File: filepath.Join(dir, "lms.yaml"), BaseDir: dir, Settings: &node,
+	c := adapters.Connection{
+		Name: "test", File: filepath.Join(dir, "lms.yaml"), BaseDir: dir,
 		Location: loc, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, clock.NewFake(time.Unix(base+86400, 0)))
+	}
+	s, err := adapters.Decode("scorm", c, &node)
+	require.NoError(t, err)
+	src, err := newSource(c, s.(*Settings), clock.NewFake(time.Unix(base+86400, 0)))
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	if src.cfg.enrol != nil {
@@ -166,34 +136,34 @@ func TestMoodlePreset(t *testing.T) {
 					t.Parallel()
 					dsn, db := database(t, driver, "moodle_common.sql", schemaFile)
 					src, logs := newTestSource(t, driver, dsn, fmt.Sprintf("page_size: %d\n", pageSize))
-					sink := newMemSink()
+					sink := kittest.NewSink()
 					ctx := context.Background()
 
 					require.NoError(t, src.Poll(ctx, sink))
-					assert.Equal(t, first, sink.summary())
+					assert.Equal(t, first, summary(sink))
 					assert.Contains(t, logs.String(), `person=P005`)
 					assert.Contains(t, logs.String(), `score.raw = \"8O\"`)
 					assert.Contains(t, logs.String(), "schema")
 					assert.Contains(t, logs.String(), `level=WARN msg="no result for this pair" adapter=scorm source_ref="`+
 						map[string]string{"moodle_track.sql": "mdl_scorm_scoes_track", "moodle_attempt.sql": "mdl_scorm_scoes_value"}[schemaFile]+
 						` userid 7 scormid 1" reason="user has no idnumber`)
-					assert.Contains(t, sink.results["P005|E-12"].Unreadable, `score.raw = "8O"`)
-					c := sink.results["P002|E-12"]
+					assert.Contains(t, results(sink)["P005|E-12"].Unreadable, `score.raw = "8O"`)
+					c := results(sink)["P002|E-12"]
 					assert.Equal(t, time.Unix(base+800, 0).UTC(), c.CompletedAt)
 					assert.Contains(t, c.SourceRef, "attempt 2")
 					if pageSize == 2 {
-						assert.Greater(t, sink.commits, 4, "pages of two pairs")
+						assert.Greater(t, sink.Commits(), 4, "pages of two pairs")
 					}
 
-					adds := sink.adds
+					adds := sink.Count()
 					require.NoError(t, src.Poll(ctx, sink))
-					assert.Equal(t, first, sink.summary(), "a second poll changes nothing")
-					assert.Equal(t, 2*adds, sink.adds, "the lookback reads the window again; the core drops identical bodies")
+					assert.Equal(t, first, summary(sink), "a second poll changes nothing")
+					assert.Equal(t, 2*adds, sink.Count(), "the lookback reads the window again; the core drops identical bodies")
 
 					_, err := db.Exec(late[schemaFile])
 					require.NoError(t, err)
 					require.NoError(t, src.Poll(ctx, sink))
-					assert.Equal(t, append(first[:2:2], append([]string{"P003|E-2004 true 90"}, first[2:]...)...), sink.summary())
+					assert.Equal(t, append(first[:2:2], append([]string{"P003|E-2004 true 90"}, first[2:]...)...), summary(sink))
 				})
 			}
 		}
@@ -234,9 +204,9 @@ func TestMoodlePresetSettingsVariants(t *testing.T) {
 			t.Parallel()
 			dsn, _ := database(t, "postgres", "moodle_common.sql", "moodle_track.sql")
 			src, _ := newTestSource(t, "postgres", dsn, tc.settings)
-			sink := newMemSink()
+			sink := kittest.NewSink()
 			require.NoError(t, src.Poll(context.Background(), sink))
-			assert.Equal(t, tc.want, sink.summary())
+			assert.Equal(t, tc.want, summary(sink))
 		})
 	}
 }
@@ -257,11 +227,11 @@ func TestCustomPreset(t *testing.T) {
 			t.Parallel()
 			dsn, db := database(t, driver, "custom.sql")
 			src, logs := newTestSource(t, driver, dsn, "preset: custom\npage_size: 2\n"+customQuery)
-			sink := newMemSink()
+			sink := kittest.NewSink()
 			ctx := context.Background()
 			require.NoError(t, src.Poll(ctx, sink))
 			want := []string{"C001|CUST-1 true 66", "C002|CUST-1 true 75", "C004|CUST-1 unreadable", "C005|CUST-1 true 65"}
-			assert.Equal(t, want, sink.summary())
+			assert.Equal(t, want, summary(sink))
 			assert.Contains(t, logs.String(), `person=C004`)
 			assert.Contains(t, logs.String(), `cmi.core.lesson_status = \"done\"`)
 
@@ -271,7 +241,7 @@ func TestCustomPreset(t *testing.T) {
 			_, err = db.Exec(`UPDATE tracking SET status = 'failed', updated = 1740000650 WHERE id = 6`)
 			require.NoError(t, err)
 			require.NoError(t, src.Poll(ctx, sink))
-			assert.Equal(t, []string{"C001|CUST-1 true 66", "C002|CUST-1 true 75", "C003|CUST-2 true 75", "C004|CUST-1 false 50", "C005|CUST-1 true 65"}, sink.summary())
+			assert.Equal(t, []string{"C001|CUST-1 true 66", "C002|CUST-1 true 75", "C003|CUST-2 true 75", "C004|CUST-1 false 50", "C005|CUST-1 true 65"}, summary(sink))
 
 			notes, err := src.(source.Checker).Check(ctx)
 			require.NoError(t, err)
@@ -400,7 +370,7 @@ func TestReadOnly(t *testing.T) {
 			t.Parallel()
 			dsn, db := database(t, driver, "custom.sql")
 			src, _ := newTestSource(t, driver, dsn, "preset: custom\nquery: |\n  SELECT learner AS person_id, course_code AS elearning_code, 1 AS attempt_key, 'x' AS sco_key, 'passed' AS lesson_status, '' AS completion_status, '' AS success_status, '' AS score_raw, '' AS score_min, '' AS score_max, '' AS score_scaled, updated AS modified FROM tracking WHERE updated >= :cursor_time AND id NOT IN (SELECT id FROM tracking FOR UPDATE)\n")
-			err := src.Poll(context.Background(), newMemSink())
+			err := src.Poll(context.Background(), kittest.NewSink())
 			require.Error(t, err, "a query taking row locks fails in a read-only transaction")
 			var n int
 			require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM tracking").Scan(&n))

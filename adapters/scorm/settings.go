@@ -1,19 +1,16 @@
 package scorm
 
 import (
-	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/adapters/scorm/cmi"
-	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // Settings is the scorm section of an LMS file.
@@ -74,6 +71,9 @@ type Settings struct {
 	// Without EnrolSQL the connection cannot enrol.
 	EnrolSQL   string `yaml:"enrol_sql"`
 	UnenrolSQL string `yaml:"unenrol_sql"`
+
+	// derived is what Validate compiled from the settings above.
+	derived *compiled
 }
 
 // DefaultSettings returns the settings a connection starts from.
@@ -95,7 +95,6 @@ const (
 const minLookback = time.Minute
 
 var (
-	prefixRE  = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
 	codeKeyRE = regexp.MustCompile(`^(scorm|course):([0-9]+)$`)
 )
 
@@ -113,76 +112,62 @@ type compiled struct {
 	unenrol   *namedSQL
 }
 
-// decodeSettings applies the node over the defaults, validates, and reads
-// the DSN. Errors are *config.Error naming file, line and key.
-func decodeSettings(file, baseDir string, node *yaml.Node) (*compiled, error) {
-	s := DefaultSettings()
-	if err := config.DecodeStrict(file, node, &s); err != nil {
-		return nil, err
-	}
-	return s.validate(file, baseDir, node)
+// Validate checks the settings an LMS file gave, compiles them and records
+// every mistake in p by its key (adapters.Settings).
+func (s *Settings) Validate(_ adapters.Connection, p *kit.Problems) {
+	s.derived = s.validate(p)
 }
 
-// validate checks the settings in one place and compiles them.
-func (s Settings) validate(file, baseDir string, node *yaml.Node) (*compiled, error) {
-	bad := func(key, format string, args ...any) error {
-		return &config.Error{File: file, Line: keyLine(node, key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	}
+// Capabilities declares what a SCORM source does: it checks its link,
+// never writes when polled (dry or not), and enrols only with enrol_sql.
+// It does not watch: the schedule polls it.
+func (s *Settings) Capabilities() source.Capabilities {
+	return source.Capabilities{Check: true, DryRun: true, Enrol: s.EnrolSQL != ""}
+}
+
+// validate checks the settings in one place, records every mistake in p
+// and compiles them; the DSN is read when the source is built. A check
+// that needs a value an earlier one refused (scale_max for a threshold)
+// is skipped.
+func (s Settings) validate(p *kit.Problems) *compiled {
 	c := &compiled{Settings: s}
 	if s.Driver != "postgres" && s.Driver != "mysql" {
-		return nil, bad("driver", "must be postgres or mysql (also for MariaDB), got %q", s.Driver)
+		p.Addf("driver", "must be postgres or mysql (also for MariaDB), got %q", s.Driver)
 	}
-	switch {
-	case (s.DSNFile == "") == (s.DSNEnv == ""):
-		return nil, bad("dsn_file", "set exactly one of dsn_file and dsn_env: the DSN holds a password and is never written in the LMS file")
-	case s.DSNFile != "":
-		p := s.DSNFile
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(baseDir, p)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, bad("dsn_file", "cannot read the DSN: %v", err)
-		}
-		c.dsn = strings.TrimSpace(string(b))
-	default:
-		c.dsn = strings.TrimSpace(os.Getenv(s.DSNEnv))
-		if c.dsn == "" {
-			return nil, bad("dsn_env", "environment variable %s is empty or not set", s.DSNEnv)
-		}
-	}
-	if c.dsn == "" {
-		return nil, bad("dsn_file", "the file %s is empty", s.DSNFile)
+	if (s.DSNFile == "") == (s.DSNEnv == "") {
+		p.Addf("dsn_file", "set exactly one of dsn_file and dsn_env: the DSN holds a password and is never written in the LMS file")
 	}
 	switch s.Preset {
 	case presetMoodle:
-		if !prefixRE.MatchString(s.Prefix) || s.Prefix == "" {
-			return nil, bad("prefix", "must be letters, digits and underscores such as mdl_, got %q", s.Prefix)
+		if msg := kit.CheckPrefix(s.Prefix); msg != "" {
+			p.Addf("prefix", "%s", msg)
 		}
 		if s.Query != "" {
-			return nil, bad("query", "only for preset custom")
+			p.Addf("query", "only for preset custom")
 		}
 		switch s.PersonField {
 		case "idnumber", "username", "email", "id":
 		default:
-			return nil, bad("person_field", "must be idnumber, username, email or id, got %q", s.PersonField)
+			p.Addf("person_field", "must be idnumber, username, email or id, got %q", s.PersonField)
 		}
 		switch s.CourseField {
 		case "idnumber", "shortname", "codes":
 		default:
-			return nil, bad("course_field", "must be idnumber, shortname or codes, got %q", s.CourseField)
+			p.Addf("course_field", "must be idnumber, shortname or codes, got %q", s.CourseField)
 		}
 		if s.CourseField == "codes" && len(s.Codes) == 0 {
-			return nil, bad("codes", "course_field codes needs a codes map such as {\"scorm:12\": E-1234}")
+			p.Addf("codes", "course_field codes needs a codes map such as {\"scorm:12\": E-1234}")
 		}
 		c.scormCode, c.courseCod = map[int64]string{}, map[int64]string{}
 		for k, v := range s.Codes {
 			m := codeKeyRE.FindStringSubmatch(k)
 			if m == nil {
-				return nil, bad("codes", "key %q must be scorm:<id> or course:<id>", k)
+				p.Addf("codes", "key %q must be scorm:<id> or course:<id>", k)
+				continue
 			}
 			if strings.TrimSpace(v) == "" {
-				return nil, bad("codes", "key %q has an empty code", k)
+				p.Addf("codes", "key %q has an empty code", k)
+				continue
 			}
 			id, _ := strconv.ParseInt(m[2], 10, 64)
 			if m[1] == "scorm" {
@@ -193,42 +178,43 @@ func (s Settings) validate(file, baseDir string, node *yaml.Node) (*compiled, er
 		}
 	case presetCustom:
 		if strings.TrimSpace(s.Query) == "" {
-			return nil, bad("query", "required for preset custom: a SELECT returning the documented columns")
+			p.Addf("query", "required for preset custom: a SELECT returning the documented columns")
 		}
 		q, err := compileNamed(s.Query, []string{paramCursorTime})
-		if err != nil {
-			return nil, bad("query", "%v", err)
+		switch {
+		case err != nil:
+			p.Addf("query", "%v", err)
+		case !q.uses(paramCursorTime):
+			p.Addf("query", "must use :cursor_time (Unix seconds) to read only rows modified at or after it")
+		default:
+			c.query = q
 		}
-		if !q.uses(paramCursorTime) {
-			return nil, bad("query", "must use :cursor_time (Unix seconds) to read only rows modified at or after it")
-		}
-		c.query = q
 		if len(s.Codes) > 0 {
-			return nil, bad("codes", "only for preset moodle: the custom query returns elearning_code")
+			p.Addf("codes", "only for preset moodle: the custom query returns elearning_code")
 		}
 	default:
-		return nil, bad("preset", "must be moodle or custom, got %q", s.Preset)
+		p.Addf("preset", "must be moodle or custom, got %q", s.Preset)
 	}
 	if s.Lookback < minLookback {
-		return nil, bad("lookback", "must be at least %s (rows arrive late and polls take time), got %s", minLookback, s.Lookback)
+		p.Addf("lookback", "must be at least %s (rows arrive late and polls take time), got %s", minLookback, s.Lookback)
 	}
 	if s.PageSize < 1 || s.PageSize > 10000 {
-		return nil, bad("page_size", "must be 1…10000, got %d", s.PageSize)
+		p.Addf("page_size", "must be 1…10000, got %d", s.PageSize)
 	}
 	switch s.SCORule {
 	case "all":
 		c.rules.SCOs = cmi.AllSCOs
 		if s.SCOIdentifier != "" {
-			return nil, bad("sco_identifier", "only with sco_rule named")
+			p.Addf("sco_identifier", "only with sco_rule named")
 		}
 	case "named":
 		c.rules.SCOs = cmi.NamedSCO
 		if strings.TrimSpace(s.SCOIdentifier) == "" {
-			return nil, bad("sco_identifier", "required with sco_rule named: the SCO's identifier in the package manifest")
+			p.Addf("sco_identifier", "required with sco_rule named: the SCO's identifier in the package manifest")
 		}
 		c.rules.SCOIdentifier = strings.TrimSpace(s.SCOIdentifier)
 	default:
-		return nil, bad("sco_rule", "must be all or named, got %q", s.SCORule)
+		p.Addf("sco_rule", "must be all or named, got %q", s.SCORule)
 	}
 	switch s.Attempt {
 	case "first_passing":
@@ -238,74 +224,59 @@ func (s Settings) validate(file, baseDir string, node *yaml.Node) (*compiled, er
 	case "last":
 		c.rules.Attempt = cmi.Last
 	default:
-		return nil, bad("attempt", "must be first_passing, best or last, got %q", s.Attempt)
+		p.Addf("attempt", "must be first_passing, best or last, got %q", s.Attempt)
 	}
 	scaleMax, err := cmi.ParseDecimal(s.ScaleMax)
 	if err != nil || scaleMax == nil || scaleMax.Sign() <= 0 {
-		return nil, bad("scale_max", "must be a positive number such as 100 or 10, got %q", s.ScaleMax)
+		p.Addf("scale_max", "must be a positive number such as 100 or 10, got %q", s.ScaleMax)
+		scaleMax = nil
 	}
 	c.scaleMax = scaleMax
 	switch s.Passed {
 	case "status":
 		c.rules.Pass = cmi.ByStatus
 		if s.Threshold != "" {
-			return nil, bad("threshold", "only with passed: threshold")
+			p.Addf("threshold", "only with passed: threshold")
 		}
 	case "threshold":
 		c.rules.Pass = cmi.ByThreshold
+		if scaleMax == nil {
+			break // the threshold is on the scale_max scale, which was refused
+		}
 		th, err := cmi.ParseDecimal(s.Threshold)
 		if err != nil || th == nil || th.Sign() < 0 || th.Cmp(scaleMax) > 0 {
-			return nil, bad("threshold", "must be a number from 0 to scale_max %s, got %q", s.ScaleMax, s.Threshold)
+			p.Addf("threshold", "must be a number from 0 to scale_max %s, got %q", s.ScaleMax, s.Threshold)
+			break
 		}
 		c.rules.Threshold = new(big.Rat).Quo(th, scaleMax)
 	default:
-		return nil, bad("passed", "must be status or threshold, got %q", s.Passed)
+		p.Addf("passed", "must be status or threshold, got %q", s.Passed)
 	}
 	switch s.Result {
 	case "decimal", "none":
 	case "text":
 		if !strings.Contains(s.TextFormat, "{score}") {
-			return nil, bad("text_format", "must contain {score}, got %q", s.TextFormat)
+			p.Addf("text_format", "must contain {score}, got %q", s.TextFormat)
 		}
 	default:
-		return nil, bad("result", "must be decimal, text or none, got %q", s.Result)
+		p.Addf("result", "must be decimal, text or none, got %q", s.Result)
 	}
 	if s.EnrolSQL == "" && s.UnenrolSQL != "" {
-		return nil, bad("unenrol_sql", "needs enrol_sql: a connection that cannot enrol has nothing to unenrol")
+		p.Addf("unenrol_sql", "needs enrol_sql: a connection that cannot enrol has nothing to unenrol")
 	}
 	if s.EnrolSQL != "" {
 		if c.enrol, err = compileNamed(s.EnrolSQL, enrolParams); err != nil {
-			return nil, bad("enrol_sql", "%v", err)
-		}
-		if !c.enrol.uses(paramPersonID) || !c.enrol.uses(paramCode) {
-			return nil, bad("enrol_sql", "must use :person_id and :elearning_code")
+			p.Addf("enrol_sql", "%v", err)
+		} else if !c.enrol.uses(paramPersonID) || !c.enrol.uses(paramCode) {
+			p.Addf("enrol_sql", "must use :person_id and :elearning_code")
 		}
 		if s.UnenrolSQL == "" {
-			return nil, bad("unenrol_sql", "required with enrol_sql: Coachview also unenrols")
-		}
-		if c.unenrol, err = compileNamed(s.UnenrolSQL, enrolParams); err != nil {
-			return nil, bad("unenrol_sql", "%v", err)
-		}
-		if !c.unenrol.uses(paramPersonID) || !c.unenrol.uses(paramCode) {
-			return nil, bad("unenrol_sql", "must use :person_id and :elearning_code")
+			p.Addf("unenrol_sql", "required with enrol_sql: Coachview also unenrols")
+		} else if c.unenrol, err = compileNamed(s.UnenrolSQL, enrolParams); err != nil {
+			p.Addf("unenrol_sql", "%v", err)
+		} else if !c.unenrol.uses(paramPersonID) || !c.unenrol.uses(paramCode) {
+			p.Addf("unenrol_sql", "must use :person_id and :elearning_code")
 		}
 	}
-	return c, nil
-}
-
-// keyLine returns the line of a top-level key in the settings mapping, or
-// of the mapping itself, or 0 without a node.
-func keyLine(node *yaml.Node, key string) int {
-	if node == nil {
-		return 0
-	}
-	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
-		node = node.Content[0]
-	}
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		if node.Content[i].Value == key {
-			return node.Content[i].Line
-		}
-	}
-	return node.Line
+	return c
 }

@@ -3,12 +3,16 @@ package scorm
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cvbridge/cvbridge/adapters"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 func TestSettings(t *testing.T) {
@@ -24,9 +28,9 @@ func TestSettings(t *testing.T) {
 		{name: "bad driver", yaml: "driver: oracle\ndsn_file: dsn\n", err: "lms.yaml:1: driver: must be postgres or mysql"},
 		{name: "no dsn", yaml: "driver: mysql\n", err: "set exactly one of dsn_file and dsn_env"},
 		{name: "both dsn", yaml: head + "dsn_env: X\n", err: "set exactly one"},
-		{name: "missing dsn file", yaml: "driver: mysql\ndsn_file: nope\n", err: "dsn_file: cannot read the DSN"},
-		{name: "empty env", yaml: "driver: mysql\ndsn_env: CVB_SCORM_TEST_UNSET\n", err: "CVB_SCORM_TEST_UNSET is empty or not set"},
-		{name: "bad prefix", yaml: head + "prefix: \"mdl; drop\"\n", err: "prefix: must be letters"},
+		{name: "missing dsn file", yaml: "driver: mysql\ndsn_file: nope\n", err: "dsn_file: cannot read "},
+		{name: "empty env", yaml: "driver: mysql\ndsn_env: CVB_SCORM_TEST_UNSET\n", err: "dsn_env: environment variable CVB_SCORM_TEST_UNSET is not set"},
+		{name: "bad prefix", yaml: head + "prefix: \"mdl; drop\"\n", err: "prefix: must be Moodle's table prefix"},
 		{name: "bad preset", yaml: head + "preset: rustici\n", err: "preset: must be moodle or custom"},
 		{name: "custom without query", yaml: head + "preset: custom\n", err: "query: required for preset custom"},
 		{name: "custom without cursor", yaml: head + "preset: custom\nquery: SELECT 1\n", err: "must use :cursor_time"},
@@ -55,7 +59,7 @@ func TestSettings(t *testing.T) {
 			t.Parallel()
 			var node yaml.Node
 			require.NoError(t, yaml.Unmarshal([]byte(tc.yaml), &node))
-			c, err := decodeSettings(filepath.Join(dir, "lms.yaml"), dir, &node)
+			c, err := buildSettings(t, filepath.Join(dir, "lms.yaml"), dir, &node)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				assert.NotContains(t, err.Error(), "secret", "the DSN never appears in errors")
@@ -66,6 +70,18 @@ func TestSettings(t *testing.T) {
 			assert.Equal(t, 24*time.Hour, c.Lookback)
 		})
 	}
+}
+
+// buildSettings builds a source for the settings node through the
+// registry, as the core does, and returns what its settings compiled to.
+func buildSettings(t *testing.T, file, dir string, node *yaml.Node) (*compiled, error) {
+	b, err := adapters.Build("scorm", adapters.Connection{Name: "test", File: file, BaseDir: dir}, node)
+	if err != nil {
+		return nil, err
+	}
+	src := b.Source.(*Source)
+	t.Cleanup(func() { src.Close() })
+	return src.cfg, nil
 }
 
 func TestCompileNamed(t *testing.T) {
@@ -178,4 +194,23 @@ func TestUnixOf(t *testing.T) {
 			assert.Equal(t, time.Unix(tc.want, 0).UTC(), time.Unix(got, 0).UTC())
 		})
 	}
+}
+
+// TestValidateReportsEveryMistake: three mistakes in one LMS file give
+// three messages, each with its line and key; the threshold, on the
+// refused scale_max's scale, is not checked against it.
+func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var node yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("driver: oracle\ndsn_file: dsn\nprefix: \"mdl; drop\"\npassed: threshold\nscale_max: \"-1\"\nthreshold: \"50\"\n"), &node))
+	file := filepath.Join(dir, "lms.yaml")
+	_, err := buildSettings(t, file, dir, &node)
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3, err.Error())
+	assert.Contains(t, lines[0], file+":1: driver: must be postgres or mysql")
+	assert.Contains(t, lines[1], file+":3: prefix: must be Moodle's table prefix")
+	assert.Contains(t, lines[2], file+":5: scale_max: must be a positive number")
 }

@@ -18,13 +18,16 @@ import (
 
 	"github.com/cvbridge/cvbridge/adapters"
 	"github.com/cvbridge/cvbridge/adapters/internal/readonly"
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/adapters/scorm/cmi"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
-func init() { adapters.Register("scorm", New) }
+func init() {
+	adapters.Register("scorm", func() *Settings { s := DefaultSettings(); return &s }, New)
+}
 
 var (
 	_ source.Source   = (*Source)(nil)
@@ -61,10 +64,11 @@ type EnrollingSource struct {
 	*Source
 }
 
-// New builds a SCORM source from a connection's settings. It opens a
-// database handle but does not connect: that happens on Poll or Check.
-func New(c adapters.Connection) (source.Source, error) {
-	src, err := newSource(c, clock.System{})
+// New builds a SCORM source from a connection's validated settings. It
+// reads the DSN and opens a database handle but does not connect: that
+// happens on Poll or Check.
+func New(c adapters.Connection, s *Settings) (source.Source, error) {
+	src, err := newSource(c, s, clock.System{})
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +78,17 @@ func New(c adapters.Connection) (source.Source, error) {
 	return src, nil
 }
 
-func newSource(c adapters.Connection, clk clock.Clock) (*Source, error) {
-	cfg, err := decodeSettings(c.File, c.BaseDir, c.Settings)
+func newSource(c adapters.Connection, settings *Settings, clk clock.Clock) (*Source, error) {
+	cfg := settings.derived
+	dsn, err := kit.ReadSecret(c.BaseDir, cfg.DSNFile, cfg.DSNEnv)
 	if err != nil {
-		return nil, err
+		return nil, kit.At(dsnKey(cfg.Settings), err)
 	}
+	cfg.dsn = dsn
 	db, err := readonly.Open(cfg.Driver, cfg.dsn)
 	if err != nil {
 		// The driver's message may quote the DSN: say only which setting.
-		return nil, fmt.Errorf("%s: scorm: the DSN from %s is not valid for driver %s", c.File, dsnOrigin(cfg.Settings), cfg.Driver)
+		return nil, &kit.Problem{Key: dsnKey(cfg.Settings), Msg: "the DSN is not valid for driver " + cfg.Driver}
 	}
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -90,7 +96,7 @@ func newSource(c adapters.Connection, clk clock.Clock) (*Source, error) {
 	if cfg.enrol != nil {
 		if s.enrolDB, err = sql.Open(cfg.Driver, cfg.dsn); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("%s: scorm: the DSN from %s is not valid for driver %s", c.File, dsnOrigin(cfg.Settings), cfg.Driver)
+			return nil, &kit.Problem{Key: dsnKey(cfg.Settings), Msg: "the DSN is not valid for driver " + cfg.Driver}
 		}
 		s.enrolDB.SetMaxOpenConns(1)
 		s.enrolDB.SetConnMaxIdleTime(5 * time.Minute)
@@ -105,11 +111,17 @@ func newSource(c adapters.Connection, clk clock.Clock) (*Source, error) {
 	return s, nil
 }
 
+// dsnOrigin names the setting the DSN came from, with its value.
 func dsnOrigin(s Settings) string {
+	return dsnKey(s) + " " + s.DSNFile + s.DSNEnv
+}
+
+// dsnKey names the setting the DSN came from.
+func dsnKey(s Settings) string {
 	if s.DSNFile != "" {
-		return "dsn_file " + s.DSNFile
+		return "dsn_file"
 	}
-	return "dsn_env " + s.DSNEnv
+	return "dsn_env"
 }
 
 // Close closes the database handles.

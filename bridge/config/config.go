@@ -2,10 +2,12 @@
 // storage, targets, time zone, logging, result options) and one YAML file per
 // LMS connection in a directory (lms.d/ by default).
 //
-// Decoding is strict: an unknown key or a value of the wrong type fails with
-// file, line and key. Secrets are never written in the files themselves, only
-// referenced by file path or environment variable. Adapter-specific settings
-// are left as a YAML node for the adapter's factory to decode.
+// Decoding is strict (bridge/strictyaml): an unknown key or a value of the
+// wrong type fails with file, line and key. Secrets are never written in the
+// files themselves, only referenced by file path or environment variable.
+// Adapter-specific settings are left as a YAML node, which the adapter
+// registry (adapters.Build) decodes into the settings type the adapter
+// declared.
 package config
 
 import (
@@ -23,10 +25,12 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/bridge/sign"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // Config is the whole, validated configuration.
@@ -203,7 +207,7 @@ func (c *Connection) inSettings(e *Error) *Error {
 		return e
 	}
 	moved := *e
-	moved.Key = join("settings", e.Key)
+	moved.Key = strictyaml.Join("settings", e.Key)
 	return &moved
 }
 
@@ -248,18 +252,19 @@ func Inspect(path string) (*Config, error) {
 	var errs Errors
 	errs.Add(DecodeStrict(path, root, &cfg))
 	errs.Add(cfg.resolve(root))
-	return &cfg, errs.Sorted().err()
+	return &cfg, errs.Sorted().Err()
 }
 
 // Dir is the directory relative paths are resolved against.
 func (c *Config) Dir() string { return filepath.Dir(c.File) }
 
-// Abs resolves p against the configuration's directory.
+// Abs resolves p against the configuration's directory, by the rule the
+// adapters' paths follow (kit.Resolve); "" stays "".
 func (c *Config) Abs(p string) string {
-	if p == "" || filepath.IsAbs(p) {
+	if p == "" {
 		return p
 	}
-	return filepath.Join(c.Dir(), p)
+	return kit.Resolve(c.Dir(), p)
 }
 
 // ResultOptions returns the rendering options for a connection.
@@ -422,8 +427,9 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 // secretError is a problem reading a secret, with the key to blame.
 type secretError struct{ key, msg string }
 
-// readSecret loads a secret from a file (a trailing newline is ignored) or
-// an environment variable; exactly one of the two must be set.
+// readSecret loads a secret from a file or an environment variable, by the
+// kit's one trimming rule (kit.TrimSecret: one trailing line ending
+// removed); exactly one of the two must be set.
 func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *secretError) {
 	var secret []byte
 	switch {
@@ -434,13 +440,13 @@ func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *s
 		if err != nil {
 			return nil, &secretError{fileKey, fmt.Sprintf("cannot read %s: %v", what, err)}
 		}
-		secret = []byte(strings.TrimRight(string(b), "\r\n"))
+		secret = []byte(kit.TrimSecret(string(b)))
 	case env != "":
 		v, ok := os.LookupEnv(env)
 		if !ok {
 			return nil, &secretError{envKey, fmt.Sprintf("environment variable %s is not set", env)}
 		}
-		secret = []byte(v)
+		secret = []byte(kit.TrimSecret(v))
 	default:
 		return nil, &secretError{fileKey, fmt.Sprintf("%s is required: set %s (a file holding it) or %s", what, fileKey, envKey)}
 	}

@@ -31,12 +31,14 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
-// SourceBuilder builds the source of one LMS connection.
-type SourceBuilder func(cfg *config.Config, conn *config.Connection) (source.Source, error)
+// SourceBuilder builds the source of one LMS connection, with the
+// capabilities its adapter declared for it.
+type SourceBuilder func(cfg *config.Config, conn *config.Connection) (source.Built, error)
 
 // Options are the daemon's injectable parts; zero values mean the real ones.
 type Options struct {
@@ -64,7 +66,7 @@ type Daemon struct {
 	cfg         *config.Config
 	store       outbox.Store
 	ownsStore   bool // opened by Open, so closed by Close
-	schema      *result.Schema
+	schema      *xsdschema.Schema
 	dispatchers map[string]*delivery.Dispatcher
 	runner      *intake.Runner
 	sources     []source.Source
@@ -121,14 +123,15 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		d.dispatchers[name] = disp
 	}
 	var jobs []intake.Job
-	byName := map[string]source.Source{}
+	byName := map[string]source.Built{}
 	for _, conn := range cfg.Connections {
-		src, err := build(cfg, conn)
+		built, err := build(cfg, conn)
 		if err != nil {
 			return nil, err
 		}
+		src := built.Source
 		d.sources = append(d.sources, src)
-		byName[conn.Name] = src
+		byName[conn.Name] = built
 		renderer, err := result.NewRenderer(cfg.ResultOptions(conn), d.schema)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", conn.File, err)
@@ -462,11 +465,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, clk clock.Clock) (outbox
 }
 
 // LoadSchema loads the operator's XSD file, or the bundled schema.
-func LoadSchema(cfg *config.Config) (*result.Schema, error) {
+func LoadSchema(cfg *config.Config) (*xsdschema.Schema, error) {
 	if cfg.Results.XSDFile != "" {
-		return result.LoadSchema(cfg.Results.XSDFile)
+		return xsdschema.Load(cfg.Results.XSDFile)
 	}
-	return result.BundledSchema()
+	return xsdschema.Bundled()
 }
 
 // NewDispatcher builds the dispatcher of one target.

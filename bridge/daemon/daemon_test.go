@@ -60,9 +60,9 @@ targets:
 	require.NoError(t, store.Close())
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Source, error) {
+	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Built, error) {
 		t.Fatal("no connections are configured")
-		return nil, nil
+		return source.Built{}, nil
 	}, daemon.Options{Logger: log, Clock: clk})
 	require.NoError(t, err)
 	defer d.Close()

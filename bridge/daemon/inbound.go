@@ -20,7 +20,7 @@ import (
 // e-learning codes to the LMS connections that enrol them, the worker that
 // carries stored messages out, and the public handlers (OAuth, enrolment
 // link, webhooks).
-func (d *Daemon) openInbound(cfg *config.Config, sources map[string]source.Source) error {
+func (d *Daemon) openInbound(cfg *config.Config, sources map[string]source.Built) error {
 	store, ok := d.store.(inboundstore.Store)
 	if !ok {
 		return fmt.Errorf("the %s outbox keeps no inbound enrolments", cfg.Storage.Driver)
@@ -106,17 +106,18 @@ func (w *statusWriter) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// newRouter routes e-learning codes to the connections whose sources can
-// enrol, by the codes each LMS file lists (enrol_codes); the rest go to the
-// connection with enrol_default, or to the only enrolling connection.
-func newRouter(cfg *config.Config, sources map[string]source.Source) (*inbound.CodeRouter, error) {
+// newRouter routes e-learning codes to the connections whose sources were
+// declared able to enrol, by the codes each LMS file lists (enrol_codes);
+// the rest go to the connection with enrol_default, or to the only
+// enrolling connection.
+func newRouter(cfg *config.Config, sources map[string]source.Built) (*inbound.CodeRouter, error) {
 	var rules []inbound.CodeRule
 	def := ""
 	for _, conn := range cfg.Connections {
-		e, ok := sources[conn.Name].(source.Enroller)
-		if !ok {
-			if len(conn.EnrolCodes) > 0 || conn.EnrolDefault {
-				return nil, fmt.Errorf("%s: connection %q lists enrol_codes or enrol_default, but its adapter or settings offer no enroller", conn.File, conn.Name)
+		e := sources[conn.Name].Enroller()
+		if e == nil {
+			if err := CheckEnrol(conn, sources[conn.Name].Caps); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -150,4 +151,21 @@ func (r recentEnrolments) RecentEnrolments(ctx context.Context, limit int) ([]ad
 		})
 	}
 	return out, nil
+}
+
+// CheckEnrol refuses enrol_codes and enrol_default on a connection whose
+// adapter or settings cannot enrol (caps, as its adapter declared them),
+// naming the LMS file and the key's line.
+func CheckEnrol(conn *config.Connection, caps source.Capabilities) error {
+	if caps.Enrol {
+		return nil
+	}
+	const why = "connection %q cannot enrol: its adapter or settings offer no enroller (moodle: set url and token_file; csvdrop: enrol_export; scorm: enrol_sql)"
+	switch {
+	case len(conn.EnrolCodes) > 0:
+		return conn.Errorf("enrol_codes", why, conn.Name)
+	case conn.EnrolDefault:
+		return conn.Errorf("enrol_default", why, conn.Name)
+	}
+	return nil
 }

@@ -49,9 +49,9 @@ targets:
 	clk.Advance(29 * 24 * time.Hour) // "older" is past the retention, "old" a day short of it
 	require.NoError(t, store.Close())
 
-	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Source, error) {
+	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Built, error) {
 		t.Fatal("no connections are configured")
-		return nil, nil
+		return source.Built{}, nil
 	}, daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk, PurgeEvery: time.Hour})
 	require.NoError(t, err)
 	defer d.Close()

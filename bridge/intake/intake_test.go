@@ -21,6 +21,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
@@ -34,7 +35,7 @@ func openStore(t *testing.T) outbox.Store {
 
 func newRenderer(t *testing.T) *result.Renderer {
 	t.Helper()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	t.Cleanup(schema.Close)
 	r, err := result.NewRenderer(result.DefaultOptions(), schema)
@@ -249,7 +250,7 @@ func TestRunnersSharingAStorePollOneAtATime(t *testing.T) {
 func TestRenderFaultIsRetriedNotRejected(t *testing.T) {
 	t.Parallel()
 	store := openStore(t)
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	renderer, err := result.NewRenderer(result.DefaultOptions(), schema)
 	require.NoError(t, err)

@@ -33,18 +33,28 @@ const (
 	maxRemarkLen = 255
 )
 
+// Validator checks a rendered document against the XSD; the daemon's is
+// an *xsdschema.Schema (libxml2, kept out of this package so it needs no
+// cgo). A document the schema rejects, or that is not well-formed, yields
+// a *CheckError with Field FieldXSD; any other error is a fault of the
+// validator itself, not of the document.
+type Validator interface {
+	Validate(doc []byte) error
+}
+
 // Renderer turns Completions into CoachviewResultaat documents: it checks
-// the business rules, writes the XML and validates it against a Schema, so
-// no invalid document ever leaves. It is safe for concurrent use.
+// the business rules, writes the XML and validates it against the XSD, so
+// no invalid document ever leaves. It is safe for concurrent use when its
+// Validator is.
 type Renderer struct {
 	opts   Options
-	schema *Schema
+	schema Validator
 }
 
 // NewRenderer returns a Renderer for opts that validates every document
-// against schema. The caller keeps ownership of schema and must not close it
+// with schema. The caller keeps ownership of schema and must not close it
 // while the Renderer is in use.
-func NewRenderer(opts Options, schema *Schema) (*Renderer, error) {
+func NewRenderer(opts Options, schema Validator) (*Renderer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/result")
@@ -25,9 +26,9 @@ var goldenDir = filepath.Join("..", "..", "testdata", "result")
 var amsterdam = result.DefaultOptions().Location
 
 // bundledSchema parses the embedded XSD for one test and closes it after.
-func bundledSchema(t testing.TB) *result.Schema {
+func bundledSchema(t testing.TB) *xsdschema.Schema {
 	t.Helper()
-	s, err := result.BundledSchema()
+	s, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s

@@ -7,14 +7,20 @@
 // learners implement Enroller; what the bridge enrolled is kept in an
 // enrolment list the Sink may offer (EnrolmentLister).
 //
-// Adapters live under adapters/ and register a factory there; this package
-// holds only the runtime interfaces and must not import any adapter.
+// What a source can do beyond Poll is declared by its adapter for the
+// settings it was built from (Capabilities) and checked at start; Built
+// carries a source with its declaration.
+//
+// Adapters live under adapters/ and register their settings type and
+// builder there; this package holds only the runtime contract, needs no
+// cgo, and must not import any adapter.
 package source
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
 )
@@ -42,6 +48,64 @@ type Watcher interface {
 // error when the source cannot work as configured.
 type Checker interface {
 	Check(ctx context.Context) (notes []string, err error)
+}
+
+// Capabilities is what a source can do beyond Poll. An adapter declares
+// it for the settings a source is built from (moodle enrols only with a
+// url and token; csvdrop only with an enrol_export), and the core checks
+// the configuration against it at start: enrol_codes on a connection that
+// cannot enrol is refused with the LMS file's line.
+type Capabilities struct {
+	// Watch: the source implements Watcher and learns of new input itself.
+	Watch bool
+	// Enrol: the source implements Enroller and its settings allow
+	// enrolment in the LMS.
+	Enrol bool
+	// Check: the source implements Checker, for `cvbridge check`.
+	Check bool
+	// DryRun: polled with a dry-run sink (IsDryRun), the source changes
+	// nothing, so `cvbridge render` may poll it.
+	DryRun bool
+}
+
+// Verify reports a declared capability whose interface src does not
+// implement: a programming error of the adapter, found at start-up.
+func (c Capabilities) Verify(src Source) error {
+	if _, ok := src.(Watcher); c.Watch && !ok {
+		return fmt.Errorf("%T declares watch but is no source.Watcher", src)
+	}
+	if _, ok := src.(Enroller); c.Enrol && !ok {
+		return fmt.Errorf("%T declares enrol but is no source.Enroller", src)
+	}
+	if _, ok := src.(Checker); c.Check && !ok {
+		return fmt.Errorf("%T declares check but is no source.Checker", src)
+	}
+	return nil
+}
+
+// Built is a source with the capabilities its adapter declared for it.
+type Built struct {
+	Source Source
+	Caps   Capabilities
+}
+
+// Enroller returns the source's enroller, or nil when the source was not
+// declared able to enrol, whatever methods its type has.
+func (b Built) Enroller() Enroller {
+	if !b.Caps.Enrol {
+		return nil
+	}
+	e, _ := b.Source.(Enroller)
+	return e
+}
+
+// Checker returns the source's link checker, or nil without one.
+func (b Built) Checker() Checker {
+	if !b.Caps.Check {
+		return nil
+	}
+	c, _ := b.Source.(Checker)
+	return c
 }
 
 // Sink is the core's side of a poll.
@@ -181,6 +245,12 @@ type Enrolled struct {
 	// so a source can tell a repeated enrolment from one it has seen.
 	Ref int64
 }
+
+// PersonKey is the one case-insensitive form of a PersoonExterneId: white
+// space around it removed, lower-cased. Enrolment lists, the outbox's
+// enrolment table and adapters compare person ids by it; keys already
+// stored were made by this same rule.
+func PersonKey(personID string) string { return strings.ToLower(strings.TrimSpace(personID)) }
 
 // Enrolment is a person to enrol, as Coachview's enrolment link sends it.
 type Enrolment struct {

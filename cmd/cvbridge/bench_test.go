@@ -19,6 +19,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/testdb"
 )
@@ -200,7 +201,7 @@ func drain(tb testing.TB, store outbox.Store, url string, signer *sign.Signer, n
 // BenchmarkRender is one result through render, business checks, XSD
 // validation and signing, the work intake and delivery do per result.
 func BenchmarkRender(b *testing.B) {
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(b, err)
 	defer schema.Close()
 	r, err := result.NewRenderer(result.DefaultOptions(), schema)

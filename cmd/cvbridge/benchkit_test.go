@@ -20,6 +20,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
 // Helpers shared by the benchmarks and the fault tests. The process helpers
@@ -99,7 +100,7 @@ const personPlaceholder = "PERSONXXXXXXXXXX"
 
 func newBodyTemplate(tb testing.TB) bodyTemplate {
 	tb.Helper()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(tb, err)
 	defer schema.Close()
 	r, err := result.NewRenderer(result.DefaultOptions(), schema)

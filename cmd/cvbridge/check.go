@@ -38,13 +38,13 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, conn := range cfg.Connections {
-		src, err := buildSource(cfg, conn, log)
+		built, err := buildSource(cfg, conn, log)
 		var located *config.Error
 		switch {
 		case err == nil && !slices.ContainsFunc(problems, func(p *config.Error) bool { return p.File == conn.File }):
-			err = checkSource(ctx, src, conn, out, *offline)
+			err = checkSource(ctx, built, conn, out, *offline)
 		case err == nil:
-			closeSource(src) // its file has a mistake: it is not "ok"
+			closeSource(built.Source) // its file has a mistake: it is not "ok"
 		case !errors.As(err, &located):
 			err = fmt.Errorf("connection %s (%s): %w", conn.Name, conn.File, err)
 		}
@@ -93,9 +93,9 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 
 // checkSource reports a connection, asking the source to check its link
 // to the LMS when it can and the check is not offline.
-func checkSource(ctx context.Context, src source.Source, conn *config.Connection, out io.Writer, offline bool) error {
-	defer closeSource(src)
-	if checker, ok := src.(source.Checker); ok && !offline {
+func checkSource(ctx context.Context, built source.Built, conn *config.Connection, out io.Writer, offline bool) error {
+	defer closeSource(built.Source)
+	if checker := built.Checker(); checker != nil && !offline {
 		notes, err := checker.Check(ctx)
 		if err != nil {
 			return fmt.Errorf("connection %s (%s): %w", conn.Name, conn.File, err)

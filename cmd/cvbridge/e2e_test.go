@@ -19,7 +19,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
-	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/simulator"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -101,7 +101,7 @@ func startDaemon(t *testing.T, cfgPath string) (*daemon.Daemon, func()) {
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := daemon.Open(context.Background(), cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
+	d, err := daemon.Open(context.Background(), cfg, func(cfg *config.Config, conn *config.Connection) (source.Built, error) {
 		return buildSource(cfg, conn, log)
 	}, daemon.Options{Logger: log})
 	require.NoError(t, err)
@@ -117,7 +117,7 @@ func startDaemon(t *testing.T, cfgPath string) (*daemon.Daemon, func()) {
 
 func newSimulator(t *testing.T) (*simulator.Simulator, *httptest.Server) {
 	t.Helper()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	t.Cleanup(schema.Close)
 	sim := simulator.New(simulator.Options{Secret: []byte(e2eSecret), Algorithm: sign.SHA512, Validate: schema.Validate})

@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/cvbridge/cvbridge/adapters"
 	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/source"
 
 	// Adapter kinds: one blank import each.
@@ -198,28 +198,30 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildSource builds a connection's source through the adapter registry.
-func buildSource(cfg *config.Config, conn *config.Connection, log *slog.Logger) (source.Source, error) {
-	factory, ok := adapters.Lookup(conn.Type)
-	if !ok {
-		kinds := adapters.Kinds()
-		sort.Strings(kinds)
-		return nil, conn.Errorf("type", "unknown adapter type %q (available: %s)", conn.Type, strings.Join(kinds, ", "))
+// buildSource builds a connection's source through the adapter registry,
+// which decodes and validates the connection's settings, and refuses
+// enrol_codes on a connection whose source was not declared able to enrol.
+func buildSource(cfg *config.Config, conn *config.Connection, log *slog.Logger) (source.Built, error) {
+	if !adapters.Known(conn.Type) {
+		return source.Built{}, conn.Errorf("type", "unknown adapter type %q (available: %s)", conn.Type, strings.Join(adapters.Kinds(), ", "))
 	}
 	settings := &conn.Settings
 	if settings.Kind == 0 {
 		settings = nil
 	}
-	src, err := factory(adapters.Connection{
+	built, err := adapters.Build(conn.Type, adapters.Connection{
 		Name:     conn.Name,
 		File:     conn.File,
 		BaseDir:  cfg.Dir(),
-		Settings: settings,
 		Location: cfg.Location,
 		Logger:   log.With("connection", conn.Name),
-	})
+	}, settings)
 	if err != nil {
-		return nil, conn.InSettings(err)
+		return source.Built{}, conn.InSettings(err)
 	}
-	return src, nil
+	if err := daemon.CheckEnrol(conn, built.Caps); err != nil {
+		closeSource(built.Source)
+		return source.Built{}, err
+	}
+	return built, nil
 }

@@ -36,13 +36,15 @@ func cmdRender(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
-	src, err := buildSource(cfg, conn, log)
+	built, err := buildSource(cfg, conn, log)
 	if err != nil {
 		return err
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
+	defer closeSource(built.Source)
+	if !built.Caps.DryRun {
+		return fmt.Errorf("connection %s: adapter %s cannot be polled without changing anything, so render cannot show it", conn.Name, conn.Type)
 	}
+	src := built.Source
 	schema, err := daemon.LoadSchema(cfg)
 	if err != nil {
 		return err

@@ -192,7 +192,7 @@ func removedNames(before, after *config.Config) (connections, targets []string) 
 // is set and on a store of its own otherwise, telling time by clk (nil: the
 // system clock).
 func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics, store outbox.Store, clk clock.Clock) (*daemon.Daemon, error) {
-	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Source, error) {
+	return daemon.Open(ctx, cfg, func(cfg *config.Config, conn *config.Connection) (source.Built, error) {
 		return buildSource(cfg, conn, log)
 	}, daemon.Options{Logger: log, Version: version, Metrics: m, Store: store, Clock: clk})
 }

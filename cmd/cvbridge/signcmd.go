@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 )
@@ -33,7 +33,7 @@ func cmdSign(_ context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		secret = []byte(strings.TrimRight(string(b), "\r\n"))
+		secret = []byte(kit.TrimSecret(string(b)))
 		if alg, err = sign.ParseAlgorithm(*hash); err != nil {
 			return usageError{err.Error()}
 		}

@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/adapters/kit"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/simulator"
 )
@@ -42,18 +42,18 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	var schema *result.Schema
+	var schema *xsdschema.Schema
 	if *xsdFile != "" {
-		schema, err = result.LoadSchema(*xsdFile)
+		schema, err = xsdschema.Load(*xsdFile)
 	} else {
-		schema, err = result.BundledSchema()
+		schema, err = xsdschema.Bundled()
 	}
 	if err != nil {
 		return err
 	}
 	defer schema.Close()
 	opts := simulator.Options{
-		Secret:    []byte(strings.TrimRight(string(b), "\r\n")),
+		Secret:    []byte(kit.TrimSecret(string(b))),
 		Algorithm: alg,
 		Validate:  schema.Validate,
 		// One human-readable line per request on out; the structured log

@@ -63,7 +63,7 @@ func New(wwwroot, token string, o Options) (*Client, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("moodle url %q must be Moodle's wwwroot without query or fragment", wwwroot)
 	}
-	if strings.TrimSpace(token) == "" {
+	if token == "" {
 		return nil, errors.New("moodle web-service token is empty")
 	}
 	n := o.Concurrency
@@ -76,7 +76,7 @@ func New(wwwroot, token string, o Options) (*Client, error) {
 	}
 	return &Client{
 		endpoint: u.String() + restPath,
-		token:    strings.TrimSpace(token),
+		token:    token, // read by kit.ReadSecret, the one trimming rule
 		http:     hc,
 		slots:    make(chan struct{}, n),
 	}, nil

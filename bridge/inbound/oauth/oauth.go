@@ -37,7 +37,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +47,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 )
@@ -333,22 +333,16 @@ func newClient(cc ClientConfig, requireAll *bool, adminHash string) (*client, er
 		pkceRequired: pkce == PKCERequired, rotationKey: rotationKey(adminHash, cc.ID, sec)}, nil
 }
 
-// readSecret reads a secret from file (trailing white space trimmed) or the
-// environment variable env; "" when neither is set.
+// readSecret reads a secret from file or the environment variable env
+// (kit.ReadSecret: one trailing line ending removed); "" when neither is set.
 func readSecret(file, env string) (string, error) {
 	switch {
 	case file != "" && env != "":
 		return "", errors.New("set either the file or the environment variable, not both")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), " \t\r\n"), nil
-	case env != "":
-		return os.Getenv(env), nil
+	case file == "" && env == "":
+		return "", nil
 	}
-	return "", nil
+	return kit.ReadSecret("", file, env)
 }
 
 // clientStore is the library's client store over the configured clients.

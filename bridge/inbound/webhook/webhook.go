@@ -29,10 +29,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/inbound"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 )
@@ -202,30 +202,21 @@ func compileEvent(ev Event) (event, error) {
 	return e, nil
 }
 
-// readSecret reads a secret from file (trailing white space trimmed) or
-// from the environment variable env; nil when neither is set.
+// readSecret reads a secret from file or the environment variable env
+// (kit.ReadSecret: one trailing line ending removed); nil when neither is
+// set.
 func readSecret(file, env string) ([]byte, error) {
 	switch {
 	case file != "" && env != "":
 		return nil, errors.New("set either the file or the environment variable, not both")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, err
-		}
-		s := strings.TrimRight(string(b), " \t\r\n")
-		if s == "" {
-			return nil, fmt.Errorf("file %s is empty", file)
-		}
-		return []byte(s), nil
-	case env != "":
-		s := os.Getenv(env)
-		if s == "" {
-			return nil, fmt.Errorf("environment variable %s is empty or not set", env)
-		}
-		return []byte(s), nil
+	case file == "" && env == "":
+		return nil, nil
 	}
-	return nil, nil
+	s, err := kit.ReadSecret("", file, env)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
 }
 
 // Name is the subscription's name.

@@ -3,6 +3,9 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -343,4 +346,26 @@ func FuzzReceiver(f *testing.F) {
 			t.Fatal("failed without a reason")
 		}
 	})
+}
+
+// TestSigningSecretByTheOneRule: the signing secret file is read as every
+// secret is (kit.TrimSecret): one trailing line ending goes, a trailing
+// space stays part of the secret, as it does for a target's secret.
+func TestSigningSecretByTheOneRule(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(file, []byte("whsec-with-space \r\n"), 0o600))
+	cfg := config(false, false)
+	cfg.SigningSecretFile = file
+	r := newRig(t, cfg, nil)
+	enrol := vector(t, "enrol.json")
+	sig := func(key string) string {
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte(enrol))
+		return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	}
+	status, _ := r.post(t, enrol, map[string]string{"x-coachview-whsignature": sig("whsec-with-space")})
+	assert.Equal(t, http.StatusUnauthorized, status, "the space is part of the secret")
+	status, _ = r.post(t, enrol, map[string]string{"x-coachview-whsignature": sig("whsec-with-space ")})
+	assert.Equal(t, http.StatusOK, status)
 }

@@ -38,7 +38,7 @@ func (b *Base) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
 		add("state = ?", string(f.State))
 	}
 	if f.PersonID != "" {
-		add("person_key = ?", strings.ToLower(f.PersonID))
+		add("person_key = ?", PersonKey(f.PersonID))
 	}
 	if f.ElearningCode != "" {
 		add("elearningcode = ?", f.ElearningCode)

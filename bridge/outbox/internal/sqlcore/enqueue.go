@@ -7,12 +7,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // Tx is the outbox.Tx of one write transaction: a source batch's enqueues,
@@ -87,8 +87,9 @@ func (t *Tx) Mark(ctx context.Context, connection, mark string) error {
 }
 
 // PersonKey is how the pair compares a PersoonExterneId: case-insensitively,
-// as Coachview does.
-func PersonKey(personID string) string { return strings.ToLower(personID) }
+// as Coachview does, by the one definition (source.PersonKey). Its
+// trimming changes no stored person_key: the sink stores ids trimmed.
+func PersonKey(personID string) string { return source.PersonKey(personID) }
 
 // ActiveRowQuery finds the pair's active row, if any (results_active_pair);
 // RowLock is appended, so on PostgreSQL the row stays locked until the

@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 var (
@@ -38,9 +39,9 @@ func (r enrolmentRow) enrolment() inboundstore.Enrolment {
 	}
 }
 
-// personKey is how person ids are compared: case-insensitively, as
-// Coachview does, and as the results table's person_key.
-func personKey(personID string) string { return strings.ToLower(strings.TrimSpace(personID)) }
+// personKey is how person ids are compared: source.PersonKey, the one
+// definition, which made every key already stored.
+var personKey = source.PersonKey
 
 // recordEnrolment inserts or updates e's list entry within tx; the entry's
 // created_at is e.UpdatedAt when it is new.

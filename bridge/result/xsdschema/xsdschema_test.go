@@ -1,4 +1,4 @@
-package result_test
+package xsdschema_test
 
 import (
 	"errors"
@@ -13,8 +13,27 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
-	"github.com/cvbridge/cvbridge/xsd"
+	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
+
+// goldenDir holds the exact XML the seed examples of package result produce.
+var goldenDir = filepath.Join("..", "..", "..", "testdata", "result")
+
+// bundledSchema parses the embedded XSD for one test and closes it after.
+func bundledSchema(t testing.TB) *xsdschema.Schema {
+	t.Helper()
+	s, err := xsdschema.Bundled()
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
 
 // writeFile writes content to name in a fresh temporary directory.
 func writeFile(t *testing.T, name, content string) string {
@@ -124,7 +143,7 @@ func TestSchemaValidateConcurrent(t *testing.T) {
 
 func TestSchemaClose(t *testing.T) {
 	t.Parallel()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	schema.Close()
 	schema.Close()
@@ -138,7 +157,7 @@ func TestSchemaClose(t *testing.T) {
 
 func TestSchemaCloseWhileValidating(t *testing.T) {
 	t.Parallel()
-	schema, err := result.BundledSchema()
+	schema, err := xsdschema.Bundled()
 	require.NoError(t, err)
 	doc := readGolden(t, "seed1.xml")
 
@@ -178,7 +197,7 @@ func TestLoadSchema(t *testing.T) {
 
 	t.Run("the bundled file from disk", func(t *testing.T) {
 		t.Parallel()
-		schema, err := result.LoadSchema(filepath.Join("..", "..", "xsd", "coachview-resultaat.xsd"))
+		schema, err := xsdschema.Load(filepath.Join("..", "..", "..", "xsd", "coachview-resultaat.xsd"))
 		require.NoError(t, err)
 		t.Cleanup(schema.Close)
 		assert.NoError(t, schema.Validate(readGolden(t, "seed1.xml")))
@@ -186,14 +205,14 @@ func TestLoadSchema(t *testing.T) {
 	t.Run("missing file", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "coachview.xsd")
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.ErrorIs(t, err, fs.ErrNotExist)
 		assert.EqualError(t, err, "result: read XSD file: open "+path+": no such file or directory")
 	})
 	t.Run("empty file", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, "empty.xsd", "\n")
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		assert.EqualError(t, err, "result: XSD file "+path+" is empty")
 	})
 	t.Run("file that is not well-formed", func(t *testing.T) {
@@ -203,7 +222,7 @@ func TestLoadSchema(t *testing.T) {
   <xs:element name="CoachviewResultaat"
 </xs:schema>
 `)
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.Error(t, err)
 		assert.Equal(t, "result: XSD file "+path+": Failed to parse the XML resource '"+path+
 			"'. (XML syntax error on line 4: expected attribute name in element)", err.Error())
@@ -215,41 +234,9 @@ func TestLoadSchema(t *testing.T) {
   <xs:element name="CoachviewResultaat" type="xs:nosuchtype"/>
 </xs:schema>
 `)
-		_, err := result.LoadSchema(path)
+		_, err := xsdschema.Load(path)
 		require.Error(t, err)
 		assert.Equal(t, "result: XSD file "+path+": element decl. 'CoachviewResultaat', attribute 'type': "+
 			"The QName value '{http://www.w3.org/2001/XMLSchema}nosuchtype' does not resolve to a(n) type definition.", err.Error())
 	})
-}
-
-func TestStricterOperatorSchema(t *testing.T) {
-	t.Parallel()
-	// An operator's schema that only accepts percentages as free-text result.
-	strict := strings.Replace(string(xsd.Resultaat),
-		`<xs:attribute name="Resultaat" type="xs:string" use="optional"/>`,
-		`<xs:attribute name="Resultaat" use="optional"><xs:simpleType><xs:restriction base="xs:string">`+
-			`<xs:pattern value="[0-9]{1,3}%"/></xs:restriction></xs:simpleType></xs:attribute>`, 1)
-	require.NotEqual(t, string(xsd.Resultaat), strict, "the bundled XSD no longer has the Resultaat declaration this test edits")
-	path := writeFile(t, "coachview-official.xsd", strict)
-	strictSchema, err := result.LoadSchema(path)
-	require.NoError(t, err)
-	t.Cleanup(strictSchema.Close)
-
-	c := seedCompletion()
-	c.ResultText = "voldoende"
-
-	_, err = newRenderer(t, result.DefaultOptions()).Render(c)
-	require.NoError(t, err, "the bundled schema accepts any free-text result")
-
-	r, err := result.NewRenderer(result.DefaultOptions(), strictSchema)
-	require.NoError(t, err)
-	out, err := r.Render(c)
-	assert.Nil(t, out)
-	assert.Equal(t, "rejected by XSD file "+path+": line 3: Element 'Geslaagd', attribute 'Resultaat': "+
-		"[facet 'pattern'] The value 'voldoende' is not accepted by the pattern '[0-9]{1,3}%'.",
-		requireXSDRejection(t, err))
-
-	c.ResultText = "67%"
-	_, err = r.Render(c)
-	assert.NoError(t, err)
 }

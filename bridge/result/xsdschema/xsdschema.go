@@ -1,4 +1,10 @@
-package result
+// Package xsdschema validates rendered result documents against an XSD
+// with libxml2: the bundled Coachview schema or the operator's own file.
+// It is the only part of the result path that needs cgo, kept out of
+// package result so the adapter contract (bridge/source, bridge/result)
+// builds with CGO_ENABLED=0. A *Schema is the result.Validator the
+// daemon's renderers use.
+package xsdschema
 
 import (
 	"bytes"
@@ -12,6 +18,7 @@ import (
 
 	xsdvalidate "github.com/terminalstatic/go-xsd-validate"
 
+	"github.com/cvbridge/cvbridge/bridge/result"
 	"github.com/cvbridge/cvbridge/xsd"
 )
 
@@ -46,9 +53,11 @@ type Schema struct {
 	handler *xsdvalidate.XsdHandler
 }
 
-// BundledSchema parses the XSD embedded in package xsd. Call it once and
-// share the Schema.
-func BundledSchema() (*Schema, error) {
+var _ result.Validator = (*Schema)(nil)
+
+// Bundled parses the XSD embedded in package xsd. Call it once and share
+// the Schema.
+func Bundled() (*Schema, error) {
 	initLibxml()
 	libxml.Lock()
 	h, err := xsdvalidate.NewXsdHandlerMem(xsd.Resultaat, xsdvalidate.ParsErrVerbose)
@@ -59,11 +68,11 @@ func BundledSchema() (*Schema, error) {
 	return &Schema{source: "bundled XSD", handler: h}, nil
 }
 
-// LoadSchema parses the operator's own XSD file at path, for example
+// Load parses the operator's own XSD file at path, for example
 // Coachview's official schema, instead of the bundled one. Relative
 // xs:include and xs:import locations resolve against the file's directory.
 // Errors name the file and carry libxml2's reason.
-func LoadSchema(path string) (*Schema, error) {
+func Load(path string) (*Schema, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("result: XSD file %s: %w", path, err)
@@ -94,10 +103,13 @@ func LoadSchema(path string) (*Schema, error) {
 }
 
 // Validate checks doc against the schema. A document the schema rejects, or
-// that is not well-formed XML, yields a *CheckError with Field FieldXSD and
+// that is not well-formed XML, yields a *result.CheckError with Field result.FieldXSD and
 // libxml2's messages as Reason; any other error is a fault of the validator
 // itself (such as a closed Schema), not of the document.
 func (s *Schema) Validate(doc []byte) error {
+	if s == nil {
+		return errors.New("result: validate: no schema")
+	}
 	libxml.Lock()
 	if s.handler == nil {
 		libxml.Unlock()
@@ -120,13 +132,13 @@ func (s *Schema) Validate(doc []byte) error {
 		for i, e := range verr.Errors {
 			msgs[i] = fmt.Sprintf("line %d: %s", e.Line, e.Message)
 		}
-		return &CheckError{Field: FieldXSD, Reason: "rejected by " + s.source + ": " + strings.Join(msgs, "; ")}
+		return &result.CheckError{Field: result.FieldXSD, Reason: "rejected by " + s.source + ": " + strings.Join(msgs, "; ")}
 	case errors.As(err, &perr):
 		reason := perr.Error()
 		if syn := syntaxError(doc); syn != nil {
 			reason = syn.Error()
 		}
-		return &CheckError{Field: FieldXSD, Reason: "not well-formed XML: " + reason}
+		return &result.CheckError{Field: result.FieldXSD, Reason: "not well-formed XML: " + reason}
 	default:
 		return fmt.Errorf("result: validate against %s: %w", s.source, err)
 	}
