@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/cvbridge/cvbridge/bridge/config"
-	"github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 )
@@ -114,7 +114,7 @@ func storageCopy(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("open the PostgreSQL outbox: %w", err)
 	}
 	defer dst.Close()
-	rep, err := copy.Copy(ctx, src, dst, copy.Options{Force: *force, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	rep, err := outboxcopy.Copy(ctx, src, dst, outboxcopy.Options{Force: *force, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return err
 	}
