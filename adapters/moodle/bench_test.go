@@ -114,7 +114,7 @@ func BenchmarkMoodleHistory(b *testing.B) {
 			b.ReportMetric(metrics[what+"-ms-large"]/metrics[what+"-ms-small"], what+"-ratio")
 		}
 		b.ReportMetric(float64(total), "completions")
-		db.Close()
+		require.NoError(b, db.Close())
 	}
 }
 

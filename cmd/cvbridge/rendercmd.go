@@ -20,7 +20,7 @@ import (
 
 // cmdRender runs one poll of a connection against a sink that prints the
 // XML each completion would become and commits nothing.
-func cmdRender(ctx context.Context, args []string, out io.Writer) error {
+func cmdRender(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("render")
 	cfgPath := configFlag(fs)
 	connName := fs.String("connection", "", "the LMS connection to read (required when there are several)")
@@ -41,7 +41,7 @@ func cmdRender(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
+		defer closeInto(&cmdErr, c)
 	}
 	schema, err := daemon.LoadSchema(cfg)
 	if err != nil {
@@ -56,7 +56,7 @@ func cmdRender(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeInto(&cmdErr, store)
 	sink := &dryRunSink{store: store, connection: conn.Name, renderer: renderer, out: out, log: log}
 	if err := src.Poll(ctx, sink); err != nil && !errors.Is(err, source.ErrDryRun) {
 		return err
@@ -111,14 +111,14 @@ func (s *dryRunSink) Commit(_ context.Context, cp source.Checkpoint, fill func(a
 		body, err := s.renderer.Render(c)
 		if err != nil {
 			s.rejected++
-			fmt.Fprintf(s.out, "<!-- %s: REJECTED: %v -->\n", c.SourceRef, err)
+			_, _ = fmt.Fprintf(s.out, "<!-- %s: REJECTED: %v -->\n", c.SourceRef, err)
 			if cp.Rejected != nil {
 				return cp.Rejected(c.SourceRef, err.Error())
 			}
 			return nil
 		}
 		s.ok++
-		fmt.Fprintf(s.out, "<!-- %s -->\n%s", c.SourceRef, body)
+		_, _ = fmt.Fprintf(s.out, "<!-- %s -->\n%s", c.SourceRef, body)
 		return nil
 	})
 	if err != nil {
