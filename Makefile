@@ -20,8 +20,7 @@ run: build ## quick start: simulator + daemon on the example config under ./var 
 	./examples/quickstart/run.sh $(BIN)
 
 TEST_FUZZTIME ?= 5s
-test: check-deps ## vet, every test with the race detector, then every fuzz target for TEST_FUZZTIME (5s)
-	$(GO) vet ./...
+test: check-deps lint ## lint, every test with the race detector, then every fuzz target for TEST_FUZZTIME (5s)
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
@@ -59,9 +58,15 @@ faults: check-deps ## fault suite: kill -9 at random moments, outages, 403 storm
 	$(GO) test -race -count=1 -run 'StoreFailure|Batch' ./bridge/delivery ./bridge/outbox/sqlite ./bridge/outbox/postgres
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FAULTS_FUZZTIME)
 
-lint: ## gofmt and go vet
+# The linters' versions are pinned; `go run` fetches them through the module
+# proxy on first use, so a fresh machine needs nothing installed.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ERRCHECK    ?= github.com/kisielk/errcheck@v1.9.0
+lint: ## gofmt, go vet, staticcheck and errcheck (tests included): all must be clean
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(ERRCHECK) ./...
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME (30s) each

@@ -11,15 +11,28 @@
 //   - strictyaml: strict YAML decoding that names file, line and key, for
 //     config and for the adapters' settings (the registry decodes them);
 //   - sign: the X-WebHook-Signature HMAC;
-//   - outbox: the persistent store of results, attempts, cursors and target state;
-//   - delivery: the per-target dispatcher that posts results and handles Coachview's answers;
-//   - intake: runs sources on their schedules and commits what they yield to the outbox;
-//   - inbound: enrolments from Coachview (enrolment link, OAuth, webhooks);
+//   - outbox: the persistent store of results, attempts, cursors and target
+//     state, with its backends sqlite and postgres, the SQL they share
+//     (internal/sqlcore, internal/sqlinbound), the contract's conformance
+//     suite (outboxtest) and the move of a whole outbox from SQLite to
+//     PostgreSQL (outboxcopy);
+//   - delivery: the per-target dispatcher that posts results and handles
+//     Coachview's answers;
+//   - intake: runs sources on their schedules and commits what they yield to
+//     the outbox;
+//   - inbound: enrolments from Coachview, carried out through the LMS
+//     connections' enrollers; its storage contract (inboundstore), the
+//     enrolment link (link), its OAuth server (oauth), the webhook receiver
+//     (webhook), the public HTTP server (listen) and the inbound tests'
+//     doubles (internal/fakes);
 //   - config: cvbridge.yaml and the per-connection LMS files;
-//   - daemon: wires the store, dispatchers, jobs, metrics and dashboard;
-//   - admin, metrics: the dashboard, health endpoints and Prometheus metrics;
+//   - daemon: assembles a running bridge from its configuration;
+//   - admin: health, readiness, circuits, metrics endpoint and the HTML
+//     dashboard;
+//   - metrics: the Prometheus collectors;
 //   - simulator: a local stand-in for Coachview's results endpoint;
-//   - clock: injectable time; testdb: a fresh test database per test.
+//   - clock: injectable time;
+//   - testdb: a fresh PostgreSQL or MariaDB database per test.
 //
 // Dependencies point inward: adapters and cmd import bridge; bridge never
 // imports an adapter (it reads secrets with the adapters' kit, which

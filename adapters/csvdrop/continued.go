@@ -46,7 +46,7 @@ func firstLine(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }() // read only
 	head, err := bufio.NewReaderSize(io.LimitReader(fh, maxHeaderLine), maxHeaderLine).Peek(maxHeaderLine)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -139,7 +139,7 @@ func (f *Folder) continuation(name string, header []byte, src string, offset int
 	if err != nil {
 		return "", err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only
 	if _, err := in.Seek(offset, io.SeekStart); err != nil {
 		return "", err
 	}

@@ -34,7 +34,7 @@ func (f *Folder) Watch(ctx context.Context, wake func()) error {
 	if err != nil {
 		return fmt.Errorf("csvdrop: start watching the drop folder: %w", err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }() // only stops the watching
 	if err := w.Add(f.folder); err != nil {
 		return fmt.Errorf("csvdrop: watch drop folder %s: %w", f.folder, err)
 	}

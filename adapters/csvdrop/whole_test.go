@@ -76,7 +76,7 @@ func TestFileOpenForWritingIsLeft(t *testing.T) {
 	e.write("read.csv", header+"p3;E;01-03-2024;ja;7\n")
 	r, err := os.Open(filepath.Join(e.drop, "read.csv"))
 	require.NoError(t, err)
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	require.NoError(t, e.poll())
 	assert.Len(t, e.sink.Added(), 3)
 }

@@ -145,7 +145,7 @@ func writable(fdinfo string) bool {
 	if err != nil {
 		return true
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		v, ok := strings.CutPrefix(sc.Text(), "flags:")

@@ -120,7 +120,7 @@ func BenchmarkMoodleHistory(b *testing.B) {
 			b.ReportMetric(metrics[what+"-rows-large"]/max(metrics[what+"-rows-small"], 1), what+"-rows-ratio")
 		}
 		b.ReportMetric(float64(total), "completions")
-		db.Close()
+		require.NoError(b, db.Close())
 	}
 }
 

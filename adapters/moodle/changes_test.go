@@ -22,7 +22,7 @@ func newDBSourceAt(t testing.TB, driver, dir, extra string, clk clock.Clock) *Mo
 	t.Helper()
 	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, nil), clk, nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() { assert.NoError(t, m.Close()) })
 	return m
 }
 
@@ -99,11 +99,11 @@ func rowsExamined(t *testing.T, db *sqlx.DB, driver, query string, args []any) i
 	}
 	conn, err := db.Connx(ctx)
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	reads := func() int64 {
 		rows, err := conn.QueryContext(ctx, "SHOW SESSION STATUS LIKE 'Handler_read%'")
 		require.NoError(t, err)
-		defer rows.Close()
+		defer func() { _ = rows.Close() }()
 		var total int64
 		for rows.Next() {
 			var name string

@@ -97,7 +97,7 @@ func (m *Moodle) database(ctx context.Context) (*sqlx.DB, error) {
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close() // never used: the failed ping is the error
 		return nil, fmt.Errorf("moodle database: cannot connect with the %s DSN from %s: %w", m.settings.Driver, m.dsnSource(), err)
 	}
 	m.db = db
@@ -117,7 +117,7 @@ func readOnly(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to lose
+	defer func() { _ = tx.Rollback() }() // read-only: nothing to lose
 	return fn(tx)
 }
 

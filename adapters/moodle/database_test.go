@@ -57,7 +57,7 @@ func moodleDB(t *testing.T, driver string, dsn string) (*sqlx.DB, string) {
 	t.Helper()
 	db, err := sqlx.Open(driver, dsn)
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	for _, f := range []string{"schema_" + driver + ".sql", "fixture.sql"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "moodle", f))
 		require.NoError(t, err)
@@ -77,7 +77,7 @@ func newDBSource(t *testing.T, driver, dir, extra string, logs *bytes.Buffer) *M
 	t.Helper()
 	m, err := newTestMoodle(connection(t, dir, "  mode: database\n  driver: "+driver+"\n  dsn_file: moodle.dsn\n"+extra, logs), clock.System{}, nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() { assert.NoError(t, m.Close()) })
 	return m
 }
 

@@ -120,7 +120,7 @@ func (m *Moodle) findCourse(ctx context.Context, code string) (int64, error) {
 	if m.settings.CourseField == fieldCourses {
 		id, ok := m.settings.Courses[code]
 		if !ok {
-			return 0, &source.PermanentError{Err: fmt.Errorf("Elearningcode %s is not in this connection's courses table: add it with its Moodle course id", code)}
+			return 0, &source.PermanentError{Err: fmt.Errorf("e-learning code %s is not in this connection's courses table: add it with its Moodle course id", code)}
 		}
 		return id, nil
 	}
@@ -258,7 +258,10 @@ func (m *Moodle) updateUser(ctx context.Context, u wsUser, email, first, middle,
 	if err := m.client.Call(ctx, fnUpdateUsers, map[string]any{"users": []map[string]any{change}}, &answer); err != nil {
 		return classify(fmt.Sprintf("updating Moodle user %d", u.ID), err)
 	}
-	for _, w := range answer.Warnings {
+	// Moodle turns the failure to update a user into one warning for that
+	// user, and one user was sent: a warning means it was not updated.
+	if len(answer.Warnings) > 0 {
+		w := answer.Warnings[0]
 		if w.WarningCode == "useremailduplicate" {
 			return &source.PermanentError{Err: fmt.Errorf(
 				"updating Moodle user %d: another Moodle user already has the new e-mail address; allow accounts with the same e-mail (allowaccountssameemail) or correct it", u.ID)}

@@ -200,6 +200,10 @@ func TestEnroller(t *testing.T) {
 		{"duplicate e-mail", "full", func(s *moodletest.Server) {
 			s.AddUser(moodletest.User{Username: "someone", FirstName: "S", LastName: "O", Email: "jan@example.nl"})
 		}, jan, true, "allowaccountssameemail"},
+		{"changed e-mail already another user's", "full", func(s *moodletest.Server) {
+			s.AddUser(moodletest.User{Username: "p200", IDNumber: "P200", FirstName: "Jan", LastName: "van der Berg", Email: "jan@old.nl"})
+			s.AddUser(moodletest.User{Username: "someone", FirstName: "S", LastName: "O", Email: "jan@example.nl"})
+		}, jan, true, "another Moodle user already has the new e-mail address"},
 		{"invalid token", "wrong", nil, jan, true, "token_file/token_env"},
 		{"function not allowed", "pollsonly", nil, jan, true, "External services"},
 	}

@@ -26,7 +26,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scorm: begin read-only transaction: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	defer func() { _ = tx.Rollback() }() // read-only
 	if s.cfg.Driver == "postgres" {
 		// Plan as if tables were large: a sequential scan then means no index fits.
 		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
@@ -46,7 +46,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("scorm: the custom query fails: %w", err)
 		}
 		cols, err := rows.Columns()
-		rows.Close()
+		_ = rows.Close() // read only: only the columns were wanted
 		if err != nil {
 			return nil, fmt.Errorf("scorm: the custom query's columns: %w", err)
 		}
@@ -121,7 +121,7 @@ func (s *Source) checkEnrol(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scorm: begin transaction: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // nothing to keep
+	defer func() { _ = tx.Rollback() }() // nothing to keep
 	for _, st := range []struct {
 		key string
 		n   *namedSQL

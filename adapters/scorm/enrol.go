@@ -34,7 +34,7 @@ func (e *EnrollingSource) run(ctx context.Context, key string, n *namedSQL, valu
 	if err != nil {
 		return fmt.Errorf("scorm: %s: begin transaction: %w", key, err)
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer func() { _ = tx.Rollback() }() // after Commit this is a no-op
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("scorm: %s for person %s, e-learning %s: %w", key, values[paramPersonID], values[paramCode], err)
 	}

@@ -65,7 +65,7 @@ func database(t *testing.T, driver string, fixtures ...string) (dsn string, db *
 	}
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	for _, f := range fixtures {
 		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "scorm", f))
 		require.NoError(t, err)
@@ -99,7 +99,7 @@ func newTestSourceIn(t *testing.T, driver, dsn, settings string, loc *time.Locat
 	require.NoError(t, err)
 	src, err := newSource(c, s.(*Settings), clock.NewFake(time.Unix(base+86400, 0)))
 	require.NoError(t, err)
-	t.Cleanup(func() { src.Close() })
+	t.Cleanup(func() { assert.NoError(t, src.Close()) })
 	if src.cfg.enrol != nil {
 		return &EnrollingSource{src}, logs
 	}

@@ -103,7 +103,6 @@ type compiled struct {
 	Settings
 	dsn       string
 	rules     cmi.Rules
-	threshold *big.Rat // on the 0…1 scale
 	scaleMax  *big.Rat
 	scormCode map[int64]string
 	courseCod map[int64]string

@@ -95,7 +95,7 @@ func newSource(c adapters.Connection, settings *Settings, clk clock.Clock) (*Sou
 	s := &Source{cfg: cfg, db: db, log: c.Logger, clock: clk, loc: c.Location}
 	if cfg.enrol != nil {
 		if s.enrolDB, err = sql.Open(cfg.Driver, cfg.dsn); err != nil {
-			db.Close()
+			_ = db.Close() // never used: the invalid DSN is the error
 			return nil, &kit.Problem{Key: dsnKey(cfg.Settings), Msg: "the DSN is not valid for driver " + cfg.Driver}
 		}
 		s.enrolDB.SetMaxOpenConns(1)
@@ -126,10 +126,11 @@ func dsnKey(s Settings) string {
 
 // Close closes the database handles.
 func (s *Source) Close() error {
+	var enrolErr error
 	if s.enrolDB != nil {
-		s.enrolDB.Close()
+		enrolErr = s.enrolDB.Close()
 	}
-	return s.db.Close()
+	return errors.Join(enrolErr, s.db.Close())
 }
 
 // cursor is the stored position, as JSON. A poll reads the window of pairs
@@ -239,7 +240,7 @@ func (s *Source) readPage(ctx context.Context, rd reader, cur cursor) ([]pair, [
 	if err != nil {
 		return nil, nil, fmt.Errorf("scorm: begin read-only transaction: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	defer func() { _ = tx.Rollback() }() // read-only: nothing to keep
 	page, err := rd.pairs(ctx, tx, cur.Since, cur.After, s.cfg.PageSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("scorm: list changed pairs since %d: %w", cur.Since, err)
@@ -375,7 +376,7 @@ func (m *moodleReader) pairs(ctx context.Context, tx *sql.Tx, since int64, after
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // read only; rows.Err is checked
 	var out []pair
 	for rows.Next() {
 		var u, sc, mod int64
@@ -537,7 +538,7 @@ func each(ctx context.Context, tx *sql.Tx, query string, args []any, scan func(*
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // read only; rows.Err is checked
 	for rows.Next() {
 		if err := scan(rows); err != nil {
 			return err

@@ -368,5 +368,5 @@ func (h *Handler) targetAction(w http.ResponseWriter, r *http.Request) {
 func text(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	_, _ = w.Write([]byte(body)) // a write error means the client went away
 }

@@ -175,7 +175,7 @@ func do(t *testing.T, c *http.Client, req *http.Request) response {
 	t.Helper()
 	resp, err := c.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}

@@ -65,7 +65,7 @@ targets:
 		return source.Built{}, nil
 	}, daemon.Options{Logger: log, Clock: clk})
 	require.NoError(t, err)
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()

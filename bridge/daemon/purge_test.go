@@ -68,7 +68,7 @@ targets:
 		return source.Built{}, nil
 	}, daemon.Options{Logger: log, Clock: clk})
 	require.NoError(t, err)
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	runCtx, cancel := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	go func() { stopped <- d.Run(runCtx) }()

@@ -644,7 +644,7 @@ func (d *Dispatcher) post(ctx context.Context, body []byte) response {
 		return response{err: err, timedOut: errors.Is(rctx.Err(), context.DeadlineExceeded), written: written.Load(),
 			duration: time.Since(start)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read only
 	// A read error after the status line changes nothing: the status decides.
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	res := response{

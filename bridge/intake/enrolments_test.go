@@ -37,7 +37,7 @@ func TestSinkListsItsConnectionsEnrolments(t *testing.T) {
 	t.Parallel()
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "outbox.db"))
 	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { assert.NoError(t, store.Close()) })
 	first := enrolled(t, store, "1", "moodle", "P1", "E1", inboundstore.ActionEnrol)
 	enrolled(t, store, "2", "csv", "P2", "E1", inboundstore.ActionEnrol)
 	gone := enrolled(t, store, "3", "moodle", "P3", "E2", inboundstore.ActionUnenrol)

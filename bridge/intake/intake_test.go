@@ -29,7 +29,7 @@ func openStore(t *testing.T) outbox.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
 	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	return s
 }
 

@@ -40,7 +40,7 @@ func TestSinkStoresRowsAnyTextColumnTakes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			store := open(t)
-			t.Cleanup(func() { store.Close() })
+			t.Cleanup(func() { assert.NoError(t, store.Close()) })
 			sink := intake.NewSink(store, newRenderer(t), intake.SinkConfig{Connection: "lms", Target: "cv", Logger: quiet})
 			ctx := context.Background()
 

@@ -149,7 +149,7 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)

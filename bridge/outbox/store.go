@@ -5,7 +5,9 @@
 //
 // The Store interface is implemented by the SQLite backend (package sqlite,
 // the embedded default) and by the PostgreSQL backend (package postgres);
-// the rules they share are written once, in internal/sqlcore. Policy (when to retry, when to
+// the rules they share are written once, in internal/sqlcore. Package
+// outboxtest is the contract's conformance suite; package outboxcopy moves a
+// whole outbox from SQLite to PostgreSQL. Policy (when to retry, when to
 // park) belongs to the delivery package; the store only records what it is told,
 // atomically.
 package outbox

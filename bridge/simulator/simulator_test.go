@@ -84,7 +84,7 @@ func (h *harness) send(t *testing.T, method, path string, body []byte, sig strin
 	}
 	resp, err := h.srv.Client().Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	text, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return reply{status: resp.StatusCode, text: string(text), header: resp.Header}

@@ -24,7 +24,7 @@ func POSIXLocks(t testing.TB, pid int, path string) int {
 	if err != nil {
 		t.Fatalf("POSIX locks: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -60,7 +60,9 @@ func Postgres(t testing.TB) string {
 		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
 			t.Errorf("testdb: drop %s: %v", name, err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Errorf("testdb: close the admin connection: %v", err)
+		}
 	})
 	u, err := url.Parse(admin)
 	if err != nil || u.Scheme == "" {
@@ -83,7 +85,9 @@ func MySQL(t testing.TB) string {
 		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
 			t.Errorf("testdb: drop %s: %v", name, err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Errorf("testdb: close the admin connection: %v", err)
+		}
 	})
 	cfg, err := mysql.ParseDSN(admin)
 	if err != nil {
@@ -107,7 +111,7 @@ func connect(t testing.TB, driver, dsn, server, envVar string) *sql.DB {
 	}
 	if err != nil {
 		if db != nil {
-			db.Close()
+			_ = db.Close() // never used: the failed ping is the error
 		}
 		msg := fmt.Sprintf("testdb: no %s server reachable (%v). Start one, or point %s at one "+
 			"(e.g. %s), to run this test", server, err, envVar, map[string]string{"postgres": DefaultPostgres, "mysql": DefaultMySQL}[driver])

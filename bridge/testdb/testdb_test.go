@@ -14,7 +14,7 @@ func TestPostgresGivesAnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	db, err := sql.Open("postgres", testdb.Postgres(t))
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { require.NoError(t, db.Close()) }()
 	var n int
 	require.NoError(t, db.QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").Scan(&n))
 	require.Zero(t, n)
@@ -24,7 +24,7 @@ func TestMySQLGivesAnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	db, err := sql.Open("mysql", testdb.MySQL(t))
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { require.NoError(t, db.Close()) }()
 	var n int
 	require.NoError(t, db.QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()").Scan(&n))
 	require.Zero(t, n)

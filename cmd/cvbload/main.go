@@ -71,7 +71,7 @@ func report(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	res, err := parse(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
@@ -80,8 +80,8 @@ func report(args []string, out io.Writer) error {
 	if err := os.WriteFile(*dst, []byte(text), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "wrote %s (%d benchmarks)\n", *dst, len(res.runs))
-	return nil
+	_, err = fmt.Fprintf(out, "wrote %s (%d benchmarks)\n", *dst, len(res.runs))
+	return err
 }
 
 // results are the parsed benchmark output.

@@ -66,9 +66,12 @@ func sink(args []string, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// The benchmark reads the address from this line: without it, no sink.
+	if _, err := fmt.Fprintf(out, "sink listening on http://%s/\n", ln.Addr()); err != nil {
+		return errors.Join(fmt.Errorf("sink: %w", err), ln.Close())
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(out, "sink listening on http://%s/\n", ln.Addr())
 	select {
 	case err := <-served:
 		return fmt.Errorf("sink: %w", err)

@@ -54,7 +54,7 @@ inbound:
 	cmd := exec.Command(bin, "sink", "-config", cfg)
 	logFile, err := os.Create(filepath.Join(dir, "sink.log"))
 	require.NoError(t, err)
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	cmd.Stderr = logFile
 	log := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
 	stdout, err := cmd.StdoutPipe()
@@ -75,7 +75,7 @@ inbound:
 		req.Header.Set("X-Coachview-Whsignature", sig)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	assert.Equal(t, http.StatusOK, post(base64.StdEncoding.EncodeToString(mac.Sum(nil))))

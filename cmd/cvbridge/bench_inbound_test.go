@@ -61,7 +61,7 @@ func BenchmarkInboundPostgres(b *testing.B) {
 		require.NoError(tb, os.WriteFile(filepath.Join(dir, "dsn"), []byte(dsn+"\n"), 0o600))
 		db, err := sqlx.Open("postgres", dsn)
 		require.NoError(tb, err)
-		tb.Cleanup(func() { db.Close() })
+		tb.Cleanup(func() { require.NoError(tb, db.Close()) })
 		return "storage:\n  driver: postgres\n  dsn_file: dsn\n", db
 	})
 }
@@ -71,7 +71,7 @@ func sqliteDB(tb testing.TB, path string) *sqlx.DB {
 	tb.Helper()
 	db, err := sqlx.Open("sqlite", "file:"+path+"?_busy_timeout=10000")
 	require.NoError(tb, err)
-	tb.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { require.NoError(tb, db.Close()) })
 	return db
 }
 
@@ -256,7 +256,7 @@ func sinkProcess(tb testing.TB, load, cfg string) string {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(tb, err)
 	require.NoError(tb, cmd.Start())
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	require.NoError(tb, err, "the sink's banner")
 	m := sinkRegex.FindStringSubmatch(line)
@@ -368,7 +368,7 @@ func post(client *http.Client, url string, w signedWebhook) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(text)))

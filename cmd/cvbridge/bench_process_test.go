@@ -75,7 +75,7 @@ func daemonProcess(tb testing.TB, bin, cfgPath string) *exec.Cmd {
 	require.NoError(tb, err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(tb, cmd.Start())
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 	return cmd
 }
 

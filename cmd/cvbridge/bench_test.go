@@ -125,7 +125,7 @@ func limitRate(tb testing.TB, url string, signer *sign.Signer, bt bodyTemplate, 
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					ok.Add(1)
 				}

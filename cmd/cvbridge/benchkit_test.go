@@ -292,7 +292,7 @@ func get(tb testing.TB, url string) []byte {
 	tb.Helper()
 	resp, err := http.Get(url)
 	require.NoError(tb, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var buf bytes.Buffer
 	_, err = buf.ReadFrom(resp.Body)
 	require.NoError(tb, err)

@@ -33,7 +33,7 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	var problems config.Errors
 	problems.Add(err)
 	if err == nil {
-		fmt.Fprintf(out, "ok   configuration %s (%d targets, %d LMS connections, time zone %s)\n",
+		_, _ = fmt.Fprintf(out, "ok   configuration %s (%d targets, %d LMS connections, time zone %s)\n",
 			cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -67,10 +67,10 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
-	fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
+	_, _ = fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
+	_, _ = fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
 	if cfg.Public.Enabled() {
-		fmt.Fprintf(out, "ok   inbound on %s (%d webhooks, %d OAuth clients)\n", cfg.Public.Addr, len(cfg.Inbound.Webhooks), len(cfg.Inbound.OAuth.Clients))
+		_, _ = fmt.Fprintf(out, "ok   inbound on %s (%d webhooks, %d OAuth clients)\n", cfg.Public.Addr, len(cfg.Inbound.Webhooks), len(cfg.Inbound.OAuth.Clients))
 	}
 	if *offline {
 		return nil
@@ -80,10 +80,10 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 		msg, err := probeTarget(ctx, cfg.Targets[name])
 		if err != nil {
 			failed++
-			fmt.Fprintf(out, "FAIL target %s: %v\n", name, err)
+			_, _ = fmt.Fprintf(out, "FAIL target %s: %v\n", name, err)
 			continue
 		}
-		fmt.Fprintf(out, "ok   target %s: %s\n", name, msg)
+		_, _ = fmt.Fprintf(out, "ok   target %s: %s\n", name, msg)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d target(s) not reachable", failed)
@@ -101,10 +101,10 @@ func checkSource(ctx context.Context, built source.Built, conn *config.Connectio
 			return fmt.Errorf("connection %s (%s): %w", conn.Name, conn.File, err)
 		}
 		for _, n := range notes {
-			fmt.Fprintf(out, "note connection %s: %s\n", conn.Name, n)
+			_, _ = fmt.Fprintf(out, "note connection %s: %s\n", conn.Name, n)
 		}
 	}
-	fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
+	_, _ = fmt.Fprintf(out, "ok   connection %s (%s → %s, schedule %q)\n", conn.Name, conn.Type, conn.Target, conn.Schedule)
 	return nil
 }
 
@@ -131,7 +131,7 @@ func probeTarget(ctx context.Context, t *config.Target) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("unreachable: %w", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // only the status is wanted
 	took := time.Since(start).Round(time.Millisecond)
 	switch {
 	case resp.StatusCode == http.StatusMethodNotAllowed:

@@ -32,7 +32,7 @@ func adminGet(t *testing.T, addr, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + path)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(body)
@@ -64,7 +64,7 @@ func TestBacklogAgainst503Daemon(t *testing.T) {
 	require.NoError(t, err)
 	adminSrv := &http.Server{Handler: d.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = adminSrv.Serve(l) }()
-	defer adminSrv.Close()
+	defer func() { _ = adminSrv.Close() }()
 
 	ctx := context.Background()
 	require.Eventually(t, func() bool {

@@ -68,7 +68,7 @@ func simStats(t *testing.T, base string) simulator.Stats {
 	t.Helper()
 	resp, err := http.Get(base + "/_sim/stats")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var s simulator.Stats
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
 	return s
@@ -106,7 +106,7 @@ func TestKillDuringDelivery(t *testing.T) {
 		require.NoError(t, err)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 		return cmd
 	}
 

@@ -13,7 +13,7 @@ import (
 // cmdEnrolments lists the bridge-tracked enrolment list: who the bridge
 // enrolled or unenrolled, in which LMS connection, for which e-learning
 // code. Ids only; it changes nothing.
-func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
+func cmdEnrolments(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("enrolments")
 	cfgPath := configFlag(fs)
 	var f inboundstore.EnrolmentFilter
@@ -37,14 +37,14 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeInto(&cmdErr, store)
 	list, ok := store.(inboundstore.EnrolmentList)
 	if !ok {
 		return fmt.Errorf("the %s outbox keeps no enrolment list", cfg.Storage.Driver)
 	}
 	if f.Connection != "" {
 		if _, known := cfg.Connection(f.Connection); !known {
-			fmt.Fprintf(out, "note: %s configures no LMS connection %q; its enrolments are listed all the same\n", cfg.File, f.Connection)
+			_, _ = fmt.Fprintf(out, "note: %s configures no LMS connection %q; its enrolments are listed all the same\n", cfg.File, f.Connection)
 		}
 	}
 	counts := map[inboundstore.EnrolmentState]int{}
@@ -68,7 +68,7 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		if len(es) < total {
-			fmt.Fprintf(out, "showing %d; --limit 0 lists them all\n", len(es))
+			_, _ = fmt.Fprintf(out, "showing %d; --limit 0 lists them all\n", len(es))
 		}
 	}
 	noun := "enrolments"
@@ -83,9 +83,9 @@ func cmdEnrolments(ctx context.Context, args []string, out io.Writer) error {
 // printEnrolments prints the list as a table: ids, states and times only.
 func printEnrolments(out io.Writer, es []inboundstore.Enrolment, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tPERSON\tCODE\tSTATE\tSINCE\tFIRST\tMESSAGE")
+	_, _ = fmt.Fprintln(tw, "CONNECTION\tPERSON\tCODE\tSTATE\tSINCE\tFIRST\tMESSAGE")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Connection, e.PersonID, e.ElearningCode, e.State,
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Connection, e.PersonID, e.ElearningCode, e.State,
 			fmtTime(e.UpdatedAt, loc), fmtTime(e.CreatedAt, loc), e.MessageID)
 	}
 	return tw.Flush()

@@ -91,6 +91,6 @@ func TestExampleInboundSection(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d, err := openDaemon(context.Background(), cfg, log, nil, nil, nil)
 	require.NoError(t, err)
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	assert.NotNil(t, d.PublicHandler())
 }

@@ -329,7 +329,7 @@ func integrity(t *testing.T, path string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	var res string
 	require.NoError(t, db.QueryRowContext(t.Context(), "PRAGMA integrity_check").Scan(&res))
 	assert.Equal(t, "ok", res, "PRAGMA integrity_check")

@@ -30,14 +30,14 @@ func openInboundStore(ctx context.Context, cfgPath string) (in inboundAdmin, clo
 	}
 	in, ok := store.(inboundAdmin)
 	if !ok {
-		store.Close()
+		_ = store.Close() // never used: the refusal is the error
 		return nil, nil, nil, fmt.Errorf("the %s outbox keeps no inbound enrolments", cfg.Storage.Driver)
 	}
 	return in, store, cfg.Location, nil
 }
 
 // cmdInbox lists, shows and retries inbound enrolment messages.
-func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
+func cmdInbox(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	if err := subcommand("inbox", args); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer closer.Close()
+		defer closeInto(&cmdErr, closer)
 		ms, err := store.ListMessages(ctx, f)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer closer.Close()
+		defer closeInto(&cmdErr, closer)
 		var errs []error
 		for _, id := range ids {
 			if args[0] == "show" {
@@ -108,7 +108,7 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 				errs = append(errs, err)
 				continue
 			}
-			fmt.Fprintf(out, "inbound message %d (%s %s for %s) is pending again; the running daemon carries it out within its poll interval\n",
+			_, _ = fmt.Fprintf(out, "inbound message %d (%s %s for %s) is pending again; the running daemon carries it out within its poll interval\n",
 				m.ID, m.Action, m.ElearningCode, m.PersonID)
 		}
 		return errors.Join(errs...)
@@ -118,9 +118,9 @@ func cmdInbox(ctx context.Context, args []string, out io.Writer) error {
 // printMessages lists messages without names or e-mail addresses.
 func printMessages(out io.Writer, ms []inboundstore.Message, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRECEIVED\tSOURCE\tACTION\tCODE\tPERSON\tSTATE\tTRIES\tNOTE")
+	_, _ = fmt.Fprintln(tw, "ID\tRECEIVED\tSOURCE\tACTION\tCODE\tPERSON\tSTATE\tTRIES\tNOTE")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, fmtTime(m.ReceivedAt, loc), m.Source, m.Action,
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, fmtTime(m.ReceivedAt, loc), m.Source, m.Action,
 			dash(m.ElearningCode), dash(m.PersonID), m.State, m.Attempts, truncate(messageNote(m), 70))
 	}
 	return tw.Flush()
@@ -161,19 +161,19 @@ func showMessage(ctx context.Context, store inboundstore.MessageStore, id int64,
 	}...)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		_, _ = fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if body && len(m.Body) > 0 {
-		fmt.Fprintf(out, "\nbody:\n%s\n", m.Body)
+		_, _ = fmt.Fprintf(out, "\nbody:\n%s\n", m.Body)
 	}
 	return nil
 }
 
 // cmdOAuth lists and revokes the enrolment link's OAuth grants.
-func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
+func cmdOAuth(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	if err := subcommand("oauth", args); err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer closer.Close()
+		defer closeInto(&cmdErr, closer)
 		ts, err := store.ListTokens(ctx, f)
 		if err != nil {
 			return err
@@ -211,7 +211,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer closer.Close()
+		defer closeInto(&cmdErr, closer)
 		now := time.Now()
 		var n int
 		what := fmt.Sprintf("client %q", *client)
@@ -224,7 +224,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "revoked %d code and token record(s) of %s; the client must be authorised again\n", n, what)
+		_, _ = fmt.Fprintf(out, "revoked %d code and token record(s) of %s; the client must be authorised again\n", n, what)
 		return nil
 	}
 }
@@ -232,7 +232,7 @@ func cmdOAuth(ctx context.Context, args []string, out io.Writer) error {
 // printTokens lists OAuth records: never their secrets or hashes.
 func printTokens(out io.Writer, ts []inboundstore.Token, now time.Time, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tGRANT\tCLIENT\tKIND\tCREATED\tEXPIRES\tSTATUS")
+	_, _ = fmt.Fprintln(tw, "ID\tGRANT\tCLIENT\tKIND\tCREATED\tEXPIRES\tSTATUS")
 	for _, t := range ts {
 		kind, expires := "code", t.CodeExpiresAt
 		if t.CodeHash == "" {
@@ -250,13 +250,13 @@ func printTokens(out io.Writer, ts []inboundstore.Token, now time.Time, loc *tim
 		case kind == "access+refresh" && !t.AccessExpiresAt.IsZero() && !now.Before(t.AccessExpiresAt):
 			status = "active (access token expired, refresh token valid)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.GrantID, t.ClientID, kind, fmtTime(t.CreatedAt, loc), fmtTime(expires, loc), status)
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.GrantID, t.ClientID, kind, fmtTime(t.CreatedAt, loc), fmtTime(expires, loc), status)
 	}
 	return tw.Flush()
 }
 
 // cmdForget erases a person's personal data from the store.
-func cmdForget(ctx context.Context, args []string, out io.Writer) error {
+func cmdForget(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("forget")
 	cfgPath := configFlag(fs)
 	if err := parse(fs, args); err != nil {
@@ -270,33 +270,33 @@ func cmdForget(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer closer.Close()
+	defer closeInto(&cmdErr, closer)
 	rep, err := store.ForgetPerson(ctx, person)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "person %s:\n", person)
-	fmt.Fprintf(out, "  inbound messages erased (names, e-mail address, body): %d", rep.Messages)
+	_, _ = fmt.Fprintf(out, "person %s:\n", person)
+	_, _ = fmt.Fprintf(out, "  inbound messages erased (names, e-mail address, body): %d", rep.Messages)
 	if rep.Cancelled > 0 {
-		fmt.Fprintf(out, ", of which %d pending, now failed without being carried out", rep.Cancelled)
+		_, _ = fmt.Fprintf(out, ", of which %d pending, now failed without being carried out", rep.Cancelled)
 	}
-	fmt.Fprintf(out, "\n  delivered results erased (XML body, Coachview's responses): %d\n", rep.Delivered)
-	fmt.Fprintf(out, "  rejected, ignored and cancelled results deleted: %d\n", rep.History)
-	fmt.Fprintln(out, "kept: the PersoonExterneId with each e-learning code, state and time of its messages, results and")
-	fmt.Fprintln(out, "  enrolment list entries; the bridge needs them never to send Coachview a second result for the")
-	fmt.Fprintln(out, "  same person and course, and to know whose completions to poll.")
+	_, _ = fmt.Fprintf(out, "\n  delivered results erased (XML body, Coachview's responses): %d\n", rep.Delivered)
+	_, _ = fmt.Fprintf(out, "  rejected, ignored and cancelled results deleted: %d\n", rep.History)
+	_, _ = fmt.Fprintln(out, "kept: the PersoonExterneId with each e-learning code, state and time of its messages, results and")
+	_, _ = fmt.Fprintln(out, "  enrolment list entries; the bridge needs them never to send Coachview a second result for the")
+	_, _ = fmt.Fprintln(out, "  same person and course, and to know whose completions to poll.")
 	if len(rep.Undelivered) > 0 {
 		ids := make([]string, len(rep.Undelivered))
 		for i, id := range rep.Undelivered {
 			ids[i] = strconv.FormatInt(id, 10)
 		}
-		fmt.Fprintf(out, "not erased: %d undelivered result(s) keep their XML body until delivered: %s\n", len(ids), strings.Join(ids, " "))
-		fmt.Fprintln(out, "  cancel them (cvbridge outbox cancel ID...) and run forget again to erase them now.")
+		_, _ = fmt.Fprintf(out, "not erased: %d undelivered result(s) keep their XML body until delivered: %s\n", len(ids), strings.Join(ids, " "))
+		_, _ = fmt.Fprintln(out, "  cancel them (cvbridge outbox cancel ID...) and run forget again to erase them now.")
 	}
 	if rep.NotScrubbed != "" {
-		fmt.Fprintf(out, "note: %s\n", rep.NotScrubbed)
+		_, _ = fmt.Fprintf(out, "note: %s\n", rep.NotScrubbed)
 	}
-	fmt.Fprintln(out, "not in the bridge's reach: the LMS's own copy of the person, export files, logs and backups (docs/privacy.md).")
+	_, _ = fmt.Fprintln(out, "not in the bridge's reach: the LMS's own copy of the person, export files, logs and backups (docs/privacy.md).")
 	return nil
 }
 

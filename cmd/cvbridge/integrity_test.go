@@ -80,7 +80,7 @@ func reloadKillSequence(t *testing.T, dsn string) {
 		require.NoError(t, err)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 		return cmd
 	}
 	logCount := func(msg string) int {
@@ -196,7 +196,7 @@ func reloadKillSequence(t *testing.T, dsn string) {
 	}
 	db, err := sqlx.Open(driver, source)
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	var requests []int
 	require.NoError(t, db.Select(&requests, `SELECT requests FROM inbound_messages WHERE source = 'webhook:cv' ORDER BY id`))
 	assert.Equal(t, []int{2, 2, 2, 1}, requests, "every acknowledged webhook is stored once, its resend counted")

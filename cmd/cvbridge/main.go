@@ -125,7 +125,7 @@ func exitCode(err error) int {
 }
 
 // dispatch runs the command args names. Help, asked for in any way, is
-// written to out and is not an error.
+// written to out and is not an error; a failed write to out is (see output).
 func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"no command given"}
@@ -140,10 +140,14 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
-	err := c.run(ctx, args[1:], out)
+	o := &output{w: out}
+	err := c.run(ctx, args[1:], o)
 	var h helpRequest
 	if errors.As(err, &h) {
-		return h.write(out)
+		err = h.write(o)
+	}
+	if err == nil && o.err != nil {
+		err = fmt.Errorf("writing the output: %w", o.err)
 	}
 	return err
 }

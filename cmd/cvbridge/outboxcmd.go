@@ -45,7 +45,7 @@ func openStoreFor(ctx context.Context, cfgPath string, create bool) (*config.Con
 	return cfg, store, nil
 }
 
-func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
+func cmdOutbox(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	if err := subcommand("outbox", args); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer closeInto(&cmdErr, store)
 		items, err := store.List(ctx, f)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer closeInto(&cmdErr, store)
 		var errs []error
 		for _, id := range ids {
 			errs = append(errs, outboxAction(ctx, store, args[0], id, out, cfg.Location))
@@ -118,17 +118,17 @@ func outboxAction(ctx context.Context, store outbox.Store, action string, id int
 		if err := store.Retry(ctx, id, now); err != nil {
 			return fmt.Errorf("result %d: %w", id, err)
 		}
-		fmt.Fprintf(out, "result %d queued again; the running daemon sends it within its poll interval\n", id)
+		_, _ = fmt.Fprintf(out, "result %d queued again; the running daemon sends it within its poll interval\n", id)
 	case "cancel":
 		if err := store.Cancel(ctx, id, now); err != nil {
 			return fmt.Errorf("result %d: %w", id, err)
 		}
-		fmt.Fprintf(out, "result %d cancelled\n", id)
+		_, _ = fmt.Fprintf(out, "result %d cancelled\n", id)
 	case "confirm":
 		if err := store.Confirm(ctx, id, now); err != nil {
 			return fmt.Errorf("result %d: %w", id, err)
 		}
-		fmt.Fprintf(out, "result %d recorded as delivered; it is not sent again\n", id)
+		_, _ = fmt.Fprintf(out, "result %d recorded as delivered; it is not sent again\n", id)
 	}
 	return nil
 }
@@ -144,13 +144,13 @@ func stateNames() string {
 
 func printItems(out io.Writer, items []outbox.Item, loc *time.Location) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCODE\tPERSON\tTRIES\tSTATUS\tNEXT/DONE\tNOTE")
+	_, _ = fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCODE\tPERSON\tTRIES\tSTATUS\tNEXT/DONE\tNOTE")
 	for _, it := range items {
 		when := it.NextAttemptAt
 		if it.State == outbox.StateDelivered {
 			when = it.DeliveredAt
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Target, it.ElearningCode,
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Target, it.ElearningCode,
 			it.PersonID, it.Tries, statusText(it.LastStatus), fmtTime(when, loc), truncate(it.LastError, 70))
 	}
 	return tw.Flush()
@@ -172,19 +172,19 @@ func printItem(out io.Writer, it outbox.Item, attempts []outbox.Attempt, loc *ti
 		rows = append(rows, [2]string{"waiting", fmt.Sprintf("result #%d, a newer completion, is sent next unless Coachview accepts this one", it.WaitingID)})
 	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		_, _ = fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if len(it.Body) > 0 {
-		fmt.Fprintf(out, "\nbody:\n%s", it.Body)
+		_, _ = fmt.Fprintf(out, "\nbody:\n%s", it.Body)
 	}
 	if len(attempts) > 0 {
-		fmt.Fprintln(out, "\nattempts:")
+		_, _ = fmt.Fprintln(out, "\nattempts:")
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, a := range attempts {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fmtTime(a.At, loc), statusText(a.Status), a.Class,
+			_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", fmtTime(a.At, loc), statusText(a.Status), a.Class,
 				a.Duration.Round(time.Millisecond), truncate(a.Error+a.Response, 100))
 		}
 		return tw.Flush()

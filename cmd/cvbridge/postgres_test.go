@@ -55,7 +55,7 @@ func startDaemonProcess(t *testing.T, bin, cfgPath, name string, env ...string) 
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		logFile.Close()
+		_ = logFile.Close()
 		if t.Failed() {
 			tail, _ := os.ReadFile(logFile.Name())
 			if len(tail) > 4000 {

@@ -121,7 +121,7 @@ inbound:
 	serial := func() int64 {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 		require.NoError(t, err)
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
 	require.Equal(t, int64(1), serial())
@@ -138,7 +138,7 @@ inbound:
 		req.Header.Set("x-coachview-whsignature", sig)
 		resp, err := client.Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	assert.Equal(t, http.StatusUnauthorized, post(base64.StdEncoding.EncodeToString([]byte("forged"))))
@@ -150,7 +150,7 @@ inbound:
 	foreign.Host = "rebind.attacker.example"
 	resp, err := client.Do(foreign)
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
 
 	// TLS 1.2 with CBC-SHA1 suites only (Go's client still offers them): no
@@ -161,7 +161,7 @@ inbound:
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
 	require.NoError(t, err)
 	assert.Contains(t, aeadSuites, conn.ConnectionState().CipherSuite)
-	conn.Close()
+	_ = conn.Close()
 	assert.Equal(t, http.StatusOK, post(base64.StdEncoding.EncodeToString(mac.Sum(nil))))
 	waitFor(t, 30*time.Second, func() bool { return moodle.UserCount() == 1 })
 	enrolled := false

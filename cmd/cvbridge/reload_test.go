@@ -33,7 +33,7 @@ func listenNotify(t *testing.T) *notifySocket {
 	n := &notifySocket{path: filepath.Join(t.TempDir(), "notify.sock")}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
 	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { assert.NoError(t, conn.Close()) })
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -111,7 +111,7 @@ func TestReloadKeepsTheWatchdogFed(t *testing.T) {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 1 })
 
 	dropCSV(t, dir, "one.csv", goodRows(1))
@@ -153,7 +153,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logFile.Close() })
 	daemonLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 
 	waitFor(t, 30*time.Second, func() bool { return ns.count("READY=1") == 1 })
@@ -165,7 +165,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 		t.Helper()
 		ready, err := http.Get(adminURL[1] + "readyz")
 		require.NoError(t, err)
-		ready.Body.Close()
+		_ = ready.Body.Close()
 		assert.Equal(t, http.StatusOK, ready.StatusCode)
 		// The simulator counts a result before the daemon records the 200.
 		waitFor(t, 10*time.Second, func() bool {
@@ -182,7 +182,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	req.Host = "rebind.attacker.example"
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
 
 	// A typo: refused, with file, line and key; the daemon carries on.
@@ -245,7 +245,7 @@ func metricsText(t *testing.T, adminURL string) string {
 	t.Helper()
 	resp, err := http.Get(adminURL + "metrics")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return string(body)

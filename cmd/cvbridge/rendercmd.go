@@ -20,7 +20,7 @@ import (
 
 // cmdRender runs one poll of a connection against a sink that prints the
 // XML each completion would become and commits nothing.
-func cmdRender(ctx context.Context, args []string, out io.Writer) error {
+func cmdRender(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("render")
 	cfgPath := configFlag(fs)
 	connName := fs.String("connection", "", "the LMS connection to read (required when there are several)")
@@ -40,7 +40,9 @@ func cmdRender(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer closeSource(built.Source)
+	if c, ok := built.Source.(io.Closer); ok {
+		defer closeInto(&cmdErr, c)
+	}
 	if !built.Caps.DryRun {
 		return fmt.Errorf("connection %s: adapter %s cannot be polled without changing anything, so render cannot show it", conn.Name, conn.Type)
 	}
@@ -58,7 +60,7 @@ func cmdRender(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeInto(&cmdErr, store)
 	sink := &dryRunSink{store: store, connection: conn.Name, renderer: renderer, out: out, log: log}
 	if err := src.Poll(ctx, sink); err != nil && !errors.Is(err, source.ErrDryRun) {
 		return err
@@ -113,14 +115,14 @@ func (s *dryRunSink) Commit(_ context.Context, cp source.Checkpoint, fill func(a
 		body, err := s.renderer.Render(c)
 		if err != nil {
 			s.rejected++
-			fmt.Fprintf(s.out, "<!-- %s: REJECTED: %v -->\n", c.SourceRef, err)
+			_, _ = fmt.Fprintf(s.out, "<!-- %s: REJECTED: %v -->\n", c.SourceRef, err)
 			if cp.Rejected != nil {
 				return cp.Rejected(c.SourceRef, err.Error())
 			}
 			return nil
 		}
 		s.ok++
-		fmt.Fprintf(s.out, "<!-- %s -->\n%s", c.SourceRef, body)
+		_, _ = fmt.Fprintf(s.out, "<!-- %s -->\n%s", c.SourceRef, body)
 		return nil
 	})
 	if err != nil {

@@ -72,7 +72,7 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "Coachview simulator on http://%s/elearning/result.aspx (stats: /_sim/stats)\n", ln.Addr())
+	_, _ = fmt.Fprintf(out, "Coachview simulator on http://%s/elearning/result.aspx (stats: /_sim/stats)\n", ln.Addr())
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

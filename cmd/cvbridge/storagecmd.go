@@ -8,14 +8,14 @@ import (
 	"os"
 
 	"github.com/cvbridge/cvbridge/bridge/config"
-	"github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 )
 
 // cmdMigrate applies the store's schema migrations, for operators who run
 // with `storage.migrate: false` and upgrade the schema as a separate step.
-func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
+func cmdMigrate(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("migrate")
 	cfgPath := configFlag(fs)
 	if err := parse(fs, args); err != nil {
@@ -31,15 +31,15 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("migrate the PostgreSQL outbox: %w", err)
 		}
-		defer s.Close()
-		fmt.Fprintf(out, "PostgreSQL outbox schema is at version %d\n", postgres.LatestSchema())
+		defer closeInto(&cmdErr, s)
+		_, _ = fmt.Fprintf(out, "PostgreSQL outbox schema is at version %d\n", postgres.LatestSchema())
 	default:
 		s, err := sqlite.Open(ctx, cfg.Storage.Path) // SQLite migrates when it opens
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		fmt.Fprintf(out, "SQLite outbox %s is up to date\n", cfg.Storage.Path)
+		defer closeInto(&cmdErr, s)
+		_, _ = fmt.Fprintf(out, "SQLite outbox %s is up to date\n", cfg.Storage.Path)
 	}
 	return nil
 }
@@ -78,12 +78,12 @@ func storageBackup(ctx context.Context, args []string, out io.Writer) error {
 	if err := sqlite.BackupFile(ctx, cfg.Storage.Path, *to); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "wrote a consistent copy of %s to %s (integrity check: ok)\n", cfg.Storage.Path, *to)
+	_, _ = fmt.Fprintf(out, "wrote a consistent copy of %s to %s (integrity check: ok)\n", cfg.Storage.Path, *to)
 	return nil
 }
 
 // storageCopy moves an SQLite outbox into the configured PostgreSQL one.
-func storageCopy(ctx context.Context, args []string, out io.Writer) error {
+func storageCopy(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	fs := newFlags("storage copy")
 	cfgPath := configFlag(fs)
 	from := fs.String("from", "", "the SQLite outbox to copy (required; stop the daemon using it first)")
@@ -108,20 +108,20 @@ func storageCopy(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer closeInto(&cmdErr, src)
 	dst, err := postgres.Open(ctx, cfg.Storage.DSN)
 	if err != nil {
 		return fmt.Errorf("open the PostgreSQL outbox: %w", err)
 	}
-	defer dst.Close()
-	rep, err := copy.Copy(ctx, src, dst, copy.Options{Force: *force, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	defer closeInto(&cmdErr, dst)
+	rep, err := outboxcopy.Copy(ctx, src, dst, outboxcopy.Options{Force: *force, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "copied %s\n", rep.Copied)
+	_, _ = fmt.Fprintf(out, "copied %s\n", rep.Copied)
 	if *force {
-		fmt.Fprintf(out, "replaced %s\n", rep.Replaced)
+		_, _ = fmt.Fprintf(out, "replaced %s\n", rep.Replaced)
 	}
-	fmt.Fprintln(out, "set storage.driver: postgres in every daemon's configuration and start them")
+	_, _ = fmt.Fprintln(out, "set storage.driver: postgres in every daemon's configuration and start them")
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 // circuitTimeout bounds asking the running daemon for its circuits.
 const circuitTimeout = 3 * time.Second
 
-func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
+func cmdTarget(ctx context.Context, args []string, out io.Writer) (cmdErr error) {
 	if err := subcommand("target", args); err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeInto(&cmdErr, store)
 	names := fs.Args()
 	if len(names) == 0 { // status of every target
 		names = cfg.TargetNames()
@@ -54,20 +54,20 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 			if err := delivery.Pause(ctx, store, n, reason, time.Now()); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "target %s paused: nothing is sent until `cvbridge target resume %s`\n", n, n)
+			_, _ = fmt.Fprintf(out, "target %s paused: nothing is sent until `cvbridge target resume %s`\n", n, n)
 		}
 	case "resume":
 		for _, n := range names {
 			if err := delivery.Resume(ctx, store, n); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "target %s resumed: the running daemon sends its queue within its poll interval\n", n)
+			_, _ = fmt.Fprintf(out, "target %s resumed: the running daemon sends its queue within its poll interval\n", n)
 		}
 	case "status":
 		// The circuits live in the running daemon's memory: ask its admin listener.
 		circuits, cerr := daemonCircuits(ctx, cfg.Admin.Listen)
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TARGET\tSTATE\tCIRCUIT\tPENDING\tFAILED\tDELIVERED\tSINCE\tNEXT PROBE\tREASON")
+		_, _ = fmt.Fprintln(tw, "TARGET\tSTATE\tCIRCUIT\tPENDING\tFAILED\tDELIVERED\tSINCE\tNEXT PROBE\tREASON")
 		for _, n := range names {
 			st, err := store.TargetState(ctx, n)
 			if err != nil {
@@ -92,7 +92,7 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) error {
 					}
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n, state, circuit, counts["pending"]+counts["sending"],
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n, state, circuit, counts["pending"]+counts["sending"],
 				counts["failed"], counts["delivered"], fmtTime(since, cfg.Location), fmtTime(next, cfg.Location), why)
 		}
 		if err := tw.Flush(); err != nil {

@@ -131,7 +131,7 @@ func usageLine(path []string, c command) string {
 }
 
 func writeCommands(w io.Writer) {
-	fmt.Fprint(w, "usage: cvbridge COMMAND [flags] [ARGUMENTS]\n\ncommands:\n")
+	_, _ = fmt.Fprint(w, "usage: cvbridge COMMAND [flags] [ARGUMENTS]\n\ncommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range commands() {
 		summary := c.summary
@@ -142,21 +142,21 @@ func writeCommands(w io.Writer) {
 			}
 			summary += " (" + strings.Join(names, "|") + ")"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", c.name, summary)
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\n", c.name, summary)
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
-	fmt.Fprint(w, "\nFlags may stand before or after the arguments; -- ends them.\n"+
+	_, _ = fmt.Fprint(w, "\nFlags may stand before or after the arguments; -- ends them.\n"+
 		"`cvbridge help COMMAND` (or `cvbridge COMMAND --help`) shows a command's usage and flags.\n")
 }
 
 func writeGroup(w io.Writer, name string, group command) {
-	fmt.Fprintf(w, "usage: cvbridge %s COMMAND [flags] [ARGUMENTS]\n\n%s\n\ncommands:\n", name, group.summary)
+	_, _ = fmt.Fprintf(w, "usage: cvbridge %s COMMAND [flags] [ARGUMENTS]\n\n%s\n\ncommands:\n", name, group.summary)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range group.subs {
-		fmt.Fprintf(tw, "  %s\t%s\n", usageLine([]string{name, c.name}, c), c.summary)
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\n", usageLine([]string{name, c.name}, c), c.summary)
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
-	fmt.Fprintf(w, "\n`cvbridge help %s COMMAND` (or `cvbridge %s COMMAND --help`) shows a command's flags.\n", name, name)
+	_, _ = fmt.Fprintf(w, "\n`cvbridge help %s COMMAND` (or `cvbridge %s COMMAND --help`) shows a command's flags.\n", name, name)
 }
 
 // writeFlags lists fs's flags as they are typed: --name VALUE.
@@ -194,10 +194,10 @@ func writeFlags(w io.Writer, fs *flag.FlagSet) {
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprint(w, "\nflags:\n")
+	_, _ = fmt.Fprint(w, "\nflags:\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, l := range lines {
-		fmt.Fprint(tw, l)
+		_, _ = fmt.Fprint(tw, l)
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
 }
@@ -206,7 +206,7 @@ func writeFlags(w io.Writer, fs *flag.FlagSet) {
 // mistake in the command line the usage of the command args name.
 func report(w io.Writer, args []string, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintln(w, "cvbridge:", line)
+		_, _ = fmt.Fprintln(w, "cvbridge:", line)
 	}
 	var u usageError
 	if !errors.As(err, &u) {

@@ -40,11 +40,11 @@ func (c Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	ex, ok := conn.(driver.ExecerContext)
 	if !ok {
-		conn.Close()
+		_ = conn.Close() // never used: the refusal is the error
 		return nil, fmt.Errorf("the database driver cannot run %q", c.Stmt)
 	}
 	if _, err := ex.ExecContext(ctx, c.Stmt, nil); err != nil {
-		conn.Close()
+		_ = conn.Close() // never used: the failed statement is the error
 		return nil, fmt.Errorf("making the session read-only (%s): %w", c.Stmt, err)
 	}
 	return conn, nil

@@ -86,7 +86,7 @@ func mysqlScans(ctx context.Context, tx Querier, q string, args []any) ([]string
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // read only; rows.Err is checked
 	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err

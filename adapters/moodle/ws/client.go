@@ -129,7 +129,7 @@ func (c *Client) post(ctx context.Context, form string) ([]byte, int, error) {
 		// The URL carries no token (it is in the body), so the error is safe to show.
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read only
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
@@ -142,15 +142,15 @@ func decodeAnswer(function string, status int, body []byte, out any) error {
 	switch {
 	case status == http.StatusForbidden:
 		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
-			Err: errors.New("Moodle answered 403 Forbidden: web services or the REST protocol are switched off. " +
+			Err: errors.New("the site answered 403 Forbidden: web services or the REST protocol are switched off. " +
 				"Enable them under Site administration > Advanced features (Enable web services) and " +
 				"Site administration > Server > Web services > Manage protocols (REST protocol)")}
 	case status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
 		return &Error{Function: function, HTTPStatus: status, Kind: Transient,
-			Err: fmt.Errorf("Moodle answered HTTP %d: %s", status, snippet(body))}
+			Err: fmt.Errorf("the site answered HTTP %d: %s", status, snippet(body))}
 	case status != http.StatusOK:
 		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
-			Err: fmt.Errorf("Moodle answered HTTP %d (is url Moodle's wwwroot?): %s", status, snippet(body))}
+			Err: fmt.Errorf("the site answered HTTP %d (is url Moodle's wwwroot?): %s", status, snippet(body))}
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -166,7 +166,7 @@ func decodeAnswer(function string, status int, body []byte, out any) error {
 	if !json.Valid(trimmed) {
 		// A maintenance page or a proxy's error page: try again later.
 		return &Error{Function: function, HTTPStatus: status, Kind: Transient,
-			Err: fmt.Errorf("Moodle answered something that is not JSON: %s", snippet(body))}
+			Err: fmt.Errorf("the site answered something that is not JSON: %s", snippet(body))}
 	}
 	if out == nil {
 		return nil
@@ -175,7 +175,7 @@ func decodeAnswer(function string, status int, body []byte, out any) error {
 	dec.UseNumber()
 	if err := dec.Decode(out); err != nil {
 		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
-			Err: fmt.Errorf("Moodle's answer does not have the expected shape (is this Moodle 4.1 or later?): %w", err)}
+			Err: fmt.Errorf("the answer does not have the expected shape (is this Moodle 4.1 or later?): %w", err)}
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func (r *rig) do(t *testing.T, method, query, body string) (int, string) {
 	require.NoError(t, err)
 	resp, err := r.srv.Client().Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(b)

@@ -45,14 +45,14 @@ func TestHostCheckRefusesForeignHost(t *testing.T) {
 	req.Host = "rebind.attacker.example"
 	resp, err := srv.Client().Do(req)
 	assert.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
 	assert.False(t, ran)
 
 	h.Set(listen.HostPolicy{Names: []string{"rebind.attacker.example"}})
 	resp, err = srv.Client().Do(req)
 	assert.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.True(t, ran)
 }

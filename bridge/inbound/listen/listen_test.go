@@ -36,16 +36,16 @@ func TestServer(t *testing.T) {
 
 	resp, err := srv.Client().Post(srv.URL+"/enrol?PersoonExterneId=p12345", "text/plain", strings.NewReader("short"))
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, err = srv.Client().Post(srv.URL+"/enrol", "text/plain", strings.NewReader("far more than ten bytes"))
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	// A chunked body of unknown length is cut by the reader.
 	resp, err = srv.Client().Post(srv.URL+"/enrol", "text/plain", io.MultiReader(strings.NewReader("far more than "), strings.NewReader("ten bytes")))
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 
 	out := logs.String()

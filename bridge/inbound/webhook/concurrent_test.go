@@ -54,7 +54,7 @@ func TestConcurrentWebhooksStoredOnce(t *testing.T) {
 			if !assert.NoError(t, err) {
 				return
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
 		})
 	}

@@ -81,7 +81,7 @@ func (r *rig) post(t *testing.T, body string, headers map[string]string) (int, s
 	}
 	resp, err := r.srv.Client().Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -190,7 +190,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	r := newRig(t, config(true, false), nil)
 	resp, err := r.srv.Client().Get(r.srv.URL + "/webhooks/cv")
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 }
 
@@ -264,7 +264,7 @@ func TestRetriesProcessedOnce(t *testing.T) {
 		req.Header.Set("X-Coachview-Whsignature", sig)
 		resp, err := srv.Client().Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	require.Equal(t, 200, send())

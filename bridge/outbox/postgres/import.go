@@ -11,9 +11,9 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
-	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
 )
 
 var _ outboxcopy.Sink = (*Store)(nil)

@@ -43,7 +43,7 @@ func BackupFile(ctx context.Context, path, to string) error {
 	if err != nil {
 		return fmt.Errorf("outbox database %s: %w", abs, err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // only read: the copy is written and synced by backup
 	return backup(ctx, db, to)
 }
 
@@ -95,7 +95,7 @@ func checkIntegrity(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // opened read-only
 	var found []string
 	if err := db.SelectContext(ctx, &found, `PRAGMA integrity_check`); err != nil {
 		return err

@@ -91,7 +91,7 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m sqlcore.Migration, nowMi
 	if err != nil {
 		return fmt.Errorf("migration %s: connect: %w", m.Name, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // hands the connection back to the pool
 	rebuild := strings.HasPrefix(m.SQL, foreignKeysOff)
 	if rebuild {
 		// Only outside a transaction does this pragma take effect.

@@ -234,7 +234,7 @@ func (s *Store) Scrub(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // hands the connection back to the pool
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, scrubWait.Milliseconds())); err != nil {
 		return fmt.Errorf("checkpoint the outbox's write-ahead log: %w", err)
 	}

@@ -55,7 +55,7 @@ func TestConformance(t *testing.T) {
 func assertActiveFlags(t *testing.T, path string) {
 	db, err := sqlx.Open("sqlite", path)
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	var wrong []struct {
 		ID     int64  `db:"id"`
 		State  string `db:"state"`

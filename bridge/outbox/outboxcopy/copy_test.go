@@ -1,4 +1,4 @@
-package copy_test
+package outboxcopy_test
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
-	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
 	"github.com/cvbridge/cvbridge/bridge/outbox/postgres"
 	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/testdb"

@@ -1,4 +1,4 @@
-// Package copy moves a whole outbox from one store to another below the
+// Package outboxcopy moves a whole outbox from one store to another below the
 // Store interface: every result in every state with its id, attempts and
 // timestamps, every cursor and mark, every target's state, and the inbound
 // side kept in the same database: every inbound message (pending enrolment
@@ -11,7 +11,7 @@
 //
 // The package owns the copy's order, batching and verification; the stores
 // own the SQL, by implementing Source (SQLite) and Sink (PostgreSQL).
-package copy
+package outboxcopy
 
 import (
 	"context"

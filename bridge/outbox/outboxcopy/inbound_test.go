@@ -1,4 +1,4 @@
-package copy_test
+package outboxcopy_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
-	outboxcopy "github.com/cvbridge/cvbridge/bridge/outbox/copy"
+	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
 )
 
 // inboundStore is the inbound side of a backend, as the inbound packages
