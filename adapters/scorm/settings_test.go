@@ -80,7 +80,7 @@ func buildSettings(t *testing.T, file, dir string, node *yaml.Node) (*compiled, 
 		return nil, err
 	}
 	src := b.Source.(*Source)
-	t.Cleanup(func() { src.Close() })
+	t.Cleanup(func() { assert.NoError(t, src.Close()) })
 	return src.cfg, nil
 }
 

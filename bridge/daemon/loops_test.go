@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
@@ -54,7 +55,7 @@ targets:
 		return source.Built{}, nil
 	}, daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk, PurgeEvery: time.Hour})
 	require.NoError(t, err)
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()
