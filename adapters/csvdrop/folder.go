@@ -265,7 +265,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 	}
 	out, err := f.read(ctx, sink, log, name, fh, taken, errs)
 	_ = fh.Close() // opened read-only, so closing loses nothing; closed before the file is moved
-	if source.IsDryRun(sink) {
+	if sink.DryRun() {
 		return f.dryRunReport(log, errs, out, err)
 	}
 	if err != nil {
@@ -308,7 +308,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 	if out.stats.bad > 0 {
 		log.Warn("file processed; bad rows skipped, see its errors file", append(attrs, "errors_file", dest+".errors.csv")...)
 		if skipped := out.stats.bad - out.refused; skipped > 0 {
-			source.ReportProblems(sink, source.Problems{BadRows: skipped,
+			sink.ReportProblems(source.Problems{BadRows: skipped,
 				Last: fmt.Sprintf("%s: %d bad rows skipped; see %s.errors.csv", name, skipped, shortPath(f.processedDir, dest))})
 		}
 		return nil
@@ -419,7 +419,7 @@ func (f *Folder) fail(log *slog.Logger, sink source.Sink, name string, errs *err
 		return err
 	}
 	log.Warn("file failed: no row enqueued", "line", fe.line, "reason", fe.Error(), "error_lines", errs.n, "moved_to", dest)
-	source.ReportProblems(sink, source.Problems{FailedFiles: 1,
+	sink.ReportProblems(source.Problems{FailedFiles: 1,
 		Last: fmt.Sprintf("%s failed, no row enqueued: %v; moved to %s", name, fe, shortPath(f.failedDir, dest))})
 	return nil
 }

@@ -85,7 +85,7 @@
 // # Enrolments and restarts (webservice mode)
 //
 // Whom to poll comes from the bridge's enrolment list
-// (source.EnrolmentLister, offered by the core's sink): every enrolment
+// (the sink's Enrolments): every enrolment
 // and unenrolment the bridge carried out through this connection's
 // enroller, written in the same transaction that records the request from
 // Coachview as done. So an enrolment is durable the moment it is done: a

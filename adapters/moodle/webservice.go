@@ -208,15 +208,11 @@ func (m *Moodle) forgetTracks(stored map[[2]int64]trackChange) {
 	}
 }
 
-// followEnrolmentList reads the bridge's enrolment list, when sink keeps
-// one, and follows it in cur (followList). It returns the list and whether
-// cur changed.
+// followEnrolmentList reads the bridge's enrolment list from sink and
+// follows it in cur (followList). It returns the list and whether cur
+// changed.
 func (m *Moodle) followEnrolmentList(ctx context.Context, sink source.Sink, cur *wsCursor, changes map[[2]int64]trackChange) ([]source.Enrolled, bool, error) {
-	lister, ok := sink.(source.EnrolmentLister)
-	if !ok {
-		return nil, false, nil
-	}
-	list, err := lister.Enrolments(ctx)
+	list, err := sink.Enrolments(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("moodle: reading the bridge's enrolment list: %w", err)
 	}
@@ -227,7 +223,7 @@ func (m *Moodle) followEnrolmentList(ctx context.Context, sink source.Sink, cur 
 // capability, when it hid anything.
 func reportSkipped(sink source.Sink, skipped map[string]int) {
 	if len(skipped) > 0 {
-		source.ReportProblems(sink, source.Problems{Skipped: skipped,
+		sink.ReportProblems(source.Problems{Skipped: skipped,
 			Last: "Moodle hid data from the web-service token; the log names each course and the capability that fixes it"})
 	}
 }

@@ -144,13 +144,10 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 			Queued:     d.dispatchers[conn.Target].Wake,
 			Committed:  d.metrics.Committed,
 		})
-		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Sink: sink, Schedule: conn.Cron, Polled: d.metrics.Polled,
-			Problems: d.metrics.Problems})
+		jobs = append(jobs, intake.Job{Name: conn.Name, Source: src, Watcher: built.Watcher(), Sink: sink, Schedule: conn.Cron,
+			Polled: d.metrics.Polled, Problems: d.metrics.Problems})
 	}
-	ropts := intake.RunnerOptions{Logger: d.log, Clock: d.clock, Owner: d.owner}
-	if leaser, ok := d.store.(outbox.Leaser); ok {
-		ropts.Leaser = leaser
-	}
+	ropts := intake.RunnerOptions{Logger: d.log, Clock: d.clock, Owner: d.owner, Leaser: d.store}
 	d.runner = intake.NewRunner(jobs, ropts)
 	if cfg.Public.Enabled() {
 		if err := d.openInbound(cfg, byName); err != nil {

@@ -75,10 +75,7 @@ type listingSource struct {
 }
 
 func (l *listingSource) Poll(ctx context.Context, sink source.Sink) error {
-	lister, ok := sink.(source.EnrolmentLister)
-	if ok {
-		l.seen, l.err = lister.Enrolments(ctx)
-	}
+	l.seen, l.err = sink.Enrolments(ctx)
 	l.polled <- struct{}{}
 	return nil
 }

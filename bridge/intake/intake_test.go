@@ -143,7 +143,7 @@ func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
 	src := &fakeSource{wake: make(chan func(), 1), err: errors.New("database unreachable")}
 	yearly, err := cron.ParseStandard("@yearly")
 	require.NoError(t, err)
-	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}}, intake.RunnerOptions{Logger: quiet, Clock: clock.System{}})
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Watcher: src, Schedule: yearly}}, intake.RunnerOptions{Logger: quiet, Clock: clock.System{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -199,8 +199,7 @@ func (b *blockingSource) Poll(ctx context.Context, _ source.Sink) error {
 func TestRunnersSharingAStorePollOneAtATime(t *testing.T) {
 	t.Parallel()
 	store := openStore(t)
-	leaser, ok := store.(outbox.Leaser)
-	require.True(t, ok, "the SQLite store hands out leases")
+	var leaser outbox.Leaser = store
 	src := &blockingSource{release: make(chan struct{})}
 	yearly, err := cron.ParseStandard("@yearly")
 	require.NoError(t, err)

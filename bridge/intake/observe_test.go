@@ -116,12 +116,12 @@ func TestRunnerKeepsLastActivePollAndProblems(t *testing.T) {
 	}
 	src := &scriptSource{steps: []func(context.Context, source.Sink) error{
 		func(ctx context.Context, sink source.Sink) error { // a file with good and bad rows
-			source.ReportProblems(sink, source.Problems{BadRows: 3, Last: "a.csv: 3 bad rows skipped"})
+			sink.ReportProblems(source.Problems{BadRows: 3, Last: "a.csv: 3 bad rows skipped"})
 			return commit(ctx, sink, "p1", "p2")
 		},
 		func(context.Context, source.Sink) error { return nil }, // an empty rescan
 		func(_ context.Context, sink source.Sink) error { // a file set aside whole
-			source.ReportProblems(sink, source.Problems{FailedFiles: 1, Last: "b.csv failed"})
+			sink.ReportProblems(source.Problems{FailedFiles: 1, Last: "b.csv failed"})
 			return nil
 		},
 		func(context.Context, source.Sink) error { return nil },

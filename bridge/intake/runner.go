@@ -17,8 +17,12 @@ import (
 
 // Job is one LMS connection to poll.
 type Job struct {
-	Name     string
-	Source   source.Source
+	Name   string
+	Source source.Source
+	// Watcher, when set, is the source's own watch for new input (declared
+	// by its adapter, source.Built.Watcher): it runs beside the schedule
+	// and wakes the job.
+	Watcher  source.Watcher
 	Sink     source.Sink
 	Schedule cron.Schedule
 	// Polled, when set, is called after each poll that was not cut short by
@@ -26,7 +30,7 @@ type Job struct {
 	// for metrics. It must be quick.
 	Polled func(connection string, took time.Duration, err error)
 	// Problems, when set, is called with each report of input the source
-	// could not use (source.ProblemReporter), for metrics. It must be quick.
+	// could not use (source.Sink's ReportProblems), for metrics. It must be quick.
 	Problems func(connection string, p source.Problems)
 }
 
@@ -118,7 +122,7 @@ func (r *Runner) Run(ctx context.Context) {
 			defer wg.Done()
 			r.loop(ctx, j)
 		}()
-		if w, ok := j.Source.(source.Watcher); ok {
+		if w := j.Watcher; w != nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -205,11 +209,7 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 		defer j.mu.Unlock()
 		j.status.Problems, j.status.ProblemAt = j.status.Problems.Add(p), r.clock.Now()
 	}}
-	var sink source.Sink = counting
-	if l, ok := j.Sink.(source.EnrolmentLister); ok {
-		sink = listingSink{counting, l}
-	}
-	err := j.Source.Poll(ctx, sink)
+	err := j.Source.Poll(ctx, counting)
 
 	end := r.clock.Now()
 	if j.Polled != nil && ctx.Err() == nil {
@@ -281,8 +281,9 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 	}, true
 }
 
-// countingSink adds up what one poll committed, and passes the source's
-// reports of bad input on to report.
+// countingSink is the job's sink for one poll: it adds up what the poll
+// committed, and passes the source's reports of bad input on to report.
+// Everything else is the job's sink's.
 type countingSink struct {
 	source.Sink
 	sum      source.Summary
@@ -290,19 +291,10 @@ type countingSink struct {
 	problems bool // the poll reported bad input
 }
 
-var _ source.ProblemReporter = (*countingSink)(nil)
-
 // ReportProblems records a report of input the source could not use.
 func (c *countingSink) ReportProblems(p source.Problems) {
 	c.problems = true
 	c.report(p)
-}
-
-// listingSink is a countingSink that keeps its sink's enrolment list
-// visible to the source.
-type listingSink struct {
-	*countingSink
-	source.EnrolmentLister
 }
 
 func (c *countingSink) Commit(ctx context.Context, cp source.Checkpoint, fill func(add func(result.Completion) error) error) (source.Summary, error) {

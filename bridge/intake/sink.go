@@ -38,10 +38,7 @@ type Sink struct {
 	enrolments inboundstore.EnrolmentList // nil when the store keeps none
 }
 
-var (
-	_ source.Sink            = (*Sink)(nil)
-	_ source.EnrolmentLister = (*Sink)(nil)
-)
+var _ source.Sink = (*Sink)(nil)
 
 // SinkConfig configures a Sink.
 type SinkConfig struct {
@@ -72,13 +69,21 @@ func NewSink(store outbox.Store, renderer Renderer, cfg SinkConfig) *Sink {
 }
 
 // Enrolments returns the connection's enrolment list from the store (none
-// when the store keeps no list); see source.EnrolmentLister.
+// when the store keeps no list); see source.Sink.
 func (s *Sink) Enrolments(ctx context.Context) ([]source.Enrolled, error) {
 	return Enrolments(ctx, s.enrolments, s.connection)
 }
 
+// ReportProblems does nothing here: the Runner, which polls each job
+// through its own wrapper of this sink, keeps the account of a job's
+// problems for the dashboard and /metrics.
+func (s *Sink) ReportProblems(source.Problems) {}
+
+// DryRun is false: this sink stores what it is given.
+func (s *Sink) DryRun() bool { return false }
+
 // Enrolments reads connection's enrolment list from list as a source sees
-// it (source.EnrolmentLister); a nil list holds none. The daemon's sink and
+// it (source.Sink's Enrolments); a nil list holds none. The daemon's sink and
 // the dry run of cvbridge render both offer it.
 func Enrolments(ctx context.Context, list inboundstore.EnrolmentList, connection string) ([]source.Enrolled, error) {
 	if list == nil {

@@ -5,10 +5,11 @@ import (
 	"fmt"
 )
 
-// BatchFinisher is implemented by stores that can record the outcomes of
-// several attempts in one transaction: one commit (and, on SQLite, one
-// fsync) for many rows instead of one each. It is optional; a dispatcher
-// uses it when its store has it and calls Finish otherwise.
+// BatchFinisher records the outcomes of several attempts in one
+// transaction: one commit (and, on SQLite, one fsync) for many rows
+// instead of one each. Every Store has it; a delivery.Dispatcher, whose
+// store may be a narrower one (a test's), uses it when its store has it
+// and calls Finish otherwise.
 type BatchFinisher interface {
 	// FinishBatch applies every Finish of fs exactly as Finish would, all
 	// in one transaction, each row checked against its own lease. errs has

@@ -292,6 +292,12 @@ type Store interface {
 	// (with their attempts) last updated before cutoff, and returns how many
 	// it deleted.
 	Purge(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// BatchFinisher records many outcomes in one transaction (one commit,
+	// one fsync on SQLite).
+	BatchFinisher
+	// Leaser hands out the named leases that keep each LMS connection's
+	// polls on one daemon at a time.
+	Leaser
 
 	Close() error
 }

@@ -5,7 +5,7 @@
 // Sink enqueues a batch and stores the new cursor in one transaction, so a
 // crash neither loses nor duplicates results. Adapters that can also provision
 // learners implement Enroller; what the bridge enrolled is kept in an
-// enrolment list the Sink may offer (EnrolmentLister).
+// enrolment list every Sink offers (Sink.Enrolments).
 //
 // What a source can do beyond Poll is declared by its adapter for the
 // settings it was built from (Capabilities) and checked at start; Built
@@ -63,7 +63,7 @@ type Capabilities struct {
 	Enrol bool
 	// Check: the source implements Checker, for `cvbridge check`.
 	Check bool
-	// DryRun: polled with a dry-run sink (IsDryRun), the source changes
+	// DryRun: polled with a dry-run sink (Sink.DryRun), the source changes
 	// nothing, so `cvbridge render` may poll it.
 	DryRun bool
 }
@@ -99,6 +99,16 @@ func (b Built) Enroller() Enroller {
 	return e
 }
 
+// Watcher returns the source's watcher, or nil when the source was not
+// declared to watch for input itself.
+func (b Built) Watcher() Watcher {
+	if !b.Caps.Watch {
+		return nil
+	}
+	w, _ := b.Source.(Watcher)
+	return w
+}
+
 // Checker returns the source's link checker, or nil without one.
 func (b Built) Checker() Checker {
 	if !b.Caps.Check {
@@ -120,6 +130,25 @@ type Sink interface {
 	// nothing is enqueued and the cursor does not move. Completions that fail
 	// the business or XSD checks are stored as rejected, not returned as errors.
 	Commit(ctx context.Context, cp Checkpoint, fill func(add func(result.Completion) error) error) (Summary, error)
+	// Enrolments returns the connection's enrolment list: every enrolment
+	// and unenrolment the bridge carried out through the connection's
+	// Enroller, active and unenrolled entries alike, ordered by person and
+	// e-learning code (none when the store keeps no list). A source that
+	// cannot list completions (it polls per enrolment) reads it at each
+	// poll to know whom to poll: the list is durable as soon as an
+	// enrolment is done, so it survives a crash before the source's next
+	// commit, and it is shared by every daemon on the same store.
+	Enrolments(ctx context.Context) ([]Enrolled, error)
+	// ReportProblems keeps the operator's account of input the source could
+	// not use. A source that skips bad rows or sets whole files aside
+	// (csvdrop's failed directory), or that the LMS hid data from, reports
+	// it here, so the dashboard and /metrics show it beside what the poll
+	// committed.
+	ReportProblems(p Problems)
+	// DryRun reports whether the sink only shows what a poll would commit
+	// (cvbridge render). A source polled with such a sink must change
+	// nothing: no files moved or written, nothing in the LMS touched.
+	DryRun() bool
 }
 
 // Checkpoint is what a batch moves the connection's position to.
@@ -160,15 +189,6 @@ func (s Summary) Total() int {
 	return s.Queued + s.Replaced + s.Waiting + s.Unchanged + s.Ignored + s.Rejected
 }
 
-// ProblemReporter is implemented by sinks that keep the operator's account
-// of input a source could not use; the core's poll runner offers it. A
-// source that skips bad rows or sets whole files aside (csvdrop's failed
-// directory) reports each such file through it (see ReportProblems), so
-// the dashboard and /metrics show them beside what the poll committed.
-type ProblemReporter interface {
-	ReportProblems(p Problems)
-}
-
 // Problems is input of one poll that a source could not use.
 type Problems struct {
 	// BadRows counts rows skipped because they could not be read; rows
@@ -203,14 +223,6 @@ func (p Problems) Add(o Problems) Problems {
 	return Problems{BadRows: p.BadRows + o.BadRows, FailedFiles: p.FailedFiles + o.FailedFiles, Skipped: skipped, Last: last}
 }
 
-// ReportProblems tells sink of p when sink keeps such reports
-// (ProblemReporter), and does nothing otherwise.
-func ReportProblems(sink Sink, p Problems) {
-	if r, ok := sink.(ProblemReporter); ok {
-		r.ReportProblems(p)
-	}
-}
-
 // Enroller is implemented by adapters that can provision learners in the LMS.
 type Enroller interface {
 	// Enrol creates or updates the person and gives access to the part.
@@ -219,19 +231,6 @@ type Enroller interface {
 	// Unenrol removes the person's access to the part. It never deletes the
 	// person, and unenrolling someone who is not enrolled is not an error.
 	Unenrol(ctx context.Context, personID, elearningCode string) error
-}
-
-// EnrolmentLister is implemented by sinks that know the connection's
-// enrolment list: every enrolment and unenrolment the bridge carried out
-// through the connection's Enroller. The core's sink implements it. A
-// source that cannot list completions (it polls per enrolment) reads it at
-// each poll to know whom to poll: the list is durable as soon as an
-// enrolment is done, so it survives a crash before the source's next
-// commit, and it is shared by every daemon on the same store.
-type EnrolmentLister interface {
-	// Enrolments returns the connection's enrolment list, active and
-	// unenrolled entries alike, ordered by person and e-learning code.
-	Enrolments(ctx context.Context) ([]Enrolled, error)
 }
 
 // Enrolled is one entry of a connection's enrolment list: ids only.
@@ -265,19 +264,6 @@ type Enrolment struct {
 // ErrDryRun is returned by a dry-run sink's Commit (cvbridge render): the
 // completions were shown, nothing was stored.
 var ErrDryRun = errors.New("dry run: nothing committed")
-
-// DryRunner is implemented by sinks that only show what a poll would commit.
-// A source polled with such a sink must change nothing: no files moved or
-// written, nothing in the LMS touched.
-type DryRunner interface {
-	DryRun() bool
-}
-
-// IsDryRun reports whether sink is a dry-run sink.
-func IsDryRun(sink Sink) bool {
-	d, ok := sink.(DryRunner)
-	return ok && d.DryRun()
-}
 
 // PermanentError marks an LMS refusal that retrying will not change; the
 // message says what to fix. Errors not wrapped in it are treated as transient.

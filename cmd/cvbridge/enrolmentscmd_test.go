@@ -141,13 +141,23 @@ func TestRenderDryRunOffersTheEnrolmentList(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	var sink source.Sink = &dryRunSink{store: s, connection: "export"}
-	lister, ok := sink.(source.EnrolmentLister)
-	require.True(t, ok, "the dry-run sink is an EnrolmentLister")
-	list, err := lister.Enrolments(ctx)
+	list, err := sink.Enrolments(ctx)
 	require.NoError(t, err)
 	var got []string
 	for _, e := range list {
 		got = append(got, fmt.Sprintf("%s %s %t", e.PersonID, e.ElearningCode, e.Active))
 	}
 	assert.Equal(t, []string{"P-1 MOO-1 true", "P-2 MOO-1 false", "P-3 MOO-2 true"}, got)
+}
+
+// TestRenderDryRunShowsProblems: what a source reports it could not use
+// (Moodle hiding a course's members from the token, say) appears among
+// the rendered messages, where the daemon would count it.
+func TestRenderDryRunShowsProblems(t *testing.T) {
+	var out strings.Builder
+	var sink source.Sink = &dryRunSink{out: &out}
+	sink.ReportProblems(source.Problems{BadRows: 1, Skipped: map[string]int{"members_hidden": 2, "grade_hidden": 1},
+		Last: "Moodle hid data from the web-service token"})
+	assert.Equal(t, "<!-- PROBLEMS: 1 bad rows skipped, 1 grade_hidden, 2 members_hidden: Moodle hid data from the web-service token -->\n", out.String())
+	assert.True(t, sink.DryRun())
 }

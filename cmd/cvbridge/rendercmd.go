@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/config"
@@ -133,3 +136,19 @@ func (s *dryRunSink) Commit(_ context.Context, cp source.Checkpoint, fill func(a
 
 // DryRun marks the sink as a dry run, so sources change nothing.
 func (s *dryRunSink) DryRun() bool { return true }
+
+// ReportProblems shows input the source could not use as a comment among
+// the rendered messages, where the daemon would count it.
+func (s *dryRunSink) ReportProblems(p source.Problems) {
+	var parts []string
+	if p.BadRows > 0 {
+		parts = append(parts, fmt.Sprintf("%d bad rows skipped", p.BadRows))
+	}
+	if p.FailedFiles > 0 {
+		parts = append(parts, fmt.Sprintf("%d files set aside", p.FailedFiles))
+	}
+	for _, reason := range slices.Sorted(maps.Keys(p.Skipped)) {
+		parts = append(parts, fmt.Sprintf("%d %s", p.Skipped[reason], reason))
+	}
+	_, _ = fmt.Fprintf(s.out, "<!-- PROBLEMS: %s: %s -->\n", strings.Join(parts, ", "), p.Last)
+}

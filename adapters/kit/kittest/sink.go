@@ -16,9 +16,8 @@ import (
 // it stores completions, marks and the cursor only when fill succeeds, and
 // keeps one current completion per pair (person, by source.PersonKey, and
 // e-learning code), counting a completion identical to the current one as
-// unchanged. It also offers the enrolment list (source.EnrolmentLister),
-// keeps problem reports (source.ProblemReporter) and can play a dry-run
-// sink (source.DryRunner).
+// unchanged. It offers the enrolment list a test sets (SetEnrolments,
+// Record), keeps problem reports, and plays a dry-run sink when Dry is set.
 //
 // The exported fields are set before a poll and change what the sink does;
 // the methods are safe for concurrent use.
@@ -57,12 +56,7 @@ type Sink struct {
 	list     []source.Enrolled
 }
 
-var (
-	_ source.Sink            = (*Sink)(nil)
-	_ source.EnrolmentLister = (*Sink)(nil)
-	_ source.ProblemReporter = (*Sink)(nil)
-	_ source.DryRunner       = (*Sink)(nil)
-)
+var _ source.Sink = (*Sink)(nil)
 
 // NewSink returns an empty sink.
 func NewSink() *Sink {

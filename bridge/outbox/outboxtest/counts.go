@@ -224,10 +224,11 @@ func testCountsEveryTransition(t *testing.T, open CountsOpener) {
 	require.NoError(t, f.s.Cancel(f.ctx, f.latest(waiting).ID, f.clk.Now()), "the waiting row is cancelled")
 	f.check("waiting cancelled")
 
-	// The batch finish, where the store has one: every outcome, rows of
-	// two targets, a row whose completion waits (settled within the
-	// batch), and a row whose lease another worker holds.
-	if b, ok := f.s.(outbox.BatchFinisher); ok {
+	// The batch finish: every outcome, rows of two targets, a row whose
+	// completion waits (settled within the batch), and a row whose lease
+	// another worker holds.
+	{
+		b := f.s
 		require.NoError(t, f.s.Release(f.ctx, wid, "w5", f.clk.Now()))
 		for _, p := range []string{"b1", "b2", "b3", "b4", "b5"} {
 			f.enqueue(result("cv", "E6", p, "v1"), replace)
@@ -332,23 +333,19 @@ func testCountsHours(t *testing.T, open CountsOpener) {
 	require.Len(t, items, 2)
 	f.finish(items[0].ID, "w", outbox.StateDelivered, 200, time.Time{})
 	f.finish(items[1].ID, "w", outbox.StateFailed, 400, time.Time{})
-	f.clk.Advance(2 * time.Hour) // hour 3: two delivered (in one batch, where the store has one), one more queued
+	f.clk.Advance(2 * time.Hour) // hour 3: two delivered in one batch, one more queued
 	items = f.claim("cv", "w", 2, time.Minute)
 	require.Len(t, items, 2)
-	if b, ok := f.s.(outbox.BatchFinisher); ok {
+	{
 		var fs []outbox.Finish
 		for _, it := range items {
 			fs = append(fs, outbox.Finish{ID: it.ID, Owner: "w", State: outbox.StateDelivered, Tries: 1,
 				Attempt: outbox.Attempt{At: f.clk.Now(), Status: 200}})
 		}
-		errs, err := b.FinishBatch(f.ctx, fs)
+		errs, err := f.s.FinishBatch(f.ctx, fs)
 		require.NoError(t, err)
 		for _, e := range errs {
 			require.NoError(t, e)
-		}
-	} else {
-		for _, it := range items {
-			f.finish(it.ID, "w", outbox.StateDelivered, 200, time.Time{})
 		}
 	}
 	f.enqueue(result("cv", "E1", "late", "v1"), outbox.EnqueuePolicy{})

@@ -61,11 +61,7 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 			require.NoError(f.t, f.s.Release(f.ctx, it.ID, "w1", f.clk.Now().Add(time.Hour)))
 		}},
 		{"batch 503", func(f *fixture, it outbox.Item) {
-			b, ok := f.s.(outbox.BatchFinisher)
-			if !ok {
-				f.t.Skip("no batch finish")
-			}
-			errs, err := b.FinishBatch(f.ctx, []outbox.Finish{{ID: it.ID, Owner: "w1", State: outbox.StatePending,
+			errs, err := f.s.FinishBatch(f.ctx, []outbox.Finish{{ID: it.ID, Owner: "w1", State: outbox.StatePending,
 				NextAttemptAt: f.clk.Now().Add(time.Hour), Tries: 1, Attempt: outbox.Attempt{Status: 503}}})
 			require.NoError(f.t, err)
 			require.NoError(f.t, errs[0])
