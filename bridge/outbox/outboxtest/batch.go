@@ -93,8 +93,9 @@ func testBatchApplies(t *testing.T, open Opener) {
 	assert.Equal(t, 1, counts[outbox.StateFailed])
 }
 
-// testBatchPerRowOutcomes: a lost lease, a missing row and an invalid
-// Finish each fail alone; the rest of the batch is applied.
+// testBatchPerRowOutcomes: a lost lease, a missing row, an invalid Finish
+// and a second Finish of a row each fail alone; the rest of the batch is
+// applied.
 func testBatchPerRowOutcomes(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	b := batcher(t, f)
@@ -120,13 +121,15 @@ func testBatchPerRowOutcomes(t *testing.T, open Opener) {
 		delivered(kept.ID+1000, outbox.StateDelivered),
 		delivered(kept.ID, outbox.StateSending),
 		delivered(kept.ID, outbox.StateDelivered),
+		delivered(kept.ID, outbox.StateFailed), // the same row again: its lease went with the first
 	})
 	require.NoError(t, err)
-	require.Len(t, errs, 4)
+	require.Len(t, errs, 5)
 	assert.ErrorIs(t, errs[0], outbox.ErrLeaseLost, "w2 holds the row now")
 	assert.ErrorIs(t, errs[1], outbox.ErrNotFound)
 	assert.ErrorContains(t, errs[2], "is not delivered, pending, failed or probably-delivered")
 	assert.NoError(t, errs[3])
+	assert.ErrorIs(t, errs[4], outbox.ErrLeaseLost, "a row is finished once")
 
 	got, attempts, err := f.s.Get(f.ctx, lost.ID)
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -29,11 +30,18 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	errs := make([]error, len(fs))
 	b := finishColumns{excerpt: s.Excerpt}
 	now := s.now()
+	inStatement := make(map[int64]bool, len(fs))
+	var again []int // a row named twice: its later Finishes go one by one
 	for i, f := range fs {
 		if err := outbox.CheckFinish(f); err != nil {
 			errs[i] = err
 			continue
 		}
+		if inStatement[f.ID] {
+			again = append(again, i)
+			continue
+		}
+		inStatement[f.ID] = true
 		b.add(i, f, now)
 	}
 	if len(b.index) == 0 {
@@ -51,7 +59,7 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	if err != nil {
 		return nil, fmt.Errorf("finish %d results in one transaction: %w", len(fs), err)
 	}
-	if len(updated) == len(b.index) {
+	if len(updated) == len(b.index) && len(again) == 0 {
 		return errs, nil
 	}
 	done := make(map[int64]bool, len(updated))
@@ -60,8 +68,8 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	}
 	var left []outbox.Finish
 	var at []int
-	for _, i := range b.index {
-		if !done[fs[i].ID] {
+	for _, i := range append(b.index, again...) {
+		if !done[fs[i].ID] || slices.Contains(again, i) {
 			left = append(left, fs[i])
 			at = append(at, i)
 		}

@@ -2,9 +2,9 @@ package postgres
 
 import (
 	"context"
-	"strings"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // The inbound messages, OAuth tokens, enrolment list, erasure of personal
@@ -17,13 +17,13 @@ var (
 	_ inboundstore.MessagePurger = (*Store)(nil)
 )
 
-// Enrolments inserts enrolment list entries as they are, keyed by their
-// person id in lower case, as the store keys them.
+// Enrolments inserts enrolment list entries as they are, keyed by
+// source.PersonKey of their person id, as the store keys them.
 func (im *importer) Enrolments(ctx context.Context, rows []inboundstore.Enrolment) error {
 	const cols = `connection, person_key, elearningcode, person_id, state, message_id, created_at, updated_at`
 	return chunked(rows, 8, func(rows []inboundstore.Enrolment) error {
 		return insertRows(ctx, im.tx, "enrolments", cols, rows, func(e inboundstore.Enrolment) []any {
-			return []any{e.Connection, strings.ToLower(e.PersonID), e.ElearningCode, e.PersonID, string(e.State),
+			return []any{e.Connection, source.PersonKey(e.PersonID), e.ElearningCode, e.PersonID, string(e.State),
 				e.MessageID, e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli()}
 		})
 	})

@@ -3,10 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // The inbound messages, OAuth tokens, enrolment list, erasure of personal
@@ -35,7 +35,7 @@ func (e *exporter) Enrolments(ctx context.Context, after inboundstore.Enrolment,
 	if err := e.tx.SelectContext(ctx, &rows, `SELECT connection, person_id, elearningcode, state, message_id, created_at, updated_at
 		FROM enrolments WHERE (connection, person_key, elearningcode) > (?, ?, ?)
 		ORDER BY connection, person_key, elearningcode LIMIT ?`,
-		after.Connection, strings.ToLower(after.PersonID), after.ElearningCode, limit); err != nil {
+		after.Connection, source.PersonKey(after.PersonID), after.ElearningCode, limit); err != nil {
 		return nil, fmt.Errorf("export enrolment list entries after %s/%s/%s: %w", after.Connection, after.PersonID, after.ElearningCode, err)
 	}
 	out := make([]inboundstore.Enrolment, len(rows))

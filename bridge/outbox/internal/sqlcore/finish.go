@@ -92,7 +92,13 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 		if err != nil {
 			return err
 		}
-		for _, i := range valid {
+		rest := valid
+		if b.batchFinish != nil && len(valid) > 1 {
+			if rest, err = st.finishAtOnce(ctx, fs, valid, now); err != nil {
+				return err
+			}
+		}
+		for _, i := range rest {
 			err := st.finish(ctx, fs[i], now)
 			switch {
 			case errors.Is(err, outbox.ErrLeaseLost), errors.Is(err, outbox.ErrNotFound):
@@ -178,6 +184,40 @@ func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Tim
 		return b.ResolveWaiting(ctx, st.tx, f.ID, waitingID, f.State, now)
 	}
 	return nil
+}
+
+// finishAtOnce applies the Finishes fs[valid] through the backend's
+// one-statement batch finish (Config.BatchFinish) and returns the indexes
+// of those it left, in order: a lost lease, a missing row, a completion
+// waiting for the send, or a row named twice (its second Finish). The
+// caller finishes those one by one, which tells them apart.
+func (st *finishStmts) finishAtOnce(ctx context.Context, fs []outbox.Finish, valid []int, now time.Time) ([]int, error) {
+	batch := make([]outbox.Finish, 0, len(valid))
+	inBatch := make(map[int64]bool, len(valid))
+	for _, i := range valid {
+		if !inBatch[fs[i].ID] {
+			inBatch[fs[i].ID] = true
+			batch = append(batch, fs[i])
+		}
+	}
+	done, err := st.b.batchFinish(ctx, st.tx, batch, now)
+	if err != nil {
+		return nil, fmt.Errorf("finish %d rows in one statement: %w", len(batch), err)
+	}
+	finished := make(map[int64]bool, len(done))
+	for _, id := range done {
+		finished[id] = true
+	}
+	var rest []int
+	for _, i := range valid {
+		if id := fs[i].ID; finished[id] {
+			delete(finished, id) // a second Finish of the row goes one by one, and finds its lease gone
+			st.count(id, fs[i].State)
+			continue
+		}
+		rest = append(rest, i)
+	}
+	return rest, nil
 }
 
 // updateRow runs finishQuery with args and reports whether it updated the

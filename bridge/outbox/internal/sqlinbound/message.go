@@ -14,6 +14,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 var _ inboundstore.Store = (*Store)(nil)
@@ -380,7 +381,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 	if strings.TrimSpace(personID) == "" {
 		return rep, errors.New("forget person: the PersoonExterneId is empty")
 	}
-	key := strings.ToLower(personID)
+	key := source.PersonKey(personID)
 	now := s.now().UnixMilli()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var counts struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // insertColumns are the columns a new message is inserted with, one
@@ -88,7 +89,7 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 			if m.Action != inboundstore.ActionEnrol && m.Action != inboundstore.ActionUnenrol {
 				continue
 			}
-			key := pairRequest{person: strings.ToLower(m.PersonID), code: m.ElearningCode}
+			key := pairRequest{person: source.PersonKey(m.PersonID), code: m.ElearningCode}
 			r := pairRequest{id: ids[i], person: m.PersonID, code: m.ElearningCode}
 			if j, ok := at[key]; ok {
 				latest[j] = r
