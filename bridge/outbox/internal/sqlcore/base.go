@@ -27,8 +27,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
 // Config is what a backend gives New.
@@ -91,13 +89,6 @@ type Config struct {
 	// per transaction (SQLite, whose row triggers would run three counter
 	// statements per result; migration 0010).
 	CountFinishes bool
-	// BatchFinish, when set, applies in tx at now, in one statement, each
-	// Finish of fs whose row its owner still holds and no newer completion
-	// waits for (as finishQuery does one row), records those rows'
-	// attempts (response cut by Excerpt), and returns their ids.
-	// FinishBatch then finishes the rows it left one by one. It saves a
-	// round of statements per row (SQLite, through json_each).
-	BatchFinish func(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish, now time.Time) ([]int64, error)
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -119,7 +110,6 @@ type Base struct {
 	// finishQ and insertAttemptQ are the finish statements, rebound.
 	finishQ, insertAttemptQ string
 	countFinishes           bool // Config.CountFinishes
-	batchFinish             func(ctx context.Context, tx *sqlx.Tx, fs []outbox.Finish, now time.Time) ([]int64, error)
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
@@ -135,7 +125,7 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
-		finishQ: c.DB.Rebind(finishQuery), countFinishes: c.CountFinishes, batchFinish: c.BatchFinish,
+		finishQ: c.DB.Rebind(finishQuery), countFinishes: c.CountFinishes,
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),

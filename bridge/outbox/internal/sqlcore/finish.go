@@ -3,6 +3,7 @@ package sqlcore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,13 +93,7 @@ func (b *Base) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, er
 		if err != nil {
 			return err
 		}
-		rest := valid
-		if b.batchFinish != nil && len(valid) > 1 {
-			if rest, err = st.finishAtOnce(ctx, fs, valid, now); err != nil {
-				return err
-			}
-		}
-		for _, i := range rest {
+		for _, i := range valid {
 			err := st.finish(ctx, fs[i], now)
 			switch {
 			case errors.Is(err, outbox.ErrLeaseLost), errors.Is(err, outbox.ErrNotFound):
@@ -186,40 +181,6 @@ func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Tim
 	return nil
 }
 
-// finishAtOnce applies the Finishes fs[valid] through the backend's
-// one-statement batch finish (Config.BatchFinish) and returns the indexes
-// of those it left, in order: a lost lease, a missing row, a completion
-// waiting for the send, or a row named twice (its second Finish). The
-// caller finishes those one by one, which tells them apart.
-func (st *finishStmts) finishAtOnce(ctx context.Context, fs []outbox.Finish, valid []int, now time.Time) ([]int, error) {
-	batch := make([]outbox.Finish, 0, len(valid))
-	inBatch := make(map[int64]bool, len(valid))
-	for _, i := range valid {
-		if !inBatch[fs[i].ID] {
-			inBatch[fs[i].ID] = true
-			batch = append(batch, fs[i])
-		}
-	}
-	done, err := st.b.batchFinish(ctx, st.tx, batch, now)
-	if err != nil {
-		return nil, fmt.Errorf("finish %d rows in one statement: %w", len(batch), err)
-	}
-	finished := make(map[int64]bool, len(done))
-	for _, id := range done {
-		finished[id] = true
-	}
-	var rest []int
-	for _, i := range valid {
-		if id := fs[i].ID; finished[id] {
-			delete(finished, id) // a second Finish of the row goes one by one, and finds its lease gone
-			st.count(id, fs[i].State)
-			continue
-		}
-		rest = append(rest, i)
-	}
-	return rest, nil
-}
-
 // updateRow runs finishQuery with args and reports whether it updated the
 // row.
 func (st *finishStmts) updateRow(ctx context.Context, args []any) (bool, error) {
@@ -270,8 +231,12 @@ func (st *finishStmts) count(id int64, state outbox.State) {
 	}
 }
 
-// The statements of addCounts.
+// The statements of addCounts. countMovedQuery takes the ids as one JSON
+// array, so its text is the same whatever their number and it is
+// prepared once (SQLite's json_each; CountFinishes is SQLite's).
 const (
+	countMovedQuery = `SELECT target, state, COUNT(*) AS n FROM results
+		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY target, state`
 	countEnteredQuery = `INSERT INTO result_counts (target, state, n) VALUES (?, ?, ?)
 		ON CONFLICT (target, state) DO UPDATE SET n = result_counts.n + excluded.n`
 	countLeftBacklogQuery = `UPDATE result_counts SET n = n - ? WHERE target = ? AND state = 'queued'`
@@ -291,19 +256,23 @@ func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	b := st.b
-	query, args, err := sqlx.In(`SELECT target, state, COUNT(*) AS n FROM results WHERE id IN (?) GROUP BY target, state`, st.moved)
+	ids, err := json.Marshal(st.moved)
 	if err != nil {
 		return fmt.Errorf("count finished results: %w", err)
+	}
+	st.moved = st.moved[:0]
+	read, err := b.stmts.InTx(ctx, st.tx, b.q(countMovedQuery))
+	if err != nil {
+		return err
 	}
 	var moved []struct {
 		Target string       `db:"target"`
 		State  outbox.State `db:"state"`
 		N      int          `db:"n"`
 	}
-	if err := st.tx.SelectContext(ctx, &moved, b.q(query), args...); err != nil {
+	if err := read.SelectContext(ctx, &moved, string(ids)); err != nil {
 		return fmt.Errorf("count finished results: %w", err)
 	}
-	st.moved = st.moved[:0]
 	exec := func(query string, args ...any) error {
 		stmt, err := b.stmts.InTx(ctx, st.tx, b.q(query))
 		if err != nil {
