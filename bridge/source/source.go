@@ -91,31 +91,24 @@ type Built struct {
 
 // Enroller returns the source's enroller, or nil when the source was not
 // declared able to enrol, whatever methods its type has.
-func (b Built) Enroller() Enroller {
-	if !b.Caps.Enrol {
-		return nil
-	}
-	e, _ := b.Source.(Enroller)
-	return e
-}
+func (b Built) Enroller() Enroller { return declared[Enroller](b, b.Caps.Enrol) }
 
 // Watcher returns the source's watcher, or nil when the source was not
 // declared to watch for input itself.
-func (b Built) Watcher() Watcher {
-	if !b.Caps.Watch {
-		return nil
-	}
-	w, _ := b.Source.(Watcher)
-	return w
-}
+func (b Built) Watcher() Watcher { return declared[Watcher](b, b.Caps.Watch) }
 
 // Checker returns the source's link checker, or nil without one.
-func (b Built) Checker() Checker {
-	if !b.Caps.Check {
-		return nil
+func (b Built) Checker() Checker { return declared[Checker](b, b.Caps.Check) }
+
+// declared returns b's source as a T when the capability is declared (yes)
+// and the source implements T (Verify saw to that at build), and T's zero
+// value, nil, otherwise.
+func declared[T any](b Built, yes bool) T {
+	var t T
+	if yes {
+		t, _ = b.Source.(T)
 	}
-	c, _ := b.Source.(Checker)
-	return c
+	return t
 }
 
 // Sink is the core's side of a poll.
