@@ -59,22 +59,12 @@ targets:
 	enqueue("waiting")
 	require.NoError(t, store.Close())
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Built, error) {
-		t.Fatal("no connections are configured")
-		return source.Built{}, nil
-	}, daemon.Options{Logger: log, Clock: clk})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, d.Close()) }()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
+	d, stop := runWithoutConnections(t, cfg, daemon.Options{Clock: clk})
 	require.Eventually(t, func() bool {
 		c, err := d.Store().Counts(ctx, "cv")
 		return err == nil && c[outbox.StateDelivered] == 1
 	}, 10*time.Second, 10*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 
 	left, err := d.Store().List(ctx, outbox.Filter{})
 	require.NoError(t, err)
@@ -105,6 +95,30 @@ func TestVerdictsOfInboundAnswers(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, p, nil))
 	}
 	assert.Equal(t, map[string]int{"done": 2, "accepted": 1, "unauthorized": 1, "invalid": 1, "error": 1}, counted)
+}
+
+// runWithoutConnections opens a daemon on cfg, which names no LMS
+// connection, with opts (logging discarded unless opts has a logger), and
+// runs it until the returned stop is called; stop checks that Run ended
+// cleanly, and the test's end closes the daemon.
+func runWithoutConnections(t *testing.T, cfg *config.Config, opts daemon.Options) (*daemon.Daemon, func()) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d, err := daemon.Open(context.Background(), cfg, func(*config.Config, *config.Connection) (source.Built, error) {
+		t.Fatal("no connections are configured")
+		return source.Built{}, nil
+	}, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, d.Close()) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return d, func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
 }
 
 // loadConfig loads the main configuration text doc from a fresh directory

@@ -2,19 +2,14 @@ package daemon_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
-	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
-	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // TestPurgeRepeatsOnTheDaemonsClock: the retention purge runs at start and
@@ -50,19 +45,8 @@ targets:
 	clk.Advance(29 * 24 * time.Hour) // "older" is past the retention, "old" a day short of it
 	require.NoError(t, store.Close())
 
-	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Built, error) {
-		t.Fatal("no connections are configured")
-		return source.Built{}, nil
-	}, daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk, PurgeEvery: time.Hour})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, d.Close()) }()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	d, stop := runWithoutConnections(t, cfg, daemon.Options{Clock: clk, PurgeEvery: time.Hour})
+	defer stop()
 	delivered := func() int {
 		c, err := d.Store().Counts(ctx, "cv")
 		require.NoError(t, err)

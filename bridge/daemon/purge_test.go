@@ -2,8 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -11,10 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
-	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
-	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // TestInboundMessagesPurged: processed inbound messages older than
@@ -62,16 +58,7 @@ targets:
 	done(recent)
 	require.NoError(t, opened.Close())
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := daemon.Open(ctx, cfg, func(*config.Config, *config.Connection) (source.Built, error) {
-		t.Fatal("no connections are configured")
-		return source.Built{}, nil
-	}, daemon.Options{Logger: log, Clock: clk})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, d.Close()) }()
-	runCtx, cancel := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- d.Run(runCtx) }()
+	d, stop := runWithoutConnections(t, cfg, daemon.Options{Clock: clk})
 	after := d.Store().(interface {
 		inboundstore.Store
 		inboundstore.EnrolmentList
@@ -80,8 +67,7 @@ targets:
 		_, err := after.GetMessage(ctx, old)
 		return err != nil
 	}, 10*time.Second, 10*time.Millisecond)
-	cancel()
-	require.NoError(t, <-stopped)
+	stop()
 
 	_, err = after.GetMessage(ctx, old)
 	assert.ErrorIs(t, err, inboundstore.ErrNotFound)
