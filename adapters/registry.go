@@ -121,34 +121,46 @@ var ErrUnknownKind = errors.New("unknown adapter type")
 // over the kind's defaults and validates them. Mistakes come back as
 // strictyaml.Errors naming c.File, the line and the key within the
 // settings mapping (folder, columns.person), every one of them: decoding
-// and validation go on past the first, and a key is reported once.
+// and validation go on past the first. A key the decoder refused (a value
+// of the wrong type) is not also reported by the validation.
 func Decode(name string, c Connection, settings *yaml.Node) (Settings, error) {
+	_, s, err := decode(name, c, settings)
+	return s, err
+}
+
+// decode is Decode, also returning the kind it looked up.
+func decode(name string, c Connection, settings *yaml.Node) (kind, Settings, error) {
 	k, err := lookup(name)
 	if err != nil {
-		return nil, err
+		return kind{}, nil, err
 	}
 	s := k.settings()
 	var errs strictyaml.Errors
 	errs.Add(strictyaml.Decode(c.File, settings, s))
+	refused := make(map[string]bool, len(errs))
+	for _, e := range errs {
+		refused[e.Key] = true
+	}
 	var problems kit.Problems
 	s.Validate(c, &problems)
 	for _, p := range problems {
-		errs.Add(locate(c.File, settings, p))
+		if !refused[p.Key] {
+			errs = append(errs, locate(c.File, settings, p))
+		}
 	}
 	if len(errs) > 0 {
-		return nil, errs.Sorted()
+		return kind{}, nil, errs.Sorted()
 	}
-	return s, nil
+	return k, s, nil
 }
 
 // Build decodes and validates settings as Decode does and builds the
 // source, which it returns with the capabilities its settings declare.
 func Build(name string, c Connection, settings *yaml.Node) (source.Built, error) {
-	s, err := Decode(name, c, settings)
+	k, s, err := decode(name, c, settings)
 	if err != nil {
 		return source.Built{}, err
 	}
-	k, _ := lookup(name)
 	src, err := k.build(c, s)
 	if err != nil {
 		return source.Built{}, locateAll(c.File, settings, err)

@@ -2,6 +2,7 @@ package adapters_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,12 @@ func (s *testSettings) Validate(_ adapters.Connection, p *kit.Problems) {
 	}
 	if s.Name == "" {
 		p.Addf("name", "required")
+	}
+	if strings.Contains(s.Name, " ") {
+		p.Addf("name", "must not contain a space")
+	}
+	if len(s.Name) > 8 {
+		p.Addf("name", "must be at most 8 characters, got %d", len(s.Name))
 	}
 }
 
@@ -66,6 +73,11 @@ func TestBuild(t *testing.T) {
 		"lms.yaml:1: name: required\n"+
 		"lms.yaml:2: naam: unknown key (did you mean \"name\"?)",
 		"decoding and validation report every mistake, a key once, by line")
+
+	_, err = buildTest(t, "name: far too long\n")
+	assert.EqualError(t, err, "lms.yaml:1: name: must not contain a space\n"+
+		"lms.yaml:1: name: must be at most 8 characters, got 12",
+		"two mistakes in one value are both reported")
 
 	_, err = buildTest(t, "name: secret\nevery: 1h\n")
 	assert.EqualError(t, err, "lms.yaml:1: name: cannot read it", "a mistake the builder finds is located too")

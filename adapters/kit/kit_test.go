@@ -44,6 +44,7 @@ func TestReadSecret(t *testing.T) {
 
 	_, err = kit.ReadSecret(dir, "empty", "")
 	assert.ErrorContains(t, err, "empty")
+	assert.EqualError(t, err, filepath.Join(dir, "empty")+" is empty")
 	_, err = kit.ReadSecret(dir, "missing", "")
 	assert.ErrorContains(t, err, "cannot read "+filepath.Join(dir, "missing"))
 

@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -18,6 +19,18 @@ func TrimSecret(s string) string {
 	}
 	t, _ := strings.CutSuffix(s, "\n")
 	return t
+}
+
+// ReadOptionalSecret is ReadSecret for a secret that may be left out: ""
+// when neither path nor env is set, and an error when both are.
+func ReadOptionalSecret(baseDir, path, env string) (string, error) {
+	switch {
+	case path != "" && env != "":
+		return "", errors.New("set either the file or the environment variable, not both")
+	case path == "" && env == "":
+		return "", nil
+	}
+	return ReadSecret(baseDir, path, env)
 }
 
 // ReadSecret reads a secret from the file at path (relative to baseDir) or

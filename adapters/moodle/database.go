@@ -315,6 +315,8 @@ func (m *Moodle) commitRows(ctx context.Context, sink source.Sink, rows []comple
 	var ready []result.Completion
 	for _, r := range rows {
 		if !r.sendable() {
+			m.log.Debug("completion passed over: its user is deleted or its course is gone",
+				"completion_id", r.ID, "user_found", r.UserRow.Valid, "course_found", r.CourseRow.Valid)
 			continue
 		}
 		c, p := m.settings.complete(m.factsOf(r), m.loc)

@@ -13,6 +13,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -427,33 +428,29 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 // secretError is a problem reading a secret, with the key to blame.
 type secretError struct{ key, msg string }
 
-// readSecret loads a secret from a file or an environment variable, by the
-// kit's one trimming rule (kit.TrimSecret: one trailing line ending
-// removed); exactly one of the two must be set.
+// readSecret loads a secret from a file or an environment variable, exactly
+// one of which must be set, through kit.ReadSecret (its one trimming rule;
+// an unreadable file, an unset variable and an empty secret are refused),
+// and blames the key that was set.
 func (c *Config) readSecret(file, env, fileKey, envKey, what string) ([]byte, *secretError) {
-	var secret []byte
+	key := fileKey
 	switch {
 	case file != "" && env != "":
 		return nil, &secretError{fileKey, fmt.Sprintf("set %s or %s, not both", fileKey, envKey)}
-	case file != "":
-		b, err := os.ReadFile(c.Abs(file))
-		if err != nil {
-			return nil, &secretError{fileKey, fmt.Sprintf("cannot read %s: %v", what, err)}
-		}
-		secret = []byte(kit.TrimSecret(string(b)))
-	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok {
-			return nil, &secretError{envKey, fmt.Sprintf("environment variable %s is not set", env)}
-		}
-		secret = []byte(kit.TrimSecret(v))
-	default:
+	case file == "" && env == "":
 		return nil, &secretError{fileKey, fmt.Sprintf("%s is required: set %s (a file holding it) or %s", what, fileKey, envKey)}
+	case env != "":
+		key = envKey
 	}
-	if len(secret) == 0 {
-		return nil, &secretError{fileKey, what + " is empty"}
+	secret, err := kit.ReadSecret(c.Dir(), file, env)
+	var unreadable *fs.PathError
+	switch {
+	case errors.As(err, &unreadable):
+		return nil, &secretError{key, fmt.Sprintf("cannot read %s: %v", what, unreadable)}
+	case err != nil:
+		return nil, &secretError{key, fmt.Sprintf("%s: %v", what, err)}
 	}
-	return secret, nil
+	return []byte(secret), nil
 }
 
 // checkTargetURL accepts https URLs, and http only for loopback hosts, so a

@@ -150,5 +150,9 @@ func (s *dryRunSink) ReportProblems(p source.Problems) {
 	for _, reason := range slices.Sorted(maps.Keys(p.Skipped)) {
 		parts = append(parts, fmt.Sprintf("%d %s", p.Skipped[reason], reason))
 	}
-	_, _ = fmt.Fprintf(s.out, "<!-- PROBLEMS: %s: %s -->\n", strings.Join(parts, ", "), p.Last)
+	summary := strings.Join(parts, ", ")
+	if p.Last != "" && summary != "" {
+		summary += ": "
+	}
+	_, _ = fmt.Fprintf(s.out, "<!-- PROBLEMS: %s%s -->\n", summary, p.Last)
 }

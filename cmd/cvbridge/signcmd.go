@@ -29,11 +29,11 @@ func cmdSign(_ context.Context, args []string, out io.Writer) error {
 	var alg sign.Algorithm
 	switch {
 	case *secretFile != "":
-		b, err := os.ReadFile(*secretFile)
+		s, err := kit.ReadSecret("", *secretFile, "")
 		if err != nil {
 			return err
 		}
-		secret = []byte(kit.TrimSecret(string(b)))
+		secret = []byte(s)
 		if alg, err = sign.ParseAlgorithm(*hash); err != nil {
 			return usageError{err.Error()}
 		}

@@ -34,7 +34,7 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	if *secretFile == "" {
 		return usageError{"--secret-file is required"}
 	}
-	b, err := os.ReadFile(*secretFile)
+	secret, err := kit.ReadSecret("", *secretFile, "")
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer schema.Close()
 	opts := simulator.Options{
-		Secret:    []byte(kit.TrimSecret(string(b))),
+		Secret:    []byte(secret),
 		Algorithm: alg,
 		Validate:  schema.Validate,
 		// One human-readable line per request on out; the structured log

@@ -242,7 +242,7 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 	if grace < 0 || grace > MaxRefreshReuseGrace {
 		return nil, fmt.Errorf("oauth: refresh_reuse_grace is %s; use 0 (off) up to %s", grace, MaxRefreshReuseGrace)
 	}
-	hash, err := readSecret(cfg.AdminPasswordHashFile, cfg.AdminPasswordHashEnv)
+	hash, err := kit.ReadOptionalSecret("", cfg.AdminPasswordHashFile, cfg.AdminPasswordHashEnv)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: admin_password_hash: %w", err)
 	}
@@ -306,7 +306,7 @@ func newClient(cc ClientConfig, requireAll *bool, adminHash string) (*client, er
 	case pkce == "":
 		pkce = PKCERequired
 	}
-	sec, err := readSecret(cc.SecretFile, cc.SecretEnv)
+	sec, err := kit.ReadOptionalSecret("", cc.SecretFile, cc.SecretEnv)
 	if err != nil {
 		return nil, fmt.Errorf("client %q: secret: %w", cc.ID, err)
 	}
@@ -331,18 +331,6 @@ func newClient(cc ClientConfig, requireAll *bool, adminHash string) (*client, er
 	}
 	return &client{id: cc.ID, name: name, secretHash: sha256.Sum256([]byte(sec)), uris: cc.RedirectURIs,
 		pkceRequired: pkce == PKCERequired, rotationKey: rotationKey(adminHash, cc.ID, sec)}, nil
-}
-
-// readSecret reads a secret from file or the environment variable env
-// (kit.ReadSecret: one trailing line ending removed); "" when neither is set.
-func readSecret(file, env string) (string, error) {
-	switch {
-	case file != "" && env != "":
-		return "", errors.New("set either the file or the environment variable, not both")
-	case file == "" && env == "":
-		return "", nil
-	}
-	return kit.ReadSecret("", file, env)
 }
 
 // clientStore is the library's client store over the configured clients.

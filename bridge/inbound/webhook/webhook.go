@@ -135,12 +135,19 @@ func New(cfg Config, store inboundstore.MessageStore, wake func(), log *slog.Log
 	if r.maxBody > inboundstore.MaxBody {
 		return nil, fmt.Errorf("%s: max_body %d is over the limit %d", where, cfg.MaxBody, inboundstore.MaxBody)
 	}
-	var err error
-	if r.secret, err = readSecret(cfg.SigningSecretFile, cfg.SigningSecretEnv); err != nil {
+	secret, err := kit.ReadOptionalSecret("", cfg.SigningSecretFile, cfg.SigningSecretEnv)
+	if err != nil {
 		return nil, fmt.Errorf("%s: signing secret: %w", where, err)
 	}
-	if r.token, err = readSecret(cfg.TokenFile, cfg.TokenEnv); err != nil {
+	token, err := kit.ReadOptionalSecret("", cfg.TokenFile, cfg.TokenEnv)
+	if err != nil {
 		return nil, fmt.Errorf("%s: token: %w", where, err)
+	}
+	if secret != "" { // nil: not configured (a secret read is never empty)
+		r.secret = []byte(secret)
+	}
+	if token != "" {
+		r.token = []byte(token)
 	}
 	if r.secret == nil && r.token == nil {
 		return nil, fmt.Errorf("%s: set signing_secret_file/_env or token_file/_env: unverified webhooks are refused", where)
@@ -200,23 +207,6 @@ func compileEvent(ev Event) (event, error) {
 		*f.dst = p
 	}
 	return e, nil
-}
-
-// readSecret reads a secret from file or the environment variable env
-// (kit.ReadSecret: one trailing line ending removed); nil when neither is
-// set.
-func readSecret(file, env string) ([]byte, error) {
-	switch {
-	case file != "" && env != "":
-		return nil, errors.New("set either the file or the environment variable, not both")
-	case file == "" && env == "":
-		return nil, nil
-	}
-	s, err := kit.ReadSecret("", file, env)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(s), nil
 }
 
 // Name is the subscription's name.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -68,11 +67,15 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 	}
 	var left []outbox.Finish
 	var at []int
-	for _, i := range append(b.index, again...) {
-		if !done[fs[i].ID] || slices.Contains(again, i) {
+	for _, i := range b.index {
+		if !done[fs[i].ID] {
 			left = append(left, fs[i])
 			at = append(at, i)
 		}
+	}
+	for _, i := range again {
+		left = append(left, fs[i])
+		at = append(at, i)
 	}
 	leftErrs, err := s.Base.FinishBatch(ctx, left)
 	for j, i := range at {

@@ -118,7 +118,7 @@ type finishStmts struct {
 	tx     *sqlx.Tx
 	update *sqlx.Stmt
 	insert *sqlx.Stmt
-	moved  []int64 // rows that left the backlog, where the finish counts its own transitions
+	moved  []int64 // rows that left the backlog, kept where the finish counts its own transitions
 }
 
 // finishStatements binds the finish statements to tx.
@@ -131,11 +131,7 @@ func (b *Base) finishStatements(ctx context.Context, tx *sqlx.Tx) (*finishStmts,
 	if err != nil {
 		return nil, err
 	}
-	st := &finishStmts{b: b, tx: tx, update: update, insert: insert}
-	if b.countFinishes {
-		st.moved = []int64{}
-	}
-	return st, nil
+	return &finishStmts{b: b, tx: tx, update: update, insert: insert}, nil
 }
 
 // finish applies f at now: the row, its attempt, and a completion that
@@ -226,7 +222,7 @@ func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args [
 // counts its own transitions. Pending stays in the backlog's counter, so
 // only the other states are noted.
 func (st *finishStmts) count(id int64, state outbox.State) {
-	if st.moved != nil && state != outbox.StatePending {
+	if st.b.countFinishes && state != outbox.StatePending {
 		st.moved = append(st.moved, id)
 	}
 }
