@@ -116,19 +116,23 @@ func (s *sendRun) work(ctx context.Context, jobs <-chan outbox.Item) {
 	s.settle(pending, 0)
 }
 
-// claimingStops tells whether the feeder must claim no further batch: ctx
-// ended, a 403 paused the target, the circuit opened, the store failed or a
-// row was handed back.
-func (s *sendRun) claimingStops(ctx context.Context) bool {
-	return ctx.Err() != nil || s.paused.Load() || s.tripped() || s.storeDown.Load() || s.handedBack.Load()
+// sendingStops tells whether the step must send no further row: ctx ended,
+// a 403 paused the target, the circuit opened or the store failed.
+func (s *sendRun) sendingStops(ctx context.Context) bool {
+	return ctx.Err() != nil || s.paused.Load() || s.tripped() || s.storeDown.Load()
 }
 
-// mustHandBack tells whether it must be released unsent: claiming stops for
-// one of claimingStops' reasons other than a handed-back row, or its lease
-// could run out during the request, or before its outcome is recorded,
-// which would risk a second sender.
+// claimingStops tells whether the feeder must claim no further batch:
+// sendingStops, or a row was handed back.
+func (s *sendRun) claimingStops(ctx context.Context) bool {
+	return s.sendingStops(ctx) || s.handedBack.Load()
+}
+
+// mustHandBack tells whether it must be released unsent: sendingStops, or
+// its lease could run out during the request, or before its outcome is
+// recorded, which would risk a second sender.
 func (s *sendRun) mustHandBack(ctx context.Context, it outbox.Item) bool {
-	return ctx.Err() != nil || s.paused.Load() || s.tripped() || s.storeDown.Load() ||
+	return s.sendingStops(ctx) ||
 		s.d.clock.Now().Add(s.d.set.minLeaseToSend()).After(it.LeaseUntil)
 }
 
