@@ -2,6 +2,8 @@ package intake_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -74,45 +76,63 @@ func TestRunnerPollsWhenFakeTimeReachesTheSchedule(t *testing.T) {
 // renewals records the time of each AcquireLease a Leaser is asked.
 type renewals struct {
 	outbox.Leaser
-	at chan time.Time
+	mu sync.Mutex
+	at []time.Time
 }
 
 func (r *renewals) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (bool, error) {
 	held, err := r.Leaser.AcquireLease(ctx, name, owner, ttl, now)
-	r.at <- now
+	r.mu.Lock()
+	r.at = append(r.at, now)
+	r.mu.Unlock()
 	return held, err
+}
+
+// times returns the times of the AcquireLease calls so far.
+func (r *renewals) times() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.at)
 }
 
 // TestRunnerRenewsThePollLeaseOnItsClock: a long poll's lease is renewed
 // every third of its TTL of the runner's clock, so a fake clock's lease
 // does not run out while the poll runs, and is not renewed by the wall clock.
+// In the synctest bubble the wall clock is fake too: an hour of it passes at
+// once, and synctest.Wait lets every renewal that causes happen before the
+// test looks.
 func TestRunnerRenewsThePollLeaseOnItsClock(t *testing.T) {
 	t.Parallel()
-	var leaser outbox.Leaser = openStore(t)
-	rec := &renewals{Leaser: leaser, at: make(chan time.Time, 10)}
-	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
-	clk := clock.NewFake(t0)
-	src := &blockingSource{release: make(chan struct{})}
-	yearly, err := cron.ParseStandard("@yearly")
-	require.NoError(t, err)
-	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}},
-		intake.RunnerOptions{Logger: quiet, Clock: clk, Leaser: rec, Owner: "daemon-a", LeaseTTL: 30 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { close(src.release); cancel(); <-done }()
+	synctest.Test(t, func(t *testing.T) {
+		var leaser outbox.Leaser = openStore(t)
+		rec := &renewals{Leaser: leaser}
+		t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+		clk := clock.NewFake(t0)
+		src := &blockingSource{release: make(chan struct{})}
+		yearly, err := cron.ParseStandard("@yearly")
+		require.NoError(t, err)
+		r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}},
+			intake.RunnerOptions{Logger: quiet, Clock: clk, Leaser: rec, Owner: "daemon-a", LeaseTTL: 30 * time.Second})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		defer func() { close(src.release); cancel(); <-done }()
 
-	assert.Equal(t, t0, <-rec.at, "the lease taken for the poll at start")
-	waitUntil(t, func() bool { return src.polls.Load() == 1 && clk.Timers() == 1 }) // polling, the renewal ticker armed
-	select {
-	case at := <-rec.at:
-		t.Fatalf("renewed at %v while the fake clock stood still", at)
-	default:
-	}
-	clk.Advance(10 * time.Second)
-	assert.Equal(t, t0.Add(10*time.Second), <-rec.at, "renewed a third of the TTL on")
+		synctest.Wait()
+		assert.Equal(t, int32(1), src.polls.Load(), "polling")
+		assert.Equal(t, 1, clk.Timers(), "the renewal ticker waits on the fake clock")
+		assert.Equal(t, []time.Time{t0}, rec.times(), "the lease taken for the poll at start")
 
-	held, err := leaser.AcquireLease(ctx, "poll:lms", "daemon-b", 30*time.Second, t0.Add(35*time.Second))
-	require.NoError(t, err)
-	assert.False(t, held, "the renewed lease runs to 40 s, past the first one's 30 s")
+		time.Sleep(time.Hour) // the bubble's wall clock moves on; the fake clock stands
+		synctest.Wait()
+		assert.Equal(t, []time.Time{t0}, rec.times(), "renewed while the fake clock stood still")
+
+		clk.Advance(10 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, []time.Time{t0, t0.Add(10 * time.Second)}, rec.times(), "renewed a third of the TTL on")
+
+		held, err := leaser.AcquireLease(ctx, "poll:lms", "daemon-b", 30*time.Second, t0.Add(35*time.Second))
+		require.NoError(t, err)
+		assert.False(t, held, "the renewed lease runs to 40 s, past the first one's 30 s")
+	})
 }
