@@ -20,7 +20,7 @@ func (s *Source) Check(ctx context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.db.PingContext(ctx); err != nil {
-		return nil, fmt.Errorf("scorm: cannot reach the %s database from %s: %w", s.cfg.Driver, dsnOrigin(s.cfg.Settings), err)
+		return nil, fmt.Errorf("scorm: cannot reach the %s database from %s: %w", s.cfg.Driver, dsnOrigin(s.cfg), err)
 	}
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

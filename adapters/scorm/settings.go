@@ -72,8 +72,14 @@ type Settings struct {
 	EnrolSQL   string `yaml:"enrol_sql"`
 	UnenrolSQL string `yaml:"unenrol_sql"`
 
-	// derived is what Validate compiled from the settings above.
-	derived *compiled
+	// Derived by validate.
+	rules      cmi.Rules
+	scaleMax   *big.Rat
+	scormCode  map[int64]string
+	courseCode map[int64]string
+	query      *namedSQL // custom preset
+	enrol      *namedSQL
+	unenrol    *namedSQL
 }
 
 // DefaultSettings returns the settings a connection starts from.
@@ -98,23 +104,10 @@ var (
 	codeKeyRE = regexp.MustCompile(`^(scorm|course):([0-9]+)$`)
 )
 
-// compiled is what validation derives from the settings.
-type compiled struct {
-	Settings
-	dsn       string
-	rules     cmi.Rules
-	scaleMax  *big.Rat
-	scormCode map[int64]string
-	courseCod map[int64]string
-	query     *namedSQL // custom preset
-	enrol     *namedSQL
-	unenrol   *namedSQL
-}
-
-// Validate checks the settings an LMS file gave, compiles them and records
-// every mistake in p by its key (adapters.Settings).
+// Validate checks the settings an LMS file gave, fills the derived fields
+// and records every mistake in p by its key (adapters.Settings).
 func (s *Settings) Validate(_ adapters.Connection, p *kit.Problems) {
-	s.derived = s.validate(p)
+	s.validate(p)
 }
 
 // Capabilities declares what a SCORM source does: it checks its link,
@@ -124,12 +117,11 @@ func (s *Settings) Capabilities() source.Capabilities {
 	return source.Capabilities{Check: true, DryRun: true, Enrol: s.EnrolSQL != ""}
 }
 
-// validate checks the settings in one place, records every mistake in p
-// and compiles them; the DSN is read when the source is built. A check
-// that needs a value an earlier one refused (scale_max for a threshold)
-// is skipped.
-func (s Settings) validate(p *kit.Problems) *compiled {
-	c := &compiled{Settings: s}
+// validate checks the settings in one place, fills the derived fields and
+// records every mistake in p; the DSN is read when the source is built. A
+// check that needs a value an earlier one refused (scale_max for a
+// threshold) is skipped.
+func (s *Settings) validate(p *kit.Problems) {
 	if s.Driver != "postgres" && s.Driver != "mysql" {
 		p.Addf("driver", "must be postgres or mysql (also for MariaDB), got %q", s.Driver)
 	}
@@ -157,7 +149,7 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 		if s.CourseField == "codes" && len(s.Codes) == 0 {
 			p.Addf("codes", "course_field codes needs a codes map such as {\"scorm:12\": E-1234}")
 		}
-		c.scormCode, c.courseCod = map[int64]string{}, map[int64]string{}
+		s.scormCode, s.courseCode = map[int64]string{}, map[int64]string{}
 		for k, v := range s.Codes {
 			m := codeKeyRE.FindStringSubmatch(k)
 			if m == nil {
@@ -170,9 +162,9 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 			}
 			id, _ := strconv.ParseInt(m[2], 10, 64)
 			if m[1] == "scorm" {
-				c.scormCode[id] = strings.TrimSpace(v)
+				s.scormCode[id] = strings.TrimSpace(v)
 			} else {
-				c.courseCod[id] = strings.TrimSpace(v)
+				s.courseCode[id] = strings.TrimSpace(v)
 			}
 		}
 	case presetCustom:
@@ -186,7 +178,7 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 		case !q.uses(paramCursorTime):
 			p.Addf("query", "must use :cursor_time (Unix seconds) to read only rows modified at or after it")
 		default:
-			c.query = q
+			s.query = q
 		}
 		if len(s.Codes) > 0 {
 			p.Addf("codes", "only for preset moodle: the custom query returns elearning_code")
@@ -202,26 +194,26 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 	}
 	switch s.SCORule {
 	case "all":
-		c.rules.SCOs = cmi.AllSCOs
+		s.rules.SCOs = cmi.AllSCOs
 		if s.SCOIdentifier != "" {
 			p.Addf("sco_identifier", "only with sco_rule named")
 		}
 	case "named":
-		c.rules.SCOs = cmi.NamedSCO
+		s.rules.SCOs = cmi.NamedSCO
 		if strings.TrimSpace(s.SCOIdentifier) == "" {
 			p.Addf("sco_identifier", "required with sco_rule named: the SCO's identifier in the package manifest")
 		}
-		c.rules.SCOIdentifier = strings.TrimSpace(s.SCOIdentifier)
+		s.rules.SCOIdentifier = strings.TrimSpace(s.SCOIdentifier)
 	default:
 		p.Addf("sco_rule", "must be all or named, got %q", s.SCORule)
 	}
 	switch s.Attempt {
 	case "first_passing":
-		c.rules.Attempt = cmi.FirstPassing
+		s.rules.Attempt = cmi.FirstPassing
 	case "best":
-		c.rules.Attempt = cmi.Best
+		s.rules.Attempt = cmi.Best
 	case "last":
-		c.rules.Attempt = cmi.Last
+		s.rules.Attempt = cmi.Last
 	default:
 		p.Addf("attempt", "must be first_passing, best or last, got %q", s.Attempt)
 	}
@@ -230,15 +222,15 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 		p.Addf("scale_max", "must be a positive number such as 100 or 10, got %q", s.ScaleMax)
 		scaleMax = nil
 	}
-	c.scaleMax = scaleMax
+	s.scaleMax = scaleMax
 	switch s.Passed {
 	case "status":
-		c.rules.Pass = cmi.ByStatus
+		s.rules.Pass = cmi.ByStatus
 		if s.Threshold != "" {
 			p.Addf("threshold", "only with passed: threshold")
 		}
 	case "threshold":
-		c.rules.Pass = cmi.ByThreshold
+		s.rules.Pass = cmi.ByThreshold
 		if scaleMax == nil {
 			break // the threshold is on the scale_max scale, which was refused
 		}
@@ -247,7 +239,7 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 			p.Addf("threshold", "must be a number from 0 to scale_max %s, got %q", s.ScaleMax, s.Threshold)
 			break
 		}
-		c.rules.Threshold = new(big.Rat).Quo(th, scaleMax)
+		s.rules.Threshold = new(big.Rat).Quo(th, scaleMax)
 	default:
 		p.Addf("passed", "must be status or threshold, got %q", s.Passed)
 	}
@@ -264,18 +256,17 @@ func (s Settings) validate(p *kit.Problems) *compiled {
 		p.Addf("unenrol_sql", "needs enrol_sql: a connection that cannot enrol has nothing to unenrol")
 	}
 	if s.EnrolSQL != "" {
-		if c.enrol, err = compileNamed(s.EnrolSQL, enrolParams); err != nil {
+		if s.enrol, err = compileNamed(s.EnrolSQL, enrolParams); err != nil {
 			p.Addf("enrol_sql", "%v", err)
-		} else if !c.enrol.uses(paramPersonID) || !c.enrol.uses(paramCode) {
+		} else if !s.enrol.uses(paramPersonID) || !s.enrol.uses(paramCode) {
 			p.Addf("enrol_sql", "must use :person_id and :elearning_code")
 		}
 		if s.UnenrolSQL == "" {
 			p.Addf("unenrol_sql", "required with enrol_sql: Coachview also unenrols")
-		} else if c.unenrol, err = compileNamed(s.UnenrolSQL, enrolParams); err != nil {
+		} else if s.unenrol, err = compileNamed(s.UnenrolSQL, enrolParams); err != nil {
 			p.Addf("unenrol_sql", "%v", err)
-		} else if !c.unenrol.uses(paramPersonID) || !c.unenrol.uses(paramCode) {
+		} else if !s.unenrol.uses(paramPersonID) || !s.unenrol.uses(paramCode) {
 			p.Addf("unenrol_sql", "must use :person_id and :elearning_code")
 		}
 	}
-	return c
 }

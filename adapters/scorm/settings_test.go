@@ -59,29 +59,29 @@ func TestSettings(t *testing.T) {
 			t.Parallel()
 			var node yaml.Node
 			require.NoError(t, yaml.Unmarshal([]byte(tc.yaml), &node))
-			c, err := buildSettings(t, filepath.Join(dir, "lms.yaml"), dir, &node)
+			src, err := buildSource(t, filepath.Join(dir, "lms.yaml"), dir, &node)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				assert.NotContains(t, err.Error(), "secret", "the DSN never appears in errors")
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, "postgres://u:secret@db/moodle", c.dsn)
-			assert.Equal(t, 24*time.Hour, c.Lookback)
+			assert.Equal(t, "postgres://u:secret@db/moodle", src.dsn)
+			assert.Equal(t, 24*time.Hour, src.cfg.Lookback)
 		})
 	}
 }
 
-// buildSettings builds a source for the settings node through the
-// registry, as the core does, and returns what its settings compiled to.
-func buildSettings(t *testing.T, file, dir string, node *yaml.Node) (*compiled, error) {
+// buildSource builds a source for the settings node through the registry,
+// as the core does.
+func buildSource(t *testing.T, file, dir string, node *yaml.Node) (*Source, error) {
 	b, err := adapters.Build("scorm", adapters.Connection{Name: "test", File: file, BaseDir: dir}, node)
 	if err != nil {
 		return nil, err
 	}
 	src := b.Source.(*Source)
 	t.Cleanup(func() { assert.NoError(t, src.Close()) })
-	return src.cfg, nil
+	return src, nil
 }
 
 func TestCompileNamed(t *testing.T) {
@@ -205,7 +205,7 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 	var node yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte("driver: oracle\ndsn_file: dsn\nprefix: \"mdl; drop\"\npassed: threshold\nscale_max: \"-1\"\nthreshold: \"50\"\n"), &node))
 	file := filepath.Join(dir, "lms.yaml")
-	_, err := buildSettings(t, file, dir, &node)
+	_, err := buildSource(t, file, dir, &node)
 	var list strictyaml.Errors
 	require.ErrorAs(t, err, &list)
 	lines := strings.Split(err.Error(), "\n")

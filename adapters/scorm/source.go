@@ -43,7 +43,10 @@ const decimalDigits = 6
 // Source reads SCORM results from one tracking database. It implements
 // source.Source and source.Checker, and io.Closer. Polls are serialised.
 type Source struct {
-	cfg *compiled
+	// cfg is a copy of the validated settings; dsn is the DSN read when the
+	// source was built.
+	cfg Settings
+	dsn string
 	// db reads, on sessions set to read-only as the moodle adapter's
 	// (adapters/internal/readonly); enrolDB, opened only with enrol_sql,
 	// runs enrol_sql and unenrol_sql.
@@ -79,24 +82,23 @@ func New(c adapters.Connection, s *Settings) (source.Source, error) {
 }
 
 func newSource(c adapters.Connection, settings *Settings, clk clock.Clock) (*Source, error) {
-	cfg := settings.derived
+	cfg := *settings
 	dsn, err := kit.ReadSecret(c.BaseDir, cfg.DSNFile, cfg.DSNEnv)
 	if err != nil {
-		return nil, kit.At(dsnKey(cfg.Settings), err)
+		return nil, kit.At(dsnKey(cfg), err)
 	}
-	cfg.dsn = dsn
-	db, err := readonly.Open(cfg.Driver, cfg.dsn)
+	db, err := readonly.Open(cfg.Driver, dsn)
 	if err != nil {
 		// The driver's message may quote the DSN: say only which setting.
-		return nil, &kit.Problem{Key: dsnKey(cfg.Settings), Msg: "the DSN is not valid for driver " + cfg.Driver}
+		return nil, &kit.Problem{Key: dsnKey(cfg), Msg: "the DSN is not valid for driver " + cfg.Driver}
 	}
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Source{cfg: cfg, db: db, log: c.Logger, clock: clk, loc: c.Location}
+	s := &Source{cfg: cfg, dsn: dsn, db: db, log: c.Logger, clock: clk, loc: c.Location}
 	if cfg.enrol != nil {
-		if s.enrolDB, err = sql.Open(cfg.Driver, cfg.dsn); err != nil {
+		if s.enrolDB, err = sql.Open(cfg.Driver, dsn); err != nil {
 			_ = db.Close() // never used: the invalid DSN is the error
-			return nil, &kit.Problem{Key: dsnKey(cfg.Settings), Msg: "the DSN is not valid for driver " + cfg.Driver}
+			return nil, &kit.Problem{Key: dsnKey(cfg), Msg: "the DSN is not valid for driver " + cfg.Driver}
 		}
 		s.enrolDB.SetMaxOpenConns(1)
 		s.enrolDB.SetConnMaxIdleTime(5 * time.Minute)
@@ -331,7 +333,7 @@ func (s *Source) reader(ctx context.Context) (reader, error) {
 		return nil, err
 	}
 	s.log.Info("Moodle SCORM schema detected", "schema", sch.String())
-	s.rd = &moodleReader{sql: moodleSQL{driver: s.cfg.Driver, prefix: s.cfg.Prefix, schema: sch}, cfg: s.cfg}
+	s.rd = &moodleReader{sql: moodleSQL{driver: s.cfg.Driver, prefix: s.cfg.Prefix, schema: sch}, cfg: &s.cfg}
 	return s.rd, nil
 }
 
@@ -359,7 +361,7 @@ func (s *Source) detect(ctx context.Context) (schema, error) {
 // moodleReader reads Moodle's SCORM tables.
 type moodleReader struct {
 	sql moodleSQL
-	cfg *compiled
+	cfg *Settings
 }
 
 func (m *moodleReader) pairs(ctx context.Context, tx *sql.Tx, since int64, after *[2]string, limit int) ([]pair, error) {
@@ -442,8 +444,8 @@ func (m *moodleReader) load(ctx context.Context, tx *sql.Tx, pairs []pair) ([]un
 		switch {
 		case m.cfg.scormCode[id] != "":
 			codes[id] = m.cfg.scormCode[id]
-		case m.cfg.courseCod[course] != "":
-			codes[id] = m.cfg.courseCod[course]
+		case m.cfg.courseCode[course] != "":
+			codes[id] = m.cfg.courseCode[course]
 		case m.cfg.CourseField == "idnumber":
 			codes[id] = strings.TrimSpace(idnumber.String)
 		case m.cfg.CourseField == "shortname":
