@@ -5,7 +5,8 @@
 //
 //   - result: a completion as an adapter yields it, and the CoachviewResultaat
 //     message rendered and checked from it (no cgo); result/xsdschema: the
-//     XSD validation, with libxml2 (cgo);
+//     XSD validation, with libxml2 (cgo); the helpers their tests share
+//     (internal/resulttest);
 //   - source: the contract adapters implement, with their declared
 //     capabilities and the one person key;
 //   - strictyaml: strict YAML decoding that names file, line and key, for

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
+	"github.com/cvbridge/cvbridge/bridge/result/internal/resulttest"
 	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 )
 
@@ -35,29 +36,11 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// writeFile writes content to name in a fresh temporary directory.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
-	return path
-}
-
 func readGolden(t *testing.T, name string) []byte {
 	t.Helper()
 	doc, err := os.ReadFile(filepath.Join(goldenDir, name))
 	require.NoError(t, err)
 	return doc
-}
-
-// requireXSDRejection asserts that err is a *CheckError from the schema and
-// returns its reason.
-func requireXSDRejection(t *testing.T, err error) string {
-	t.Helper()
-	checkErr, ok := errors.AsType[*result.CheckError](err)
-	require.True(t, ok, "want a *CheckError, got %v", err)
-	assert.Equal(t, result.FieldXSD, checkErr.Field)
-	return checkErr.Reason
 }
 
 func TestSchemaValidate(t *testing.T) {
@@ -104,7 +87,7 @@ func TestSchemaValidate(t *testing.T) {
 				assert.NoError(t, err)
 				return
 			}
-			assert.Equal(t, tc.wantReason, requireXSDRejection(t, err))
+			assert.Equal(t, tc.wantReason, resulttest.RequireXSDRejection(t, err))
 		})
 	}
 }
@@ -211,13 +194,13 @@ func TestLoadSchema(t *testing.T) {
 	})
 	t.Run("empty file", func(t *testing.T) {
 		t.Parallel()
-		path := writeFile(t, "empty.xsd", "\n")
+		path := resulttest.WriteFile(t, "empty.xsd", "\n")
 		_, err := xsdschema.Load(path)
 		assert.EqualError(t, err, "result: XSD file "+path+" is empty")
 	})
 	t.Run("file that is not well-formed", func(t *testing.T) {
 		t.Parallel()
-		path := writeFile(t, "broken.xsd", `<?xml version="1.0"?>
+		path := resulttest.WriteFile(t, "broken.xsd", `<?xml version="1.0"?>
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
   <xs:element name="CoachviewResultaat"
 </xs:schema>
@@ -229,7 +212,7 @@ func TestLoadSchema(t *testing.T) {
 	})
 	t.Run("well-formed but not a usable schema", func(t *testing.T) {
 		t.Parallel()
-		path := writeFile(t, "invalid.xsd", `<?xml version="1.0"?>
+		path := resulttest.WriteFile(t, "invalid.xsd", `<?xml version="1.0"?>
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
   <xs:element name="CoachviewResultaat" type="xs:nosuchtype"/>
 </xs:schema>
