@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // The ordering rule of enrolments and unenrolments: the last request
@@ -124,7 +126,7 @@ func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, 
 	var n int
 	if err := tx.GetContext(ctx, &n, s.q(`SELECT count(*) FROM enrolments
 		WHERE person_key = ? AND elearningcode = ? AND message_id = ?`),
-		personKey(pair.PersonID), strings.TrimSpace(pair.ElearningCode), id); err != nil {
+		source.PersonKey(pair.PersonID), strings.TrimSpace(pair.ElearningCode), id); err != nil {
 		return false, fmt.Errorf("look up whether message %d still decides its pair: %w", id, err)
 	}
 	return n > 0, nil
