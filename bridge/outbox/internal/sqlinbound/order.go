@@ -44,65 +44,55 @@ type pairRequest struct {
 	person, code string
 }
 
+// samePair is the condition that a message is of a pair: two placeholders,
+// its person and code.
+const samePair = `lower(person_id) = lower(?) AND elearningcode = ?`
+
+// supersededBy is the last error of a message superseded by message %d.
+const supersededBy = "superseded by message %d, a later request for the same person and e-learning code"
+
 // supersedeOlder supersedes, at now, the pending messages that nobody is
 // carrying out of the pairs of rs, each message just requested for its pair
 // (one per pair). The pairs are given, not looked up, and each is a range on
-// inbound_messages_pending_pair, whatever the size of the backlog: on
-// PostgreSQL one statement for all of rs, on SQLite, in process, one
-// statement per pair.
+// inbound_messages_pending_pair, whatever the size of the backlog: with
+// Config.SupersedeSetup (PostgreSQL) one statement for all of rs, an OR of
+// the ranges; without (SQLite, in process), one statement per pair.
 func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, rs []pairRequest, now time.Time) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	const reason = "', a later request for the same person and e-learning code'"
-	if s.db.DriverName() == "postgres" {
-		// One statement for all pairs: an OR of one index range per pair
-		// (a BitmapOr over inbound_messages_pending_pair). A plan made
-		// while the table was small would scan the backlog instead: every
-		// lookup here has its index, so sequential scans are off.
-		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+	per := 1
+	if s.supersedeSetup != "" && len(rs) > 0 {
+		if _, err := tx.ExecContext(ctx, s.supersedeSetup); err != nil {
 			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
 		}
-		var match, reasonCase strings.Builder
-		args := []any{}
-		for k, r := range rs {
-			if k > 0 {
-				match.WriteString(" OR ")
-			}
-			match.WriteString("(lower(person_id) = lower(?) AND elearningcode = ? AND state = 'pending' AND id <> ?)")
-			args = append(args, r.person, r.code, r.id)
-		}
-		reasonCase.WriteString("CASE")
-		var reasonArgs []any
-		for _, r := range rs {
-			reasonCase.WriteString(" WHEN lower(person_id) = lower(?) AND elearningcode = ? THEN ?")
-			reasonArgs = append(reasonArgs, r.person, r.code,
-				fmt.Sprintf("superseded by message %d, a later request for the same person and e-learning code", r.id))
-		}
-		reasonCase.WriteString(" END")
-		all := append(append(reasonArgs, now.UnixMilli()), args...)
-		all = append(all, now.UnixMilli())
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
-			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
-				last_error = `+reasonCase.String()+`, updated_at = ?
-			WHERE (`+match.String()+`) AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`), all...)
-		if err != nil {
-			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
-		}
-		return nil
+		per = len(rs)
 	}
-	for _, r := range rs {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
-			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
-				last_error = 'superseded by message ' || CAST(? AS TEXT) || `+reason+`, updated_at = ?
-			WHERE state = 'pending' AND lower(person_id) = lower(?) AND elearningcode = ? AND id <> ?
-				AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`),
-			r.id, now.UnixMilli(), r.person, r.code, r.id, now.UnixMilli())
-		if err != nil {
-			return fmt.Errorf("supersede earlier requests of message %d's pair: %w", r.id, err)
+	for start := 0; start < len(rs); start += per {
+		query, args := supersedeQuery(rs[start:start+per], now.UnixMilli())
+		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+			return fmt.Errorf("supersede earlier requests of %d pairs: %w", per, err)
 		}
 	}
 	return nil
+}
+
+// supersedeQuery is the statement that supersedes, at now, the pending
+// messages nobody is carrying out of the pairs of rs, and its arguments.
+func supersedeQuery(rs []pairRequest, now int64) (string, []any) {
+	var match, reason strings.Builder
+	var matchArgs, args []any
+	for k, r := range rs {
+		if k > 0 {
+			match.WriteString(" OR ")
+		}
+		match.WriteString("(" + samePair + " AND state = 'pending' AND id <> ?)")
+		matchArgs = append(matchArgs, r.person, r.code, r.id)
+		reason.WriteString(" WHEN " + samePair + " THEN ?")
+		args = append(args, r.person, r.code, fmt.Sprintf(supersededBy, r.id))
+	}
+	args = append(append(append(args, now), matchArgs...), now)
+	return `UPDATE inbound_messages
+		SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
+			last_error = CASE` + reason.String() + ` END, updated_at = ?
+		WHERE (` + match.String() + `) AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`, args
 }
 
 // stillCurrent reports whether the done message id is what its pair last
