@@ -18,6 +18,15 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// migrationSteps are the migrations that have a step in Go besides their
+// file (sqlcore.Step), by file name.
+var migrationSteps = map[string]sqlcore.Step{}
+
+// migrations are the embedded migrations, with their steps, in version order.
+func migrations() ([]sqlcore.Migration, error) {
+	return sqlcore.LoadMigrations(migrationFiles, migrationSteps)
+}
+
 // migrationLockKey is the pg_advisory_xact_lock key under which migrations
 // run, so daemons starting at once apply each version exactly once. It
 // spells "cvbmigr" and uses the one-bigint key space; Enqueue takes no
@@ -26,7 +35,7 @@ const migrationLockKey int64 = 0x637662_6d696772
 
 // LatestSchema is the schema version this build of cvbridge migrates to.
 func LatestSchema() int {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return 0
 	}
@@ -40,7 +49,7 @@ func LatestSchema() int {
 // once wait for each other instead of applying a version twice. It refuses
 // a database written by a newer cvbridge, and does nothing to a current one.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
@@ -66,7 +75,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if int64(m.Version) <= current.Int64 {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			if err := m.Apply(ctx, tx); err != nil {
 				return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,

@@ -123,7 +123,7 @@ func olderSchema(t *testing.T, v int) (*sqlx.DB, func() outbox.Store) {
 	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	_, err = db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
 	require.NoError(t, err)
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	require.NoError(t, err)
 	for _, m := range ms[:v] {
 		require.NoError(t, applyMigration(ctx, db, m, 0))
