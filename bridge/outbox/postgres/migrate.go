@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // migrationFiles holds the schema, one numbered file per version
@@ -20,7 +21,9 @@ var migrationFiles embed.FS
 
 // migrationSteps are the migrations that have a step in Go besides their
 // file (sqlcore.Step), by file name.
-var migrationSteps = map[string]sqlcore.Step{}
+var migrationSteps = map[string]sqlcore.Step{
+	"0010_inbound_person_key.sql": sqlinbound.FillPersonKeys,
+}
 
 // migrations are the embedded migrations, with their steps, in version order.
 func migrations() ([]sqlcore.Migration, error) {
@@ -85,9 +88,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			applied = true
 		}
 		if applied {
-			// New or rebuilt indexes get statistics before the first
-			// intake, rather than at autovacuum's pleasure.
-			if _, err := tx.ExecContext(ctx, `ANALYZE results`); err != nil {
+			// New or rebuilt indexes and filled-in columns get
+			// statistics before the first intake, rather than at
+			// autovacuum's pleasure.
+			if _, err := tx.ExecContext(ctx, `ANALYZE results, inbound_messages`); err != nil {
 				return fmt.Errorf("analyze after migrating: %w", err)
 			}
 		}

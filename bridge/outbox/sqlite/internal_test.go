@@ -179,3 +179,16 @@ func TestCountsUpgrade(t *testing.T) {
 	db, open := olderSchema(t, outboxtest.CountsSchema)
 	outboxtest.CountsUpgrade(t, db, open)
 }
+
+// TestInboundPersonKeyUpgrade: a database an older cvbridge left at schema
+// 10 gets inbound_messages.person_key, made by source.PersonKey also for
+// the ids SQLite's lower() does not fold.
+func TestInboundPersonKeyUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, open := olderSchema(t, outboxtest.InboundPersonKeySchemaSQLite)
+	outboxtest.InboundPersonKeyUpgrade(t, db, func() inboundstore.Store { return open().(*Store) })
+	var check string
+	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
+	assert.Equal(t, "ok", check)
+}

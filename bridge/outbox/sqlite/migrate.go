@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // migrationFiles holds the schema, one numbered file per version
@@ -21,7 +22,9 @@ var migrationFiles embed.FS
 
 // migrationSteps are the migrations that have a step in Go besides their
 // file (sqlcore.Step), by file name.
-var migrationSteps = map[string]sqlcore.Step{}
+var migrationSteps = map[string]sqlcore.Step{
+	"0011_inbound_person_key.sql": sqlinbound.FillPersonKeys,
+}
 
 // migrations are the embedded migrations, with their steps, in version order.
 func migrations() ([]sqlcore.Migration, error) {

@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // The ordering rule of enrolments and unenrolments: the last request
 // Coachview sent for a (person, Elearningcode) pair decides the pair's final
 // state, whichever path (the link, a webhook) it came by and however the
-// LMS answered the earlier ones. Persons are compared case-insensitively, as
-// Coachview does. The rule is kept in four places:
+// LMS answered the earlier ones. Persons are compared by the person_key
+// stored with each message, source.PersonKey of its id (case-insensitively,
+// as Coachview does, and as the outbox and the enrolment list compare
+// them). The rule is kept in four places:
 //
 //   - saving a request (new, or a finished one rearmed) supersedes the
 //     pair's other pending messages that nobody is carrying out: they are
@@ -31,22 +31,23 @@ import (
 // pairPredicate says that inbound message o is an enrolment or unenrolment
 // of the same pair as message m; both aliases are bound by the caller.
 const pairPredicate = `o.action IN ('enrol', 'unenrol') AND m.action IN ('enrol', 'unenrol')
-	AND lower(o.person_id) = lower(m.person_id) AND o.elearningcode = m.elearningcode AND o.id <> m.id`
+	AND o.person_key = m.person_key AND o.elearningcode = m.elearningcode AND o.id <> m.id`
 
 // olderInFlight is a condition on message m: another message of its pair is
 // pending and leased until after the bound time parameter.
 const olderInFlight = `EXISTS (SELECT 1 FROM inbound_messages o WHERE o.state = 'pending' AND ` + pairPredicate + `
 	AND o.lease_owner <> '' AND o.lease_until > ?)`
 
-// pairRequest is a message just requested, with its pair.
+// pairRequest is a message just requested, with its pair: the person's key
+// (source.PersonKey) and the e-learning code.
 type pairRequest struct {
 	id           int64
 	person, code string
 }
 
 // samePair is the condition that a message is of a pair: two placeholders,
-// its person and code.
-const samePair = `lower(person_id) = lower(?) AND elearningcode = ?`
+// its person key and code.
+const samePair = `person_key = ? AND elearningcode = ?`
 
 // supersededBy is the last error of a message superseded by message %d.
 const supersededBy = "superseded by message %d, a later request for the same person and e-learning code"
@@ -100,11 +101,11 @@ func supersedeQuery(rs []pairRequest, now int64) (string, []any) {
 // other request of the pair is pending.
 func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, error) {
 	var pair struct {
-		PersonID      string `db:"person_id"`
+		PersonKey     string `db:"person_key"`
 		ElearningCode string `db:"elearningcode"`
 		Others        int    `db:"others"`
 	}
-	err := tx.GetContext(ctx, &pair, s.q(`SELECT m.person_id, m.elearningcode,
+	err := tx.GetContext(ctx, &pair, s.q(`SELECT m.person_key, m.elearningcode,
 		(SELECT count(*) FROM inbound_messages o WHERE o.state = 'pending' AND `+pairPredicate+`) AS others
 		FROM inbound_messages m WHERE m.id = ?`), id)
 	if err != nil {
@@ -116,7 +117,7 @@ func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, 
 	var n int
 	if err := tx.GetContext(ctx, &n, s.q(`SELECT count(*) FROM enrolments
 		WHERE person_key = ? AND elearningcode = ? AND message_id = ?`),
-		source.PersonKey(pair.PersonID), strings.TrimSpace(pair.ElearningCode), id); err != nil {
+		pair.PersonKey, strings.TrimSpace(pair.ElearningCode), id); err != nil {
 		return false, fmt.Errorf("look up whether message %d still decides its pair: %w", id, err)
 	}
 	return n > 0, nil
