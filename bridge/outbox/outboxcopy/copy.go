@@ -40,7 +40,7 @@ var ErrTargetNotEmpty = errors.New("the target store is not empty")
 // the Item does not show: the pair key and the hash of the body.
 type Result struct {
 	outbox.Item
-	PersonKey string // lower(PersonID): the pair's person key
+	PersonKey string // source.PersonKey(PersonID) as stored: the pair's person key
 	BodyHash  []byte // SHA-256 of Body for rows that take part in the pair rule; nil for rejected rows
 }
 

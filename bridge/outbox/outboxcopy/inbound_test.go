@@ -105,7 +105,7 @@ func fillInbound(t *testing.T, s inboundStore, clk *clock.Fake) {
 	// done, failed, ignored and unmapped
 	done := f.save(message(inboundstore.WebhookSource("cv"), "evt-4", "P4"), inboundstore.KeepExisting)
 	f.finish(done.ID, inboundstore.StateDone, "")
-	failed := f.save(message(inboundstore.WebhookSource("cv"), "evt-5", "P5"), inboundstore.KeepExisting)
+	failed := f.save(message(inboundstore.WebhookSource("cv"), "evt-5", "ØRSTED-5"), inboundstore.KeepExisting)
 	f.finish(failed.ID, inboundstore.StateFailed, "course VCA-BASIS not found é")
 	for _, m := range []struct {
 		action inboundstore.Action
@@ -272,6 +272,12 @@ func TestCopyCarriesTheInboundSide(t *testing.T) {
 	_, outcome, err = dst.SaveMessage(ctx, message(inboundstore.WebhookSource("cv"), "evt-4", "P4"), inboundstore.KeepExisting)
 	require.NoError(t, err)
 	assert.Equal(t, inboundstore.Existed, outcome, "a resent webhook message is not carried out twice")
+
+	// The messages keep their person keys (source.PersonKey, Unicode case
+	// folded), by which forget finds a person's messages.
+	forgot, err := dst.ForgetPerson(ctx, "Ørsted-5")
+	require.NoError(t, err)
+	assert.Equal(t, 1, forgot.Messages, "the failed message of ØRSTED-5")
 }
 
 func TestCopyRefusesATargetWithOnlyInboundRows(t *testing.T) {

@@ -58,6 +58,7 @@ func RunInbound(t *testing.T, open InboundOpener) {
 		{"OrderSupersedesWaitingRequest", testOrderSupersedesWaiting},
 		{"OrderWaitsForRequestInFlight", testOrderWaitsForInFlight},
 		{"OrderRepeatAnsweredOrRearmed", testOrderRepeatAnsweredOrRearmed},
+		{"OrderAndForgetByPersonKey", testOrderPersonKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -116,3 +116,35 @@ func testOrderRepeatAnsweredOrRearmed(t *testing.T, f *inboundFixture) {
 	assert.Equal(t, inboundstore.Existed, out)
 	assert.Equal(t, hook.ID, resend.ID)
 }
+
+// testOrderPersonKey: the ordering rule and forget compare person ids as
+// source.PersonKey does, as the enrolment list and the outbox do: Unicode
+// case folded, surrounding spaces ignored. "ÉVA", "éva" and " Éva " are one
+// person, on every backend (SQLite's lower() folds only ASCII letters).
+func testOrderPersonKey(t *testing.T, f *inboundFixture) {
+	person := func(key, id string) inboundstore.Message {
+		m := pairMsg("link", key, false)
+		m.PersonID = id
+		return m
+	}
+	first, _ := f.save(person("e1", "ÉVA"), inboundstore.Rearm)
+	later, _ := f.save(person("e2", "éva"), inboundstore.Rearm)
+	assert.Equal(t, inboundstore.StateSuperseded, f.get(first.ID).State, "the later request of the person supersedes the earlier")
+	assert.Equal(t, "ÉVA", f.get(first.ID).PersonID, "the id is kept as received")
+	assert.Equal(t, []int64{later.ID}, messageIDs(f.claim("w1", 10, time.Minute)))
+
+	third, _ := f.save(person("e3", " Éva "), inboundstore.Rearm)
+	assert.Equal(t, inboundstore.StatePending, f.get(later.ID).State, "a message being carried out is not superseded")
+	assert.Empty(t, f.claim("w2", 10, time.Minute), "the third request waits for the one in flight")
+	other, _ := f.save(person("x1", "Eva"), inboundstore.Rearm)
+	assert.Equal(t, []int64{other.ID}, messageIDs(f.claim("w2", 10, time.Minute)), "Eva without the accent is someone else")
+
+	rep, err := f.privacy().ForgetPerson(f.ctx, "éva")
+	require.NoError(t, err)
+	assert.Equal(t, 3, rep.Messages, "the messages of ÉVA, éva and Éva")
+	assert.Equal(t, 2, rep.Cancelled, "the two pending ones")
+	for id, personID := range map[int64]string{first.ID: "ÉVA", later.ID: "éva", third.ID: " Éva "} {
+		assertErased(t, f.get(id), personID)
+	}
+	assertKept(t, f.get(other.ID))
+}

@@ -232,3 +232,72 @@ func CountsUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
 	require.Len(t, claimed, 2)
 	AssertCounts(t, s, db)
 }
+
+// The schema versions before inbound_messages.person_key existed: SQLite's
+// migrations have one more version before it than PostgreSQL's.
+const (
+	InboundPersonKeySchemaSQLite   = 10
+	InboundPersonKeySchemaPostgres = 9
+)
+
+// InboundPersonKeyUpgrade checks the migration that adds
+// inbound_messages.person_key, on a database db the caller has brought to
+// the schema before it (InboundPersonKeySchemaSQLite or
+// InboundPersonKeySchemaPostgres): every message an older cvbridge left
+// gets source.PersonKey of its person id, Unicode case folded and white
+// space trimmed, which neither backend's SQL computes alike, and the
+// ordering rule and forget find a person's messages by it. open migrates
+// the database and opens the inbound store on it.
+func InboundPersonKeyUpgrade(t *testing.T, db *sqlx.DB, open func() inboundstore.Store) {
+	ctx := t.Context()
+	ms := Epoch.UnixMilli()
+	put := func(key, action, person, state string) int64 {
+		var id int64
+		require.NoError(t, db.GetContext(ctx, &id, db.Rebind(`INSERT INTO inbound_messages
+			(source, dedupe_key, received_at, verified, body, action, person_id, elearningcode, first_name, email,
+				state, next_attempt_at, updated_at)
+			VALUES ('link', ?, ?, 'bearer', ?, ?, ?, 'E1', 'Eva', 'eva@example.org', ?, ?, ?) RETURNING id`),
+			key, ms, []byte(`{"k":"`+key+`"}`), action, person, state, ms, ms))
+		return id
+	}
+	pending := put("a", "enrol", "ÉVA", "pending")
+	want := map[int64]string{
+		pending:                                   "éva",
+		put("b", "enrol", "éva", "done"):          "éva",
+		put("c", "unenrol", " Éva ", "failed"):    "éva",
+		put("d", "enrol", "\u00a0ÉVA\t", "done"):  "éva", // no-break space: not SQL's white space
+		put("e", "enrol", "  P-42 ", "pending"):   "p-42",
+		put("f", "enrol", "ØRSTED", "superseded"): "ørsted",
+		put("g", "unmapped", "", "unmapped"):      "",
+	}
+
+	s := open()
+	var rows []struct {
+		ID        int64  `db:"id"`
+		PersonKey string `db:"person_key"`
+	}
+	require.NoError(t, db.SelectContext(ctx, &rows, `SELECT id, person_key FROM inbound_messages ORDER BY id`))
+	got := map[int64]string{}
+	for _, r := range rows {
+		got[r.ID] = r.PersonKey
+	}
+	assert.Equal(t, want, got, "each message's person key")
+
+	later, _, err := s.SaveMessage(ctx, inboundstore.Message{Source: "link", DedupeKey: "h", Verified: inboundstore.VerifiedBearer,
+		Action: inboundstore.ActionUnenrol, PersonID: "Éva", ElearningCode: "E1", State: inboundstore.StatePending}, inboundstore.Rearm)
+	require.NoError(t, err)
+	m, err := s.GetMessage(ctx, pending)
+	require.NoError(t, err)
+	assert.Equal(t, inboundstore.StateSuperseded, m.State, "the old pending enrolment of ÉVA is superseded by Éva's later unenrolment")
+	assert.Equal(t, "ÉVA", m.PersonID, "the id is kept as received")
+
+	p, ok := s.(inboundstore.PersonalData)
+	require.True(t, ok, "%T is no inboundstore.PersonalData", s)
+	rep, err := p.ForgetPerson(ctx, "éva")
+	require.NoError(t, err)
+	assert.Equal(t, 5, rep.Messages, "the four messages the older cvbridge left and the new one")
+	assert.Equal(t, 1, rep.Cancelled, "the new unenrolment, pending")
+	m, err = s.GetMessage(ctx, later.ID)
+	require.NoError(t, err)
+	assert.True(t, m.Erased())
+}

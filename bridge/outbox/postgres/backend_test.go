@@ -365,6 +365,23 @@ func TestInboundOrderUpgrade(t *testing.T) {
 	outboxtest.InboundOrderUpgrade(t, db, func() inboundstore.Store { return open(t, dsn) })
 }
 
+// TestInboundPersonKeyUpgrade: a database an older cvbridge left at schema 9
+// gets inbound_messages.person_key, made by source.PersonKey whatever the
+// database's locale; the column has no default, so no insert can leave it
+// out.
+func TestInboundPersonKeyUpgrade(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	db := raw(t, dsn)
+	require.NoError(t, postgres.SchemaUpTo(t.Context(), db, outboxtest.InboundPersonKeySchemaPostgres))
+	outboxtest.InboundPersonKeyUpgrade(t, db, func() inboundstore.Store { return open(t, dsn) })
+
+	_, err := db.ExecContext(t.Context(), `INSERT INTO inbound_messages
+		(source, dedupe_key, received_at, verified, action, person_id, state, updated_at)
+		VALUES ('link', 'z', 0, 'bearer', 'enrol', 'P9', 'pending', 0)`)
+	assert.ErrorContains(t, err, "person_key")
+}
+
 // TestLeasesOnTheServersClock: a daemon whose clock runs two minutes ahead
 // shares the database with one whose clock is right. It cannot take the
 // other's live lease on a row, nor its poll lease, however late its own

@@ -14,6 +14,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 	"github.com/cvbridge/cvbridge/bridge/outbox/outboxcopy"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 var _ outboxcopy.Sink = (*Store)(nil)
@@ -218,14 +219,15 @@ func (im *importer) TargetStates(ctx context.Context, rows []outbox.TargetState)
 }
 
 // InboundMessages inserts inbound messages with their ids, leases and
-// erasure as they are; a nil body stays NULL.
+// erasure as they are; a nil body stays NULL. Each is keyed by
+// source.PersonKey of its person id, as the store keys them.
 func (im *importer) InboundMessages(ctx context.Context, rows []inboundstore.Message) error {
-	return chunked(rows, 23, func(rows []inboundstore.Message) error {
-		return insertRows(ctx, im.tx, "inbound_messages", sqlinbound.MessageCols, rows, func(m inboundstore.Message) []any {
+	return chunked(rows, 24, func(rows []inboundstore.Message) error {
+		return insertRows(ctx, im.tx, "inbound_messages", sqlinbound.MessageCols+`, person_key`, rows, func(m inboundstore.Message) []any {
 			return []any{m.ID, m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, sqlcore.Nullable(m.Body),
 				string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
 				string(m.State), m.Attempts, sqlcore.Millis(m.NextAttemptAt), m.LeaseOwner, sqlcore.Millis(m.LeaseUntil),
-				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), sqlcore.Millis(m.ErasedAt)}
+				m.LastError, m.Requests, m.UpdatedAt.UnixMilli(), sqlcore.Millis(m.ErasedAt), source.PersonKey(m.PersonID)}
 		})
 	})
 }

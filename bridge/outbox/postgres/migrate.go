@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // migrationFiles holds the schema, one numbered file per version
@@ -18,6 +19,17 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// migrationSteps are the migrations that have a step in Go besides their
+// file (sqlcore.Step), by file name.
+var migrationSteps = map[string]sqlcore.Step{
+	"0010_inbound_person_key.sql": sqlinbound.FillPersonKeys,
+}
+
+// migrations are the embedded migrations, with their steps, in version order.
+func migrations() ([]sqlcore.Migration, error) {
+	return sqlcore.LoadMigrations(migrationFiles, migrationSteps)
+}
+
 // migrationLockKey is the pg_advisory_xact_lock key under which migrations
 // run, so daemons starting at once apply each version exactly once. It
 // spells "cvbmigr" and uses the one-bigint key space; Enqueue takes no
@@ -26,7 +38,7 @@ const migrationLockKey int64 = 0x637662_6d696772
 
 // LatestSchema is the schema version this build of cvbridge migrates to.
 func LatestSchema() int {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return 0
 	}
@@ -40,7 +52,7 @@ func LatestSchema() int {
 // once wait for each other instead of applying a version twice. It refuses
 // a database written by a newer cvbridge, and does nothing to a current one.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
@@ -66,7 +78,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if int64(m.Version) <= current.Int64 {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			if err := m.Apply(ctx, tx); err != nil {
 				return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
@@ -76,9 +88,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			applied = true
 		}
 		if applied {
-			// New or rebuilt indexes get statistics before the first
-			// intake, rather than at autovacuum's pleasure.
-			if _, err := tx.ExecContext(ctx, `ANALYZE results`); err != nil {
+			// New or rebuilt indexes and filled-in columns get
+			// statistics before the first intake, rather than at
+			// autovacuum's pleasure.
+			if _, err := tx.ExecContext(ctx, `ANALYZE results, inbound_messages`); err != nil {
 				return fmt.Errorf("analyze after migrating: %w", err)
 			}
 		}

@@ -21,7 +21,7 @@ var (
 // SchemaUpTo creates in db the schema of versions 1 to v, as an older
 // cvbridge left it, for tests of the migrations after v.
 func SchemaUpTo(ctx context.Context, db *sqlx.DB, v int) error {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
@@ -29,10 +29,19 @@ func SchemaUpTo(ctx context.Context, db *sqlx.DB, v int) error {
 		return err
 	}
 	for _, m := range ms[:v] {
-		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+		tx, err := db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := m.Apply(ctx, tx); err != nil {
+			_ = tx.Rollback()
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, m.Version); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, m.Version); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}

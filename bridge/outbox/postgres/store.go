@@ -62,6 +62,11 @@ const serverNow = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
 // transactions hold.
 const skipLocked = ` FOR UPDATE SKIP LOCKED`
 
+// noSeqScan turns sequential scans off for the rest of a transaction whose
+// statements each have an index that answers them, so none runs on a plan
+// made while the tables were small.
+const noSeqScan = `SET LOCAL enable_seqscan = off`
+
 var (
 	_ outbox.Store  = (*Store)(nil)
 	_ outbox.Leaser = (*Store)(nil)
@@ -151,9 +156,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
 		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock,
-		BatchSetup: `SET LOCAL enable_seqscan = off`, CountsFrom: countsFrom, HoursFrom: hoursFrom, Compact: s.compact})
+		BatchSetup: noSeqScan, CountsFrom: countsFrom, HoursFrom: hoursFrom, Compact: s.compact})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
-		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked})
+		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked, SupersedeSetup: noSeqScan})
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("outbox database (postgres): connect: %w", redact(err, dsn))

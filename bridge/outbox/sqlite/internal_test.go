@@ -123,7 +123,7 @@ func olderSchema(t *testing.T, v int) (*sqlx.DB, func() outbox.Store) {
 	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	_, err = db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
 	require.NoError(t, err)
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	require.NoError(t, err)
 	for _, m := range ms[:v] {
 		require.NoError(t, applyMigration(ctx, db, m, 0))
@@ -178,4 +178,17 @@ func TestCountsUpgrade(t *testing.T) {
 	t.Parallel()
 	db, open := olderSchema(t, outboxtest.CountsSchema)
 	outboxtest.CountsUpgrade(t, db, open)
+}
+
+// TestInboundPersonKeyUpgrade: a database an older cvbridge left at schema
+// 10 gets inbound_messages.person_key, made by source.PersonKey also for
+// the ids SQLite's lower() does not fold.
+func TestInboundPersonKeyUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, open := olderSchema(t, outboxtest.InboundPersonKeySchemaSQLite)
+	outboxtest.InboundPersonKeyUpgrade(t, db, func() inboundstore.Store { return open().(*Store) })
+	var check string
+	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
+	assert.Equal(t, "ok", check)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
 
 // migrationFiles holds the schema, one numbered file per version
@@ -19,12 +20,23 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// migrationSteps are the migrations that have a step in Go besides their
+// file (sqlcore.Step), by file name.
+var migrationSteps = map[string]sqlcore.Step{
+	"0011_inbound_person_key.sql": sqlinbound.FillPersonKeys,
+}
+
+// migrations are the embedded migrations, with their steps, in version order.
+func migrations() ([]sqlcore.Migration, error) {
+	return sqlcore.LoadMigrations(migrationFiles, migrationSteps)
+}
+
 // migrate brings the database to the newest embedded schema version, one
 // transaction per version, and refuses a database written by a newer
 // cvbridge. Each version is checked again inside its (immediate) transaction,
 // so two processes opening the same file at once do not apply it twice.
 func migrate(ctx context.Context, db *sqlx.DB, nowMillis int64) error {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
@@ -56,7 +68,7 @@ func migrate(ctx context.Context, db *sqlx.DB, nowMillis int64) error {
 // checkSchema fails unless the database is at exactly the schema version
 // this build knows; it changes nothing (storage.migrate: false).
 func checkSchema(ctx context.Context, db *sqlx.DB, _ int64) error {
-	ms, err := sqlcore.LoadMigrations(migrationFiles)
+	ms, err := migrations()
 	if err != nil {
 		return err
 	}
@@ -120,7 +132,7 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m sqlcore.Migration, nowMi
 	if n > 0 {
 		return tx.Commit()
 	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+	if err := m.Apply(ctx, tx); err != nil {
 		return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 	}
 	if rebuild {

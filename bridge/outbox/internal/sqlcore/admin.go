@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
 // defaultListLimit is how many rows List returns when the filter sets no limit.
@@ -38,7 +39,7 @@ func (b *Base) List(ctx context.Context, f outbox.Filter) ([]outbox.Item, error)
 		add("state = ?", string(f.State))
 	}
 	if f.PersonID != "" {
-		add("person_key = ?", PersonKey(f.PersonID))
+		add("person_key = ?", source.PersonKey(f.PersonID))
 	}
 	if f.ElearningCode != "" {
 		add("elearningcode = ?", f.ElearningCode)

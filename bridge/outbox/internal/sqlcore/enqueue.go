@@ -86,11 +86,6 @@ func (t *Tx) Mark(ctx context.Context, connection, mark string) error {
 	return Mark(ctx, t.tx, t.b.now(), connection, mark)
 }
 
-// PersonKey is how the pair compares a PersoonExterneId: case-insensitively,
-// as Coachview does, by the one definition (source.PersonKey). Its
-// trimming changes no stored person_key: the sink stores ids trimmed.
-func PersonKey(personID string) string { return source.PersonKey(personID) }
-
 // ActiveRowQuery finds the pair's active row, if any (results_active_pair);
 // RowLock is appended, so on PostgreSQL the row stays locked until the
 // transaction ends and a concurrent Claim (which skips locked rows) or
@@ -142,7 +137,8 @@ type activeRow struct {
 
 // Enqueue stores r inside the transaction and says what it did. These are
 // the outbox's rules for a new completion, applied to its pair (target,
-// Elearningcode, PersonKey(PersonID)):
+// Elearningcode, source.PersonKey(PersonID)), the PersoonExterneId compared
+// case-insensitively, as Coachview does:
 //
 //   - r.RejectReason set: a new rejected row with LastError = the reason
 //     (rejected rows are not part of the pair rule) → Rejected.
@@ -180,7 +176,7 @@ func (t *Tx) Enqueue(ctx context.Context, r outbox.NewResult, p outbox.EnqueuePo
 		return "", errors.New("enqueue: target is empty")
 	}
 	now := t.b.now()
-	key := PersonKey(r.PersonID)
+	key := source.PersonKey(r.PersonID) // the sink stores ids trimmed: its trimming changes no stored key
 	if r.RejectReason != "" {
 		return t.record(ctx, r, key, outbox.RejectionHash(r), outbox.StateRejected, r.RejectReason, now)
 	}

@@ -39,10 +39,6 @@ func (r enrolmentRow) enrolment() inboundstore.Enrolment {
 	}
 }
 
-// personKey is how person ids are compared: source.PersonKey, the one
-// definition, which made every key already stored.
-var personKey = source.PersonKey
-
 // recordEnrolment inserts or updates e's list entry within tx; the entry's
 // created_at is e.UpdatedAt when it is new.
 func (s *Store) recordEnrolment(ctx context.Context, tx *sqlx.Tx, e inboundstore.Enrolment) error {
@@ -55,7 +51,7 @@ func (s *Store) recordEnrolment(ctx context.Context, tx *sqlx.Tx, e inboundstore
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (connection, person_key, elearningcode) DO UPDATE SET person_id = excluded.person_id,
 			state = excluded.state, message_id = excluded.message_id, updated_at = excluded.updated_at`),
-		e.Connection, person, code, string(e.State), e.MessageID, at, at, personKey(person))
+		e.Connection, person, code, string(e.State), e.MessageID, at, at, source.PersonKey(person))
 	if err != nil {
 		return fmt.Errorf("record enrolment of connection %q: %w", e.Connection, err)
 	}
@@ -72,7 +68,7 @@ func enrolmentWhere(f inboundstore.EnrolmentFilter) (string, []any) {
 	}
 	if f.PersonID != "" {
 		where += ` AND person_key = ?`
-		args = append(args, personKey(f.PersonID))
+		args = append(args, source.PersonKey(f.PersonID))
 	}
 	if f.ElearningCode != "" {
 		where += ` AND elearningcode = ?`

@@ -390,7 +390,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		}
 		if err := tx.GetContext(ctx, &counts, s.q(`SELECT count(*) AS all_n,
 			COALESCE(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending_n
-			FROM inbound_messages WHERE lower(person_id) = lower(?)`), personID); err != nil {
+			FROM inbound_messages WHERE person_key = ?`), key); err != nil {
 			return fmt.Errorf("count inbound messages: %w", err)
 		}
 		rep.Messages, rep.Cancelled = counts.All, counts.Pending
@@ -399,7 +399,7 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 			next_attempt_at = CASE WHEN state = 'pending' THEN NULL ELSE next_attempt_at END,
 			lease_owner = '', lease_until = NULL, updated_at = ?,
 			state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END
-			WHERE lower(person_id) = lower(?)`), now, forgetReason, now, personID); err != nil {
+			WHERE person_key = ?`), now, forgetReason, now, key); err != nil {
 			return fmt.Errorf("erase inbound messages: %w", err)
 		}
 		if err := tx.SelectContext(ctx, &rep.Undelivered, s.q(`SELECT id FROM results

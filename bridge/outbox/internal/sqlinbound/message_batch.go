@@ -16,10 +16,10 @@ import (
 
 // insertColumns are the columns a new message is inserted with, one
 // placeholder each in insertRow's order.
-const insertColumns = `source, dedupe_key, received_at, verified, event, body, action, person_id, elearningcode,
-	first_name, infix, last_name, email, state, next_attempt_at, last_error, updated_at`
+const insertColumns = `source, dedupe_key, received_at, verified, event, body, action, person_id, person_key,
+	elearningcode, first_name, infix, last_name, email, state, next_attempt_at, last_error, updated_at`
 
-// insertChunk bounds the messages of one INSERT statement (17 parameters
+// insertChunk bounds the messages of one INSERT statement (18 parameters
 // each: far below SQLite's 32,766 and PostgreSQL's 65,535).
 const insertChunk = 500
 
@@ -89,8 +89,8 @@ func (s *Store) SaveMessages(ctx context.Context, ms []inboundstore.Message, dup
 			if m.Action != inboundstore.ActionEnrol && m.Action != inboundstore.ActionUnenrol {
 				continue
 			}
-			key := pairRequest{person: source.PersonKey(m.PersonID), code: m.ElearningCode}
-			r := pairRequest{id: ids[i], person: m.PersonID, code: m.ElearningCode}
+			r := pairRequest{id: ids[i], person: source.PersonKey(m.PersonID), code: m.ElearningCode}
+			key := pairRequest{person: r.person, code: r.code}
 			if j, ok := at[key]; ok {
 				latest[j] = r
 				continue
@@ -177,7 +177,7 @@ func insertArgs(m inboundstore.Message, now time.Time) []any {
 		body = body[:inboundstore.MaxBody]
 	}
 	return []any{m.Source, m.DedupeKey, m.ReceivedAt.UnixMilli(), m.Verified, m.Event, body,
-		string(m.Action), m.PersonID, m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
+		string(m.Action), m.PersonID, source.PersonKey(m.PersonID), m.ElearningCode, m.FirstName, m.Infix, m.LastName, m.Email,
 		string(m.State), next, inboundstore.Clip(m.LastError, inboundstore.MaxError), now.UnixMilli()}
 }
 

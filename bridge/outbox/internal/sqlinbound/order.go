@@ -12,8 +12,10 @@ import (
 // The ordering rule of enrolments and unenrolments: the last request
 // Coachview sent for a (person, Elearningcode) pair decides the pair's final
 // state, whichever path (the link, a webhook) it came by and however the
-// LMS answered the earlier ones. Persons are compared case-insensitively, as
-// Coachview does. The rule is kept in four places:
+// LMS answered the earlier ones. Persons are compared by the person_key
+// stored with each message, source.PersonKey of its id (case-insensitively,
+// as Coachview does, and as the outbox and the enrolment list compare
+// them). The rule is kept in four places:
 //
 //   - saving a request (new, or a finished one rearmed) supersedes the
 //     pair's other pending messages that nobody is carrying out: they are
@@ -29,78 +31,69 @@ import (
 // pairPredicate says that inbound message o is an enrolment or unenrolment
 // of the same pair as message m; both aliases are bound by the caller.
 const pairPredicate = `o.action IN ('enrol', 'unenrol') AND m.action IN ('enrol', 'unenrol')
-	AND lower(o.person_id) = lower(m.person_id) AND o.elearningcode = m.elearningcode AND o.id <> m.id`
+	AND o.person_key = m.person_key AND o.elearningcode = m.elearningcode AND o.id <> m.id`
 
 // olderInFlight is a condition on message m: another message of its pair is
 // pending and leased until after the bound time parameter.
 const olderInFlight = `EXISTS (SELECT 1 FROM inbound_messages o WHERE o.state = 'pending' AND ` + pairPredicate + `
 	AND o.lease_owner <> '' AND o.lease_until > ?)`
 
-// pairRequest is a message just requested, with its pair.
+// pairRequest is a message just requested, with its pair: the person's key
+// (source.PersonKey) and the e-learning code.
 type pairRequest struct {
 	id           int64
 	person, code string
 }
 
+// samePair is the condition that a message is of a pair: two placeholders,
+// its person key and code.
+const samePair = `person_key = ? AND elearningcode = ?`
+
+// supersededBy is the last error of a message superseded by message %d.
+const supersededBy = "superseded by message %d, a later request for the same person and e-learning code"
+
 // supersedeOlder supersedes, at now, the pending messages that nobody is
 // carrying out of the pairs of rs, each message just requested for its pair
 // (one per pair). The pairs are given, not looked up, and each is a range on
-// inbound_messages_pending_pair, whatever the size of the backlog: on
-// PostgreSQL one statement for all of rs, on SQLite, in process, one
-// statement per pair.
+// inbound_messages_pending_pair, whatever the size of the backlog: with
+// Config.SupersedeSetup (PostgreSQL) one statement for all of rs, an OR of
+// the ranges; without (SQLite, in process), one statement per pair.
 func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, rs []pairRequest, now time.Time) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	const reason = "', a later request for the same person and e-learning code'"
-	if s.db.DriverName() == "postgres" {
-		// One statement for all pairs: an OR of one index range per pair
-		// (a BitmapOr over inbound_messages_pending_pair). A plan made
-		// while the table was small would scan the backlog instead: every
-		// lookup here has its index, so sequential scans are off.
-		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+	per := 1
+	if s.supersedeSetup != "" && len(rs) > 0 {
+		if _, err := tx.ExecContext(ctx, s.supersedeSetup); err != nil {
 			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
 		}
-		var match, reasonCase strings.Builder
-		args := []any{}
-		for k, r := range rs {
-			if k > 0 {
-				match.WriteString(" OR ")
-			}
-			match.WriteString("(lower(person_id) = lower(?) AND elearningcode = ? AND state = 'pending' AND id <> ?)")
-			args = append(args, r.person, r.code, r.id)
-		}
-		reasonCase.WriteString("CASE")
-		var reasonArgs []any
-		for _, r := range rs {
-			reasonCase.WriteString(" WHEN lower(person_id) = lower(?) AND elearningcode = ? THEN ?")
-			reasonArgs = append(reasonArgs, r.person, r.code,
-				fmt.Sprintf("superseded by message %d, a later request for the same person and e-learning code", r.id))
-		}
-		reasonCase.WriteString(" END")
-		all := append(append(reasonArgs, now.UnixMilli()), args...)
-		all = append(all, now.UnixMilli())
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
-			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
-				last_error = `+reasonCase.String()+`, updated_at = ?
-			WHERE (`+match.String()+`) AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`), all...)
-		if err != nil {
-			return fmt.Errorf("supersede earlier requests of %d pairs: %w", len(rs), err)
-		}
-		return nil
+		per = len(rs)
 	}
-	for _, r := range rs {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_messages
-			SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
-				last_error = 'superseded by message ' || CAST(? AS TEXT) || `+reason+`, updated_at = ?
-			WHERE state = 'pending' AND lower(person_id) = lower(?) AND elearningcode = ? AND id <> ?
-				AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`),
-			r.id, now.UnixMilli(), r.person, r.code, r.id, now.UnixMilli())
-		if err != nil {
-			return fmt.Errorf("supersede earlier requests of message %d's pair: %w", r.id, err)
+	for start := 0; start < len(rs); start += per {
+		query, args := supersedeQuery(rs[start:start+per], now.UnixMilli())
+		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+			return fmt.Errorf("supersede earlier requests of %d pairs: %w", per, err)
 		}
 	}
 	return nil
+}
+
+// supersedeQuery is the statement that supersedes, at now, the pending
+// messages nobody is carrying out of the pairs of rs, and its arguments.
+func supersedeQuery(rs []pairRequest, now int64) (string, []any) {
+	var match, reason strings.Builder
+	var matchArgs, args []any
+	for k, r := range rs {
+		if k > 0 {
+			match.WriteString(" OR ")
+		}
+		match.WriteString("(" + samePair + " AND state = 'pending' AND id <> ?)")
+		matchArgs = append(matchArgs, r.person, r.code, r.id)
+		reason.WriteString(" WHEN " + samePair + " THEN ?")
+		args = append(args, r.person, r.code, fmt.Sprintf(supersededBy, r.id))
+	}
+	args = append(append(append(args, now), matchArgs...), now)
+	return `UPDATE inbound_messages
+		SET state = 'superseded', next_attempt_at = NULL, lease_owner = '', lease_until = NULL,
+			last_error = CASE` + reason.String() + ` END, updated_at = ?
+		WHERE (` + match.String() + `) AND action IN ('enrol', 'unenrol') AND (lease_owner = '' OR lease_until <= ?)`, args
 }
 
 // stillCurrent reports whether the done message id is what its pair last
@@ -108,11 +101,11 @@ func (s *Store) supersedeOlder(ctx context.Context, tx *sqlx.Tx, rs []pairReques
 // other request of the pair is pending.
 func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, error) {
 	var pair struct {
-		PersonID      string `db:"person_id"`
+		PersonKey     string `db:"person_key"`
 		ElearningCode string `db:"elearningcode"`
 		Others        int    `db:"others"`
 	}
-	err := tx.GetContext(ctx, &pair, s.q(`SELECT m.person_id, m.elearningcode,
+	err := tx.GetContext(ctx, &pair, s.q(`SELECT m.person_key, m.elearningcode,
 		(SELECT count(*) FROM inbound_messages o WHERE o.state = 'pending' AND `+pairPredicate+`) AS others
 		FROM inbound_messages m WHERE m.id = ?`), id)
 	if err != nil {
@@ -124,7 +117,7 @@ func (s *Store) stillCurrent(ctx context.Context, tx *sqlx.Tx, id int64) (bool, 
 	var n int
 	if err := tx.GetContext(ctx, &n, s.q(`SELECT count(*) FROM enrolments
 		WHERE person_key = ? AND elearningcode = ? AND message_id = ?`),
-		personKey(pair.PersonID), strings.TrimSpace(pair.ElearningCode), id); err != nil {
+		pair.PersonKey, strings.TrimSpace(pair.ElearningCode), id); err != nil {
 		return false, fmt.Errorf("look up whether message %d still decides its pair: %w", id, err)
 	}
 	return n > 0, nil

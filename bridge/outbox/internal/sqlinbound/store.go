@@ -41,6 +41,14 @@ type Config struct {
 	// leases (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so daemons claiming
 	// at once get disjoint messages).
 	ClaimLock string
+	// SupersedeSetup, when set, runs before a save's supersession of the
+	// older requests of its pairs (order.go), which is then one statement
+	// for all the pairs, an OR of one index range per pair: PostgreSQL's
+	// "SET LOCAL enable_seqscan = off", so a plan made while the table was
+	// small does not scan the backlog instead (every lookup there has its
+	// index). Empty: one statement per pair (SQLite, in process, where a
+	// statement costs no round trip).
+	SupersedeSetup string
 	// Scrub, when set, runs after an erasure has committed, to remove the
 	// erased bytes from the backend's files (SQLite: a WAL checkpoint that
 	// truncates the log, whose old frames still hold them). Nil: nothing.
@@ -56,12 +64,15 @@ type Store struct {
 	writes    sync.Locker
 	rowLock   string
 	claimLock string
-	scrub     func(ctx context.Context) error
+	// supersedeSetup is Config.SupersedeSetup.
+	supersedeSetup string
+	scrub          func(ctx context.Context) error
 }
 
 // New returns the Store c describes.
 func New(c Config) *Store {
-	s := &Store{db: c.DB, inTx: c.InTx, now: c.Now, writes: c.WriteLock, rowLock: c.RowLock, claimLock: c.ClaimLock, scrub: c.Scrub}
+	s := &Store{db: c.DB, inTx: c.InTx, now: c.Now, writes: c.WriteLock, rowLock: c.RowLock, claimLock: c.ClaimLock,
+		supersedeSetup: c.SupersedeSetup, scrub: c.Scrub}
 	if s.writes == nil {
 		s.writes = noLock{}
 	}
