@@ -1,7 +1,10 @@
 package sqlite
 
 import (
+	"database/sql"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +67,7 @@ func TestQueriesUseTheirIndexes(t *testing.T) {
 		{"claim", claimDueQuery, "results_due", []any{"cv", 0, 10}},
 		{"next due", sqlcore.NextDueQuery, "results_due", []any{"cv"}},
 		{"enqueue pair lookup", sqlcore.ActiveRowQuery, "results_active_pair", []any{"cv", "e1", "p1"}},
+		{"purge", sqlcore.PurgeQuery(""), "results_purge", []any{0, 10}},
 		{"enqueue history lookup", sqlcore.HistoryQuery, "results_person (person_key=? AND target=? AND elearningcode=?)",
 			[]any{"p1", "cv", "e1", "delivered", []byte("h")}},
 	}
@@ -191,4 +195,118 @@ func TestInboundPersonKeyUpgrade(t *testing.T) {
 	var check string
 	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
 	assert.Equal(t, "ok", check)
+}
+
+// TestHotWritesBuildNoTempTables: the statements that write a result on
+// its way through the outbox (enqueue, claim, finish, release) build no
+// temporary b-tree for each row they write. SQLite builds one for an IN
+// list of more than two values in a CHECK constraint, a partial index's
+// WHERE or a trigger's WHEN, every row again, and before migration 0012 a
+// claim and a finish each built four. A temporary b-tree built once per
+// statement (behind a Once) is fine.
+func TestHotWritesBuildNoTempTables(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	tests := []struct{ name, query string }{
+		{"enqueue", sqlcore.InsertActiveQuery},
+		{"claim", claimLeaseQuery},
+		{"finish", sqlcore.FinishQuery},
+		{"release", sqlcore.ReleaseQuery},
+		{"attempt", sqlcore.InsertAttemptQuery},
+	}
+	for _, tc := range tests {
+		args := make([]any, strings.Count(tc.query, "?")) // EXPLAIN binds, but runs nothing
+		var ops []struct {
+			Addr    int            `db:"addr"`
+			Opcode  string         `db:"opcode"`
+			P1      int            `db:"p1"`
+			P2      int            `db:"p2"`
+			P3      int            `db:"p3"`
+			P4      sql.NullString `db:"p4"`
+			P5      int            `db:"p5"`
+			Comment sql.NullString `db:"comment"`
+		}
+		require.NoError(t, s.db.SelectContext(t.Context(), &ops, "EXPLAIN "+tc.query, args...), tc.name)
+		program := "the statement"
+		for i, op := range ops {
+			if i > 0 && op.Addr == 0 {
+				program = "a trigger's program" // EXPLAIN lists each trigger's program after the statement's
+			}
+			// An IN list's b-tree is filled with its constants right away;
+			// other temporary tables (the rows a RETURNING gives, the ids
+			// an UPDATE collects first) are filled from rows, once.
+			inList := op.Opcode == "OpenEphemeral" && i+3 < len(ops) && slices.Contains([]string{"String8", "Integer", "Real"}, ops[i+1].Opcode) &&
+				ops[i+2].Opcode == "MakeRecord" && ops[i+3].Opcode == "IdxInsert"
+			if !inList {
+				continue
+			}
+			once := program == "the statement" && i > 0 && ops[i-1].Opcode == "Once"
+			assert.True(t, once, "%s: %s builds an IN list's temporary b-tree for each row (at %d)", tc.name, program, op.Addr)
+		}
+	}
+}
+
+// TestRowChecksUpgrade: a database an older cvbridge left at schema 11 is
+// rebuilt for the state checks without IN lists (migration 0012) and keeps
+// every row with every column, every attempt and the id sequence; the
+// counters keep following the rows.
+func TestRowChecksUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, open := olderSchema(t, 11)
+	for i, st := range outbox.States {
+		person := fmt.Sprintf("p%d", i)
+		_, err := db.ExecContext(ctx, `INSERT INTO results (target, connection, elearningcode, person_id, person_key,
+			source_ref, completed_at, body, body_hash, state, tries, streak, streak_since, last_class, last_status,
+			last_error, next_attempt_at, lease_owner, lease_until, created_at, updated_at, delivered_at, active,
+			waiting_id, outcome_unknown)
+			VALUES ('cv', 'csv', 'E1', ?, ?, 'line 2', 5, '<x/>', x'01', ?, 2, 1, 3, 'transient', 503, 'busy', 7,
+				'w', 8, 1, 9, 10, ?, ?, ?)`,
+			strings.ToUpper(person), person, string(st), st.Active(), i+100, i%2)
+		require.NoError(t, err)
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
+		SELECT id, 11, 503, 'transient', 'Service Unavailable', '', 40 FROM results`)
+	require.NoError(t, err)
+	var purged int64 // the newest row was purged: its id is never given out again
+	require.NoError(t, db.GetContext(ctx, &purged, `DELETE FROM results WHERE id = (SELECT MAX(id) FROM results) RETURNING id`))
+
+	snapshot := func(query string) []map[string]any {
+		rows, err := db.QueryxContext(ctx, query)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, rows.Close()) }()
+		var all []map[string]any
+		for rows.Next() {
+			row := map[string]any{}
+			require.NoError(t, rows.MapScan(row))
+			all = append(all, row)
+		}
+		require.NoError(t, rows.Err())
+		return all
+	}
+	results, attempts := snapshot(`SELECT * FROM results ORDER BY id`), snapshot(`SELECT * FROM attempts ORDER BY id`)
+	require.Len(t, attempts, len(outbox.States)-1, "the purged row's attempt went with it")
+
+	s := open()
+	assert.Equal(t, results, snapshot(`SELECT * FROM results ORDER BY id`), "every row and column kept")
+	assert.Equal(t, attempts, snapshot(`SELECT * FROM attempts ORDER BY id`), "every attempt kept, with its result")
+	var check string
+	require.NoError(t, db.GetContext(ctx, &check, `PRAGMA integrity_check`))
+	assert.Equal(t, "ok", check)
+
+	outboxtest.AssertCounts(t, s, db)
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "E2", PersonID: "new", Body: []byte("<x/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+	items, err := s.Claim(ctx, "cv", "w2", 10, time.Now().Add(time.Hour), time.Minute)
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(items, func(it outbox.Item) bool { return it.PersonID == "new" }))
+	for _, it := range items {
+		if it.PersonID == "new" {
+			assert.Greater(t, it.ID, purged, "no id is given out twice")
+		}
+		require.NoError(t, s.Finish(ctx, outbox.Finish{ID: it.ID, Owner: "w2", State: outbox.StateDelivered, Tries: 1, Attempt: outbox.Attempt{Status: 200}}))
+	}
+	outboxtest.AssertCounts(t, s, db)
 }

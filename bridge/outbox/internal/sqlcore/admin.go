@@ -218,11 +218,14 @@ func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, err
 
 // PurgeQuery is Purge's statement, deleting one batch of old terminal rows
 // over the results_purge index, with skipLocked (Config.SkipLocked) appended
-// to the subquery choosing them.
+// to the subquery choosing them. Its state condition is written as
+// SQLite's index has it (migration 0012), which SQLite needs to see that
+// the partial index applies; PostgreSQL's, an IN list, follows from it.
 func PurgeQuery(skipLocked string) string {
 	return `DELETE FROM results WHERE id IN (
 	SELECT id FROM results
-	WHERE state IN ('delivered', 'ignored', 'rejected', 'superseded', 'cancelled') AND updated_at < ?
+	WHERE (state = 'delivered' OR state = 'ignored' OR state = 'rejected' OR state = 'superseded' OR state = 'cancelled')
+		AND updated_at < ?
 	ORDER BY updated_at, id
 	LIMIT ?` + skipLocked + `)`
 }

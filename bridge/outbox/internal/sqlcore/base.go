@@ -125,7 +125,7 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
-		finishQ: c.DB.Rebind(finishQuery), countFinishes: c.CountFinishes,
+		finishQ: c.DB.Rebind(FinishQuery), countFinishes: c.CountFinishes,
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),

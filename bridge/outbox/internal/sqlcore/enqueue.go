@@ -99,9 +99,9 @@ const insertQuery = `INSERT INTO results
 	 state, active, last_error, next_attempt_at, created_at, updated_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// insertActiveQuery adds a pending row unless another transaction added
+// InsertActiveQuery adds a pending row unless another transaction added
 // the pair's active row first, in which case it changes nothing.
-const insertActiveQuery = insertQuery + `
+const InsertActiveQuery = insertQuery + `
 	ON CONFLICT (target, elearningcode, person_key) WHERE active DO NOTHING`
 
 // replaceQuery gives a pending or failed row a new body and makes it pending
@@ -367,7 +367,7 @@ func (t *Tx) insert(ctx context.Context, r outbox.NewResult, key string, hash []
 // insertPending adds a new pending row for r, due now, and reports false
 // when the pair got an active row from another transaction first.
 func (t *Tx) insertPending(ctx context.Context, r outbox.NewResult, key string, hash []byte, now time.Time) (bool, error) {
-	ins, err := t.stmt(ctx, insertActiveQuery)
+	ins, err := t.stmt(ctx, InsertActiveQuery)
 	if err != nil {
 		return false, fmt.Errorf("enqueue: prepare insert: %w", err)
 	}

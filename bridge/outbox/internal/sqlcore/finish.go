@@ -23,20 +23,20 @@ const finishSet = `UPDATE results SET
 		outcome_unknown = (outcome_unknown OR ?)
 	WHERE id = ? AND state = 'sending' AND lease_owner = ?`
 
-// finishQuery applies one Finish to its row if the Finish's owner still
+// FinishQuery applies one Finish to its row if the Finish's owner still
 // holds the row's lease and no newer completion waits for the row: the
 // common case, one statement. A row it misses is looked at again
 // (finishWaited).
-const finishQuery = finishSet + ` AND waiting_id IS NULL`
+const FinishQuery = finishSet + ` AND waiting_id IS NULL`
 
 // InsertAttemptQuery records one attempt.
 const InsertAttemptQuery = `INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-// releaseQuery hands a claimed row back as pending if the owner still
+// ReleaseQuery hands a claimed row back as pending if the owner still
 // holds its lease, and returns its waiting row, if any (RETURNING gives the
 // row as updated, so the link is cleared later, by ResolveWaiting).
-const releaseQuery = `UPDATE results SET state = 'pending', lease_owner = '', lease_until = NULL,
+const ReleaseQuery = `UPDATE results SET state = 'pending', lease_owner = '', lease_until = NULL,
 		next_attempt_at = ?, updated_at = ?
 	WHERE id = ? AND state = 'sending' AND lease_owner = ?
 	RETURNING waiting_id`
@@ -177,7 +177,7 @@ func (st *finishStmts) finish(ctx context.Context, f outbox.Finish, now time.Tim
 	return nil
 }
 
-// updateRow runs finishQuery with args and reports whether it updated the
+// updateRow runs FinishQuery with args and reports whether it updated the
 // row.
 func (st *finishStmts) updateRow(ctx context.Context, args []any) (bool, error) {
 	res, err := st.update.ExecContext(ctx, args...)
@@ -191,9 +191,9 @@ func (st *finishStmts) updateRow(ctx context.Context, args []any) (bool, error) 
 	return n > 0, nil
 }
 
-// finishWaited looks at the row of f, which finishQuery missed: if f's owner
+// finishWaited looks at the row of f, which FinishQuery missed: if f's owner
 // holds its lease and a newer completion waits for it, the row is finished
-// (with args, finishQuery's arguments) and the waiting row's id returned;
+// (with args, FinishQuery's arguments) and the waiting row's id returned;
 // otherwise the lease was lost or the row is gone.
 func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args []any) (int64, error) {
 	b := st.b
@@ -375,7 +375,7 @@ func (b *Base) Release(ctx context.Context, id int64, owner string, nextAttemptA
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
 		now := b.now()
 		var waiting sql.NullInt64
-		err := tx.GetContext(ctx, &waiting, b.q(releaseQuery), nextAttemptAt.UnixMilli(), now.UnixMilli(), id, owner)
+		err := tx.GetContext(ctx, &waiting, b.q(ReleaseQuery), nextAttemptAt.UnixMilli(), now.UnixMilli(), id, owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return leaseLost(ctx, tx, id)
 		}
