@@ -508,7 +508,11 @@ func (d *Dispatcher) deliver(ctx context.Context, it outbox.Item, probe bool, re
 	res := d.post(ctx, it.Body)
 	class := Classify(res.status, res.err)
 	now := d.clock.Now()
-	event, circ := d.circ.observe(class, d.set.circuitReason(res), probe, now, func(failed int) time.Duration {
+	var reason string // the circuit keeps the reason of a transient outcome only
+	if class == Transient {
+		reason = d.set.circuitReason(res)
+	}
+	event, circ := d.circ.observe(class, reason, probe, now, func(failed int) time.Duration {
 		return d.set.probeDelay(failed, res, d.jitter())
 	})
 	d.circuitChanged(ctx, event, circ, class, res)

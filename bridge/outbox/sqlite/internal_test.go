@@ -39,6 +39,7 @@ func TestConnectionSettings(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "10000"},
+		{"temp_store", "2"}, // MEMORY
 	}
 	// Every pooled connection gets the settings, not only the first.
 	conns := make([]func() error, 0, 3)

@@ -172,6 +172,15 @@ func dsn(abs string) string {
 	// Deleted and overwritten content is zeroed, so erased personal data
 	// does not linger in free pages (docs/privacy.md).
 	q.Set("_pragma", "secure_delete(1)")
+	// Temporary data stays in memory. The largest is a statement's
+	// journal: a write that fires a trigger (the counters') keeps the
+	// pages it changes there, so that a failure undoes the statement
+	// alone, and a journal of more than 64 KiB (a claim of a few hundred
+	// rows) would otherwise move to a temporary file for the rest of the
+	// transaction, each later statement writing its pages to it. The
+	// journals last one statement and VACUUM INTO needs no temporary
+	// database, so the memory is a statement's pages, briefly.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String()
 }
