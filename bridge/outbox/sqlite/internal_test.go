@@ -216,35 +216,66 @@ func TestHotWritesBuildNoTempTables(t *testing.T) {
 		{"attempt", sqlcore.InsertAttemptQuery},
 	}
 	for _, tc := range tests {
-		args := make([]any, strings.Count(tc.query, "?")) // EXPLAIN binds, but runs nothing
-		var ops []struct {
-			Addr    int            `db:"addr"`
-			Opcode  string         `db:"opcode"`
-			P1      int            `db:"p1"`
-			P2      int            `db:"p2"`
-			P3      int            `db:"p3"`
-			P4      sql.NullString `db:"p4"`
-			P5      int            `db:"p5"`
-			Comment sql.NullString `db:"comment"`
+		perRow, _ := inListTrees(t, s.db, tc.query)
+		assert.Empty(t, perRow, "%s builds an IN list's temporary b-tree for each row", tc.name)
+	}
+}
+
+// TestInListTreesSeesBoth keeps TestHotWritesBuildNoTempTables able to
+// fail: on this build's SQLite, inListTrees finds a CHECK's IN list built
+// for each row and a query's built once.
+func TestInListTreesSeesBoth(t *testing.T) {
+	t.Parallel()
+	db, err := sqlx.Open("sqlite", ":memory:")
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	db.SetMaxOpenConns(1) // one in-memory database
+	_, err = db.ExecContext(t.Context(), `CREATE TABLE t (s TEXT CHECK (s IN ('a', 'b', 'c')))`)
+	require.NoError(t, err)
+	perRow, once := inListTrees(t, db, `INSERT INTO t (s) VALUES (?)`)
+	assert.NotEmpty(t, perRow, "the CHECK's list is built for each row")
+	assert.Zero(t, once)
+	perRow, once = inListTrees(t, db, `SELECT count(*) FROM t WHERE s IN ('a', 'b', 'c')`)
+	assert.Empty(t, perRow)
+	assert.Equal(t, 1, once, "the query's list is built once")
+}
+
+// inListTrees reads query's program (and its triggers' programs) from
+// EXPLAIN and returns where it builds an IN list's temporary b-tree for each
+// row it writes, and how many such b-trees it builds once per statement.
+func inListTrees(t *testing.T, db *sqlx.DB, query string) (perRow []string, once int) {
+	t.Helper()
+	args := make([]any, strings.Count(query, "?")) // EXPLAIN binds, but runs nothing
+	var ops []struct {
+		Addr    int            `db:"addr"`
+		Opcode  string         `db:"opcode"`
+		P1      int            `db:"p1"`
+		P2      int            `db:"p2"`
+		P3      int            `db:"p3"`
+		P4      sql.NullString `db:"p4"`
+		P5      int            `db:"p5"`
+		Comment sql.NullString `db:"comment"`
+	}
+	require.NoError(t, db.SelectContext(t.Context(), &ops, "EXPLAIN "+query, args...))
+	program := "the statement"
+	for i, op := range ops {
+		if i > 0 && op.Addr == 0 {
+			program = "a trigger's program" // EXPLAIN lists each trigger's program after the statement's
 		}
-		require.NoError(t, s.db.SelectContext(t.Context(), &ops, "EXPLAIN "+tc.query, args...), tc.name)
-		program := "the statement"
-		for i, op := range ops {
-			if i > 0 && op.Addr == 0 {
-				program = "a trigger's program" // EXPLAIN lists each trigger's program after the statement's
-			}
-			// An IN list's b-tree is filled with its constants right away;
-			// other temporary tables (the rows a RETURNING gives, the ids
-			// an UPDATE collects first) are filled from rows, once.
-			inList := op.Opcode == "OpenEphemeral" && i+3 < len(ops) && slices.Contains([]string{"String8", "Integer", "Real"}, ops[i+1].Opcode) &&
-				ops[i+2].Opcode == "MakeRecord" && ops[i+3].Opcode == "IdxInsert"
-			if !inList {
-				continue
-			}
-			once := program == "the statement" && i > 0 && ops[i-1].Opcode == "Once"
-			assert.True(t, once, "%s: %s builds an IN list's temporary b-tree for each row (at %d)", tc.name, program, op.Addr)
+		// An IN list's b-tree is filled with its constants right away;
+		// other temporary tables (the rows a RETURNING gives, the ids an
+		// UPDATE collects first) are filled from rows, once.
+		inList := op.Opcode == "OpenEphemeral" && i+3 < len(ops) && slices.Contains([]string{"String8", "Integer", "Real"}, ops[i+1].Opcode) &&
+			ops[i+2].Opcode == "MakeRecord" && ops[i+3].Opcode == "IdxInsert"
+		switch {
+		case !inList:
+		case program == "the statement" && i > 0 && ops[i-1].Opcode == "Once":
+			once++
+		default:
+			perRow = append(perRow, fmt.Sprintf("%s at %d", program, op.Addr))
 		}
 	}
+	return perRow, once
 }
 
 // TestRowChecksUpgrade: a database an older cvbridge left at schema 11 is
