@@ -91,9 +91,10 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 
 // finishBatchQuery applies many Finishes at once, each row guarded by its
 // own lease, as sqlcore's finish statement does one, except the rows a
-// newer completion waits for; records the attempts of the rows it updated,
-// and returns their ids. Parameters 1–10 and 12–17 are the
-// columns of finishColumns, 11 is now.
+// newer completion waits for; records the attempts of the rows it updated
+// and, as a finish counts its own transitions (migration 0011), the rows
+// that left the backlog; and returns their ids. Parameters 1–10 and 12–17
+// are the columns of finishColumns, 11 is now.
 const finishBatchQuery = `WITH v AS (
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::text[],
 			$7::integer[], $8::text[], $9::bigint[], $10::text[], $12::bigint[], $13::text[], $14::text[],
@@ -109,10 +110,15 @@ const finishBatchQuery = `WITH v AS (
 			outcome_unknown = (r.outcome_unknown OR v.outcome_unknown)
 		FROM v
 		WHERE r.id = v.id AND r.state = 'sending' AND r.lease_owner = v.owner AND r.waiting_id IS NULL
-		RETURNING r.id),
+		RETURNING r.id, r.target, r.state),
 	a AS (
 		INSERT INTO attempts (result_id, at, status, class, response, error, duration_ns)
-		SELECT v.id, v.at, v.last_status, v.class, v.response, v.error, v.duration_ns FROM v JOIN u ON u.id = v.id)
+		SELECT v.id, v.at, v.last_status, v.class, v.response, v.error, v.duration_ns FROM v JOIN u ON u.id = v.id),
+	c AS (
+		INSERT INTO result_changes (target, state, hour, entered, left_n)
+		SELECT target, state, $11::bigint / 3600000, COUNT(*), 0 FROM u WHERE state <> 'pending' GROUP BY target, state
+		UNION ALL
+		SELECT target, 'queued', $11::bigint / 3600000, 0, COUNT(*) FROM u WHERE state <> 'pending' GROUP BY target)
 	SELECT id FROM u`
 
 // finishColumns are the valid Finishes of a batch, with their attempts, as

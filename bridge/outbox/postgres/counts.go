@@ -4,19 +4,31 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
 // countsFrom and hoursFrom read the results' counters: the compacted
 // tables plus the changes not yet folded in (migration 0009), in one
-// statement and so one snapshot.
+// statement and so one snapshot. Pending and sending are counted together
+// as 'queued' (migration 0011), so that claims and releases change no
+// counter: sending is counted live, the few rows in flight of each target
+// with a backlog found through results_target_state, and pending is queued
+// less sending.
 const (
-	countsFrom = `SELECT target, state, n FROM result_counts
-		UNION ALL SELECT target, state, entered - left_n FROM result_changes`
+	countsFrom = `SELECT target, CASE WHEN state = 'queued' THEN 'pending' ELSE state END AS state, n FROM (
+			SELECT target, state, n FROM result_counts
+			UNION ALL SELECT target, state, entered - left_n FROM result_changes) c
+		UNION ALL
+		SELECT target, s.state, s.sign * (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending')
+		FROM (SELECT target FROM result_counts WHERE state = 'queued'
+			UNION SELECT target FROM result_changes WHERE state = 'queued') q
+		CROSS JOIN (VALUES ('sending', 1), ('pending', -1)) s(state, sign)`
 	hoursFrom = `SELECT target, hour, delivered, failed, backlog FROM result_hours
 		UNION ALL SELECT target, hour,
 			CASE WHEN state = 'delivered' THEN entered ELSE 0 END,
 			CASE WHEN state = 'failed' THEN entered ELSE 0 END,
-			CASE WHEN state IN ('pending', 'sending') THEN entered - left_n ELSE 0 END
+			CASE WHEN state = 'queued' THEN entered - left_n ELSE 0 END
 		FROM result_changes`
 )
 
@@ -42,7 +54,7 @@ const compactQuery = `WITH moved AS (
 	SELECT target, hour,
 		SUM(CASE WHEN state = 'delivered' THEN entered ELSE 0 END),
 		SUM(CASE WHEN state = 'failed' THEN entered ELSE 0 END),
-		SUM(CASE WHEN state IN ('pending', 'sending') THEN entered - left_n ELSE 0 END)
+		SUM(CASE WHEN state = 'queued' THEN entered - left_n ELSE 0 END)
 	FROM moved GROUP BY target, hour ORDER BY target, hour
 	ON CONFLICT (target, hour) DO UPDATE SET delivered = result_hours.delivered + excluded.delivered,
 		failed = result_hours.failed + excluded.failed, backlog = result_hours.backlog + excluded.backlog`
@@ -82,4 +94,21 @@ func (s *Store) Compact(ctx context.Context) error {
 		return fmt.Errorf("compact result counters: %w", err)
 	}
 	return nil
+}
+
+// finishCounts adds a finish's own transitions to the counters (migration
+// 0011) as result_changes rows, appended like the triggers' so that
+// concurrent finishes never wait on one counter row. The batch finish
+// (finishBatchQuery) counts its rows in its own statement.
+var finishCounts = sqlcore.FinishCounts{
+	MovedIDs: `SELECT value::bigint FROM json_array_elements_text(?::json)`,
+	Add: func(exec sqlcore.Exec, moved []sqlcore.Moved, hour int64) error {
+		for _, m := range moved {
+			if err := exec(`INSERT INTO result_changes (target, state, hour, entered, left_n)
+				VALUES (?, ?, ?, ?, 0), (?, 'queued', ?, 0, ?)`, m.Target, string(m.State), hour, m.N, m.Target, hour, m.N); err != nil {
+				return fmt.Errorf("%d results of target %q %s: %w", m.N, m.Target, m.State, err)
+			}
+		}
+		return nil
+	},
 }

@@ -134,7 +134,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu, Stmts: s.stmts, Now: s.now,
-		CountsFrom: countsFrom, CountFinishes: true})
+		CountsFrom: countsFrom, FinishCounts: &finishCounts})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu, Scrub: s.Scrub})
 	return s, nil
 }
@@ -263,18 +263,3 @@ func (s *Store) Scrub(ctx context.Context) error {
 	}
 	return nil
 }
-
-// countsFrom reads result_counts, whose 'queued' rows hold pending and
-// sending together (migration 0009, so that claims and releases change no
-// counter): sending is counted live, a few rows in flight found through
-// results_target_state, and pending is queued less sending. One statement,
-// so one snapshot.
-const countsFrom = `SELECT target, state, n FROM result_counts WHERE state <> 'queued'
-	UNION ALL
-	SELECT target, 'sending' AS state, sending AS n FROM (
-		SELECT q.target, q.n, (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending') AS sending
-		FROM result_counts q WHERE q.state = 'queued')
-	UNION ALL
-	SELECT target, 'pending' AS state, n - sending AS n FROM (
-		SELECT q.target, q.n, (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending') AS sending
-		FROM result_counts q WHERE q.state = 'queued')`

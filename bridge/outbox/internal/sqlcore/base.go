@@ -83,12 +83,14 @@ type Config struct {
 	// folding of result_changes into the tables. The counters read are
 	// right without it; it keeps result_changes short.
 	Compact func(ctx context.Context) error
-	// CountFinishes says the schema's triggers leave the counters of a
-	// finish's own transition (sending to delivered, failed or
-	// probably-delivered) to the finish, which then adds them itself, once
-	// per transaction (SQLite, whose row triggers would run three counter
-	// statements per result; migration 0010).
-	CountFinishes bool
+	// FinishCounts, when set, says the schema's triggers leave the
+	// counters of a finish's own transition (sending to delivered, failed
+	// or probably-delivered) to the finish, which then adds them itself,
+	// once per transaction, as FinishCounts says (SQLite's row triggers
+	// would run three counter statements per result, PostgreSQL's statement
+	// triggers capture every row a claim or finish changes; SQLite's
+	// migration 0010, PostgreSQL's 0011). Nil: the triggers count them.
+	FinishCounts *FinishCounts
 	// Text makes a string storable in a TEXT column (PostgreSQL's TEXT
 	// holds no NUL byte and only valid UTF-8). Nil stores strings as they are.
 	Text func(string) string
@@ -109,7 +111,7 @@ type Base struct {
 	batchSetup string
 	// finishQ and insertAttemptQ are the finish statements, rebound.
 	finishQ, insertAttemptQ string
-	countFinishes           bool // Config.CountFinishes
+	finishCounts            *FinishCounts // Config.FinishCounts
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
@@ -125,7 +127,7 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
-		finishQ: c.DB.Rebind(FinishQuery), countFinishes: c.CountFinishes,
+		finishQ: c.DB.Rebind(FinishQuery), finishCounts: c.FinishCounts,
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),

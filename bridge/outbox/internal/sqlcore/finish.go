@@ -222,31 +222,41 @@ func (st *finishStmts) finishWaited(ctx context.Context, f outbox.Finish, args [
 // counts its own transitions. Pending stays in the backlog's counter, so
 // only the other states are noted.
 func (st *finishStmts) count(id int64, state outbox.State) {
-	if st.b.countFinishes && state != outbox.StatePending {
+	if st.b.finishCounts != nil && state != outbox.StatePending {
 		st.moved = append(st.moved, id)
 	}
 }
 
-// The statements of addCounts. countMovedQuery takes the ids as one JSON
-// array, so its text is the same whatever their number and it is
-// prepared once (SQLite's json_each; CountFinishes is SQLite's).
-const (
-	countMovedQuery = `SELECT target, state, COUNT(*) AS n FROM results
-		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY target, state`
-	countEnteredQuery = `INSERT INTO result_counts (target, state, n) VALUES (?, ?, ?)
-		ON CONFLICT (target, state) DO UPDATE SET n = result_counts.n + excluded.n`
-	countLeftBacklogQuery = `UPDATE result_counts SET n = n - ? WHERE target = ? AND state = 'queued'`
-	countHourQuery        = `INSERT INTO result_hours (target, hour, delivered, failed, backlog) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (target, hour) DO UPDATE SET delivered = result_hours.delivered + excluded.delivered,
-			failed = result_hours.failed + excluded.failed, backlog = result_hours.backlog + excluded.backlog`
-)
+// FinishCounts is how a backend's finish adds its own transitions to the
+// counters its schema keeps (Config.FinishCounts).
+type FinishCounts struct {
+	// MovedIDs is a subquery whose one column is the ids of the JSON array
+	// of integers bound to its one parameter: the rows finished, read back
+	// for their targets and states by one statement prepared once, however
+	// many there are.
+	MovedIDs string
+	// Add adds to the counters, at the hour of history given, that each
+	// of moved's rows left the backlog ('queued': pending and sending) for
+	// the state it names. exec runs one statement, prepared once per
+	// store, in the finish's transaction.
+	Add func(exec Exec, moved []Moved, hour int64) error
+}
+
+// Moved is N rows of Target that a transaction's finishes moved out of the
+// backlog into State.
+type Moved struct {
+	Target string       `db:"target"`
+	State  outbox.State `db:"state"`
+	N      int          `db:"n"`
+}
+
+// Exec runs one statement, written with ? placeholders, with args.
+type Exec func(query string, args ...any) error
 
 // addCounts adds what the transaction's finishes moved out of the backlog
-// to the counters, as the schema's row trigger would have for each row
-// (migration 0010 of SQLite): out of 'queued', into each state entered,
-// and into now's hour of history. The rows are read back in one query,
-// for their targets and the states they entered (nothing else changed them
-// since: a waiting completion is settled after this ran).
+// to the counters, as FinishCounts says. The rows are read back in one
+// query, for their targets and the states they entered (nothing else
+// changed them since: a waiting completion is settled after this ran).
 func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
 	if len(st.moved) == 0 {
 		return nil
@@ -257,15 +267,12 @@ func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("count finished results: %w", err)
 	}
 	st.moved = st.moved[:0]
-	read, err := b.stmts.InTx(ctx, st.tx, b.q(countMovedQuery))
+	read, err := b.stmts.InTx(ctx, st.tx, b.q(`SELECT target, state, COUNT(*) AS n FROM results
+		WHERE id IN (`+b.finishCounts.MovedIDs+`) GROUP BY target, state`))
 	if err != nil {
 		return err
 	}
-	var moved []struct {
-		Target string       `db:"target"`
-		State  outbox.State `db:"state"`
-		N      int          `db:"n"`
-	}
+	var moved []Moved
 	if err := read.SelectContext(ctx, &moved, string(ids)); err != nil {
 		return fmt.Errorf("count finished results: %w", err)
 	}
@@ -277,32 +284,8 @@ func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
 		_, err = stmt.ExecContext(ctx, args...)
 		return err
 	}
-	type hour struct{ delivered, failed, left int }
-	hours := map[string]*hour{}
-	for _, m := range moved {
-		if err := exec(countEnteredQuery, m.Target, string(m.State), m.N); err != nil {
-			return fmt.Errorf("count %d results of target %q %s: %w", m.N, m.Target, m.State, err)
-		}
-		h := hours[m.Target]
-		if h == nil {
-			h = &hour{}
-			hours[m.Target] = h
-		}
-		h.left += m.N
-		switch m.State {
-		case outbox.StateDelivered:
-			h.delivered += m.N
-		case outbox.StateFailed:
-			h.failed += m.N
-		}
-	}
-	for target, h := range hours {
-		if err := exec(countLeftBacklogQuery, h.left, target); err != nil {
-			return fmt.Errorf("count %d results of target %q out of the backlog: %w", h.left, target, err)
-		}
-		if err := exec(countHourQuery, target, now.UnixMilli()/hourMillis, h.delivered, h.failed, -h.left); err != nil {
-			return fmt.Errorf("count %d results of target %q in the hour's history: %w", h.left, target, err)
-		}
+	if err := b.finishCounts.Add(exec, moved, now.UnixMilli()/hourMillis); err != nil {
+		return fmt.Errorf("count finished results: %w", err)
 	}
 	return nil
 }
