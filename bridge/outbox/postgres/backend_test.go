@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -492,4 +493,36 @@ func TestLargeBatchIntoFreshDatabaseScansNoRows(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, stats.Inserted, int64(n), "the inserts are counted")
 	assert.Less(t, stats.SeqRead, int64(n), "rows read by sequential scans: a lookup per result scanned the table")
+}
+
+// TestOneConnectionNeverWaitsForAnother: a store whose pool has a single
+// connection enqueues, claims and finishes. A transaction's statements are
+// prepared on the pool the first time they run, which needs a second
+// connection while the transaction holds the only one: the first enqueue
+// waited for it forever. (A pool of ten stalls alike when ten transactions
+// each need a statement not yet prepared, as at a daemon's start under a
+// burst of webhooks.)
+func TestOneConnectionNeverWaitsForAnother(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	clk := clock.NewFake(outboxtest.Epoch)
+	s := open(t, testdb.Postgres(t), postgres.WithClock(clk), postgres.WithLeasesOnStoreClock(), postgres.WithMaxConns(1))
+	for round := range 2 { // the first round prepares on the transaction, the second on the pool
+		require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+			_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", Connection: "csv", ElearningCode: "E1",
+				PersonID: fmt.Sprintf("p%d", round), Body: fmt.Appendf(nil, "<r%d/>", round)}, outbox.EnqueuePolicy{})
+			return err
+		}), "round %d", round)
+	}
+	items, err := s.Claim(ctx, "cv", "w", 10, clk.Now(), time.Minute)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	for _, it := range items {
+		require.NoError(t, s.Finish(ctx, outbox.Finish{ID: it.ID, Owner: "w", State: outbox.StateDelivered, Tries: 1,
+			Attempt: outbox.Attempt{Status: 200}}))
+	}
+	counts, err := s.Counts(ctx, "cv")
+	require.NoError(t, err)
+	assert.Equal(t, 2, counts[outbox.StateDelivered])
 }
