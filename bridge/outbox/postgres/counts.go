@@ -8,22 +8,13 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
-// countsFrom and hoursFrom read the results' counters: the compacted
+// counters and hoursFrom read the results' counters: the compacted
 // tables plus the changes not yet folded in (migration 0009), in one
 // statement and so one snapshot. Pending and sending are counted together
-// as 'queued' (migration 0011), so that claims and releases change no
-// counter: sending is counted live, the few rows in flight of each target
-// with a backlog found through results_target_state, and pending is queued
-// less sending.
+// as 'queued' since migration 0011, as on SQLite.
 const (
-	countsFrom = `SELECT target, CASE WHEN state = 'queued' THEN 'pending' ELSE state END AS state, n FROM (
-			SELECT target, state, n FROM result_counts
-			UNION ALL SELECT target, state, entered - left_n FROM result_changes) c
-		UNION ALL
-		SELECT target, s.state, s.sign * (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending')
-		FROM (SELECT target FROM result_counts WHERE state = 'queued'
-			UNION SELECT target FROM result_changes WHERE state = 'queued') q
-		CROSS JOIN (VALUES ('sending', 1), ('pending', -1)) s(state, sign)`
+	counters = `SELECT target, state, n FROM result_counts
+		UNION ALL SELECT target, state, entered - left_n FROM result_changes`
 	hoursFrom = `SELECT target, hour, delivered, failed, backlog FROM result_hours
 		UNION ALL SELECT target, hour,
 			CASE WHEN state = 'delivered' THEN entered ELSE 0 END,

@@ -156,7 +156,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
 		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock,
-		BatchSetup: noSeqScan, CountsFrom: countsFrom, HoursFrom: hoursFrom, Compact: s.compact,
+		BatchSetup: noSeqScan, Counters: counters, HoursFrom: hoursFrom, Compact: s.compact,
 		FinishCounts: &finishCounts})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked, SupersedeSetup: noSeqScan})

@@ -7,21 +7,6 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 )
 
-// countsFrom reads result_counts, whose 'queued' rows hold pending and
-// sending together (migration 0009, so that claims and releases change no
-// counter): sending is counted live, a few rows in flight found through
-// results_target_state, and pending is queued less sending. One statement,
-// so one snapshot.
-const countsFrom = `SELECT target, state, n FROM result_counts WHERE state <> 'queued'
-	UNION ALL
-	SELECT target, 'sending' AS state, sending AS n FROM (
-		SELECT q.target, q.n, (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending') AS sending
-		FROM result_counts q WHERE q.state = 'queued')
-	UNION ALL
-	SELECT target, 'pending' AS state, n - sending AS n FROM (
-		SELECT q.target, q.n, (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending') AS sending
-		FROM result_counts q WHERE q.state = 'queued')`
-
 // finishCounts adds a finish's own transitions to the counters, as the
 // row trigger would have for each row before migration 0010: out of
 // 'queued', into each state entered, and into the hour's history.

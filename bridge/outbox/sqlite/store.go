@@ -134,7 +134,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s.db = db
 	s.stmts = sqlcore.NewStatements(db)
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, WriteLock: &s.writeMu, Stmts: s.stmts, Now: s.now,
-		CountsFrom: countsFrom, FinishCounts: &finishCounts})
+		FinishCounts: &finishCounts})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now, WriteLock: &s.writeMu, Scrub: s.Scrub})
 	return s, nil
 }

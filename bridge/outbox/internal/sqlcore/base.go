@@ -72,13 +72,15 @@ type Config struct {
 	// never run on a sequential-scan plan made while the table was empty
 	// (see InTx).
 	BatchSetup string
-	// CountsFrom is a query giving the rows per (target, state) as
-	// columns target, state and n, several rows of one pair adding up;
+	// Counters is a query giving the counted rows per (target, state) as
+	// columns target, state and n, several rows of one pair adding up,
+	// where state 'queued' is pending and sending together (so that claims
+	// and releases change no counter; Counts splits it, see countsQuery);
 	// HoursFrom likewise gives result_hours' columns target, hour,
 	// delivered, failed and backlog. Both read the counters the schema's
 	// triggers keep (result_counts and result_hours, plus PostgreSQL's
 	// result_changes not yet folded in); empty means those tables alone.
-	CountsFrom, HoursFrom string
+	Counters, HoursFrom string
 	// Compact, when set, runs before Counts and Hours read: PostgreSQL's
 	// folding of result_changes into the tables. The counters read are
 	// right without it; it keeps result_changes short.
@@ -117,9 +119,13 @@ type Base struct {
 	serverClock  bool // leases are decided on the server's clock
 	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
 	purgeQuery string
-	// countsFrom and hoursFrom are Config's CountsFrom and HoursFrom.
+	// countsFrom is countsQuery of Config.Counters; hoursFrom is
+	// Config.HoursFrom.
 	countsFrom, hoursFrom string
-	compactFn             func(ctx context.Context) error
+	// countMovedQ reads back the rows a finish moved, where it counts them
+	// (Config.FinishCounts), rebound.
+	countMovedQ string
+	compactFn   func(ctx context.Context) error
 }
 
 // New returns the Base c describes.
@@ -131,9 +137,10 @@ func New(c Config) *Base {
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),
-		countsFrom: c.CountsFrom, hoursFrom: c.HoursFrom, compactFn: c.Compact}
-	if b.countsFrom == "" {
-		b.countsFrom = `SELECT target, state, n FROM result_counts`
+		countsFrom: countsQuery(c.Counters), hoursFrom: c.HoursFrom, compactFn: c.Compact}
+	if c.FinishCounts != nil {
+		b.countMovedQ = c.DB.Rebind(`SELECT target, state, COUNT(*) AS n FROM results
+			WHERE id IN (` + c.FinishCounts.MovedIDs + `) GROUP BY target, state`)
 	}
 	if b.hoursFrom == "" {
 		b.hoursFrom = `SELECT target, hour, delivered, failed, backlog FROM result_hours`

@@ -17,9 +17,26 @@ const hourMillis = int64(time.Hour / time.Millisecond)
 // show a day, and a week leaves room for clocks and longer views.
 const keptHours = 7 * 24 * time.Hour
 
+// countsQuery returns the statement Counts and Hours read the counts of
+// rows per (target, state) from: the counters of Config.Counters (default
+// result_counts), whose 'queued' rows hold pending and sending together.
+// Sending is counted live, the few rows in flight of each target with a
+// backlog found through results_target_state, and pending is queued less
+// sending. One statement, so one snapshot.
+func countsQuery(counters string) string {
+	if counters == "" {
+		counters = `SELECT target, state, n FROM result_counts`
+	}
+	return `SELECT target, CASE WHEN state = 'queued' THEN 'pending' ELSE state END AS state, n FROM (` + counters + `) c
+		UNION ALL
+		SELECT q.target, s.state, s.sign * (SELECT COUNT(*) FROM results r WHERE r.target = q.target AND r.state = 'sending')
+		FROM (SELECT DISTINCT target FROM (` + counters + `) c WHERE state = 'queued') q
+		CROSS JOIN (SELECT 'sending' AS state, 1 AS sign UNION ALL SELECT 'pending', -1) s`
+}
+
 // Counts returns the number of rows of target ("" for all targets) in each
 // state; every state is present in the map, zero when it has no rows. It
-// reads the counters the schema's triggers keep (Config.CountsFrom), a few
+// reads the counters the schema's triggers keep (countsQuery), a few
 // rows per target whatever the size of the outbox.
 func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int, error) {
 	b.compact(ctx)

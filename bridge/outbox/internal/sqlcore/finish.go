@@ -267,8 +267,7 @@ func (st *finishStmts) addCounts(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("count finished results: %w", err)
 	}
 	st.moved = st.moved[:0]
-	read, err := b.stmts.InTx(ctx, st.tx, b.q(`SELECT target, state, COUNT(*) AS n FROM results
-		WHERE id IN (`+b.finishCounts.MovedIDs+`) GROUP BY target, state`))
+	read, err := b.stmts.InTx(ctx, st.tx, b.countMovedQ)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (s *Statements) cached(query string) *sqlx.Stmt {
 // is held by a transaction waiting for another, none would ever come
 // (found with a pool of one connection: the first enqueue hung). With the
 // pool full, the query is prepared on tx's connection for this
-// transaction only, and on the pool the next time.
+// transaction only, and on the pool at a later call that finds one free.
 func (s *Statements) InTx(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
 	st := s.cached(query)
 	if st == nil {
