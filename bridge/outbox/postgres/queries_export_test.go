@@ -47,3 +47,13 @@ func SchemaUpTo(ctx context.Context, db *sqlx.DB, v int) error {
 	}
 	return nil
 }
+
+// PreparedPlans reports how often the server planned the store's prepared
+// statements whose text contains fragment: generic and custom plans, summed
+// over the statements the store's connections hold. Only the connection
+// that answers sees its own statements, so tests use a one-connection pool.
+func (s *Store) PreparedPlans(ctx context.Context, fragment string) (generic, custom int64, err error) {
+	err = s.db.QueryRowxContext(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+		FROM pg_prepared_statements WHERE NOT from_sql AND strpos(statement, $1) > 0`, fragment).Scan(&generic, &custom)
+	return generic, custom, err
+}

@@ -62,6 +62,11 @@ const serverNow = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
 // transactions hold.
 const skipLocked = ` FOR UPDATE SKIP LOCKED`
 
+// minIntakeToAnalyze is the smallest committed batch after which the store
+// considers refreshing the planner's statistics itself (refreshStatistics);
+// smaller ones are left to autovacuum.
+const minIntakeToAnalyze = 1000
+
 // noSeqScan turns sequential scans off for the rest of a transaction whose
 // statements each have an index that answers them, so none runs on a plan
 // made while the tables were small.
@@ -156,7 +161,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.Base = sqlcore.New(sqlcore.Config{DB: db, InTx: s.inTx, ReadIsolation: sql.LevelRepeatableRead,
 		RowLock: ` FOR UPDATE`, SkipLocked: skipLocked, ActivePairConflict: isActivePairConflict,
 		Stmts: s.stmts, Now: s.now, Text: validText, ServerNow: leaseClock,
-		BatchSetup: noSeqScan, Counters: counters, HoursFrom: hoursFrom, Compact: s.compact,
+		BatchSetup: noSeqScan, AfterIntake: s.refreshStatistics, Counters: counters, HoursFrom: hoursFrom, Compact: s.compact,
 		FinishCounts: &finishCounts})
 	s.Store = sqlinbound.New(sqlinbound.Config{DB: db, InTx: s.inTx, Now: s.now,
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked, SupersedeSetup: noSeqScan})
@@ -241,4 +246,30 @@ func (s *Store) ClockSkew(ctx context.Context) (time.Duration, error) {
 	after := s.now()
 	mid := before.Add(after.Sub(before) / 2)
 	return mid.Sub(time.UnixMilli(server)), nil
+}
+
+// refreshStatistics analyses the results table after a committed batch of
+// enqueued results larger than the table the planner's statistics
+// describe. A prepared statement's generic plan is kept until the
+// statistics of its tables change: made while the table was small (a new
+// installation, a trickle of results), the batch finish joins by a
+// sequential scan, and after an intake of thousands of rows it read the
+// whole table for every batch it recorded (20,000 results took 25 s to
+// drain, 325 million rows read) until autovacuum came by. ANALYZE renews
+// the statistics and with them every cached plan on them, in every
+// daemon. It is an optimisation only: the batch is committed, so a failure
+// here is not the caller's (autovacuum analyses later, and a failing
+// database shows itself at the next statement).
+func (s *Store) refreshStatistics(ctx context.Context, enqueued int) {
+	if enqueued < minIntakeToAnalyze {
+		return
+	}
+	var known float64 // -1: never analysed
+	if err := s.db.GetContext(ctx, &known, `SELECT reltuples FROM pg_class WHERE oid = 'results'::regclass`); err != nil {
+		return
+	}
+	if float64(enqueued) <= known {
+		return // the table at most doubled: its plans still fit
+	}
+	_, _ = s.db.ExecContext(ctx, `ANALYZE results`)
 }

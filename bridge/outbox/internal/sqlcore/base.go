@@ -72,6 +72,10 @@ type Config struct {
 	// never run on a sequential-scan plan made while the table was empty
 	// (see InTx).
 	BatchSetup string
+	// AfterIntake, when set, runs after an InTx transaction that offered
+	// results to Enqueue has committed, with their number: PostgreSQL
+	// refreshes the planner's statistics when the batch outgrew them.
+	AfterIntake func(ctx context.Context, enqueued int)
 	// Counters is a query giving the counted rows per (target, state) as
 	// columns target, state and n, several rows of one pair adding up,
 	// where state 'queued' is pending and sending together (so that claims
@@ -111,6 +115,8 @@ type Base struct {
 	now        func() time.Time
 	text       func(string) string
 	batchSetup string
+	// afterIntake is Config.AfterIntake.
+	afterIntake func(ctx context.Context, enqueued int)
 	// finishQ and insertAttemptQ are the finish statements, rebound.
 	finishQ, insertAttemptQ string
 	finishCounts            *FinishCounts // Config.FinishCounts
@@ -133,7 +139,8 @@ func New(c Config) *Base {
 	b := &Base{db: c.DB, inTx: c.InTx, readOpts: sql.TxOptions{ReadOnly: true, Isolation: c.ReadIsolation},
 		writes: c.WriteLock, rowLock: c.RowLock, conflict: c.ActivePairConflict,
 		stmts: c.Stmts, now: c.Now, text: c.Text, batchSetup: c.BatchSetup,
-		finishQ: c.DB.Rebind(FinishQuery), finishCounts: c.FinishCounts,
+		afterIntake: c.AfterIntake,
+		finishQ:     c.DB.Rebind(FinishQuery), finishCounts: c.FinishCounts,
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),
