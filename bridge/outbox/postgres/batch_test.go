@@ -72,14 +72,26 @@ func TestSmallFinishBatchesArePlannedOnce(t *testing.T) {
 }
 
 // TestDrainAfterTrickleAndIntakeScansNoRows: a new installation sends a
-// few results one by one, then a source delivers thousands at once. The
-// drain of that intake reads no table rows sequentially, by the server's
-// own counters. Found: the batch finish's generic plan, made while the
-// table held a handful of rows, joined by a sequential scan and was kept;
-// 20,000 results then took 25 s to drain and the server read 325 million
-// rows, until autovacuum analysed the table.
+// few results one by one, then sources deliver thousands, in one batch or
+// in many small ones. The drain of that intake reads no table rows
+// sequentially, by the server's own counters. Found: the batch finish's
+// generic plan, made while the table held a handful of rows, joined by a
+// sequential scan and was kept; 20,000 results then took 25 s to drain and
+// the server read 325 million rows, until autovacuum analysed the table.
 func TestDrainAfterTrickleAndIntakeScansNoRows(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		batches, batch int
+	}{{"one batch", 1, 5000}, {"many batches", 50, 100}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			drainAfterTrickleAndIntake(t, tc.batches, tc.batch)
+		})
+	}
+}
+
+func drainAfterTrickleAndIntake(t *testing.T, batches, batch int) {
 	ctx := t.Context()
 	dsn := testdb.Postgres(t)
 	clk := clock.NewFake(outboxtest.Epoch)
@@ -107,12 +119,15 @@ func TestDrainAfterTrickleAndIntakeScansNoRows(t *testing.T) {
 			}
 		}
 	}
-	const trickle, intake = 10, 5000
+	const trickle = 10
 	for i := range trickle {
 		enqueueN(t, s, "cv", fmt.Sprintf("trickle%d-", i), 1)
 		drain(1)
 	}
-	enqueueN(t, s, "cv", "intake", intake)
+	for i := range batches {
+		enqueueN(t, s, "cv", fmt.Sprintf("intake%d-", i), batch)
+	}
+	intake := batches * batch
 	drain(18)
 
 	var stats struct {
@@ -125,7 +140,7 @@ func TestDrainAfterTrickleAndIntakeScansNoRows(t *testing.T) {
 	for {
 		require.NoError(t, db.GetContext(ctx, &stats, `SELECT n_tup_upd, coalesce(seq_tup_read, 0) AS seq_tup_read
 			FROM pg_stat_user_tables WHERE relname = 'results'`))
-		if stats.Updated >= 2*(trickle+intake) || time.Now().After(deadline) {
+		if stats.Updated >= int64(2*(trickle+intake)) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

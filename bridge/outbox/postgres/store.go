@@ -62,10 +62,10 @@ const serverNow = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
 // transactions hold.
 const skipLocked = ` FOR UPDATE SKIP LOCKED`
 
-// minIntakeToAnalyze is the smallest committed batch after which the store
-// considers refreshing the planner's statistics itself (refreshStatistics);
-// smaller ones are left to autovacuum.
-const minIntakeToAnalyze = 1000
+// analyzeEvery is how many enqueued results pass between two looks at
+// whether the planner's statistics still describe the results table
+// (refreshStatistics).
+const analyzeEvery = 1000
 
 // noSeqScan turns sequential scans off for the rest of a transaction whose
 // statements each have an index that answers them, so none runs on a plan
@@ -93,6 +93,9 @@ type Store struct {
 	storeClockLeases bool
 	// compacted is when compact last folded result_changes in (Unix ns).
 	compacted atomic.Int64
+	// enqueuedSinceAnalyze counts the results committed batches offered
+	// since this store last analysed the results table (refreshStatistics).
+	enqueuedSinceAnalyze atomic.Int64
 	// Base holds the results' shared SQL: the operator's queries, the
 	// cursors and marks, the targets' state.
 	*sqlcore.Base
@@ -248,28 +251,32 @@ func (s *Store) ClockSkew(ctx context.Context) (time.Duration, error) {
 	return mid.Sub(time.UnixMilli(server)), nil
 }
 
-// refreshStatistics analyses the results table after a committed batch of
-// enqueued results larger than the table the planner's statistics
-// describe. A prepared statement's generic plan is kept until the
-// statistics of its tables change: made while the table was small (a new
-// installation, a trickle of results), the batch finish joins by a
-// sequential scan, and after an intake of thousands of rows it read the
-// whole table for every batch it recorded (20,000 results took 25 s to
-// drain, 325 million rows read) until autovacuum came by. ANALYZE renews
-// the statistics and with them every cached plan on them, in every
-// daemon. It is an optimisation only: the batch is committed, so a failure
-// here is not the caller's (autovacuum analyses later, and a failing
-// database shows itself at the next statement).
+// refreshStatistics analyses the results table once the results enqueued
+// since this store last did outnumber the rows the planner's statistics
+// describe, looking every analyzeEvery results. A prepared statement's
+// generic plan is kept until the statistics of its tables change: made
+// while the table was small (a new installation, a trickle of results),
+// the batch finish joined by a sequential scan, and after an intake of
+// thousands of rows it read the whole table for every batch it recorded
+// (20,000 results took 25 s to drain, 325 million rows read) until
+// autovacuum came by. ANALYZE renews the statistics and with them every
+// cached plan on them, in every daemon. It is an optimisation only: the
+// batch is committed, so a failure here is not the caller's (autovacuum
+// analyses later, and a failing database shows itself at the next
+// statement).
 func (s *Store) refreshStatistics(ctx context.Context, enqueued int) {
-	if enqueued < minIntakeToAnalyze {
+	total := s.enqueuedSinceAnalyze.Add(int64(enqueued))
+	if total/analyzeEvery == (total-int64(enqueued))/analyzeEvery {
 		return
 	}
 	var known float64 // -1: never analysed
 	if err := s.db.GetContext(ctx, &known, `SELECT reltuples FROM pg_class WHERE oid = 'results'::regclass`); err != nil {
 		return
 	}
-	if float64(enqueued) <= known {
+	if float64(total) <= known {
 		return // the table at most doubled: its plans still fit
 	}
-	_, _ = s.db.ExecContext(ctx, `ANALYZE results`)
+	if _, err := s.db.ExecContext(ctx, `ANALYZE results`); err == nil {
+		s.enqueuedSinceAnalyze.Add(-total)
+	}
 }

@@ -74,7 +74,7 @@ type Config struct {
 	BatchSetup string
 	// AfterIntake, when set, runs after an InTx transaction that offered
 	// results to Enqueue has committed, with their number: PostgreSQL
-	// refreshes the planner's statistics when the batch outgrew them.
+	// refreshes the planner's statistics once its intake outgrew them.
 	AfterIntake func(ctx context.Context, enqueued int)
 	// Counters is a query giving the counted rows per (target, state) as
 	// columns target, state and n, several rows of one pair adding up,
