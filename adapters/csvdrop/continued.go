@@ -3,12 +3,14 @@ package csvdrop
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -30,13 +32,95 @@ type recentTake struct {
 
 // remember notes a file just moved to path, so that rows a writer appends
 // to it there, or to a new file of the same name in the drop folder, are
-// taken instead of lost. Each file is watched for recentWindow.
+// taken instead of lost. Each file is watched for recentWindow, across
+// reloads and restarts (saveRecent).
 func (f *Folder) remember(name, path string, size int64) {
 	header, err := firstLine(path)
 	if err != nil || len(header) == 0 {
 		return // nothing to continue from; the file itself is kept
 	}
 	f.recent[name] = &recentTake{path: path, size: size, header: header, at: f.clock.Now()}
+	f.saveRecent()
+}
+
+// recentFile is the file in the processed directory that keeps the files
+// taken lately (Folder.recent) for the next Folder of the connection: a
+// reload builds a new one, and a restart a new process. Without it, rows a
+// writer appended after a reload or restart were never taken.
+const recentFile = ".cvbridge-recent.json"
+
+// savedTake is a recentTake as recentFile keeps it.
+type savedTake struct {
+	Name   string    `json:"name"` // in the drop folder
+	File   string    `json:"file"` // in the processed directory
+	Size   int64     `json:"size"`
+	Header []byte    `json:"header"`
+	At     time.Time `json:"at"`
+}
+
+// loadRecent reads the takes an earlier Folder of the connection saved, once.
+func (f *Folder) loadRecent() {
+	if f.recentLoaded {
+		return
+	}
+	f.recentLoaded = true
+	path := filepath.Join(f.processedDir, recentFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var saved []savedTake
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	if err != nil {
+		f.log.Warn("cannot read the list of files taken lately; rows appended to them after the restart are not taken", "file", path, "error", err)
+		return
+	}
+	for _, t := range saved {
+		if _, ok := f.recent[t.Name]; ok || t.Name == "" || t.File == "" || t.File != filepath.Base(t.File) || len(t.Header) == 0 {
+			continue
+		}
+		f.recent[t.Name] = &recentTake{path: filepath.Join(f.processedDir, t.File), size: t.Size, header: t.Header, at: t.At}
+	}
+}
+
+// saveRecent writes the files taken lately to recentFile, aside and renamed
+// into place, or removes it when there are none.
+func (f *Folder) saveRecent() {
+	path := filepath.Join(f.processedDir, recentFile)
+	if len(f.recent) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			f.log.Warn("cannot remove the list of files taken lately", "file", path, "error", err)
+		}
+		return
+	}
+	saved := make([]savedTake, 0, len(f.recent))
+	for name, r := range f.recent {
+		saved = append(saved, savedTake{Name: name, File: filepath.Base(r.path), Size: r.size, Header: r.header, At: r.at})
+	}
+	slices.SortFunc(saved, func(a, b savedTake) int { return strings.Compare(a.Name, b.Name) })
+	b, err := json.Marshal(saved)
+	if err == nil {
+		err = writeAside(path, b)
+	}
+	if err != nil {
+		f.log.Warn("cannot save the list of files taken lately; after a reload or restart, rows appended to them are not taken",
+			"file", path, "error", err)
+	}
+}
+
+// writeAside writes b to path through a temporary file renamed into place.
+func writeAside(path string, b []byte) error {
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, b, 0o640)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // firstLine returns the first line of a file, line ending included (LF, CRLF
@@ -65,20 +149,30 @@ func firstLine(path string) ([]byte, error) {
 // file's header, to a continuation file in the drop folder, which the next
 // poll takes like any export.
 func (f *Folder) checkRecent() {
+	f.loadRecent()
 	now := f.clock.Now()
+	changed := false
+	defer func() {
+		if changed {
+			f.saveRecent()
+		}
+	}()
 	for name, r := range f.recent {
 		if now.Sub(r.at) > recentWindow {
 			delete(f.recent, name)
+			changed = true
 			continue
 		}
 		info, err := os.Stat(r.path)
 		switch {
 		case err != nil:
 			delete(f.recent, name) // moved on by the operator
+			changed = true
 			continue
 		case info.Size() < r.size:
 			f.log.Warn("a processed file shrank after it was taken; no longer watched", "file", r.path)
 			delete(f.recent, name)
+			changed = true
 			continue
 		case info.Size() == r.size:
 			continue
@@ -92,6 +186,7 @@ func (f *Folder) checkRecent() {
 		f.log.Warn("rows were appended to a file after it was taken (a writer still had it open); they are taken from a continuation file",
 			"file", r.path, "bytes", info.Size()-r.size, "continuation", dest)
 		r.size = info.Size()
+		changed = true
 	}
 }
 
@@ -127,6 +222,7 @@ func (f *Folder) continueHeaderless(name string) bool {
 	f.log.Warn("file has no header and continues one taken earlier (the writer reopened it after it was taken); its rows are taken below that header from a continuation file",
 		"file", name, "taken_earlier", r.path, "continuation", dest, "moved_to", moved)
 	delete(f.recent, name)
+	f.saveRecent()
 	return true
 }
 

@@ -13,7 +13,9 @@
 // when no row was usable. A file that changed before the move stays and is
 // read again. Rows appended to a file after it was moved, or written to a new
 // header-less file of its name, are copied below its header into a
-// continuation file in the drop folder (continued.go).
+// continuation file in the drop folder (continued.go), for an hour after the
+// take; the files so watched are listed in the processed directory's
+// .cvbridge-recent.json, so a reload or restart goes on watching them.
 //
 // Every row that will not be sent is listed in "<file>.errors.csv" beside
 // the moved file (columns line;reason;raw row), in line order: rows the

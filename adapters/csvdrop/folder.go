@@ -54,6 +54,9 @@ type Folder struct {
 	observed map[string]observation // files seen changing recently, by name
 	noted    map[string]int64       // files left as incomplete, by name, with the size already logged
 	recent   map[string]*recentTake // files moved to the processed directory lately, by name in the drop folder
+	// recentLoaded says recent holds the takes an earlier Folder of the
+	// connection saved (loadRecent), which the first real poll reads.
+	recentLoaded bool
 
 	// writers knows, while Watch runs, which files a writer still holds open.
 	writers *writerTracker
@@ -111,7 +114,7 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 func (f *Folder) Poll(ctx context.Context, sink source.Sink) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.ready()
+	names, err := f.ready(sink.DryRun())
 	if err != nil {
 		return err
 	}
@@ -127,9 +130,12 @@ func (f *Folder) Poll(ctx context.Context, sink source.Sink) error {
 }
 
 // ready lists the drop folder and returns the names of the candidate files
-// that have settled, sorted.
-func (f *Folder) ready() ([]string, error) {
-	f.checkRecent()
+// that have settled, sorted. Unless dryRun, it first copies rows appended to
+// files taken lately into continuation files (checkRecent).
+func (f *Folder) ready(dryRun bool) ([]string, error) {
+	if !dryRun {
+		f.checkRecent()
+	}
 	entries, err := os.ReadDir(f.folder)
 	if err != nil {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)

@@ -29,6 +29,7 @@ type env struct {
 	t    *testing.T
 	base string
 	drop string
+	conn testConn
 	f    *Folder
 	clk  *clock.Fake
 	sink *kittest.Sink
@@ -57,7 +58,14 @@ func newEnv(t *testing.T, settings string) *env {
 	c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	clk := clock.NewFake(time.Now().Add(time.Hour))
 	f := newTestFolder(t, c, clk)
-	return &env{t: t, base: base, drop: drop, f: f, clk: clk, sink: kittest.NewSink(), logs: logs}
+	return &env{t: t, base: base, drop: drop, conn: c, f: f, clk: clk, sink: kittest.NewSink(), logs: logs}
+}
+
+// restart replaces the source by a new one of the same connection, as a
+// reload or a restart of the daemon does; the sink (the outbox) stays.
+func (e *env) restart() {
+	e.t.Helper()
+	e.f = newTestFolder(e.t, e.conn, e.clk)
 }
 
 func (e *env) write(name, content string) {
@@ -67,14 +75,16 @@ func (e *env) write(name, content string) {
 
 func (e *env) poll() error { return e.f.Poll(context.Background(), e.sink) }
 
-// files lists the names in a directory below the drop folder ("" = the drop folder).
+// files lists the names of the files in a directory below the drop folder
+// ("" = the drop folder), but for the adapter's own list of recent takes
+// (recentFile, in the processed directory).
 func (e *env) files(sub string) []string {
 	e.t.Helper()
 	entries, err := os.ReadDir(filepath.Join(e.drop, sub))
 	require.NoError(e.t, err)
 	var names []string
 	for _, en := range entries {
-		if !en.IsDir() {
+		if !en.IsDir() && en.Name() != recentFile {
 			names = append(names, en.Name())
 		}
 	}

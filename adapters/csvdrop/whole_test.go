@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/adapters/kit/kittest"
 	"github.com/cvbridge/cvbridge/bridge/result"
 )
 
@@ -263,4 +264,79 @@ func TestCheck(t *testing.T) {
 		_, err = e.f.Check(t.Context())
 		assert.ErrorContains(t, err, "files cannot be moved out of it")
 	}
+}
+
+// TestContinuationsSurviveARestart: a file is taken, then the daemon
+// reloads or restarts (a new source of the connection); rows a writer
+// appends to the taken file afterwards, or writes to a header-less file of
+// its name, are still taken. Found: the files taken lately were known only
+// to the source that took them, so such rows were never taken.
+func TestContinuationsSurviveARestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
+	e.write("chunks.csv", header+"q1;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.Added(), 2)
+
+	e.restart()
+	f, err := os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	e.write("chunks.csv", "q2;E;01-03-2024;ja;8\n")
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	persons := func() []string {
+		var ps []string
+		for _, c := range e.sink.Added() {
+			ps = append(ps, c.PersonID)
+		}
+		return ps
+	}
+	assert.ElementsMatch(t, []string{"p1", "q1", "p2", "q2"}, persons(), "logs: %s", e.logs.String())
+	assert.Empty(t, e.files("failed"))
+
+	// Once more, with a take between: the list follows each change.
+	e.restart()
+	f, err = os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("p3;E;01-03-2024;ja;9\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	assert.ElementsMatch(t, []string{"p1", "q1", "p2", "q2", "p3"}, persons(), "p2 is not taken twice")
+
+	// Past the hour the files are watched no more, and the list is gone.
+	e.clk.Advance(recentWindow + time.Minute)
+	require.NoError(t, e.poll())
+	_, err = os.Stat(filepath.Join(e.drop, "processed", recentFile))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestDryRunLeavesRecentTakes: `cvbridge render` polls with a dry-run sink
+// and must change nothing, so it writes no continuation of a file taken
+// lately; the daemon's next poll does.
+func TestDryRunLeavesRecentTakes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	f, err := os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	e.restart()
+	dry := kittest.NewSink()
+	dry.Dry = true
+	require.NoError(t, e.f.Poll(t.Context(), dry))
+	assert.Empty(t, e.files(""), "a dry run writes no continuation")
+
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.Added(), 2)
 }

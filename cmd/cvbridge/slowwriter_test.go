@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +148,52 @@ func TestDutchExcelExport(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	assert.Equal(t, 2, sim.Stats().Requests, "nothing else was sent")
+}
+
+// TestContinuationAfterReloadAndRestart: the daemon process takes an
+// export; a writer it could not see goes on appending to the taken file,
+// after a reload (SIGHUP), and then, after a kill -9 and a restart, writes
+// a header-less file of the same name, as a writer reopening per chunk
+// does. Every row is delivered, once. Found: the files taken lately were
+// known only to the source that took them, which a reload or a restart
+// replaces, so those rows were never taken.
+func TestContinuationAfterReloadAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test: skipped with -short")
+	}
+	bin := binary(t)
+	sim, srv := newSimulator(t)
+	cfgPath := e2eSetup(t, srv.URL, "")
+	dir := filepath.Dir(cfgPath)
+	daemonLog := func() string { b, _ := os.ReadFile(filepath.Join(dir, "daemon.log")); return string(b) }
+	d := startDaemonProcess(t, bin, cfgPath, "daemon")
+	waitRunning(t, filepath.Join(dir, "daemon.log"), 1)
+	dropCSV(t, dir, "export.csv", goodRows(5))
+	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted >= 5 })
+	taken := filepath.Join(dir, "drop", "processed", "export.csv")
+	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(taken); return err == nil })
+
+	require.NoError(t, d.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(daemonLog(), "configuration reloaded") })
+	row := func(i int) string { return fmt.Sprintf("P%04d;VCA-BASIS;30-12-2025 14:00;ja;7,5;\n", i) }
+	f, err := os.OpenFile(taken, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(row(100) + row(101))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted >= 7 })
+
+	require.NoError(t, d.Process.Kill())
+	_ = d.Wait()
+	startDaemonProcess(t, bin, cfgPath, "daemon2")
+	waitRunning(t, filepath.Join(dir, "daemon2.log"), 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "drop", "export.csv"), []byte(row(102)+row(103)), 0o644))
+	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted >= 9 })
+
+	time.Sleep(2 * time.Second) // two more polls: nothing is taken twice
+	stats := sim.Stats()
+	assert.Equal(t, 9, stats.Accepted)
+	assert.Equal(t, 9, stats.Requests, "each row sent once")
+	failed, _ := os.ReadDir(filepath.Join(dir, "drop", "failed"))
+	assert.Empty(t, failed, "nothing failed")
 }
