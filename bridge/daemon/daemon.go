@@ -207,7 +207,13 @@ func (d *Daemon) Runner() *intake.Runner { return d.runner }
 
 // Run delivers and polls until ctx ends, then stops claiming, lets requests
 // in flight finish and returns.
+//
+// On a database shared by several daemons, Run stops by itself, with a
+// *outbox.NewerSchemaError, once another cvbridge has migrated the database
+// to a schema this build does not know (see sharedStoreLoop).
 func (d *Daemon) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	d.metrics.ReadQueue(d.store, d.cfg.TargetNames, d.log)
 	for name := range d.dispatchers {
 		// Each dispatcher's circuit starts closed, whatever the previous
@@ -237,11 +243,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); d.runner.Run(ctx) }()
 	go func() { defer wg.Done(); d.purgeLoop(ctx) }()
-	go func() { defer wg.Done(); d.clockLoop(ctx) }()
+	go func() { defer wg.Done(); d.sharedStoreLoop(ctx, stop) }()
 	d.log.Info("cvbridge running", "targets", len(d.dispatchers), "connections", len(d.sources), "store", d.cfg.Storage.Driver)
 	wg.Wait()
 	close(errs)
 	var all []error
+	if newer := (*outbox.NewerSchemaError)(nil); errors.As(context.Cause(ctx), &newer) {
+		all = append(all, newer)
+	}
 	for err := range errs {
 		all = append(all, err)
 	}
@@ -363,11 +372,17 @@ func SyncClock(ctx context.Context, store outbox.Store, clk clock.Clock, log *sl
 	return own, true
 }
 
-// clockLoop keeps the daemon on the database server's clock
-// (SyncClock) and warns, at start and then at most hourly, while this
-// machine's own clock is off by more than maxClockSkew.
-func (d *Daemon) clockLoop(ctx context.Context) {
-	if _, ok := d.store.(skewReader); !ok {
+// sharedStoreLoop watches a database several daemons may share
+// (PostgreSQL), at start and then every minute. It keeps the daemon on the
+// database server's clock (SyncClock) and warns, at most hourly, while this
+// machine's own clock is off by more than maxClockSkew. And it stops the
+// daemon, through stop, once another cvbridge has migrated the database to
+// a schema this build does not know: its statements were written for the
+// older one, and every daemon on a database must run the same version.
+func (d *Daemon) sharedStoreLoop(ctx context.Context, stop context.CancelCauseFunc) {
+	_, skews := d.store.(skewReader)
+	schema, checks := d.store.(outbox.SchemaChecker)
+	if !skews && !checks {
 		return
 	}
 	ticker := d.clock.NewTicker(clockSyncEvery)
@@ -379,6 +394,16 @@ func (d *Daemon) clockLoop(ctx context.Context) {
 			d.log.Warn("this machine's clock differs from the database server's: keep them in step (NTP); "+
 				"the daemon follows the server's clock, its log lines this machine's", "skew", own.Round(time.Millisecond))
 			warned = d.clock.Now()
+		}
+		if checks {
+			var newer *outbox.NewerSchemaError
+			if err := schema.CheckSchema(ctx); errors.As(err, &newer) {
+				d.log.Error("another cvbridge migrated the outbox database to a newer schema: this daemon stops; "+
+					"upgrade it to the same version (every daemon on a database must run one version)",
+					"schema", newer.Current, "known", newer.Known)
+				stop(newer)
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():

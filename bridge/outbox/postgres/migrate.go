@@ -103,9 +103,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// checkSchema fails unless the database is at exactly the schema version
-// this build knows.
-func (s *Store) checkSchema(ctx context.Context) error {
+// CheckSchema fails unless the database is at exactly the schema version
+// this build knows; a running daemon asks it every minute, since another
+// cvbridge on the same database may migrate it (outbox.SchemaChecker).
+func (s *Store) CheckSchema(ctx context.Context) error {
 	latest := LatestSchema()
 	var current sql.NullInt64
 	err := s.db.GetContext(ctx, &current, `SELECT MAX(version) FROM schema_migrations`)

@@ -73,8 +73,9 @@ const analyzeEvery = 1000
 const noSeqScan = `SET LOCAL enable_seqscan = off`
 
 var (
-	_ outbox.Store  = (*Store)(nil)
-	_ outbox.Leaser = (*Store)(nil)
+	_ outbox.Store         = (*Store)(nil)
+	_ outbox.Leaser        = (*Store)(nil)
+	_ outbox.SchemaChecker = (*Store)(nil)
 )
 
 // Store is the PostgreSQL outbox. It is safe for concurrent use, and several
@@ -175,7 +176,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if s.migrate {
 		err = s.Migrate(ctx)
 	} else {
-		err = s.checkSchema(ctx)
+		err = s.CheckSchema(ctx)
 	}
 	if err != nil {
 		_ = db.Close()

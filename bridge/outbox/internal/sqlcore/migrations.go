@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
 // Migration is one schema version of a backend's embedded migrations.
@@ -85,6 +87,5 @@ func LoadMigrations(fsys fs.FS, steps map[string]Step) ([]Migration, error) {
 // written by a newer cvbridge than this build, which knows versions up to
 // latest.
 func NewerSchemaError(current int64, latest int) error {
-	return fmt.Errorf("database schema %d is newer than this cvbridge knows (%d): upgrade cvbridge or restore a matching backup",
-		current, latest)
+	return &outbox.NewerSchemaError{Current: current, Known: latest}
 }
