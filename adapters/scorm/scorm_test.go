@@ -274,9 +274,15 @@ func TestCustomPreset(t *testing.T) {
 			}
 			_, err = db.Exec(analyze)
 			require.NoError(t, err)
-			notes, err = src.(source.Checker).Check(ctx)
-			require.NoError(t, err)
-			assert.Empty(t, notes, "with an index on updated nothing is scanned whole")
+			// The updates above left HOT chains, so PostgreSQL marks the new
+			// index usable only by transactions that began after every
+			// transaction older than the index has ended (indcheckxmin): while
+			// other tests hold transactions open on the same server, the
+			// planner cannot use it yet and the note stays, for a moment.
+			assert.Eventually(t, func() bool {
+				notes, err = src.(source.Checker).Check(ctx)
+				return err == nil && len(notes) == 0
+			}, 30*time.Second, 50*time.Millisecond, "with an index on updated nothing is scanned whole")
 		})
 	}
 }
