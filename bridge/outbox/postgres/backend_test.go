@@ -475,24 +475,33 @@ func TestLargeBatchIntoFreshDatabaseScansNoRows(t *testing.T) {
 		}
 		return nil
 	}))
-	db := raw(t, dsn)
-	var stats struct {
-		Inserted int64 `db:"n_tup_ins"`
-		SeqRead  int64 `db:"seq_tup_read"`
-	}
-	// The server publishes a backend's counters when it goes idle, within
-	// its flush interval (10 s at most).
+	stats := serverTableStats(t, raw(t, dsn), "results", func(st tableStats) bool { return st.Inserted >= n })
+	assert.Less(t, stats.SeqRead, int64(n), "rows read by sequential scans: a lookup per result scanned the table")
+}
+
+// tableStats are a table's counters in pg_stat_user_tables.
+type tableStats struct {
+	Inserted int64 `db:"n_tup_ins"`
+	Updated  int64 `db:"n_tup_upd"`
+	SeqRead  int64 `db:"seq_tup_read"`
+}
+
+// serverTableStats returns table's counters once ready accepts them. The
+// server publishes a backend's counters when it goes idle, within its flush
+// interval (10 s at most); after 30 s the test fails.
+func serverTableStats(t *testing.T, db *sqlx.DB, table string, ready func(tableStats) bool) tableStats {
+	t.Helper()
+	var stats tableStats
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		require.NoError(t, db.GetContext(ctx, &stats, `SELECT n_tup_ins, coalesce(seq_tup_read, 0) AS seq_tup_read
-			FROM pg_stat_user_tables WHERE relname = 'results'`))
-		if stats.Inserted >= n || time.Now().After(deadline) {
-			break
+		require.NoError(t, db.GetContext(t.Context(), &stats, `SELECT n_tup_ins, n_tup_upd, coalesce(seq_tup_read, 0) AS seq_tup_read
+			FROM pg_stat_user_tables WHERE relname = $1`, table))
+		if ready(stats) {
+			return stats
 		}
+		require.False(t, time.Now().After(deadline), "the server's counters of %s: %+v", table, stats)
 		time.Sleep(200 * time.Millisecond)
 	}
-	require.GreaterOrEqual(t, stats.Inserted, int64(n), "the inserts are counted")
-	assert.Less(t, stats.SeqRead, int64(n), "rows read by sequential scans: a lookup per result scanned the table")
 }
 
 // TestOneConnectionNeverWaitsForAnother: a store whose pool has a single

@@ -49,16 +49,7 @@ func TestSmallFinishBatchesArePlannedOnce(t *testing.T) {
 			batch = items[:2]
 		}
 		items = items[len(batch):]
-		fs := make([]outbox.Finish, len(batch))
-		for j, it := range batch {
-			fs[j] = outbox.Finish{ID: it.ID, Owner: "w", State: outbox.StateDelivered, Tries: 1,
-				Attempt: outbox.Attempt{Status: 200, Class: "delivered"}}
-		}
-		errs, err := s.FinishBatch(ctx, fs)
-		require.NoError(t, err)
-		for _, err := range errs {
-			require.NoError(t, err)
-		}
+		finishDelivered(t, s, "w", batch)
 	}
 	generic, custom, err := s.PreparedPlans(ctx, "AS v(id, state, tries")
 	require.NoError(t, err)
@@ -107,16 +98,7 @@ func drainAfterTrickleAndIntake(t *testing.T, batches, batch int) {
 			if len(items) == 0 {
 				return
 			}
-			fs := make([]outbox.Finish, len(items))
-			for j, it := range items {
-				fs[j] = outbox.Finish{ID: it.ID, Owner: "w", State: outbox.StateDelivered, Tries: 1,
-					Attempt: outbox.Attempt{Status: 200, Class: "delivered"}}
-			}
-			errs, err := s.FinishBatch(ctx, fs)
-			require.NoError(t, err)
-			for _, err := range errs {
-				require.NoError(t, err)
-			}
+			finishDelivered(t, s, "w", items)
 		}
 	}
 	const trickle = 10
@@ -130,24 +112,25 @@ func drainAfterTrickleAndIntake(t *testing.T, batches, batch int) {
 	intake := batches * batch
 	drain(18)
 
-	var stats struct {
-		Updated int64 `db:"n_tup_upd"`
-		SeqRead int64 `db:"seq_tup_read"`
-	}
-	// The server publishes a backend's counters when it goes idle, within
-	// its flush interval (10 s at most); a claim and a finish update each row.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		require.NoError(t, db.GetContext(ctx, &stats, `SELECT n_tup_upd, coalesce(seq_tup_read, 0) AS seq_tup_read
-			FROM pg_stat_user_tables WHERE relname = 'results'`))
-		if stats.Updated >= int64(2*(trickle+intake)) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	require.GreaterOrEqual(t, stats.Updated, int64(2*(trickle+intake)), "the claims and finishes are counted")
+	// A claim and a finish update each row.
+	stats := serverTableStats(t, db, "results", func(st tableStats) bool { return st.Updated >= int64(2*(trickle+intake)) })
 	assert.Less(t, stats.SeqRead, int64(intake), "rows read by sequential scans: a batch finish scanned the table")
 	counts, err := s.Counts(ctx, "cv")
 	require.NoError(t, err)
 	assert.Equal(t, trickle+intake, counts[outbox.StateDelivered])
+}
+
+// finishDelivered records items, claimed by owner, as delivered in one batch.
+func finishDelivered(t *testing.T, s *postgres.Store, owner string, items []outbox.Item) {
+	t.Helper()
+	fs := make([]outbox.Finish, len(items))
+	for j, it := range items {
+		fs[j] = outbox.Finish{ID: it.ID, Owner: owner, State: outbox.StateDelivered, Tries: 1,
+			Attempt: outbox.Attempt{Status: 200, Class: "delivered"}}
+	}
+	errs, err := s.FinishBatch(t.Context(), fs)
+	require.NoError(t, err)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
 }
