@@ -3,6 +3,8 @@ package csvdrop
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,13 +45,22 @@ func (f *Folder) remember(name, path string, size int64) {
 	f.saveRecent()
 }
 
-// recentFile is the file in the processed directory that keeps the files
-// taken lately (Folder.recent) for the next Folder of the connection: a
-// reload builds a new one, and a restart a new process. Without it, rows a
-// writer appended after a reload or restart were never taken.
-const recentFile = ".cvbridge-recent.json"
+// recentPath is the file in the processed directory that keeps the files
+// taken lately (Folder.recent) for every Folder of the connection: a reload
+// builds a new one, a restart a new process, and daemons sharing a database
+// and a drop folder take turns polling it (the poll lease). Without it, rows
+// a writer appended after a reload or restart were never taken. Its name
+// carries a hash of the connection's name, as connections may share a
+// processed directory.
+func (f *Folder) recentPath() string {
+	sum := sha256.Sum256([]byte(f.connection))
+	return filepath.Join(f.processedDir, recentPrefix+hex.EncodeToString(sum[:8])+".json")
+}
 
-// savedTake is a recentTake as recentFile keeps it.
+// recentPrefix starts the name of every connection's recentPath.
+const recentPrefix = ".cvbridge-recent-"
+
+// savedTake is a recentTake as recentPath keeps it.
 type savedTake struct {
 	Name   string    `json:"name"` // in the drop folder
 	File   string    `json:"file"` // in the processed directory
@@ -58,15 +69,19 @@ type savedTake struct {
 	At     time.Time `json:"at"`
 }
 
-// loadRecent reads the takes an earlier Folder of the connection saved, once.
+// loadRecent replaces the files taken lately by the list recentPath holds,
+// as the connection's last poll, here or in another daemon, left it. While
+// this Folder could not save its own list, a missing file does not empty
+// it. An entry that names anything but a file the drop folder would take,
+// or a file directly in the processed directory, is ignored: the list is
+// only as trustworthy as the directory.
 func (f *Folder) loadRecent() {
-	if f.recentLoaded {
-		return
-	}
-	f.recentLoaded = true
-	path := filepath.Join(f.processedDir, recentFile)
+	path := f.recentPath()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if !f.recentUnsaved {
+			clear(f.recent)
+		}
 		return
 	}
 	var saved []savedTake
@@ -74,51 +89,67 @@ func (f *Folder) loadRecent() {
 		err = json.Unmarshal(b, &saved)
 	}
 	if err != nil {
-		f.log.Warn("cannot read the list of files taken lately; rows appended to them after the restart are not taken", "file", path, "error", err)
+		f.log.Warn("cannot read the list of files taken lately; the rows appended to them are taken only while this daemon runs", "file", path, "error", err)
 		return
 	}
+	clear(f.recent)
+	latest := f.clock.Now().Add(recentWindow)
 	for _, t := range saved {
-		if _, ok := f.recent[t.Name]; ok || t.Name == "" || t.File == "" || t.File != filepath.Base(t.File) || len(t.Header) == 0 {
+		if !f.candidate(t.Name) || !plainName(t.Name) || !plainName(t.File) || len(t.Header) == 0 || t.At.After(latest) {
 			continue
 		}
 		f.recent[t.Name] = &recentTake{path: filepath.Join(f.processedDir, t.File), size: t.Size, header: t.Header, at: t.At}
 	}
 }
 
-// saveRecent writes the files taken lately to recentFile, aside and renamed
+// plainName reports whether name names a file directly in a directory.
+func plainName(name string) bool {
+	return name != "" && name != "." && name != ".." && filepath.Base(name) == name
+}
+
+// saveRecent writes the files taken lately to recentPath, aside and renamed
 // into place, or removes it when there are none.
 func (f *Folder) saveRecent() {
-	path := filepath.Join(f.processedDir, recentFile)
+	path := f.recentPath()
+	var err error
 	if len(f.recent) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			f.log.Warn("cannot remove the list of files taken lately", "file", path, "error", err)
+		if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+			err = nil
 		}
-		return
+	} else {
+		saved := make([]savedTake, 0, len(f.recent))
+		for name, r := range f.recent {
+			saved = append(saved, savedTake{Name: name, File: filepath.Base(r.path), Size: r.size, Header: r.header, At: r.at})
+		}
+		slices.SortFunc(saved, func(a, b savedTake) int { return strings.Compare(a.Name, b.Name) })
+		var b []byte
+		if b, err = json.Marshal(saved); err == nil {
+			err = writeAside(path, b)
+		}
 	}
-	saved := make([]savedTake, 0, len(f.recent))
-	for name, r := range f.recent {
-		saved = append(saved, savedTake{Name: name, File: filepath.Base(r.path), Size: r.size, Header: r.header, At: r.at})
-	}
-	slices.SortFunc(saved, func(a, b savedTake) int { return strings.Compare(a.Name, b.Name) })
-	b, err := json.Marshal(saved)
-	if err == nil {
-		err = writeAside(path, b)
-	}
+	f.recentUnsaved = err != nil
 	if err != nil {
 		f.log.Warn("cannot save the list of files taken lately; after a reload or restart, rows appended to them are not taken",
 			"file", path, "error", err)
 	}
 }
 
-// writeAside writes b to path through a temporary file renamed into place.
+// writeAside writes b to path through a new temporary file in its directory,
+// renamed into place.
 func writeAside(path string, b []byte) error {
-	tmp := path + ".tmp"
-	err := os.WriteFile(tmp, b, 0o640)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(tmp.Name())
 	}
 	return err
 }

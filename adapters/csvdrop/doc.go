@@ -14,8 +14,10 @@
 // read again. Rows appended to a file after it was moved, or written to a new
 // header-less file of its name, are copied below its header into a
 // continuation file in the drop folder (continued.go), for an hour after the
-// take; the files so watched are listed in the processed directory's
-// .cvbridge-recent.json, so a reload or restart goes on watching them.
+// take; the files so watched are listed in a hidden file of the processed
+// directory (.cvbridge-recent-<hash of the connection's name>.json), read at
+// every poll, so a reload, a restart or another daemon polling the same
+// folder goes on watching them.
 //
 // Every row that will not be sent is listed in "<file>.errors.csv" beside
 // the moved file (columns line;reason;raw row), in line order: rows the

@@ -50,13 +50,15 @@ type Folder struct {
 	log                             *slog.Logger
 	clock                           clock.Clock
 
-	mu       sync.Mutex             // serialises polls; guards observed and noted
+	connection string // the connection's name
+
+	mu       sync.Mutex             // serialises polls; guards observed, noted, recent and recentUnsaved
 	observed map[string]observation // files seen changing recently, by name
 	noted    map[string]int64       // files left as incomplete, by name, with the size already logged
 	recent   map[string]*recentTake // files moved to the processed directory lately, by name in the drop folder
-	// recentLoaded says recent holds the takes an earlier Folder of the
-	// connection saved (loadRecent), which the first real poll reads.
-	recentLoaded bool
+	// recentUnsaved says the last saveRecent failed, so recent holds more
+	// than recentPath does.
+	recentUnsaved bool
 
 	// writers knows, while Watch runs, which files a writer still holds open.
 	writers *writerTracker
@@ -82,16 +84,17 @@ func New(c adapters.Connection, s *Settings) (source.Source, error) {
 
 func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 	f := &Folder{
-		settings: s,
-		delim:    s.delimiterRune(),
-		loc:      c.Location,
-		log:      c.Logger,
-		clock:    clk,
-		observed: map[string]observation{},
-		noted:    map[string]int64{},
-		recent:   map[string]*recentTake{},
-		writers:  newWriterTracker(),
-		recheck:  make(chan time.Duration, 1),
+		settings:   s,
+		connection: c.Name,
+		delim:      s.delimiterRune(),
+		loc:        c.Location,
+		log:        c.Logger,
+		clock:      clk,
+		observed:   map[string]observation{},
+		noted:      map[string]int64{},
+		recent:     map[string]*recentTake{},
+		writers:    newWriterTracker(),
+		recheck:    make(chan time.Duration, 1),
 	}
 	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
 	if f.loc == nil {

@@ -76,15 +76,15 @@ func (e *env) write(name, content string) {
 func (e *env) poll() error { return e.f.Poll(context.Background(), e.sink) }
 
 // files lists the names of the files in a directory below the drop folder
-// ("" = the drop folder), but for the adapter's own list of recent takes
-// (recentFile, in the processed directory).
+// ("" = the drop folder), but for the adapter's own lists of recent takes
+// (recentPath, in the processed directory).
 func (e *env) files(sub string) []string {
 	e.t.Helper()
 	entries, err := os.ReadDir(filepath.Join(e.drop, sub))
 	require.NoError(e.t, err)
 	var names []string
 	for _, en := range entries {
-		if !en.IsDir() && en.Name() != recentFile {
+		if !en.IsDir() && !strings.HasPrefix(en.Name(), recentPrefix) {
 			names = append(names, en.Name())
 		}
 	}

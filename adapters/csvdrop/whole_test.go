@@ -2,6 +2,7 @@ package csvdrop
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"testing"
@@ -312,7 +313,7 @@ func TestContinuationsSurviveARestart(t *testing.T) {
 	// Past the hour the files are watched no more, and the list is gone.
 	e.clk.Advance(recentWindow + time.Minute)
 	require.NoError(t, e.poll())
-	_, err = os.Stat(filepath.Join(e.drop, "processed", recentFile))
+	_, err = os.Stat(e.f.recentPath())
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -339,4 +340,100 @@ func TestDryRunLeavesRecentTakes(t *testing.T) {
 	require.NoError(t, e.poll())
 	require.NoError(t, e.poll())
 	assert.Len(t, e.sink.Added(), 2)
+}
+
+// appendTo appends text to a file a writer the daemon cannot see still holds.
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(text)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// TestTwoDaemonsShareTheRecentTakes: two daemons on one database and one
+// drop folder take turns polling the connection (the poll lease). Rows
+// appended to a file one of them took are taken once, by whichever polls
+// next, and the other does not write them again.
+func TestTwoDaemonsShareTheRecentTakes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	first := e.f
+	second := newTestFolder(t, e.conn, e.clk)
+	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
+	require.NoError(t, first.Poll(t.Context(), e.sink))
+	require.NoError(t, second.Poll(t.Context(), e.sink)) // knows the take now
+
+	appendTo(t, filepath.Join(e.drop, "processed", "late.csv"), "p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, second.Poll(t.Context(), e.sink)) // writes the continuation
+	require.NoError(t, first.Poll(t.Context(), e.sink))  // takes it, and writes none again
+	require.NoError(t, second.Poll(t.Context(), e.sink))
+	require.NoError(t, first.Poll(t.Context(), e.sink))
+	var persons []string
+	for _, c := range e.sink.Added() {
+		persons = append(persons, c.PersonID)
+	}
+	assert.Equal(t, []string{"p1", "p2"}, persons)
+	assert.Empty(t, e.files(""))
+	processed := e.files("processed")
+	assert.Len(t, processed, 2, "the file and one continuation: %v", processed)
+}
+
+// TestConnectionsSharingAProcessedDirectory: two connections read one drop
+// folder with different patterns, so they share its processed directory.
+// Each watches only its own takes: the other neither continues them nor
+// drops them from the list.
+func TestConnectionsSharingAProcessedDirectory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns+"  pattern: \"a-*.csv\"\n")
+	other := connection(t, e.base, "  folder: drop\n"+dutchColumns+"  pattern: \"b-*.csv\"\n")
+	other.Name = "second"
+	b := newTestFolder(t, other, e.clk)
+	bSink := kittest.NewSink()
+	e.write("a-1.csv", header+"p1;E;01-03-2024;ja;7\n")
+	require.NoError(t, e.poll())
+	e.write("b-1.csv", header+"q1;E;01-03-2024;ja;7\n")
+	require.NoError(t, b.Poll(t.Context(), bSink)) // a take of its own: its list must not replace the first's
+	appendTo(t, filepath.Join(e.drop, "processed", "a-1.csv"), "p2;E;01-03-2024;ja;8\n")
+	require.NoError(t, b.Poll(t.Context(), bSink))
+	assert.Empty(t, e.files(""), "the second connection does not continue the first's file")
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	assert.Len(t, e.sink.Added(), 2)
+	assert.Len(t, bSink.Added(), 1)
+}
+
+// TestTamperedRecentListIsIgnored: the list of recent takes names only
+// files the drop folder would take and files directly in the processed
+// directory; any other entry is ignored, so no continuation is written
+// outside the drop folder or read from outside the processed directory.
+func TestTamperedRecentListIsIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	require.NoError(t, e.poll()) // creates the processed directory
+	outside := filepath.Join(e.base, "outside.csv")
+	require.NoError(t, os.WriteFile(outside, []byte(header+"x1;E;01-03-2024;ja;7\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(e.drop, "processed", "ok.csv"), []byte(header+"p1;E;01-03-2024;ja;7\n"), 0o644))
+	at, err := e.clk.Now().MarshalJSON()
+	require.NoError(t, err)
+	future, err := e.clk.Now().Add(48 * time.Hour).MarshalJSON()
+	require.NoError(t, err)
+	h := `"` + base64.StdEncoding.EncodeToString([]byte(header)) + `"`
+	list := `[{"name":"../../escape.csv","file":"ok.csv","size":1,"header":` + h + `,"at":` + string(at) + `},` +
+		`{"name":"up.csv","file":"../../outside.csv","size":1,"header":` + h + `,"at":` + string(at) + `},` +
+		`{"name":"dots.csv","file":"..","size":1,"header":` + h + `,"at":` + string(at) + `},` +
+		`{"name":"future.csv","file":"ok.csv","size":1,"header":` + h + `,"at":` + string(future) + `}]`
+	require.NoError(t, os.WriteFile(e.f.recentPath(), []byte(list), 0o644))
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	assert.Empty(t, e.sink.Added())
+	assert.Empty(t, e.files(""))
+	entries, err := os.ReadDir(e.base)
+	require.NoError(t, err)
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	assert.ElementsMatch(t, []string{"drop", "outside.csv"}, names, "nothing written beside the drop folder")
 }
