@@ -41,17 +41,22 @@ targets:
 	d, err := daemon.Open(t.Context(), cfg, nil, daemon.Options{Clock: clk, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, d.Close()) })
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	stopped := make(chan struct{})
+	go func() { done <- d.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped }) // before Close
 
-	clk.Advance(time.Minute) // the check at start and one a minute later find the schema this build knows
-	clk.Advance(time.Minute)
+	// Minutes pass, with checks that find the schema this build knows (the
+	// loop's ticker exists after its first check, so keep advancing).
+	for range 20 {
+		clk.Advance(time.Minute)
+		time.Sleep(25 * time.Millisecond)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("the daemon stopped on its own schema: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	default:
 	}
 
 	db, err := sqlx.Open("postgres", dsn)

@@ -125,6 +125,11 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			// Stopping lets requests in flight finish (up to the target's
 			// timeout): keep the watchdog fed meanwhile.
 			if err := stopFeeding(cur, watchdog, log); err != nil {
+				if newer := (*outbox.NewerSchemaError)(nil); errors.As(err, &newer) {
+					// It had stopped by itself: no configuration runs on that schema.
+					_ = next.Close()
+					return fmt.Errorf("daemon stopped: %w", err)
+				}
 				log.Error("the previous configuration stopped with an error", "error", err)
 			}
 			log = nextLog

@@ -96,13 +96,13 @@ func (s *Store) FinishBatch(ctx context.Context, fs []outbox.Finish) ([]error, e
 // that left the backlog; and returns their ids. Parameters 1–10 and 12–17
 // are the columns of finishColumns, 11 is now.
 //
-// The ids come through a scalar subquery so that no plan knows how many
-// there are: a plan made for the bound arrays sees their length, and for
-// batches of one or two rows (a trickle, or a drain that records each
-// outcome at once) it always looked cheaper than the generic plan, which
-// assumes ten, so the server planned the statement anew at every call.
-// Now both assume at least ten and it keeps one plan (see
-// refreshStatistics for when that plan is renewed).
+// The ids come through a scalar subquery, whose length no plan knows: a
+// plan made for the bound arrays saw their length, and for batches of one
+// or two rows (a trickle, or a drain that records each outcome at once) it
+// always looked cheaper than the generic plan, which assumes ten rows, so
+// the server planned the statement anew at every call. Now a plan for
+// bound values assumes at least ten rows as well, and the server keeps its
+// generic plan (see refreshStatistics for when that plan is renewed).
 const finishBatchQuery = `WITH v AS (
 		SELECT * FROM unnest((SELECT $1::bigint[]), $2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::text[],
 			$7::integer[], $8::text[], $9::bigint[], $10::text[], $12::bigint[], $13::text[], $14::text[],

@@ -33,6 +33,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,6 +98,8 @@ type Store struct {
 	// enqueuedSinceAnalyze counts the results committed batches offered
 	// since this store last analysed the results table (refreshStatistics).
 	enqueuedSinceAnalyze atomic.Int64
+	// analyzing is held while refreshStatistics looks and analyses.
+	analyzing sync.Mutex
 	// Base holds the results' shared SQL: the operator's queries, the
 	// cursors and marks, the targets' state.
 	*sqlcore.Base
@@ -261,23 +264,31 @@ func (s *Store) ClockSkew(ctx context.Context) (time.Duration, error) {
 // thousands of rows it read the whole table for every batch it recorded
 // (20,000 results took 25 s to drain, 325 million rows read) until
 // autovacuum came by. ANALYZE renews the statistics and with them every
-// cached plan on them, in every daemon. It is an optimisation only: the
-// batch is committed, so a failure here is not the caller's (autovacuum
-// analyses later, and a failing database shows itself at the next
-// statement).
+// cached plan on them, in every daemon.
+//
+// It is an optimisation only, so it never holds up the caller for long and
+// never fails it (the batch is committed; autovacuum analyses later, and a
+// failing database shows itself at the next statement): one call analyses
+// at a time, the others go on; ANALYZE skips the table rather than wait for
+// a lock (a manual VACUUM, say); and a role that does not own the table,
+// which ANALYZE would skip with a mere warning, does not try.
 func (s *Store) refreshStatistics(ctx context.Context, enqueued int) {
 	total := s.enqueuedSinceAnalyze.Add(int64(enqueued))
-	if total/analyzeEvery == (total-int64(enqueued))/analyzeEvery {
+	if total/analyzeEvery == (total-int64(enqueued))/analyzeEvery || !s.analyzing.TryLock() {
 		return
 	}
-	var known float64 // -1: never analysed
-	if err := s.db.GetContext(ctx, &known, `SELECT reltuples FROM pg_class WHERE oid = 'results'::regclass`); err != nil {
-		return
+	defer s.analyzing.Unlock()
+	total = s.enqueuedSinceAnalyze.Load()
+	var table struct {
+		Known float64 `db:"reltuples"` // -1: never analysed
+		Owned bool    `db:"owned"`
 	}
-	if float64(total) <= known {
-		return // the table at most doubled: its plans still fit
+	err := s.db.GetContext(ctx, &table, `SELECT reltuples, pg_has_role(relowner, 'MEMBER') AS owned
+		FROM pg_class WHERE oid = 'results'::regclass`)
+	if err != nil || !table.Owned || float64(total) <= table.Known {
+		return // at most doubled since: its plans still fit
 	}
-	if _, err := s.db.ExecContext(ctx, `ANALYZE results`); err == nil {
+	if _, err := s.db.ExecContext(ctx, `ANALYZE (SKIP_LOCKED) results`); err == nil {
 		s.enqueuedSinceAnalyze.Add(-total)
 	}
 }
