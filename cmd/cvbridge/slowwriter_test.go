@@ -188,7 +188,9 @@ func TestContinuationAfterReloadAndRestart(t *testing.T) {
 	startDaemonProcess(t, bin, cfgPath, "daemon2")
 	waitRunning(t, filepath.Join(dir, "daemon2.log"), 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "drop", "export.csv"), []byte(row(102)+row(103)), 0o644))
-	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted >= 9 })
+	// A kill in the middle of a poll leaves the connection's poll lease to
+	// run out (30 s) before the restarted daemon polls.
+	waitFor(t, 75*time.Second, func() bool { return sim.Stats().Accepted >= 9 })
 
 	time.Sleep(2 * time.Second) // two more polls: nothing is taken twice
 	stats := sim.Stats()
