@@ -73,16 +73,17 @@ type savedTake struct {
 // as the connection's last poll, here or in another daemon, left it. While
 // this Folder could not save its own list, a missing file does not empty
 // it. An entry that names anything but a file the drop folder would take,
-// or a file directly in the processed directory, is ignored: the list is
-// only as trustworthy as the directory.
-func (f *Folder) loadRecent() {
+// or a file directly in the processed directory, is ignored and reported,
+// and loadRecent returns true so the list is written again without it: the
+// list is only as trustworthy as the directory.
+func (f *Folder) loadRecent() (dropped bool) {
 	path := f.recentPath()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !f.recentUnsaved {
 			clear(f.recent)
 		}
-		return
+		return false
 	}
 	var saved []savedTake
 	if err == nil {
@@ -90,16 +91,23 @@ func (f *Folder) loadRecent() {
 	}
 	if err != nil {
 		f.log.Warn("cannot read the list of files taken lately; the rows appended to them are taken only while this daemon runs", "file", path, "error", err)
-		return
+		return false
 	}
 	clear(f.recent)
 	latest := f.clock.Now().Add(recentWindow)
+	ignored := 0
 	for _, t := range saved {
 		if !f.candidate(t.Name) || !plainName(t.Name) || !plainName(t.File) || len(t.Header) == 0 || t.At.After(latest) {
+			ignored++
 			continue
 		}
 		f.recent[t.Name] = &recentTake{path: filepath.Join(f.processedDir, t.File), size: t.Size, header: t.Header, at: t.At}
 	}
+	if ignored > 0 {
+		f.log.Warn("entries of the list of files taken lately name no file of this drop folder (the pattern changed, or the list was edited); they are no longer watched",
+			"file", path, "ignored", ignored)
+	}
+	return ignored > 0
 }
 
 // plainName reports whether name names a file directly in a directory.
@@ -124,7 +132,7 @@ func (f *Folder) saveRecent() {
 		slices.SortFunc(saved, func(a, b savedTake) int { return strings.Compare(a.Name, b.Name) })
 		var b []byte
 		if b, err = json.Marshal(saved); err == nil {
-			err = writeAside(path, b)
+			err = writeAside(path, func(w io.Writer) error { _, err := w.Write(b); return err })
 		}
 	}
 	f.recentUnsaved = err != nil
@@ -134,14 +142,21 @@ func (f *Folder) saveRecent() {
 	}
 }
 
-// writeAside writes b to path through a new temporary file in its directory,
-// renamed into place.
-func writeAside(path string, b []byte) error {
+// writeAside writes a file at path through a new temporary file in its
+// directory (a dotfile ending in .tmp, which no poll takes), synced and
+// renamed into place, so no reader ever sees it half written.
+func writeAside(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(b)
+	err = tmp.Chmod(0o640)
+	if err == nil {
+		err = write(tmp)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -149,7 +164,9 @@ func writeAside(path string, b []byte) error {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp.Name())
+		if rerr := os.Remove(tmp.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 	}
 	return err
 }
@@ -180,9 +197,8 @@ func firstLine(path string) ([]byte, error) {
 // file's header, to a continuation file in the drop folder, which the next
 // poll takes like any export.
 func (f *Folder) checkRecent() {
-	f.loadRecent()
+	changed := f.loadRecent()
 	now := f.clock.Now()
-	changed := false
 	defer func() {
 		if changed {
 			f.saveRecent()
@@ -275,28 +291,14 @@ func (f *Folder) continuation(name string, header []byte, src string, offset int
 	if err != nil {
 		return "", err
 	}
-	tmp := filepath.Join(f.folder, "."+dest+".tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return "", err
-	}
-	_, err = out.Write(header)
-	if err == nil {
-		_, err = io.Copy(out, in)
-	}
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(f.folder, dest))
-	}
-	if err != nil {
-		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = errors.Join(err, rerr)
+	err = writeAside(filepath.Join(f.folder, dest), func(w io.Writer) error {
+		if _, err := w.Write(header); err != nil {
+			return err
 		}
+		_, err := io.Copy(w, in)
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("write continuation %s: %w", dest, err)
 	}
 	return dest, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -436,4 +437,6 @@ func TestTamperedRecentListIsIgnored(t *testing.T) {
 		names = append(names, en.Name())
 	}
 	assert.ElementsMatch(t, []string{"drop", "outside.csv"}, names, "nothing written beside the drop folder")
+	assert.Equal(t, 1, strings.Count(e.logs.String(), "name no file of this drop folder"),
+		"the ignored entries are reported, once: the list is written again without them")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
@@ -71,7 +72,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 		if current.Int64 > int64(len(ms)) {
-			return sqlcore.NewerSchemaError(current.Int64, len(ms))
+			return &outbox.NewerSchemaError{Current: current.Int64, Known: len(ms)}
 		}
 		applied := false
 		for _, m := range ms {
@@ -123,7 +124,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return fmt.Errorf("outbox database (postgres): schema version %d is older than this cvbridge needs (%d): run `cvbridge migrate`, or let `cvbridge run` migrate at start",
 			current.Int64, latest)
 	case current.Int64 > int64(latest):
-		return fmt.Errorf("outbox database (postgres): %w", sqlcore.NewerSchemaError(current.Int64, latest))
+		return fmt.Errorf("outbox database (postgres): %w", &outbox.NewerSchemaError{Current: current.Int64, Known: latest})
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
 )
@@ -52,7 +53,7 @@ func migrate(ctx context.Context, db *sqlx.DB, nowMillis int64) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if current.Int64 > int64(latest) {
-		return sqlcore.NewerSchemaError(current.Int64, latest)
+		return &outbox.NewerSchemaError{Current: current.Int64, Known: latest}
 	}
 	for _, m := range ms {
 		if int64(m.Version) <= current.Int64 {
@@ -84,7 +85,7 @@ func checkSchema(ctx context.Context, db *sqlx.DB, _ int64) error {
 	}
 	switch {
 	case current.Int64 > int64(len(ms)):
-		return sqlcore.NewerSchemaError(current.Int64, len(ms))
+		return &outbox.NewerSchemaError{Current: current.Int64, Known: len(ms)}
 	case current.Int64 < int64(len(ms)):
 		return fmt.Errorf("schema version %d is older than this cvbridge needs (%d): run `cvbridge migrate`, or set storage.migrate: true",
 			current.Int64, len(ms))

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
 
 // Migration is one schema version of a backend's embedded migrations.
@@ -81,11 +79,4 @@ func LoadMigrations(fsys fs.FS, steps map[string]Step) ([]Migration, error) {
 		}
 	}
 	return ms, nil
-}
-
-// NewerSchemaError is the refusal of a database at schema version current,
-// written by a newer cvbridge than this build, which knows versions up to
-// latest.
-func NewerSchemaError(current int64, latest int) error {
-	return &outbox.NewerSchemaError{Current: current, Known: latest}
 }
