@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -172,7 +173,9 @@ func writeAside(path string, write func(io.Writer) error) error {
 }
 
 // firstLine returns the first line of a file, line ending included (LF, CRLF
-// or a lone CR), or nil when there is none within maxHeaderLine bytes.
+// or a lone CR), or nil when there is none within maxHeaderLine bytes. In a
+// file that starts with a UTF-16 byte-order mark, the line (mark included)
+// ends with a UTF-16 line ending.
 func firstLine(path string) ([]byte, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -183,11 +186,25 @@ func firstLine(path string) ([]byte, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	if i := bytes.IndexByte(head, '\n'); i >= 0 {
-		return head[:i+1], nil
+	unit, order := 1, binary.ByteOrder(nil)
+	if order = utf16Order(head); order != nil {
+		unit = 2
 	}
-	if i := bytes.IndexByte(head, '\r'); i >= 0 {
-		return head[:i+1], nil
+	cr := -1
+	for i := 0; i+unit <= len(head); i += unit {
+		c := rune(head[i])
+		if order != nil {
+			c = rune(order.Uint16(head[i:]))
+		}
+		switch {
+		case c == '\n':
+			return head[:i+unit], nil
+		case c == '\r' && cr < 0:
+			cr = i
+		}
+	}
+	if cr >= 0 {
+		return head[:cr+unit], nil
 	}
 	return nil, nil
 }
@@ -243,14 +260,11 @@ func (f *Folder) checkRecent() {
 // part's header to a continuation file, and the header-less file is moved to
 // the processed directory. It reports whether it did so.
 func (f *Folder) continueHeaderless(name string) bool {
-	r := f.recent[name]
+	r := f.continued(name)
 	if r == nil {
 		return false
 	}
 	path := filepath.Join(f.folder, name)
-	if first, err := firstLine(path); err != nil || bytes.Equal(first, r.header) {
-		return false // starts with the same header: a file of its own, failed on its merits
-	}
 	dest, err := f.continuation(name, r.header, path, 0)
 	if err != nil {
 		f.log.Error("file has no header and seems to continue one taken earlier, but cannot be copied; add the header line and drop it again",
@@ -271,6 +285,37 @@ func (f *Folder) continueHeaderless(name string) bool {
 	delete(f.recent, name)
 	f.saveRecent()
 	return true
+}
+
+// continued returns the file taken lately that the header-less file name
+// in the drop folder continues, or nil: one of that name was taken lately
+// and name does not start with its header (a file that does is one of its
+// own, failed on its merits).
+func (f *Folder) continued(name string) *recentTake {
+	r := f.recent[name]
+	if r == nil {
+		return nil
+	}
+	if first, err := firstLine(filepath.Join(f.folder, name)); err != nil || bytes.Equal(first, r.header) {
+		return nil
+	}
+	return r
+}
+
+// reportRecent is checkRecent for a dry run: it says which files taken
+// lately have rows appended that the next real poll would take, and
+// changes nothing.
+func (f *Folder) reportRecent() {
+	f.loadRecent()
+	for _, r := range f.recent {
+		if f.clock.Now().Sub(r.at) > recentWindow {
+			continue
+		}
+		if info, err := os.Stat(r.path); err == nil && info.Size() > r.size {
+			f.log.Info("dry run: rows were appended to a file after it was taken; they would be taken from a continuation file",
+				"file", r.path, "bytes", info.Size()-r.size)
+		}
+	}
 }
 
 // continuation writes header followed by the bytes of src from offset on to

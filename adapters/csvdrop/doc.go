@@ -43,7 +43,7 @@
 //	  settle: 500ms
 //	  unterminated_settle: 2m         # for a file whose last line has no line ending
 //	  delimiter: auto                 # auto | ";" | "," | tab
-//	  encoding: auto                  # auto | utf-8 | windows-1252
+//	  encoding: auto                  # auto | utf-8 | windows-1252 (UTF-16 is known by its byte-order mark)
 //	  date_formats: ["2006-01-02", "02-01-2006", ...]
 //	  passed_values: [ja, j, waar, true, 1, yes, y, geslaagd, voldoende, passed, behaald]
 //	  failed_values: [nee, n, onwaar, "false", "0", "no", niet geslaagd, gezakt, onvoldoende, failed, niet behaald]

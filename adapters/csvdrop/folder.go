@@ -18,9 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/transform"
-
 	"github.com/cvbridge/cvbridge/adapters"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/result"
@@ -133,10 +130,13 @@ func (f *Folder) Poll(ctx context.Context, sink source.Sink) error {
 }
 
 // ready lists the drop folder and returns the names of the candidate files
-// that have settled, sorted. Unless dryRun, it first copies rows appended to
-// files taken lately into continuation files (checkRecent).
+// that have settled, sorted. It first copies rows appended to files taken
+// lately into continuation files (checkRecent), or in a dry run says which
+// it would copy (reportRecent).
 func (f *Folder) ready(dryRun bool) ([]string, error) {
-	if !dryRun {
+	if dryRun {
+		f.reportRecent()
+	} else {
 		f.checkRecent()
 	}
 	entries, err := os.ReadDir(f.folder)
@@ -275,7 +275,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 	out, err := f.read(ctx, sink, log, name, fh, taken, errs)
 	_ = fh.Close() // opened read-only, so closing loses nothing; closed before the file is moved
 	if sink.DryRun() {
-		return f.dryRunReport(log, errs, out, err)
+		return f.dryRunReport(log, name, errs, out, err)
 	}
 	if err != nil {
 		return err
@@ -328,13 +328,20 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 
 // dryRunReport says what a real poll would do with a file, and leaves it
 // where it is.
-func (f *Folder) dryRunReport(log *slog.Logger, errs *errorsFile, out outcome, err error) error {
+func (f *Folder) dryRunReport(log *slog.Logger, name string, errs *errorsFile, out outcome, err error) error {
 	if discardErr := errs.discard(); discardErr != nil {
 		return discardErr
+	}
+	var continued *recentTake
+	if out.fileErr != nil && out.noHeader {
+		continued = f.continued(name)
 	}
 	switch {
 	case err != nil && !errors.Is(err, source.ErrDryRun):
 		return err
+	case continued != nil:
+		log.Info("dry run: the file has no header and continues one taken earlier; its rows would be taken below that header",
+			"taken_earlier", continued.path)
 	case out.fileErr != nil:
 		log.Warn("dry run: the file would be moved to the failed directory", "reason", out.fileErr.Error())
 	case out.seen:
@@ -379,7 +386,7 @@ func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, n
 	if seen {
 		return outcome{seen: true}, nil
 	}
-	enc, err := f.encoding(info)
+	enc, err := fileEncoding(f.settings.Encoding, info)
 	if err != nil {
 		return outcome{fileErr: &fileError{err: err}}, nil
 	}
@@ -396,23 +403,6 @@ func (f *Folder) read(ctx context.Context, sink source.Sink, log *slog.Logger, n
 			errs.discard())
 	}
 	return outcome{stats: r.stats, sum: sum, refused: r.refused}, nil
-}
-
-// encoding decides how to decode a file's bytes.
-func (f *Folder) encoding(info contentInfo) (string, error) {
-	switch f.settings.Encoding {
-	case encWindows1252:
-		return encWindows1252, nil
-	case encUTF8:
-		if !info.utf8 {
-			return "", errors.New("file is not valid UTF-8 (encoding: utf-8); set encoding to windows-1252, or to auto to detect it")
-		}
-		return encUTF8, nil
-	}
-	if info.utf8 {
-		return encUTF8, nil
-	}
-	return encWindows1252, nil
 }
 
 // fail moves a file that cannot be used to the failed directory, with its
@@ -566,19 +556,10 @@ func (r *fileRun) fill(add func(result.Completion) error) error {
 		return r.fileErr
 	}
 	h := sha256.New()
-	br := bufio.NewReader(io.TeeReader(r.fh, h))
-	var in io.Reader = br
-	switch {
-	case r.enc == encWindows1252:
-		in = transform.NewReader(br, charmap.Windows1252.NewDecoder())
-	case r.info.bom:
-		if _, err := br.Discard(len(utf8BOM)); err != nil {
-			r.fileErr = &fileError{err: fmt.Errorf("cannot read file: %w", err)}
-			return r.fileErr
-		}
-	}
-	if r.info.crOnly {
-		in = crToLF{in}
+	in, err := decoded(bufio.NewReader(io.TeeReader(r.fh, h)), r.enc, r.info)
+	if err != nil {
+		r.fileErr = &fileError{err: fmt.Errorf("cannot read file: %w", err)}
+		return r.fileErr
 	}
 	good := func(c result.Completion, line int, raw func() string) error {
 		r.curLine, r.curRaw = line, raw

@@ -1,8 +1,9 @@
 package csvdrop
 
 import (
+	"bufio"
 	"bytes"
-	"io"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,8 +14,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/transform"
 
 	"github.com/cvbridge/cvbridge/bridge/result"
 )
@@ -26,7 +25,7 @@ var xsDecimal = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 // and must yield only completions with a person, a code and a well-formed
 // decimal. Inputs are bounded to 64 KiB.
 func FuzzFile(f *testing.F) {
-	samples, err := filepath.Glob(filepath.Join("..", "..", "testdata", "csvdrop", "*.csv"))
+	samples, err := filepath.Glob(filepath.Join("..", "..", "testdata", "csvdrop", "*.*"))
 	require.NoError(f, err)
 	for _, p := range samples {
 		b, err := os.ReadFile(p)
@@ -44,6 +43,8 @@ func FuzzFile(f *testing.F) {
 	f.Add([]byte("Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\r\np1;C;10-03-2024;WAAR;7,5;;\r\np2;C;10-03-2024;ONWAAR;5;x;\r\n"))
 	f.Add([]byte("Deelnemer;Code;Datum;Geslaagd;Cijfer\rp1;C;10-03-2024;ja;7,5\rp2;C;01-01-2099;ja;-1\r"))
 	f.Add([]byte("Deelnemer;Code;Datum;Geslaagd;Cijfer\np1;C;10-03-1899;ja;1.234,5\np2;C;10-03-2024;ja;7"))
+	f.Add([]byte(utf16Text("Deelnemer\tCode\tDatum\tGeslaagd\tCijfer\r\np1\tC\t10-03-2024\tja\t7,5\r\n", binary.LittleEndian, true)))
+	f.Add([]byte(utf16Text("Deelnemer;Code;Datum;Geslaagd;Cijfer\np\xe9;C;10-03-2024;ja;7\n", binary.BigEndian, true)))
 
 	s := DefaultSettings()
 	s.Columns = Columns{Person: "Deelnemer", ElearningCode: "Code", CompletedAt: "Datum", Passed: "Geslaagd", ResultDecimal: "Cijfer", Remark: "Opmerking"}
@@ -55,15 +56,12 @@ func FuzzFile(f *testing.F) {
 		}
 		info, err := scanContent(bytes.NewReader(data))
 		require.NoError(t, err)
-		var in io.Reader = bytes.NewReader(data)
-		switch {
-		case !info.utf8:
-			in = transform.NewReader(in, charmap.Windows1252.NewDecoder())
-		case info.bom:
-			in = bytes.NewReader(data[len(utf8BOM):])
-		}
-		if info.crOnly {
-			in = crToLF{in}
+		enc, err := fileEncoding(s.Encoding, info)
+		require.NoError(t, err, "auto always decides")
+		in, err := decoded(bufio.NewReader(bytes.NewReader(data)), enc, info)
+		if err != nil {
+			require.True(t, info.bom, "only a UTF-8 mark is read ahead")
+			return
 		}
 		now := time.Date(2026, 12, 7, 12, 0, 0, 0, loc)
 		last, good, bad := 0, 0, 0

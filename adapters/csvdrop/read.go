@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
@@ -13,20 +14,44 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+
 	"github.com/cvbridge/cvbridge/bridge/result"
 )
 
 // utf8BOM is the byte-order mark Excel writes in front of "CSV UTF-8" files.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
+// The byte-order marks of UTF-16, little- and big-endian. Excel's "Unicode
+// text" ("Unicode-tekst (*.txt)") is UTF-16LE with the mark, tab separated.
+var (
+	utf16LEBOM = []byte{0xFF, 0xFE}
+	utf16BEBOM = []byte{0xFE, 0xFF}
+)
+
+// utf16Order returns the byte order of UTF-16 text that starts with its
+// byte-order mark, or nil when head starts with neither mark.
+func utf16Order(head []byte) binary.ByteOrder {
+	switch {
+	case bytes.HasPrefix(head, utf16LEBOM):
+		return binary.LittleEndian
+	case bytes.HasPrefix(head, utf16BEBOM):
+		return binary.BigEndian
+	}
+	return nil
+}
+
 // contentInfo is what the first pass over a file learns.
 type contentInfo struct {
 	sum        string // hex SHA-256 of the bytes
 	size       int64
-	utf8       bool // the whole content is valid UTF-8
-	bom        bool // the content starts with the UTF-8 byte-order mark
-	terminated bool // the last line ends with a line ending
-	crOnly     bool // lines end with CR alone (old Mac exports)
+	utf8       bool             // the whole content is valid UTF-8
+	bom        bool             // the content starts with the UTF-8 byte-order mark
+	utf16      binary.ByteOrder // the content is UTF-16 of this byte order (it starts with its mark); nil if not
+	terminated bool             // the last line ends with a line ending
+	crOnly     bool             // lines end with CR alone (old Mac exports)
 }
 
 // scanContent hashes r and checks whether it is UTF-8, in constant memory.
@@ -38,30 +63,90 @@ func scanContent(r io.Reader) (contentInfo, error) {
 	if err != nil {
 		return contentInfo{}, err
 	}
-	return contentInfo{
-		sum:        hex.EncodeToString(h.Sum(nil)),
-		size:       n,
-		utf8:       v.valid(),
-		bom:        bytes.Equal(v.head, utf8BOM),
-		terminated: e.last == '\n' || e.last == '\r',
-		crOnly:     e.cr && !e.lf,
-	}, nil
+	info := contentInfo{
+		sum:    hex.EncodeToString(h.Sum(nil)),
+		size:   n,
+		utf8:   v.valid(),
+		bom:    bytes.Equal(v.head, utf8BOM),
+		utf16:  utf16Order(v.head),
+		crOnly: e.cr && !e.lf,
+	}
+	last := e.last[1]
+	if info.utf16 != nil {
+		last = 0 // an odd length ends in half a character
+		if n%2 == 0 && info.utf16.Uint16(e.last[:]) < 0x100 {
+			last = byte(info.utf16.Uint16(e.last[:]))
+		}
+	}
+	info.terminated = last == '\n' || last == '\r'
+	return info, nil
 }
 
 // lineEndings is a writer that notes which line endings pass through it and
-// the last byte.
+// the last two bytes (a UTF-16 character).
 type lineEndings struct {
 	cr, lf bool
-	last   byte
+	last   [2]byte
 }
 
 func (e *lineEndings) Write(p []byte) (int, error) {
-	if len(p) > 0 {
-		e.last = p[len(p)-1]
-		e.cr = e.cr || bytes.IndexByte(p, '\r') >= 0
-		e.lf = e.lf || bytes.IndexByte(p, '\n') >= 0
+	switch len(p) {
+	case 0:
+		return 0, nil
+	case 1:
+		e.last = [2]byte{e.last[1], p[0]}
+	default:
+		e.last = [2]byte{p[len(p)-2], p[len(p)-1]}
 	}
+	e.cr = e.cr || bytes.IndexByte(p, '\r') >= 0
+	e.lf = e.lf || bytes.IndexByte(p, '\n') >= 0
 	return len(p), nil
+}
+
+// fileEncoding decides how to decode a file's bytes under the connection's
+// encoding setting.
+func fileEncoding(setting string, info contentInfo) (string, error) {
+	if info.utf16 != nil {
+		return encUTF16, nil
+	}
+	switch setting {
+	case encWindows1252:
+		return encWindows1252, nil
+	case encUTF8:
+		if !info.utf8 {
+			return "", errors.New("file is not valid UTF-8 (encoding: utf-8); set encoding to windows-1252, or to auto to detect it")
+		}
+		return encUTF8, nil
+	}
+	if info.utf8 {
+		return encUTF8, nil
+	}
+	return encWindows1252, nil
+}
+
+// decoded returns the text of a file read through br as UTF-8, decoded from
+// enc (see fileEncoding), without its byte-order mark, and with CR-only line
+// endings made LF.
+func decoded(br *bufio.Reader, enc string, info contentInfo) (io.Reader, error) {
+	var in io.Reader = br
+	switch {
+	case enc == encWindows1252:
+		in = transform.NewReader(br, charmap.Windows1252.NewDecoder())
+	case enc == encUTF16:
+		order := unicode.LittleEndian
+		if info.utf16 == binary.BigEndian {
+			order = unicode.BigEndian
+		}
+		in = transform.NewReader(br, unicode.UTF16(order, unicode.ExpectBOM).NewDecoder())
+	case info.bom:
+		if _, err := br.Discard(len(utf8BOM)); err != nil {
+			return nil, err
+		}
+	}
+	if info.crOnly {
+		in = crToLF{in}
+	}
+	return in, nil
 }
 
 // crToLF turns every CR into LF, so encoding/csv reads a file whose lines
@@ -208,6 +293,9 @@ func readCSV(r io.Reader, delim rune, s Settings, loc *time.Location, now time.T
 	st.headerLine, _ = cr.FieldPos(0)
 	p, err := NewParser(s, loc, header, now)
 	if err != nil {
+		if strings.ContainsRune(strings.Join(header, ""), 0) {
+			err = fmt.Errorf("%w (the header holds NUL bytes: the file is probably UTF-16 without a byte-order mark; export it as \"CSV UTF-8\" or \"Unicode text\")", err)
+		}
 		return st, &fileError{line: st.headerLine, raw: raw.format(header), err: err}
 	}
 	st.absent = p.Absent()

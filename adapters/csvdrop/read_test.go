@@ -3,7 +3,9 @@ package csvdrop
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"testing"
 	"testing/iotest"
 
@@ -72,6 +74,38 @@ func TestSniffDelimiter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			assert.Equal(t, string(tt.want), string(sniffDelimiter([]byte(tt.head))))
+		})
+	}
+}
+
+// TestScanContentUTF16: a UTF-16 byte-order mark is recognised, and whether
+// the last line ends is decided on the last UTF-16 character, not byte.
+func TestScanContentUTF16(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		in         []byte
+		order      binary.ByteOrder
+		terminated bool
+	}{
+		{"LE, CRLF", []byte("\xff\xfea\x00\r\x00\n\x00"), binary.LittleEndian, true},
+		{"LE, no line ending", []byte("\xff\xfea\x00;\x00"), binary.LittleEndian, false},
+		{"LE, half a line ending", []byte("\xff\xfea\x00\n"), binary.LittleEndian, false},
+		{"LE, a character whose low byte is LF", []byte("\xff\xfea\x00\n\x01"), binary.LittleEndian, false},
+		{"BE, LF", []byte("\xfe\xff\x00a\x00\n"), binary.BigEndian, true},
+		{"BE, CR alone", []byte("\xfe\xff\x00a\x00\r"), binary.BigEndian, true},
+		{"BE, no line ending", []byte("\xfe\xff\x00a\x00b"), binary.BigEndian, false},
+		{"UTF-8 is not UTF-16", []byte("a;b\n"), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, r := range []io.Reader{bytes.NewReader(tt.in), iotest.OneByteReader(bytes.NewReader(tt.in))} {
+				info, err := scanContent(r)
+				require.NoError(t, err)
+				assert.Equal(t, tt.order, info.utf16)
+				assert.Equal(t, tt.terminated, info.terminated)
+			}
 		})
 	}
 }

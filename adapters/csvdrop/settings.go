@@ -38,7 +38,9 @@ type Settings struct {
 	Delimiter string `yaml:"delimiter"`
 	// Encoding is the character encoding: auto, utf-8 or windows-1252
 	// (default auto: UTF-8, with or without byte-order mark, when the whole
-	// file is valid UTF-8, Windows-1252 otherwise).
+	// file is valid UTF-8, Windows-1252 otherwise). A file that starts with
+	// a UTF-16 byte-order mark (Excel's "Unicode text") is read as UTF-16
+	// whatever the setting: the mark is unambiguous.
 	Encoding string `yaml:"encoding"`
 	// DateFormats are the Go time layouts tried in order for every date
 	// column (default: ISO dates and date-times with or without zone, and
@@ -161,6 +163,7 @@ const (
 	auto           = "auto"
 	encUTF8        = "utf-8"
 	encWindows1252 = "windows-1252"
+	encUTF16       = "utf-16" // never set: a file's byte-order mark says so
 )
 
 // thousandsByte returns the declared thousands separator, or 0 for none.

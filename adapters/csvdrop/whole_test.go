@@ -3,11 +3,13 @@ package csvdrop
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -319,28 +321,33 @@ func TestContinuationsSurviveARestart(t *testing.T) {
 }
 
 // TestDryRunLeavesRecentTakes: `cvbridge render` polls with a dry-run sink
-// and must change nothing, so it writes no continuation of a file taken
-// lately; the daemon's next poll does.
+// in a process of its own and must change nothing, so it writes no
+// continuation of a file taken lately, but says what the daemon's next poll
+// will do: take the rows appended to a taken file, and take a header-less
+// file of a taken name below that name's header (not fail it).
 func TestDryRunLeavesRecentTakes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dutchColumns)
 	e.write("late.csv", header+"p1;E;01-03-2024;ja;7\n")
+	e.write("chunks.csv", header+"q1;E;01-03-2024;ja;7\n")
 	require.NoError(t, e.poll())
-	f, err := os.OpenFile(filepath.Join(e.drop, "processed", "late.csv"), os.O_WRONLY|os.O_APPEND, 0)
-	require.NoError(t, err)
-	_, err = f.WriteString("p2;E;01-03-2024;ja;8\n")
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	appendTo(t, filepath.Join(e.drop, "processed", "late.csv"), "p2;E;01-03-2024;ja;8\n")
+	e.write("chunks.csv", "q2;E;01-03-2024;ja;8\n")
 
 	e.restart()
+	e.logs.Reset()
 	dry := kittest.NewSink()
 	dry.Dry = true
 	require.NoError(t, e.f.Poll(t.Context(), dry))
-	assert.Empty(t, e.files(""), "a dry run writes no continuation")
+	assert.Equal(t, []string{"chunks.csv"}, e.files(""), "a dry run writes no continuation and moves nothing")
+	assert.Contains(t, e.logs.String(), "dry run: rows were appended to a file after it was taken")
+	assert.Contains(t, e.logs.String(), "dry run: the file has no header and continues one taken earlier")
+	assert.NotContains(t, e.logs.String(), "would be moved to the failed directory")
 
 	require.NoError(t, e.poll())
 	require.NoError(t, e.poll())
-	assert.Len(t, e.sink.Added(), 2)
+	assert.Len(t, e.sink.Added(), 4)
+	assert.Empty(t, e.files("failed"))
 }
 
 // appendTo appends text to a file a writer the daemon cannot see still holds.
@@ -439,4 +446,91 @@ func TestTamperedRecentListIsIgnored(t *testing.T) {
 	assert.ElementsMatch(t, []string{"drop", "outside.csv"}, names, "nothing written beside the drop folder")
 	assert.Equal(t, 1, strings.Count(e.logs.String(), "name no file of this drop folder"),
 		"the ignored entries are reported, once: the list is written again without them")
+}
+
+// utf16Text is s in UTF-16 of the given byte order, behind its byte-order
+// mark when bom is set.
+func utf16Text(s string, order binary.AppendByteOrder, bom bool) string {
+	var b []byte
+	if bom {
+		b = order.AppendUint16(b, 0xFEFF)
+	}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = order.AppendUint16(b, u)
+	}
+	return string(b)
+}
+
+// TestExcelUnicodeText reads Excel's "Unicode-tekst (*.txt)" export: UTF-16LE
+// behind its byte-order mark, tab separated, CRLF, a quoted field with a
+// line break. The sample (testdata/csvdrop/excel-unicode-text.txt) was
+// written to that format's description, not by Excel, which cannot run
+// here. Before UTF-16 was read, such a file failed with its header shown
+// as "ÿþD\x00e\x00…".
+func TestExcelUnicodeText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, `  pattern: "*.txt"
+  columns:
+    person: Deelnemer
+    elearningcode: Code
+    completed_at: Datum
+    passed: Resultaat
+    result_decimal: Cijfer
+    remark: Opmerking
+`)
+	e.write("export.txt", sample(t, "excel-unicode-text.txt"))
+	require.NoError(t, e.poll())
+	added := e.sink.Added()
+	require.Len(t, added, 3, "logs: %s", e.logs.String())
+	assert.Equal(t, "Café Brontë, eigen bijdrage €50", added[0].Remark)
+	assert.Equal(t, "7.5", added[0].ResultDecimal)
+	assert.Equal(t, "twee\nregels", added[1].Remark)
+	assert.Equal(t, "export.txt:6", added[2].SourceRef, "line numbers count the quoted line break")
+	assert.Equal(t, "Łódź 𝄞", added[2].Remark)
+	recs := e.errorsFile("processed/export.txt.errors.csv")
+	require.Len(t, recs, 1)
+	assert.Equal(t, "5", recs[0][0])
+	assert.Contains(t, recs[0][1], "31-02-2024")
+	assert.Equal(t, "P3\tEHBO\t31-02-2024\tgeslaagd\t8\tbestaat niet", recs[0][2], "the bad row, readable")
+}
+
+// TestUTF16Files: UTF-16 of either byte order is recognised by its mark,
+// whatever encoding says; a last line without its line ending (two bytes in
+// UTF-16) waits as in any file; rows appended after the take are taken
+// below the UTF-16 header.
+func TestUTF16Files(t *testing.T) {
+	t.Parallel()
+	tabHeader := strings.ReplaceAll(header, ";", "\t")
+	row := func(person, grade string) string { return person + "\tE\t01-03-2024\tja\t" + grade + "\r\n" }
+
+	e := newEnv(t, "  encoding: windows-1252\n"+dutchColumns)
+	e.write("be.csv", utf16Text(tabHeader+row("b1", "7,5"), binary.BigEndian, true))
+	path := filepath.Join(e.drop, "le.csv")
+	e.write("le.csv", utf16Text(tabHeader+row("l1", "6")+"l2\tE\t01-03-2024\tja\t7", binary.LittleEndian, true))
+	require.NoError(t, os.Chtimes(path, e.clk.Now(), e.clk.Now()))
+	e.clk.Advance(time.Minute)
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.Added(), 1, "logs: %s", e.logs.String())
+	assert.Equal(t, "b1", e.sink.Added()[0].PersonID)
+	assert.Equal(t, "7.5", e.sink.Added()[0].ResultDecimal)
+	assert.Equal(t, []string{"le.csv"}, e.files(""), "the unterminated UTF-16 file waits")
+
+	e.write("le.csv", utf16Text(tabHeader+row("l1", "6")+row("l2", "7"), binary.LittleEndian, true))
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.Added(), 3)
+
+	appendTo(t, filepath.Join(e.drop, "processed", "le.csv"), utf16Text(row("l3", "8"), binary.LittleEndian, false))
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.Added(), 4, "logs: %s", e.logs.String())
+	assert.Equal(t, "l3", e.sink.Added()[3].PersonID)
+	assert.Equal(t, "8", e.sink.Added()[3].ResultDecimal)
+	assert.Empty(t, e.files("failed"))
+
+	// Without its mark, UTF-16 cannot be told from UTF-8 with NUL bytes: the
+	// file fails, and the reason says what it probably is.
+	e.write("nomark.csv", utf16Text(tabHeader+row("n1", "6"), binary.LittleEndian, false))
+	require.NoError(t, e.poll())
+	assert.Equal(t, []string{"nomark.csv", "nomark.csv.errors.csv"}, e.files("failed"))
+	assert.Contains(t, e.errorsFile("failed/nomark.csv.errors.csv")[0][1], "probably UTF-16 without a byte-order mark")
 }
