@@ -79,7 +79,7 @@ type savedTake struct {
 // list is only as trustworthy as the directory.
 func (f *Folder) loadRecent() (dropped bool) {
 	path := f.recentPath()
-	b, err := os.ReadFile(path)
+	b, err := readNoFollow(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !f.recentUnsaved {
 			clear(f.recent)
@@ -177,7 +177,7 @@ func writeAside(path string, write func(io.Writer) error) error {
 // file that starts with a UTF-16 byte-order mark, the line (mark included)
 // ends with a UTF-16 line ending.
 func firstLine(path string) ([]byte, error) {
-	fh, err := os.Open(path)
+	fh, err := openNoFollow(path)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +227,10 @@ func (f *Folder) checkRecent() {
 			changed = true
 			continue
 		}
-		info, err := os.Stat(r.path)
+		info, err := os.Lstat(r.path)
 		switch {
-		case err != nil:
-			delete(f.recent, name) // moved on by the operator
+		case err != nil || !info.Mode().IsRegular():
+			delete(f.recent, name) // moved on by the operator (or replaced by a link, never followed)
 			changed = true
 			continue
 		case info.Size() < r.size:
@@ -311,7 +311,7 @@ func (f *Folder) reportRecent() {
 		if f.clock.Now().Sub(r.at) > recentWindow {
 			continue
 		}
-		if info, err := os.Stat(r.path); err == nil && info.Size() > r.size {
+		if info, err := os.Lstat(r.path); err == nil && info.Mode().IsRegular() && info.Size() > r.size {
 			f.log.Info("dry run: rows were appended to a file after it was taken; they would be taken from a continuation file",
 				"file", r.path, "bytes", info.Size()-r.size)
 		}
@@ -323,7 +323,7 @@ func (f *Folder) reportRecent() {
 // before its extension, and returns that name. It is written aside and
 // renamed into place, so no poll sees it half.
 func (f *Folder) continuation(name string, header []byte, src string, offset int64) (string, error) {
-	in, err := os.Open(src)
+	in, err := openNoFollow(src)
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,11 @@
 // every poll, so a reload, a restart or another daemon polling the same
 // folder goes on watching them.
 //
+// A symbolic link in the drop folder, the processed and failed directories
+// or as the enrolment export is never followed, and the adapter's own files
+// there are created under new random names (nofollow.go): the LMS side that
+// writes there must not have the daemon read or write other files for it.
+//
 // Every row that will not be sent is listed in "<file>.errors.csv" beside
 // the moved file (columns line;reason;raw row), in line order: rows the
 // parser refused, with the reason, and rows the core's checks rejected

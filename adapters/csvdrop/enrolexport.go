@@ -278,7 +278,7 @@ func (x *exporter) appendRow(ctx context.Context, line []byte) error {
 // appendOnce writes line once and reports whether the path still names the
 // file written to.
 func (x *exporter) appendOnce(line []byte) (bool, error) {
-	f, err := os.OpenFile(x.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := openRegular(x.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return false, fmt.Errorf("csvdrop: open enrolment export: %w", err)
 	}
@@ -307,7 +307,7 @@ func (x *exporter) appendOnce(line []byte) (bool, error) {
 	if st.Size() == 0 {
 		syncDir(filepath.Dir(x.path))
 	}
-	now, err := os.Stat(x.path)
+	now, err := os.Lstat(x.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -320,7 +320,7 @@ func (x *exporter) appendOnce(line []byte) (bool, error) {
 // checkHeader refuses to append to a file whose header line is not this
 // configuration's (the format was changed while rows were waiting).
 func (x *exporter) checkHeader() error {
-	f, err := os.Open(x.path)
+	f, err := openNoFollow(x.path)
 	if err != nil {
 		return fmt.Errorf("csvdrop: read header of %s: %w", x.path, err)
 	}

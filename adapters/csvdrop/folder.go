@@ -143,24 +143,37 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
 	}
+	now := f.clock.Now()
 	for _, dir := range []string{f.processedDir, f.failedDir} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("csvdrop: create directory for taken files: %w", err)
 		}
 	}
-	now := f.clock.Now()
 	changing := map[string]observation{}
 	var names []string
 	for _, e := range entries {
+		if f.staleTemporary(e, now) {
+			if dryRun {
+				continue
+			}
+			if err := os.Remove(filepath.Join(f.folder, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.log.Warn("cannot remove a temporary file a crash left in the drop folder", "file", e.Name(), "error", err)
+			}
+			continue
+		}
 		if e.IsDir() || !f.candidate(e.Name()) {
 			continue
 		}
-		info, err := os.Stat(filepath.Join(f.folder, e.Name()))
+		info, err := os.Lstat(filepath.Join(f.folder, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // taken away since the listing
 		}
 		if err != nil {
 			f.log.Warn("cannot inspect file in drop folder; skipping it", "file", e.Name(), "error", err)
+			continue
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			f.noteRefused(e.Name(), errSymlink.Error())
 			continue
 		}
 		if !info.Mode().IsRegular() {
@@ -186,6 +199,19 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 	return names, nil
 }
 
+// staleTemporary reports whether a directory entry is one of this adapter's
+// temporary files (an errors file or a continuation being written, under a
+// random name) that a crash left behind: untouched for an hour.
+func (f *Folder) staleTemporary(e fs.DirEntry, now time.Time) bool {
+	name := e.Name()
+	if !e.Type().IsRegular() || !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".tmp") ||
+		(!strings.Contains(name, ".errors.csv.") && !strings.Contains(name, ".continued-")) {
+		return false
+	}
+	info, err := e.Info()
+	return err == nil && now.Sub(info.ModTime()) > time.Hour
+}
+
 // wantRecheck asks a running Watch for a poll after d (plus a margin).
 func (f *Folder) wantRecheck(d time.Duration) {
 	for {
@@ -200,6 +226,17 @@ func (f *Folder) wantRecheck(d time.Duration) {
 		default:
 		}
 	}
+}
+
+// noteRefused logs once per file why a file in the drop folder is never
+// taken as it is.
+func (f *Folder) noteRefused(name, why string) {
+	const refused = -2 // no file size: a refusal is logged once per name
+	if logged, ok := f.noted[name]; ok && logged == refused {
+		return
+	}
+	f.noted[name] = refused
+	f.log.Warn("file not taken", "file", name, "reason", why)
 }
 
 // noteIncomplete logs once per file and size why a file is left for later.
@@ -258,9 +295,13 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		return nil
 	}
 	errs := newErrorsFile(f.folder, name)
-	fh, err := os.Open(path)
+	fh, err := openNoFollow(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // taken away since the listing
+	}
+	if errors.Is(err, errSymlink) {
+		f.noteRefused(name, errSymlink.Error()) // made a link since the listing
+		return nil
 	}
 	var taken fs.FileInfo
 	if err == nil {
@@ -607,27 +648,29 @@ func (r *fileRun) bad(line int, reason, raw string) error {
 }
 
 // errorsFile is the "<file>.errors.csv" of a file with bad rows. It is
-// written as a hidden temporary file in the drop folder, created on the first
-// line, and renamed beside the file once the file is moved.
+// written as a new hidden temporary file in the drop folder (a random name,
+// so nothing planted there is written through), created on the first line,
+// and renamed beside the file once the file is moved.
 type errorsFile struct {
-	tmp string
-	fh  *os.File
-	w   *csv.Writer
-	n   int // lines written
+	folder, name string
+	tmp          string // set once created
+	fh           *os.File
+	w            *csv.Writer
+	n            int // lines written
 }
 
 func newErrorsFile(folder, name string) *errorsFile {
-	return &errorsFile{tmp: filepath.Join(folder, "."+name+".errors.csv.tmp")}
+	return &errorsFile{folder: folder, name: name}
 }
 
 // add writes one line: line number (0: the whole file), reason, raw row.
 func (e *errorsFile) add(line int, reason, raw string) error {
 	if e.fh == nil {
-		fh, err := os.Create(e.tmp)
+		fh, err := os.CreateTemp(e.folder, "."+e.name+".errors.csv.*.tmp")
 		if err != nil {
 			return fmt.Errorf("csvdrop: create errors file: %w", err)
 		}
-		e.fh, e.w = fh, csv.NewWriter(fh)
+		e.tmp, e.fh, e.w = fh.Name(), fh, csv.NewWriter(fh)
 		e.w.Comma = ';'
 		// The byte-order mark makes Excel read the file as UTF-8.
 		if _, err := fh.Write(utf8BOM); err != nil {
@@ -658,8 +701,11 @@ func (e *errorsFile) close() error {
 // discard removes what was written.
 func (e *errorsFile) discard() error {
 	err := e.close()
-	if rerr := os.Remove(e.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		err = errors.Join(err, rerr)
+	if e.tmp != "" {
+		if rerr := os.Remove(e.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		e.tmp = ""
 	}
 	e.n = 0
 	return err
@@ -673,5 +719,7 @@ func (e *errorsFile) finish(dest string) error {
 	if err := e.close(); err != nil {
 		return err
 	}
-	return os.Rename(e.tmp, dest)
+	err := os.Rename(e.tmp, dest)
+	e.tmp = ""
+	return err
 }
