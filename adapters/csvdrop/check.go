@@ -42,13 +42,21 @@ func (f *Folder) Check(context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drop folder %s cannot be listed: %w", f.folder, err)
 	}
-	waiting := 0
+	waiting, links := 0, 0
 	for _, e := range entries {
-		if !e.IsDir() && f.candidate(e.Name()) {
+		switch {
+		case e.IsDir() || !f.candidate(e.Name()):
+		case e.Type()&fs.ModeSymlink != 0:
+			links++
+		default:
 			waiting++
 		}
 	}
-	return []string{fmt.Sprintf("drop folder %s: %d file(s) waiting", f.folder, waiting)}, nil
+	notes := []string{fmt.Sprintf("drop folder %s: %d file(s) waiting", f.folder, waiting)}
+	if links > 0 {
+		notes = append(notes, fmt.Sprintf("drop folder %s: %d symbolic link(s), never taken (links are not followed): put the files themselves there", f.folder, links))
+	}
+	return notes, nil
 }
 
 // Check checks the drop folder, and that the enrolment export's directory

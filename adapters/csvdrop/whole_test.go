@@ -254,6 +254,12 @@ func TestCheck(t *testing.T) {
 	assert.Equal(t, []string{"drop folder " + e.drop + ": 1 file(s) waiting"}, notes)
 	assert.Equal(t, []string{".hidden.csv", "a.csv"}, e.files(""), "the check leaves nothing behind")
 
+	require.NoError(t, os.Symlink(filepath.Join(e.drop, "a.csv"), filepath.Join(e.drop, "link.csv")))
+	notes, err = e.f.Check(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"drop folder " + e.drop + ": 1 file(s) waiting",
+		"drop folder " + e.drop + ": 1 symbolic link(s), never taken (links are not followed): put the files themselves there"}, notes)
+
 	require.NoError(t, os.RemoveAll(e.drop))
 	_, err = e.f.Check(t.Context())
 	assert.ErrorContains(t, err, "drop folder "+e.drop+" does not exist")
