@@ -1,8 +1,11 @@
 package kit_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -57,6 +60,35 @@ func TestReadSecret(t *testing.T) {
 	t.Setenv("CVBRIDGE_KIT_TEST_EMPTY", "")
 	_, err = kit.ReadSecret(dir, "", "CVBRIDGE_KIT_TEST_EMPTY")
 	assert.ErrorContains(t, err, "CVBRIDGE_KIT_TEST_EMPTY is empty")
+
+	// The secret itself written where the variable's name belongs is
+	// refused without being repeated.
+	_, err = kit.ReadSecret(dir, "", "postgres://cvb:Sup3rS3cret@db/cvb")
+	assert.ErrorContains(t, err, "is not the name of an environment variable")
+	assert.NotContains(t, err.Error(), "Sup3rS3cret")
+}
+
+// TestReadSecretWarnsOfLoosePermissions: a secret file every user may read,
+// or others than its owner may change, is read (the daemon keeps running)
+// with a warning naming the file and its mode; 0640 and 0600 are quiet.
+func TestReadSecretWarnsOfLoosePermissions(t *testing.T) {
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"quiet-0640": 0o640, "quiet-0600": 0o600, "loud-0644": 0o644, "loud-0660": 0o660} {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte("s3cret"), 0o600))
+		require.NoError(t, os.Chmod(path, mode))
+		v, err := kit.ReadSecret(dir, name, "")
+		require.NoError(t, err)
+		assert.Equal(t, "s3cret", v)
+	}
+	assert.Equal(t, 2, strings.Count(logs.String(), "a secret file can be read by every user"), logs.String())
+	assert.Contains(t, logs.String(), "loud-0644 mode=0644")
+	assert.Contains(t, logs.String(), "loud-0660 mode=0660")
+	assert.NotContains(t, logs.String(), "quiet")
+	assert.NotContains(t, logs.String(), "s3cret")
 }
 
 func TestResolve(t *testing.T) {

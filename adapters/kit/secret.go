@@ -3,7 +3,9 @@ package kit
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -40,6 +42,9 @@ func ReadOptionalSecret(baseDir, path, env string) (string, error) {
 // appears in one.
 func ReadSecret(baseDir, path, env string) (string, error) {
 	if env != "" {
+		if err := CheckEnvName(env); err != nil {
+			return "", err
+		}
 		v, ok := os.LookupEnv(env)
 		if !ok {
 			return "", fmt.Errorf("environment variable %s is not set", env)
@@ -54,9 +59,36 @@ func ReadSecret(baseDir, path, env string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot read %s: %w", p, err)
 	}
+	warnLoosePermissions(p)
 	v := TrimSecret(string(b))
 	if v == "" {
 		return "", fmt.Errorf("%s is empty", p)
 	}
 	return v, nil
+}
+
+// envName is what an environment variable's name looks like.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// CheckEnvName refuses a *_env setting that is no environment variable's
+// name, such as the secret itself written there by mistake; the error does
+// not repeat it.
+func CheckEnvName(name string) error {
+	if !envName.MatchString(name) {
+		return errors.New("is not the name of an environment variable (letters, digits and _, not starting with a digit): " +
+			"name the variable that holds the secret, not the secret itself (the value is not repeated here)")
+	}
+	return nil
+}
+
+// warnLoosePermissions logs a warning when a secret file may be read by
+// every user of the machine, or changed by others than its owner. The
+// packaged layout is root:cvbridge 0640.
+func warnLoosePermissions(path string) {
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm()&0o027 == 0 {
+		return
+	}
+	slog.Warn("a secret file can be read by every user of this machine, or written by others than its owner: chmod 0640 (owner root, group cvbridge) or 0600",
+		"file", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cvbridge/cvbridge/adapters/kit"
 )
 
 // DefaultListen is the admin listener's default address: loopback only.
@@ -104,6 +106,9 @@ func (s Settings) PasswordHash() ([]byte, error) {
 		raw = b
 	case s.PasswordHashEnv != "":
 		from = "password_hash_env " + s.PasswordHashEnv
+		if err := kit.CheckEnvName(s.PasswordHashEnv); err != nil {
+			return nil, fmt.Errorf("admin: password_hash_env %w", err)
+		}
 		v, ok := os.LookupEnv(s.PasswordHashEnv)
 		if !ok {
 			return nil, fmt.Errorf("admin: password_hash_env: the environment variable %s is not set", s.PasswordHashEnv)

@@ -70,10 +70,15 @@ func New(wwwroot, token string, o Options) (*Client, error) {
 	if n <= 0 {
 		n = 2
 	}
-	hc := o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 60 * time.Second}
+	hc := &http.Client{Timeout: 60 * time.Second}
+	if o.HTTPClient != nil {
+		copied := *o.HTTPClient
+		hc = &copied
 	}
+	// A redirect is never followed: the token is in the body, and a 307 or
+	// 308 would post it again to wherever the site points, even over plain
+	// http. The redirect is reported instead (Call).
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{
 		endpoint: u.String() + restPath,
 		token:    token, // read by kit.ReadSecret, the one trimming rule
@@ -109,32 +114,41 @@ func (c *Client) Call(ctx context.Context, function string, params map[string]an
 	case <-ctx.Done():
 		return &Error{Function: function, Kind: Transient, Err: ctx.Err()}
 	}
-	body, status, err := c.post(ctx, form.Encode())
+	body, status, location, err := c.post(ctx, form.Encode())
 	<-c.slots
 	if err != nil {
 		return &Error{Function: function, Kind: Transient, Err: err}
 	}
+	if status >= 300 && status < 400 {
+		return &Error{Function: function, HTTPStatus: status, Kind: Permanent,
+			Err: fmt.Errorf("the site redirects (HTTP %d) to %s: set url to the address it redirects to; redirects are not followed, as the token would go along", status, location)}
+	}
 	return decodeAnswer(function, status, body, out)
 }
 
-func (c *Client) post(ctx context.Context, form string) ([]byte, int, error) {
+// post sends form to the endpoint and returns the answer's body and status,
+// and for a redirect where it points (scheme, host and path only).
+func (c *Client) post(ctx context.Context, form string) (body []byte, status int, location string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The URL carries no token (it is in the body), so the error is safe to show.
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer func() { _ = resp.Body.Close() }() // read only
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
+	if u, err := resp.Location(); err == nil {
+		location = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	}
-	return body, resp.StatusCode, nil
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, resp.StatusCode, location, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	return body, resp.StatusCode, location, nil
 }
 
 // decodeAnswer classifies an HTTP answer and decodes a good one into out.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -129,4 +131,32 @@ func TestNewRequiresHTTPSExceptLoopback(t *testing.T) {
 			assert.Equal(t, tc.ok, err == nil, "%v", err)
 		})
 	}
+}
+
+// TestRedirectsAreNotFollowed: a site that answers 307 or 308 (a moved
+// Moodle, or someone in between) must not receive the token a second time
+// at the address it names, which may be plain http; the call fails saying
+// where the site points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Add(1)
+		_, _ = w.Write([]byte(`{"sitename":"x"}`))
+	}))
+	defer elsewhere.Close()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		site := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/webservice/rest/server.php?x=secret", status)
+		}))
+		c, err := ws.New(site.URL, "tok-SECRET", ws.Options{HTTPClient: site.Client()})
+		require.NoError(t, err)
+		err = c.Call(context.Background(), "core_webservice_get_site_info", nil, nil)
+		site.Close()
+		require.Error(t, err)
+		assert.True(t, ws.IsPermanent(err), "a redirect is the configuration's to fix")
+		assert.ErrorContains(t, err, "redirects (HTTP "+strconv.Itoa(status)+") to "+elsewhere.URL+"/webservice/rest/server.php: set url")
+		assert.NotContains(t, err.Error(), "secret")
+	}
+	assert.Zero(t, leaked.Load(), "the token was posted to the address the site redirected to")
 }
