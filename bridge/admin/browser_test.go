@@ -1,51 +1,16 @@
 package admin_test
 
 import (
-	"context"
-	"os"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cvbridge/cvbridge/bridge/browsertest"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 )
-
-// chromiumPath is where Debian's chromium package puts the browser.
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a headless Chromium for the test, or skips the test when
-// it is not installed (and fails it when CI is set, where it must be).
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := chromiumPath + " is missing, so the dashboard's browser test cannot run: apt-get install -y chromium"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + "; CI is set, so a missing browser is a failure")
-		}
-		t.Skip(msg)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox, // root in a container: the sandbox cannot start
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	t.Cleanup(cancel)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	return bctx
-}
 
 // TestBrowserRetriesAParkedResult drives the dashboard in a real headless
 // Chromium: the page loads with its style sheet allowed by the CSP, shows
@@ -53,7 +18,7 @@ func browser(t *testing.T) context.Context {
 // form submission, cookie and token included) re-queues the result.
 func TestBrowserRetriesAParkedResult(t *testing.T) {
 	t.Parallel()
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	f := newFixture(t, nil)
 	row := "#result-" + strconv.FormatInt(f.parked, 10)
 
@@ -102,7 +67,7 @@ func TestBrowserRetriesAParkedResult(t *testing.T) {
 // submission.
 func TestBrowserChartsAndPauseButton(t *testing.T) {
 	t.Parallel()
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	f := newFixture(t, nil)
 	str := func(name string, a chromedp.Action[string]) string {
 		t.Helper()

@@ -33,7 +33,7 @@ input[type=text],input[type=password]{width:100%;padding:.4em}button{margin:1em 
 {{if .Form}}
 <p><strong>{{.Client}}</strong> asks to enrol and unenrol participants in the e-learning system through this bridge.
 Sign in as the bridge's administrator to allow it.</p>
-<form method="post" autocomplete="off">
+<form method="post" action="{{.Action}}" autocomplete="off">
 {{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <label for="username">User name</label><input type="text" id="username" name="username" required>
@@ -45,6 +45,27 @@ Sign in as the bridge's administrator to allow it.</p>
 </body></html>
 `))
 
+// pageCSP is the Content-Security-Policy of the page: nothing but its
+// inline style, no framing, and the form may post only to this endpoint
+// and so be answered by a redirect to redirect's origin (none when "").
+func pageCSP(redirect string) string {
+	formAction := "'self'"
+	if origin := cspOrigin(redirect); origin != "" {
+		formAction += " " + origin
+	}
+	return "default-src 'none'; style-src 'unsafe-inline'; form-action " + formAction + "; frame-ancestors 'none'"
+}
+
+// cspOrigin returns the origin of a registered redirect URI as a CSP
+// source (scheme://host[:port]), or "" when it is none a source can name.
+func cspOrigin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || strings.ContainsAny(u.Host, " ;,'\"") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // pageData fills page.
 type pageData struct {
 	Client  string
@@ -52,6 +73,7 @@ type pageData struct {
 	Form    bool
 	Params  map[string]string
 	CSRF    string
+	Action  string // the form's target: this endpoint's path, without the request's query
 }
 
 // authorizeParams are the request parameters the form carries through.
@@ -85,7 +107,7 @@ func (s *Server) AuthorizeHandler() http.Handler {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", pageCSP(""))
 		h.Set("Referrer-Policy", "no-referrer")
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			h.Set("Allow", "GET, POST")
@@ -97,10 +119,20 @@ func (s *Server) AuthorizeHandler() http.Handler {
 			s.render(w, http.StatusBadRequest, pageData{Client: "a client", Message: "The request could not be read."})
 			return
 		}
+		// The request's parameters are a GET's query or a POST's body, never
+		// both: the page's form posts to the path alone, and a browser
+		// posting to the page's own address would send the query too, so
+		// every parameter twice.
+		if r.Method == http.MethodPost {
+			r.Form = r.PostForm
+		}
 		ar, ok := s.authRequest(w, r)
 		if !ok {
 			return
 		}
+		// The answer to the form is a redirect to the client, which a
+		// browser checks against form-action as well.
+		h.Set("Content-Security-Policy", pageCSP(ar.redirect))
 		if ae := validate(ar.client, r.Form); ae != nil {
 			s.redirectError(w, r, ar, *ae)
 			return
@@ -250,7 +282,7 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, ms
 			params[k] = v
 		}
 	}
-	s.render(w, status, pageData{Client: s.clients[r.Form.Get("client_id")].name, Message: msg, Form: true, Params: params, CSRF: tok})
+	s.render(w, status, pageData{Client: s.clients[r.Form.Get("client_id")].name, Message: msg, Form: true, Params: params, CSRF: tok, Action: r.URL.Path})
 }
 
 // userAuthorization is the resource owner's decision: it shows the form

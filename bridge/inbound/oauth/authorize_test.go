@@ -165,3 +165,64 @@ func TestAuthorizeErrorsGoBackToTheClient(t *testing.T) {
 		assert.True(t, strings.Contains(page, "redirect"), page)
 	})
 }
+
+// TestConsentFormAsABrowserPostsIt: the page's form posts to the endpoint's
+// path alone, and a POST carries its parameters in the body only: posted to
+// the page's own address, query included (what a browser did with the form
+// before it named its action), the query is not read, so the parameters
+// are not there twice; and a query naming something else is ignored. The
+// CSP lets the form's answer redirect to the client's origin.
+func TestConsentFormAsABrowserPostsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	q := authorizeQuery()
+	resp, err := e.client.Get(e.srv.URL + "/oauth/authorize?" + q.Encode())
+	require.NoError(t, err)
+	page := read(t, resp)
+	assert.Contains(t, page, `<form method="post" action="/oauth/authorize"`)
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "form-action 'self' https://cv.example;")
+	csrf := csrfRe.FindStringSubmatch(page)[1]
+
+	post := func(query url.Values) *http.Response {
+		t.Helper()
+		form := url.Values{"csrf_token": {csrf}, "username": {"admin"}, "password": {adminPass}, "decision": {"allow"}}
+		for k, v := range q {
+			form[k] = v
+		}
+		resp, err := e.client.PostForm(e.srv.URL+"/oauth/authorize?"+query.Encode(), form)
+		require.NoError(t, err)
+		read(t, resp)
+		return resp
+	}
+	for name, query := range map[string]url.Values{
+		"the page's own query": q,
+		"another client":       {"client_id": {singleID}, "redirect_uri": {singleURI}, "state": {"forged"}},
+	} {
+		resp := post(query)
+		require.Equal(t, http.StatusFound, resp.StatusCode, name)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		require.NoError(t, err)
+		assert.Equal(t, redirectURI, loc.Scheme+"://"+loc.Host+loc.Path, name)
+		assert.Equal(t, "st-1", loc.Query().Get("state"), name)
+		assert.NotEmpty(t, loc.Query().Get("code"), name)
+	}
+}
+
+// TestTokenRequestInTheURLIsRefused: a code or refresh token in the token
+// endpoint's URL would be written to every proxy's log; such a request is
+// refused before it is read, and the code stays usable.
+func TestTokenRequestInTheURLIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	code := e.code(authorizeQuery())
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}}
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/oauth/token?"+form.Encode(), nil)
+	require.NoError(t, err)
+	req.SetBasicAuth(clientID, clientSecret)
+	resp, err := e.client.Do(req)
+	require.NoError(t, err)
+	body := read(t, resp)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, body, `"error":"invalid_request"`)
+	assert.Equal(t, http.StatusOK, e.exchange(code, verifier).status, "the code was not spent")
+}

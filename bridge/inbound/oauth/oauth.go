@@ -427,6 +427,15 @@ func redirectOmitted(ctx context.Context) bool {
 func (s *Server) TokenHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		// Parameters come in the body only (RFC 6749 §3.2): a code or a
+		// refresh token in the URL would end up in proxies' logs.
+		if r.URL.RawQuery != "" {
+			w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid_request","error_description":"send the parameters in the request body (application/x-www-form-urlencoded), not in the URL"}`))
+			return
+		}
 		// The library demands redirect_uri in every code exchange; RFC 6749
 		// §4.1.3 only when the authorization request had one. A placeholder
 		// gets the request past the library, and the context tells the
