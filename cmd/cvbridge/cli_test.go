@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,4 +164,25 @@ func TestCheckNamesConfigMistake(t *testing.T) {
 	_, err = runCLI(t, "check", "--config", cfgPath)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unknown adapter type "blackboard" (available: csvdrop`)
+}
+
+// TestSimulatorRefusesForeignHosts: the simulator keeps every result and
+// signature it received and shows them at /_sim/accepted; a page of a
+// foreign site re-pointed at its address (DNS rebinding) during `make run`
+// must not read them. IP addresses and localhost are served.
+func TestSimulatorRefusesForeignHosts(t *testing.T) {
+	t.Parallel()
+	url, _ := simProcess(t, buildBinary(t))
+	base := strings.TrimSuffix(url, "/elearning/result.aspx")
+	for host, want := range map[string]int{"": http.StatusOK, "localhost": http.StatusOK, "evil.example": http.StatusMisdirectedRequest} {
+		req, err := http.NewRequest(http.MethodGet, base+"/_sim/accepted", nil)
+		require.NoError(t, err)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, want, resp.StatusCode, "Host %q", host)
+	}
 }

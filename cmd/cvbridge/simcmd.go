@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cvbridge/cvbridge/adapters/kit"
+	"github.com/cvbridge/cvbridge/bridge/inbound/listen"
 	"github.com/cvbridge/cvbridge/bridge/result/xsdschema"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 	"github.com/cvbridge/cvbridge/bridge/simulator"
@@ -21,7 +22,7 @@ import (
 // and the XSD like Coachview and can be told to fail.
 func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("sim")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	listenAddr := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	secretFile := fs.String("secret-file", "", "file holding the shared secret (required)")
 	hash := fs.String("hash", "sha512", "signature hash: sha512, sha256 or sha1")
 	xsdFile := fs.String("xsd", "", "validate against this XSD instead of the bundled one")
@@ -67,11 +68,14 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	if err := sim.ApplyFlags(script); err != nil {
 		return usageError{err.Error()}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", *listenAddr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	// Served for IP addresses and localhost only, as the admin listener:
+	// a page of a foreign site re-pointed at this address (DNS rebinding)
+	// must not read the results and signatures the simulator keeps.
+	srv := &http.Server{Handler: listen.NewHostCheck(listen.HostPolicy{}, sim), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	_, _ = fmt.Fprintf(out, "Coachview simulator on http://%s/elearning/result.aspx (stats: /_sim/stats)\n", ln.Addr())
 	go func() {
 		<-ctx.Done()
