@@ -11,12 +11,14 @@ import (
 const module = "github.com/cvbridge/cvbridge/"
 
 // coreForAdapters is all of the core an adapter may depend on: the
-// contract, the strict decoder the registry uses, and the clock.
+// contract, the strict decoder the registry uses, the clock, and the rules
+// for database connection strings.
 var coreForAdapters = []string{
 	module + "bridge/source",
 	module + "bridge/result",
 	module + "bridge/strictyaml",
 	module + "bridge/clock",
+	module + "bridge/dsn",
 }
 
 // goCmd runs the go command, in this folder, with extra environment.

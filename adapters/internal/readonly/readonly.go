@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/lib/pq"
+
+	"github.com/cvbridge/cvbridge/bridge/dsn"
 )
 
 // Session makes a new connection's session read-only, per driver name.
@@ -36,7 +38,7 @@ type Connector struct {
 func (c Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, dsn.Explain(err)
 	}
 	ex, ok := conn.(driver.ExecerContext)
 	if !ok {
@@ -50,19 +52,27 @@ func (c Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// Open returns a pool on dsn (driver "postgres" or "mysql") whose sessions
-// are read-only. It does not connect. Its error never quotes the DSN.
-func Open(driverName, dsn string) (*sql.DB, error) {
+// Open returns a pool on dataSource (driver "postgres" or "mysql", under
+// package dsn's rules: a server on another machine is reached over TLS
+// with its certificate verified unless the DSN chooses otherwise) whose
+// sessions are read-only. It does not connect. Its error never quotes the
+// DSN.
+func Open(driverName, dataSource string) (*sql.DB, error) {
 	var connector driver.Connector
 	var err error
 	switch driverName {
 	case "postgres":
-		connector, err = pq.NewConnector(dsn)
-	case "mysql":
-		var cfg *mysql.Config
-		if cfg, err = mysql.ParseDSN(dsn); err == nil {
-			connector, err = mysql.NewConnector(cfg)
+		cfg, perr := dsn.Postgres(dataSource)
+		if perr != nil {
+			return nil, perr
 		}
+		connector, err = pq.NewConnectorConfig(cfg)
+	case "mysql":
+		cfg, perr := dsn.MySQL(dataSource)
+		if perr != nil {
+			return nil, perr
+		}
+		connector, err = mysql.NewConnector(cfg)
 	default:
 		return nil, fmt.Errorf("no read-only session for database driver %q", driverName)
 	}

@@ -36,7 +36,9 @@ func TestBrowserAuthorizesAClient(t *testing.T) {
 		_, _ = w.Write([]byte("<!doctype html><title>back at the client</title>"))
 	}))
 	defer callback.Close()
-	e := newEnv(t, func(c *oauth.Config) { c.Clients[0].RedirectURIs = append(c.Clients[0].RedirectURIs, callback.URL+"/cb") })
+	e := newEnv(t, func(c *oauth.Config) {
+		c.Clients[0].RedirectURIs = append(c.Clients[0].RedirectURIs, callback.URL+"/cb")
+	})
 
 	for _, decision := range []string{"deny", "allow"} {
 		q := authorizeQuery()

@@ -42,6 +42,7 @@ import (
 	"github.com/lib/pq" // also registers the "postgres" database/sql driver
 
 	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/dsn"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlcore"
 	"github.com/cvbridge/cvbridge/bridge/outbox/internal/sqlinbound"
@@ -142,19 +143,26 @@ func WithMaxConns(n int) Option {
 	}
 }
 
-// Open connects to the PostgreSQL database dsn (a lib/pq URL or key=value
-// DSN) and, unless WithoutMigrations is given, migrates it to the newest
-// schema this build knows. It refuses a database written by a newer
-// cvbridge. Errors never contain the DSN, which may hold a password.
-func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+// Open connects to the PostgreSQL database dataSource (a lib/pq URL or
+// key=value DSN, under package dsn's rules: a server on another machine is
+// reached with its certificate verified unless the DSN sets sslmode) and,
+// unless WithoutMigrations is given, migrates it to the newest schema this
+// build knows. It refuses a database written by a newer cvbridge. Errors
+// never contain the DSN, which may hold a password.
+func Open(ctx context.Context, dataSource string, opts ...Option) (*Store, error) {
 	s := &Store{clock: clock.System{}, migrate: true, maxConns: defaultMaxConns}
 	for _, o := range opts {
 		o(s)
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	cfg, err := dsn.Postgres(dataSource)
 	if err != nil {
-		return nil, fmt.Errorf("outbox database (postgres): parse DSN: %w", redact(err, dsn))
+		return nil, fmt.Errorf("outbox database (postgres): %w", err)
 	}
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("outbox database (postgres): %w", dsn.Scrub(err, cfg.Password))
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(s.maxConns)
 	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxLifetime(defaultConnMaxLife)
@@ -174,7 +182,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		RowLock: ` FOR UPDATE`, ClaimLock: skipLocked, SupersedeSetup: noSeqScan})
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("outbox database (postgres): connect: %w", redact(err, dsn))
+		return nil, fmt.Errorf("outbox database (postgres): connect: %w", dsn.Explain(dsn.Scrub(err, cfg.Password)))
 	}
 	if s.migrate {
 		err = s.Migrate(ctx)
