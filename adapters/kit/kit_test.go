@@ -121,3 +121,21 @@ func TestProblems(t *testing.T) {
 	assert.Equal(t, p, kit.At("other", p), "an error naming its keys keeps them")
 	assert.NoError(t, kit.At("x", nil))
 }
+
+// TestShowURL: what may be shown of a URL keeps its shape and loses its
+// secrets: a password, every query value, the fragment; an unparsable
+// one is not shown.
+func TestShowURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://cv.example/x?plugin=SECRET&a=b":          "https://cv.example/x?a=%2A%2A%2A&plugin=%2A%2A%2A",
+		"https://user:SECRET@cv.example/x":                "https://user:xxxxx@cv.example/x",
+		"https://learn.example.nl/?wstoken=SECRET#SECRET": "https://learn.example.nl/?wstoken=%2A%2A%2A",
+		"https://cv.example/x":                            "https://cv.example/x",
+		"http://[::1:SECRET":                              "(a URL that cannot be parsed; not shown, as it may hold a secret)",
+	} {
+		got := kit.ShowURL(in)
+		assert.Equal(t, want, got, in)
+		assert.NotContains(t, got, "SECRET", in)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -91,4 +92,27 @@ func warnLoosePermissions(path string) {
 	}
 	slog.Warn("a secret file can be read by every user of this machine, or written by others than its owner: chmod 0640 (owner root, group cvbridge) or 0600",
 		"file", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
+}
+
+// ShowURL returns a URL as it may be shown in an error or a log line: a
+// password in it, and the values of its query (Coachview's plugin key, a
+// Moodle token), are replaced by "***"; a URL that does not parse is not
+// shown at all.
+func ShowURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that cannot be parsed; not shown, as it may hold a secret)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"***"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.Redacted()
 }

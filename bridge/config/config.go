@@ -459,9 +459,13 @@ func checkTargetURL(raw string) error {
 	if raw == "" {
 		return errors.New("required: Coachview's \"URL Resultaten\"")
 	}
+	shown := kit.ShowURL(raw) // the plugin key stays out of the message
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
+		return fmt.Errorf("%s is not an absolute URL", shown)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s holds a user name or password: Coachview's results URL carries none (its key is the plugin parameter)", shown)
 	}
 	switch u.Scheme {
 	case "https":
@@ -471,9 +475,9 @@ func checkTargetURL(raw string) error {
 		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
 			return nil
 		}
-		return fmt.Errorf("%q uses http: Coachview is reached over https only (http is allowed for localhost, e.g. the simulator)", raw)
+		return fmt.Errorf("%s uses http: Coachview is reached over https only (http is allowed for localhost, e.g. the simulator)", shown)
 	default:
-		return fmt.Errorf("%q: scheme must be https", raw)
+		return fmt.Errorf("%s: scheme must be https", shown)
 	}
 }
 

@@ -129,7 +129,7 @@ targets:
 		`cvbridge.yaml:1: timezon: unknown key (did you mean "timezone"?)`,
 		`cvbridge.yaml:3: storage.retention: "90d" is not a duration`,
 		`cvbridge.yaml:8: targets.a.hash:`,
-		`cvbridge.yaml:10: targets.b.url: "http://b.example/r" uses http`,
+		`cvbridge.yaml:10: targets.b.url: http://b.example/r uses http`,
 		`cvbridge.yaml:12: targets.b.concurrency: "many" is not a whole number`,
 		`one.yaml:3: shedule: unknown key (did you mean "schedule"?)`,
 		`one.yaml:4: attendance: "sometimes" is not true or false`,
@@ -193,5 +193,26 @@ inbound:
 		`inbound.webhooks[1].path: "/hooks/cv" is also used by inbound.webhooks[0]`,
 	} {
 		assert.Contains(t, msg, want)
+	}
+}
+
+// TestTargetURLMistakesShowNoSecret: Coachview's results URL carries its
+// key in the plugin parameter, and an operator may paste credentials into
+// it; a message about the URL (shown by check, logged by a refused reload)
+// names the URL without either. Credentials in it are refused.
+func TestTargetURLMistakesShowNoSecret(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"http://user:Pa55word@coachview.example.com/x?plugin=SECRETPLUGIN",
+		"https://user:Pa55word@coachview.example.com/x?plugin=SECRETPLUGIN",
+		"ftp://coachview.example.com/x?plugin=SECRETPLUGIN",
+		"coachview.example.com/x?plugin=SECRETPLUGIN",
+	} {
+		path := writeConfig(t, "targets:\n  a:\n    url: "+u+"\n    secret_file: secret\n", nil)
+		_, err := config.Load(path)
+		require.Error(t, err, u)
+		assert.Contains(t, err.Error(), "targets.a.url", u)
+		assert.NotContains(t, err.Error(), "Pa55word", u)
+		assert.NotContains(t, err.Error(), "SECRETPLUGIN", u)
 	}
 }

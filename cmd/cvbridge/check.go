@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
+	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/config"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
@@ -129,7 +131,11 @@ func probeTarget(ctx context.Context, t *config.Target) (string, error) {
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("unreachable: %w", err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // its URL may carry the plugin key
+		}
+		return "", fmt.Errorf("unreachable (%s): %w", kit.ShowURL(t.URL), err)
 	}
 	_ = resp.Body.Close() // only the status is wanted
 	took := time.Since(start).Round(time.Millisecond)
@@ -137,7 +143,7 @@ func probeTarget(ctx context.Context, t *config.Target) (string, error) {
 	case resp.StatusCode == http.StatusMethodNotAllowed:
 		return fmt.Sprintf("reachable, answers 405 to GET as Coachview does (%s)", took), nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return "", fmt.Errorf("redirects (%d to %s): use the final URL", resp.StatusCode, resp.Header.Get("Location"))
+		return "", fmt.Errorf("redirects (%d to %s): use the final URL", resp.StatusCode, kit.ShowURL(resp.Header.Get("Location")))
 	default:
 		return fmt.Sprintf("reachable, answered %d to GET (%s)", resp.StatusCode, took), nil
 	}

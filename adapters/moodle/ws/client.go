@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cvbridge/cvbridge/adapters/kit"
 )
 
 // restPath is the REST endpoint below wwwroot.
@@ -53,15 +55,16 @@ type Options struct {
 // https://learn.example.nl). HTTPS is required unless the host is a
 // loopback address.
 func New(wwwroot, token string, o Options) (*Client, error) {
+	shown := kit.ShowURL(wwwroot) // a token pasted into the URL stays out of the message
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(wwwroot), "/"))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("moodle url %q is not an absolute http(s) URL such as https://learn.example.nl", wwwroot)
+		return nil, fmt.Errorf("moodle url %s is not an absolute http(s) URL such as https://learn.example.nl", shown)
 	}
 	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
-		return nil, fmt.Errorf("moodle url %q must use https: the token would travel in clear text (plain http is allowed only for loopback addresses)", wwwroot)
+		return nil, fmt.Errorf("moodle url %s must use https: the token would travel in clear text (plain http is allowed only for loopback addresses)", shown)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("moodle url %q must be Moodle's wwwroot without query or fragment", wwwroot)
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("moodle url %s must be Moodle's wwwroot without user, query or fragment (the token goes in token_file)", shown)
 	}
 	if token == "" {
 		return nil, errors.New("moodle web-service token is empty")
