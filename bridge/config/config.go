@@ -11,8 +11,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -589,14 +591,22 @@ func readYAML(path string) (*yaml.Node, error) {
 	if err != nil {
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, syntaxError(path, err)
 	}
 	if root.Kind == 0 {
 		return nil, &Error{File: path, Msg: "the file is empty"}
 	}
-	return &root, nil
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+		return &root, nil
+	case err != nil:
+		return nil, syntaxError(path, err)
+	}
+	return nil, &Error{File: path, Line: next.Line, Msg: "a second YAML document (after ---) is not read: keep one document per file (one LMS connection per file in the LMS directory)"}
 }
 
 // syntaxError locates yaml's "yaml: line N: …" parse errors.

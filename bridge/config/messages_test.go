@@ -216,3 +216,21 @@ func TestTargetURLMistakesShowNoSecret(t *testing.T) {
 		assert.NotContains(t, err.Error(), "SECRETPLUGIN", u)
 	}
 }
+
+// TestSecondDocumentIsReported: a file read as one YAML document ignored
+// everything after a `---`, such as a second connection pasted into an LMS
+// file, and check passed; now the second document is reported with its line.
+func TestSecondDocumentIsReported(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(writeConfig(t, minimalMain+"---\nbogus: 1\n", nil))
+	require.Error(t, err)
+	assert.Equal(t, "cvbridge.yaml:5: a second YAML document (after ---) is not read: keep one document per file (one LMS connection per file in the LMS directory)",
+		baseNames(err.Error()))
+	_, err = config.Load(writeConfig(t, minimalMain, map[string]string{"a.yaml": minimalLMS + "---\n" + minimalLMS}))
+	require.Error(t, err)
+	assert.Contains(t, baseNames(err.Error()), "a.yaml:4: a second YAML document (after ---) is not read")
+
+	ok := writeConfig(t, "---\n"+minimalMain, map[string]string{"a.yaml": "---\n" + minimalLMS + "...\n"})
+	_, err = config.Load(ok)
+	assert.NoError(t, err, "one document, with its markers, is fine")
+}

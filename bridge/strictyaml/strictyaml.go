@@ -171,7 +171,14 @@ func checkNode(file string, node *yaml.Node, t reflect.Type, path string, errs *
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, v := node.Content[i], node.Content[i+1]
-			if k.Value == "<<" {
+			if k.Value == "<<" { // a merge: its mappings' keys are this mapping's
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					checkNode(file, m, t, path, errs)
+				}
 				continue
 			}
 			key := join(path, k.Value)

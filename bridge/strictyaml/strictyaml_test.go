@@ -41,3 +41,38 @@ func TestDecodeReportsEveryMistake(t *testing.T) {
 		"lms.yaml:5: nested.of: unknown key (did you mean \"on\"?)", list.Sorted().Error())
 	assert.Equal(t, "drop", settings.Folder, "decoding goes on past a mistake")
 }
+
+// TestMergedKeysAreChecked: a merge key (<<: *anchor) brings the anchored
+// mapping's keys into this one; they are checked like the mapping's own,
+// so a retry block merged into a target by mistake is reported, not
+// silently dropped. A good merge decodes.
+func TestMergedKeysAreChecked(t *testing.T) {
+	t.Parallel()
+	var settings struct {
+		Timeout string `yaml:"timeout"`
+		Every   int    `yaml:"every"`
+	}
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(
+		"defaults: &slow\n  transient: 1h\n  every: x\nsettings:\n  <<: [*slow]\n  timeout: 30s\n"), &doc))
+	err := strictyaml.Decode("lms.yaml", settingsNode(&doc), &settings)
+	var list strictyaml.Errors
+	require.ErrorAs(t, err, &list)
+	assert.Equal(t, "lms.yaml:2: transient: unknown key (known keys: every, timeout)\n"+
+		"lms.yaml:3: every: \"x\" is not a whole number", list.Sorted().Error())
+
+	require.NoError(t, yaml.Unmarshal([]byte("defaults: &d\n  every: 5\nsettings:\n  <<: *d\n  timeout: 30s\n"), &doc))
+	require.NoError(t, strictyaml.Decode("lms.yaml", settingsNode(&doc), &settings))
+	assert.Equal(t, 5, settings.Every)
+}
+
+// settingsNode is the value of the document's top-level key "settings".
+func settingsNode(doc *yaml.Node) *yaml.Node {
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "settings" {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
