@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -399,6 +400,9 @@ func (c *Config) resolveTargets(root *yaml.Node, fail func(key, format string, a
 			continue
 		}
 		t.Name = name
+		if msg := nameMistake(name); msg != "" {
+			errs.Add(fail("targets."+name, "target name %q: %s", name, msg))
+		}
 		errs.Add(c.resolveTarget(t, func(key, format string, args ...any) error {
 			return fail(strings.TrimSuffix("targets."+name+"."+key, "."), format, args...)
 		}))
@@ -498,7 +502,7 @@ func (c *Config) loadConnections() Errors {
 	seen := map[string]*Connection{}
 	for _, e := range entries {
 		name := e.Name()
-		ext := filepath.Ext(name)
+		ext := strings.ToLower(filepath.Ext(name))
 		if e.IsDir() || strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
@@ -525,6 +529,18 @@ func (c *Config) loadConnections() Errors {
 		errs.Add(defaults[1].Errorf("enrol_default", "only one LMS connection may take the codes no connection lists; %s does too", defaults[0].File))
 	}
 	return errs
+}
+
+// validName is what a target's or a connection's name may be: it appears
+// in log lines, metrics labels, the dashboard and file names.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// nameMistake says what is wrong with a target's or connection's name, or "".
+func nameMistake(name string) string {
+	if validName.MatchString(name) {
+		return ""
+	}
+	return "use up to 64 letters, digits, dots, dashes or underscores (a-z, 0-9, . - _), starting with a letter or digit"
 }
 
 // nameOrigin says where a connection's name comes from when it is not set.
@@ -559,8 +575,8 @@ func (c *Config) loadConnection(file string) (*Connection, Errors) {
 	if conn.Name == "" {
 		conn.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	if strings.ContainsAny(conn.Name, " \t/") {
-		fail("name", "%q: use letters, digits, dashes or underscores", conn.Name)
+	if msg := nameMistake(conn.Name); msg != "" {
+		fail("name", "%q%s: %s", conn.Name, nameOrigin(conn), msg)
 	}
 	if conn.Type == "" {
 		fail("type", "required: the adapter kind, e.g. csvdrop")

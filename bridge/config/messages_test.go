@@ -234,3 +234,25 @@ func TestSecondDocumentIsReported(t *testing.T) {
 	_, err = config.Load(ok)
 	assert.NoError(t, err, "one document, with its markers, is fine")
 }
+
+// TestNamesAreChecked: a target's or connection's name appears in log
+// lines, metrics labels and file names; one with a newline could forge a
+// log line. Names are refused unless made of a-z, 0-9, . - _; an LMS file
+// named .YAML is read like .yaml.
+func TestNamesAreChecked(t *testing.T) {
+	t.Parallel()
+	main := "targets:\n  \"coach view\":\n    url: https://cv.example/r\n    secret_file: secret\n"
+	_, err := config.Load(writeConfig(t, main, map[string]string{"a.yaml": "name: \"csv\\nlevel=ERROR\"\n" + minimalLMS}))
+	require.Error(t, err)
+	msg := baseNames(err.Error())
+	assert.Contains(t, msg, `cvbridge.yaml:2: targets.coach view: target name "coach view": use up to 64 letters, digits`)
+	assert.Contains(t, msg, `a.yaml:1: name: "csv\nlevel=ERROR": use up to 64 letters, digits`)
+
+	cfg, err := config.Load(writeConfig(t, minimalMain, map[string]string{"Export.YAML": minimalLMS, "moodle.prod.yml": minimalLMS}))
+	require.NoError(t, err)
+	var names []string
+	for _, c := range cfg.Connections {
+		names = append(names, c.Name)
+	}
+	assert.Equal(t, []string{"Export", "moodle.prod"}, names)
+}
