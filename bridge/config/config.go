@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -661,6 +662,12 @@ func keyLine(root *yaml.Node, path ...string) int {
 	}
 	line := 0
 	for _, key := range path {
+		index := -1 // key[i]: the i-th item of key's list
+		if name, rest, ok := strings.Cut(key, "["); ok {
+			if n, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil {
+				key, index = name, n
+			}
+		}
 		if key == "" || node.Kind != yaml.MappingNode {
 			break
 		}
@@ -675,6 +682,13 @@ func keyLine(root *yaml.Node, path ...string) int {
 		}
 		if !found {
 			break
+		}
+		if index >= 0 {
+			if node.Kind != yaml.SequenceNode || index >= len(node.Content) {
+				break
+			}
+			node = node.Content[index]
+			line = node.Line
 		}
 	}
 	return line

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -183,6 +184,21 @@ func (c *Config) resolveInbound(fail func(key, format string, args ...any) error
 			bad(fmt.Sprintf("inbound.webhooks[%d].path", i), "%q is also used by %s", w.Path, other)
 		}
 		paths[w.Path] = fmt.Sprintf("inbound.webhooks[%d]", i)
+	}
+	// The OAuth server and the webhook receivers check the rest of their
+	// settings, and read their secrets, when they are built. They are built
+	// here once, without a store, so every mistake is reported now with its
+	// line, among the others; the daemon builds them again to serve.
+	discard := slog.New(slog.DiscardHandler)
+	if len(in.OAuth.Clients) > 0 {
+		if _, err := oauth.New(in.OAuth, nil, nil, discard); err != nil {
+			bad("inbound.oauth", "%s", strings.TrimPrefix(err.Error(), "oauth: "))
+		}
+	}
+	for i, wc := range in.Webhooks {
+		if _, err := webhook.New(wc, nil, nil, discard); err != nil {
+			bad(fmt.Sprintf("inbound.webhooks[%d]", i), "%v", err)
+		}
 	}
 	return errs
 }

@@ -256,3 +256,48 @@ func TestNamesAreChecked(t *testing.T) {
 	}
 	assert.Equal(t, []string{"Export", "moodle.prod"}, names)
 }
+
+// TestInboundHandlerMistakesAllAtOnce: the OAuth server's and the webhooks'
+// own checks (hash and secret files, secret length, event path) ran only
+// when the daemon was assembled, one at a time, without a line, after check
+// had printed "ok configuration"; they are now mistakes of the file like
+// the others, every one with its line.
+func TestInboundHandlerMistakesAllAtOnce(t *testing.T) {
+	t.Parallel()
+	main := `targets:
+  a:
+    url: https://a.example/r
+    secret_file: secret
+public:
+  addr: "127.0.0.1:8443"
+  tls:
+    off: true
+inbound:
+  oauth:
+    admin_password_hash_file: missing.hash
+    clients:
+      - id: coachview
+        secret_file: secret
+        redirect_uris: [https://cv.example/cb]
+  webhooks:
+    - name: one
+      path: /hooks/one
+      signing_secret_file: missing.secret
+      event_path: Event
+    - name: two
+      path: /hooks/two
+      signing_secret_file: secret
+      event_path: ""
+`
+	path := writeConfig(t, main, map[string]string{"one.yaml": minimalLMS})
+	_, err := config.Load(path)
+	require.Error(t, err)
+	msg := baseNames(err.Error())
+	for _, want := range []string{
+		"cvbridge.yaml:10: inbound.oauth: admin_password_hash: cannot read",
+		"cvbridge.yaml:17: inbound.webhooks[0]: webhook subscription \"one\": signing secret: cannot read",
+		"cvbridge.yaml:21: inbound.webhooks[1]: webhook subscription \"two\": event_path",
+	} {
+		assert.Contains(t, msg, want)
+	}
+}
