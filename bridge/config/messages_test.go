@@ -301,3 +301,15 @@ inbound:
 		assert.Contains(t, msg, want)
 	}
 }
+
+// TestRepeatedKeyIsTheOnlyMistake: yaml.v3 stops decoding at a key given
+// twice, so everything after it seemed missing ("url: required" beside the
+// repeated hash); now the repeat is the one mistake reported.
+func TestRepeatedKeyIsTheOnlyMistake(t *testing.T) {
+	t.Parallel()
+	main := "targets:\n  coachview:\n    hash: sha512\n    hash: sha256\n    url: https://cv.example/r\n    secret_file: secret\n"
+	_, err := config.Load(writeConfig(t, main, map[string]string{"a.yaml": "type: csvdrop\nsettings:\n  folder: drop\n  folder: other\n  columns:\n    person: p\n    passed: g\n    elearningcode: c\n"}))
+	require.Error(t, err)
+	assert.Equal(t, "cvbridge.yaml:4: targets.coachview.hash: is given twice (first on line 3): keep one\n"+
+		"a.yaml:4: settings.folder: is given twice (first on line 3): keep one", baseNames(err.Error()))
+}

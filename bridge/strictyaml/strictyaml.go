@@ -133,6 +133,10 @@ func Decode(file string, node *yaml.Node, out any) error {
 		node = node.Content[0]
 	}
 	var errs Errors
+	// yaml.v3 decodes nothing at all past a key given twice, so every
+	// setting after it would seem missing: the repeat is reported, and the
+	// rest decoded without it.
+	node = withoutRepeatedKeys(file, node, "", &errs)
 	checkNode(file, node, reflect.TypeOf(out), "", &errs)
 	// Decoding goes on past a value of the wrong type, so out holds all
 	// the rest; its errors are the ones checkNode reported already.
@@ -140,6 +144,37 @@ func Decode(file string, node *yaml.Node, out any) error {
 		errs.Add(locateDecodeError(file, node, err))
 	}
 	return errs.Err()
+}
+
+// withoutRepeatedKeys returns node, or a copy of it without the second
+// and later occurrences of a key in any of its mappings, each reported to
+// errs with the line of the first.
+func withoutRepeatedKeys(file string, node *yaml.Node, path string, errs *Errors) *yaml.Node {
+	if node.Kind != yaml.MappingNode && node.Kind != yaml.SequenceNode {
+		return node // scalars, and aliases (checked where their anchor is)
+	}
+	out := *node
+	out.Content = make([]*yaml.Node, 0, len(node.Content))
+	if node.Kind == yaml.SequenceNode {
+		for i, v := range node.Content {
+			out.Content = append(out.Content, withoutRepeatedKeys(file, v, fmt.Sprintf("%s[%d]", path, i), errs))
+		}
+		return &out
+	}
+	first := map[string]int{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		key := join(path, k.Value)
+		if k.Value != "<<" {
+			if line, seen := first[k.Value]; seen {
+				errs.Add(&Error{File: file, Line: k.Line, Key: key, Msg: fmt.Sprintf("is given twice (first on line %d): keep one", line)})
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+		out.Content = append(out.Content, k, withoutRepeatedKeys(file, v, key, errs))
+	}
+	return &out
 }
 
 var (
