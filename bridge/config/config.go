@@ -626,12 +626,19 @@ func readYAML(path string) (*yaml.Node, error) {
 	return nil, &Error{File: path, Line: next.Line, Msg: "a second YAML document (after ---) is not read: keep one document per file (one LMS connection per file in the LMS directory)"}
 }
 
-// syntaxError locates yaml's "yaml: line N: …" parse errors.
+// syntaxError locates yaml's "yaml: line N: …" parse errors. yaml.v3
+// leaves the line out when it is the first.
 func syntaxError(path string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	var line int
+	line := 1
 	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
 		_, msg, _ = strings.Cut(msg, ": ")
+	}
+	switch {
+	case strings.Contains(msg, "tab character"):
+		msg += " (YAML is indented with spaces only)"
+	case strings.Contains(msg, "cannot start any token"):
+		msg += " (a tab? YAML is indented with spaces only; a value starting with @ or ` must be quoted)"
 	}
 	return &Error{File: path, Line: line, Msg: msg}
 }

@@ -313,3 +313,19 @@ func TestRepeatedKeyIsTheOnlyMistake(t *testing.T) {
 	assert.Equal(t, "cvbridge.yaml:4: targets.coachview.hash: is given twice (first on line 3): keep one\n"+
 		"a.yaml:4: settings.folder: is given twice (first on line 3): keep one", baseNames(err.Error()))
 }
+
+// TestSyntaxErrorOnTheFirstLine: yaml.v3 leaves the line out of a syntax
+// error on the first line; it is named all the same, and a tab is called
+// a tab.
+func TestSyntaxErrorOnTheFirstLine(t *testing.T) {
+	t.Parallel()
+	for main, want := range map[string]string{
+		"timezone: Europe/Amsterdam: x\n" + minimalMain: "cvbridge.yaml:1: mapping values are not allowed in this context",
+		"\ttimezone: UTC\n" + minimalMain:               "cvbridge.yaml:1: found character that cannot start any token (a tab? YAML is indented with spaces only",
+		minimalMain + "\ttimezone: UTC\n":               ": found a tab character that violates indentation (YAML is indented with spaces only)",
+	} {
+		_, err := config.Load(writeConfig(t, main, nil))
+		require.Error(t, err)
+		assert.Contains(t, baseNames(err.Error()), want)
+	}
+}
