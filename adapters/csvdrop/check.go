@@ -100,3 +100,19 @@ func creatable(dir string) error {
 		}
 	}
 }
+
+var _ source.Owner = (*Folder)(nil)
+
+// Owns names the drop folder: files in it are this connection's alone.
+// The path is resolved through symbolic links, so two spellings of one
+// folder are one.
+func (f *Folder) Owns() []string {
+	dir, err := filepath.Abs(f.folder)
+	if err != nil {
+		dir = f.folder
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return []string{"drop folder " + dir}
+}

@@ -124,13 +124,17 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 	}
 	var jobs []intake.Job
 	byName := map[string]source.Built{}
+	owners := Owners{}
 	for _, conn := range cfg.Connections {
 		built, err := build(cfg, conn)
 		if err != nil {
 			return nil, err
 		}
 		src := built.Source
-		d.sources = append(d.sources, src)
+		d.sources = append(d.sources, src) // closed with d, should Open fail
+		if err := owners.Claim(conn, built); err != nil {
+			return nil, err
+		}
 		byName[conn.Name] = built
 		renderer, err := result.NewRenderer(cfg.ResultOptions(conn), d.schema)
 		if err != nil {

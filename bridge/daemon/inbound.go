@@ -169,3 +169,25 @@ func CheckEnrol(conn *config.Connection, caps source.Capabilities) error {
 	}
 	return nil
 }
+
+// Owners records what the connections built so far own (source.Owner), to
+// refuse a second connection that owns the same, such as a copy of an LMS
+// file left beside it.
+type Owners map[string]*config.Connection
+
+// Claim adds what built owns for conn, or names the connection that owns
+// it already.
+func (o Owners) Claim(conn *config.Connection, built source.Built) error {
+	owner, ok := built.Source.(source.Owner)
+	if !ok {
+		return nil
+	}
+	for _, what := range owner.Owns() {
+		if other := o[what]; other != nil && other != conn {
+			return conn.Errorf("settings", "%s is also used by connection %q (%s): two connections would each take part of its input, under each other's settings; remove one (a copy of an LMS file is read as a connection too)",
+				what, other.Name, other.File)
+		}
+		o[what] = conn
+	}
+	return nil
+}

@@ -83,6 +83,16 @@ func (c Capabilities) Verify(src Source) error {
 	return nil
 }
 
+// Owner is implemented by a source that owns something no other
+// connection may share, such as a drop folder: two connections taking
+// files from one folder would each take some of them, under the other's
+// settings and target.
+type Owner interface {
+	// Owns names what it owns, e.g. "drop folder /var/lib/cvbridge/drop";
+	// two connections naming the same are refused.
+	Owns() []string
+}
+
 // Built is a source with the capabilities its adapter declared for it.
 type Built struct {
 	Source Source

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/config"
+	"github.com/cvbridge/cvbridge/bridge/daemon"
 	"github.com/cvbridge/cvbridge/bridge/source"
 )
 
@@ -39,8 +40,14 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 			cfg.File, len(cfg.Targets), len(cfg.Connections), cfg.TimeZone)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	owners := daemon.Owners{}
 	for _, conn := range cfg.Connections {
 		built, err := buildSource(cfg, conn, log)
+		if err == nil {
+			if err = owners.Claim(conn, built); err != nil {
+				closeSource(built.Source)
+			}
+		}
 		var located *config.Error
 		switch {
 		case err == nil && !slices.ContainsFunc(problems, func(p *config.Error) bool { return p.File == conn.File }):

@@ -186,3 +186,22 @@ func TestSimulatorRefusesForeignHosts(t *testing.T) {
 		assert.Equal(t, want, resp.StatusCode, "Host %q", host)
 	}
 }
+
+// TestConnectionsSharingADropFolderAreRefused: a copy of an LMS file left
+// in lms.d (export.old.yaml, its name taken from the file) is a second
+// connection on the same drop folder; the two would each take part of the
+// files, under each other's settings. check and run refuse it, naming both.
+func TestConnectionsSharingADropFolderAreRefused(t *testing.T) {
+	t.Parallel()
+	cfgPath := e2eSetup(t, "http://127.0.0.1:1", "")
+	dir := filepath.Dir(cfgPath)
+	lms, err := os.ReadFile(filepath.Join(dir, "lms.d", "export.yaml"))
+	require.NoError(t, err)
+	copied := strings.Replace(string(lms), "name: export\n", "", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lms.d", "export.old.yaml"), []byte(copied), 0o644))
+	for _, args := range [][]string{{"check", "--offline", "--config", cfgPath}, {"run", "--config", cfgPath}} {
+		out, err := runCLI(t, args...)
+		require.Error(t, err, args[0])
+		assert.Contains(t, out+err.Error(), "drop folder "+filepath.Join(dir, "drop")+` is also used by connection`, args[0])
+	}
+}
