@@ -407,6 +407,15 @@ func (d *Dispatcher) claimAndSend(ctx context.Context, now time.Time, limit int,
 	return d.sendAll(ctx, items, more)
 }
 
+// pausedMeanwhile reports whether the target is paused now, as the step
+// streaming a backlog asks before each further claim: the step read the
+// state once as it began, and a backlog takes a while to send. A state
+// that cannot be read does not stop the step (the claim will tell).
+func (d *Dispatcher) pausedMeanwhile(ctx context.Context) bool {
+	st, err := d.store.TargetState(ctx, d.target.Name)
+	return err == nil && st.Paused
+}
+
 // claim leases up to limit rows due at now.
 func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int) ([]outbox.Item, error) {
 	items, err := d.store.Claim(ctx, d.target.Name, d.owner, limit, now, d.set.LeaseDuration())

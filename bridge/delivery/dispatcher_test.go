@@ -818,3 +818,39 @@ func TestNewRejectsBadTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestManualPauseStopsADrainUnderWay: the operator pauses the target while
+// a backlog is being sent (`cvbridge target pause`, or the dashboard's
+// button, in another process). The step had read the state as it began;
+// it kept claiming batch after batch until the backlog was gone, 14,000
+// results in 3 seconds after "paused: nothing is sent". Now it claims no
+// further batch, and hands back the rows it had not sent yet.
+func TestManualPauseStopsADrainUnderWay(t *testing.T) {
+	t.Parallel()
+	const n = 600
+	var e *env
+	e = newEnv(t, func(i int, _ *http.Request) reply {
+		if i == 20 {
+			require.NoError(t, delivery.Pause(context.Background(), e.store, targetName, "Coachview migration", t0))
+		}
+		return reply{status: http.StatusOK, body: "OK"}
+	})
+	e.enqueueN(n)
+	s := testSettings()
+	d := e.dispatcher(s, "w1")
+	sent := e.runDue(d)
+	limit := 20 + 2*s.BatchSize() // the batch being sent, and the one claimed meanwhile
+	assert.LessOrEqual(t, e.cv.count(), limit, "requests after the pause")
+	assert.Equal(t, e.cv.count(), sent)
+	counts, err := e.store.Counts(e.ctx, targetName)
+	require.NoError(t, err)
+	assert.Equal(t, n-sent, counts[outbox.StatePending], "the rest waits, unsent and untouched")
+	assert.Zero(t, counts[outbox.StateSending], "no row is left leased")
+
+	for range 3 {
+		e.clk.Advance(time.Hour)
+		assert.Zero(t, e.runDue(d), "paused")
+	}
+	require.NoError(t, delivery.Resume(e.ctx, e.store, targetName))
+	assert.Equal(t, n-sent, e.runDue(d))
+}

@@ -73,8 +73,10 @@ type sendRun struct {
 type recording func() (Class, error)
 
 // feed hands items to the workers through jobs, then the batches more
-// claims, until a batch comes back short or empty or claimingStops; it
-// closes jobs when done.
+// claims, until a batch comes back short or empty, claimingStops, or the
+// target was paused meanwhile (the operator's pause, or another daemon's
+// 403): then the rows not yet sent are handed back. It closes jobs when
+// done.
 func (s *sendRun) feed(ctx context.Context, jobs chan<- outbox.Item, items []outbox.Item, more func() ([]outbox.Item, error)) {
 	defer close(jobs)
 	for batch := items; ; {
@@ -82,6 +84,10 @@ func (s *sendRun) feed(ctx context.Context, jobs chan<- outbox.Item, items []out
 			jobs <- it
 		}
 		if more == nil || s.claimingStops(ctx) {
+			return
+		}
+		if s.d.pausedMeanwhile(ctx) {
+			s.paused.Store(true) // the rows not yet sent are handed back
 			return
 		}
 		next, err := more()

@@ -68,7 +68,11 @@ func (b *Base) Marked(ctx context.Context, connection, mark string) (bool, error
 // TargetState returns target's state; a target never set is active.
 func (b *Base) TargetState(ctx context.Context, target string) (outbox.TargetState, error) {
 	var r TargetStateRow
-	err := b.db.GetContext(ctx, &r, b.q(`SELECT `+TargetStateCols+` FROM target_state WHERE target = ?`), target)
+	// Prepared once: a streaming delivery step asks before each batch.
+	st, err := b.stmts.Get(ctx, b.q(`SELECT `+TargetStateCols+` FROM target_state WHERE target = ?`))
+	if err == nil {
+		err = st.GetContext(ctx, &r, target)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return outbox.TargetState{Target: target}, nil
 	}
