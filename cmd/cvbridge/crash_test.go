@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,4 +203,41 @@ func TestSIGTERMDuringDelivery(t *testing.T) {
 	stats := simStats(t, base)
 	assert.Equal(t, n, stats.Accepted)
 	assert.Zero(t, stats.Duplicates, "a graceful stop repeats nothing")
+}
+
+// TestSecondDaemonOnOneSQLiteOutboxIsRefused: a second `cvbridge run` whose
+// configuration names the same SQLite outbox (a copied configuration with
+// the packaged absolute path, its target a test Coachview) started without
+// a word and sent most of the production queue to its own target. It is
+// refused now, naming the first daemon's pid; once that one is killed
+// (kill -9: the kernel drops its lock), the other starts.
+func TestSecondDaemonOnOneSQLiteOutboxIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs daemon processes")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	first := e2eSetup(t, "http://127.0.0.1:1", "")
+	outboxPath := filepath.Join(filepath.Dir(first), "outbox.db")
+	second := e2eSetup(t, "http://127.0.0.1:2", "")
+	text, err := os.ReadFile(second)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(second, []byte(strings.Replace(string(text), "path: outbox.db", "path: "+outboxPath, 1)), 0o644))
+
+	d1 := startDaemonProcess(t, bin, first, "first")
+	waitFor(t, 30*time.Second, func() bool {
+		b, err := os.ReadFile(outboxPath + ".lock")
+		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(d1.Process.Pid)
+	})
+	out, err := exec.Command(bin, "run", "--config", second).CombinedOutput()
+	require.Error(t, err, "the second daemon ran: %s", out)
+	assert.Contains(t, string(out), "another cvbridge daemon (pid "+strconv.Itoa(d1.Process.Pid)+") runs on the outbox "+outboxPath)
+
+	require.NoError(t, d1.Process.Kill())
+	_, _ = d1.Process.Wait()
+	d2 := startDaemonProcess(t, bin, second, "second")
+	waitFor(t, 30*time.Second, func() bool {
+		b, err := os.ReadFile(outboxPath + ".lock")
+		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(d2.Process.Pid)
+	})
 }

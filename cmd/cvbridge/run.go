@@ -57,6 +57,13 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	// One open store for the process, too: a reload never opens the
 	// database again (on SQLite, closing a second handle of the file would
 	// drop the locks that keep other clients from deleting its WAL).
+	if cfg.Storage.Driver == "sqlite" {
+		lock, err := daemon.LockSQLiteOutbox(cfg.Storage.Path)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lock.Close() }() // releases the lock; nothing was written that matters
+	}
 	store, err := daemon.OpenStore(ctx, cfg, clk)
 	if err != nil {
 		return err
