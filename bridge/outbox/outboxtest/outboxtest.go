@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseContention", testLeaseContention},
 		{"CorrectionWhileSending", testCorrectionWhileSending},
+		{"EarlierAttemptNeverReplacesALater", testEarlierAttemptNeverReplacesALater},
 		{"OutcomeUnknown", testOutcomeUnknown},
 		{"IgnoredRecordedOnceEverywhere", testIgnoredRecordedOnceEverywhere},
 	}

@@ -225,3 +225,64 @@ func testIgnoredRecordedOnceEverywhere(t *testing.T, open Opener) {
 	}
 	assert.Equal(t, []outbox.State{outbox.StateSending, outbox.StateIgnored}, states(f.all("cv")))
 }
+
+// attempt is r completed at day (days after Epoch's day) with body.
+func attempt(r outbox.NewResult, day int, body string) outbox.NewResult {
+	r = corrected(r, body)
+	r.CompletedAt = Epoch.AddDate(0, 0, day)
+	return r
+}
+
+// testEarlierAttemptNeverReplacesALater: an export that lists a person's
+// attempts at a course part, a retake's pass after an earlier fail, in any
+// order (or a later file that re-reads an old attempt) must not have the
+// earlier attempt replace the later one Coachview has not accepted yet:
+// Coachview keeps the first result it registers. Found from outside: a
+// file with the 20-03 pass above the 14-03 fail queued the fail. An
+// earlier attempt is recorded as ignored, naming the newer row; equal or
+// unknown times leave the order of arrival to decide (a correction of the
+// same attempt).
+func testEarlierAttemptNeverReplacesALater(t *testing.T, open Opener) {
+	base := result("cv", "e1", "P1", "")
+	t.Run("pending", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, open)
+		pass := attempt(base, 6, "pass 8")
+		require.Equal(t, outbox.Queued, f.enqueue(pass, replace))
+		assert.Equal(t, outbox.Ignored, f.enqueue(attempt(base, 0, "fail 4"), replace))
+		assert.Equal(t, outbox.Unchanged, f.enqueue(attempt(base, 0, "fail 4"), replace), "read again: recorded once")
+		rows := f.all("cv")
+		require.Equal(t, []outbox.State{outbox.StatePending, outbox.StateIgnored}, states(rows))
+		assert.Equal(t, pass.Body, rows[0].Body)
+		assert.Contains(t, rows[1].LastError, fmt.Sprintf("before result #%d", rows[0].ID))
+
+		assert.Equal(t, outbox.Replaced, f.enqueue(attempt(base, 6, "pass 9"), replace), "a correction of the same day replaces")
+		assert.Equal(t, outbox.Replaced, f.enqueue(attempt(base, 7, "pass 10"), replace), "a later attempt replaces")
+		noDate := corrected(base, "undated")
+		noDate.CompletedAt = time.Time{}
+		assert.Equal(t, outbox.Replaced, f.enqueue(noDate, replace), "without a time, arrival decides")
+	})
+	t.Run("failed", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, open)
+		require.Equal(t, outbox.Queued, f.enqueue(attempt(base, 6, "pass 8"), replace))
+		it := f.claim("cv", "w1", 1, time.Minute)[0]
+		f.finish(it.ID, "w1", outbox.StateFailed, 500, time.Time{})
+		assert.Equal(t, outbox.Ignored, f.enqueue(attempt(base, 0, "fail 4"), replace))
+		assert.Equal(t, outbox.StateFailed, f.all("cv")[0].State)
+	})
+	t.Run("sending, and waiting", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, open)
+		require.Equal(t, outbox.Queued, f.enqueue(attempt(base, 3, "fail 5"), replace))
+		sent := f.claim("cv", "w1", 1, time.Minute)[0]
+		assert.Equal(t, outbox.Ignored, f.enqueue(attempt(base, 0, "fail 4"), replace), "older than the one in flight")
+		pass := attempt(base, 6, "pass 8")
+		require.Equal(t, outbox.Waiting, f.enqueue(pass, replace))
+		assert.Equal(t, outbox.Ignored, f.enqueue(attempt(base, 4, "fail 5b"), replace), "older than the one waiting")
+		f.finish(sent.ID, "w1", outbox.StatePending, 503, f.clk.Now())
+		next := f.claim("cv", "w2", 10, time.Minute)
+		require.Len(t, next, 1)
+		assert.Equal(t, pass.Body, next[0].Body, "the latest attempt is what the pair sends")
+	})
+}

@@ -101,7 +101,7 @@ func (t *Tx) Mark(ctx context.Context, connection, mark string) error {
 // RowLock is appended, so on PostgreSQL the row stays locked until the
 // transaction ends and a concurrent Claim (which skips locked rows) or
 // Enqueue cannot change it between the look-up and the decision taken on it.
-const ActiveRowQuery = `SELECT id, state, body_hash, updated_at, delivered_at, waiting_id FROM results
+const ActiveRowQuery = `SELECT id, state, body_hash, completed_at, updated_at, delivered_at, waiting_id FROM results
 	WHERE target = ? AND elearningcode = ? AND person_key = ? AND active`
 
 // insertQuery adds a results row; active is State.Active of its state.
@@ -141,6 +141,7 @@ type activeRow struct {
 	ID          int64         `db:"id"`
 	State       string        `db:"state"`
 	BodyHash    []byte        `db:"body_hash"`
+	CompletedAt sql.NullInt64 `db:"completed_at"`
 	UpdatedAt   int64         `db:"updated_at"`
 	DeliveredAt sql.NullInt64 `db:"delivered_at"`
 	WaitingID   sql.NullInt64 `db:"waiting_id"`
@@ -158,6 +159,11 @@ type activeRow struct {
 //     written → Unchanged. If that row is being sent and a different,
 //     waiting completion was queued behind it, the waiting one is
 //     withdrawn (superseded): the newest completion is the one in flight.
+//   - a completion dated before the pair's pending, failed, sending or
+//     waiting one (both with a completion time) never takes its place: it
+//     is an earlier attempt, read late or listed after a retake, and is
+//     stored as ignored, naming the newer row → Ignored. Equal or missing
+//     times leave the order of arrival to decide, as below.
 //   - a pending or failed row with a different body: with p.ReplacePending
 //     (failed rows always) the row gets the new body, source ref and
 //     completion time and a fresh retry schedule, and is due now → Replaced.
@@ -249,6 +255,11 @@ func (t *Tx) onActive(ctx context.Context, cur activeRow, r outbox.NewResult, p 
 		return outbox.Unchanged, nil
 	}
 	var reason string
+	if state == outbox.StatePending || state == outbox.StateFailed || state == outbox.StateSending {
+		if reason := completedBefore(r, cur.ID, cur.CompletedAt); reason != "" {
+			return t.record(ctx, r, key, hash, outbox.StateIgnored, reason, now)
+		}
+	}
 	switch state {
 	case outbox.StatePending:
 		if p.ReplacePending {
@@ -272,10 +283,22 @@ func (t *Tx) onActive(ctx context.Context, cur activeRow, r outbox.NewResult, p 
 	return t.record(ctx, r, key, hash, outbox.StateIgnored, reason, now)
 }
 
+// completedBefore returns why r, completed before the pair's row id
+// (completed at, in Unix milliseconds), does not take its place, or ""
+// when it is not older or either time is unknown.
+func completedBefore(r outbox.NewResult, id int64, completed sql.NullInt64) string {
+	if r.CompletedAt.IsZero() || !completed.Valid || r.CompletedAt.UnixMilli() >= completed.Int64 {
+		return ""
+	}
+	return fmt.Sprintf("completed on %s, before result #%d (completed on %s), which is the one sent: an earlier attempt does not replace a later one",
+		r.CompletedAt.Format(time.DateOnly), id, FromMillis(completed).In(r.CompletedAt.Location()).Format(time.DateOnly))
+}
+
 // waitingRow is what Enqueue needs to know of the pair's waiting row.
 type waitingRow struct {
-	State    string `db:"state"`
-	BodyHash []byte `db:"body_hash"`
+	State       string        `db:"state"`
+	BodyHash    []byte        `db:"body_hash"`
+	CompletedAt sql.NullInt64 `db:"completed_at"`
 }
 
 // wait stores r as the completion that waits for the send in flight of the
@@ -283,11 +306,14 @@ type waitingRow struct {
 func (t *Tx) wait(ctx context.Context, cur activeRow, r outbox.NewResult, key string, hash []byte, now time.Time) (outbox.EnqueueOutcome, error) {
 	if cur.WaitingID.Valid {
 		var w waitingRow
-		err := t.tx.GetContext(ctx, &w, t.b.q(`SELECT state, body_hash FROM results WHERE id = ?`+t.b.rowLock), cur.WaitingID.Int64)
+		err := t.tx.GetContext(ctx, &w, t.b.q(`SELECT state, body_hash, completed_at FROM results WHERE id = ?`+t.b.rowLock), cur.WaitingID.Int64)
 		switch {
 		case err == nil && outbox.State(w.State) == outbox.StateWaiting:
 			if bytes.Equal(w.BodyHash, hash) {
 				return outbox.Unchanged, nil
+			}
+			if reason := completedBefore(r, cur.WaitingID.Int64, w.CompletedAt); reason != "" {
+				return t.record(ctx, r, key, hash, outbox.StateIgnored, reason, now)
 			}
 			_, err := t.tx.ExecContext(ctx, t.b.q(`UPDATE results SET body = ?, body_hash = ?, source_ref = ?, completed_at = ?,
 				updated_at = ? WHERE id = ?`), r.Body, hash, t.b.text(r.SourceRef), Millis(r.CompletedAt), now.UnixMilli(), cur.WaitingID.Int64)
