@@ -32,11 +32,14 @@
 //     dashboard;
 //   - metrics: the Prometheus collectors;
 //   - simulator: a local stand-in for Coachview's results endpoint;
+//   - dsn: the rules for database connection strings (verified TLS to
+//     another machine, errors that never quote a DSN);
 //   - clock: injectable time;
-//   - testdb: a fresh PostgreSQL or MariaDB database per test.
+//   - testdb: a fresh PostgreSQL or MariaDB database per test;
+//   - browsertest: a headless Chromium for tests that need a real browser.
 //
 // Dependencies point inward: adapters and cmd import bridge; bridge never
 // imports an adapter (it reads secrets with the adapters' kit, which
 // imports nothing of the core but the contract). An adapter depends on
-// source, result, strictyaml (through the registry) and clock only.
+// source, result, strictyaml (through the registry), clock and dsn only.
 package bridge
