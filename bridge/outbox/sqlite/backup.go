@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -58,18 +59,21 @@ func backup(ctx context.Context, db *sqlx.DB, to string) (err error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("backup %s: %w", abs, err)
 	}
-	partial := abs + ".partial"
-	// An empty private file: VACUUM INTO fills it and keeps its mode.
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	removeStalePartials(abs)
+	// An empty private file under a new name: VACUUM INTO fills it and
+	// keeps its mode. A killed backup leaves its own, which blocks no other.
+	f, err := os.CreateTemp(filepath.Dir(abs), partialPrefix(abs)+"*")
 	if err != nil {
 		return fmt.Errorf("backup %s: %w", abs, err)
 	}
+	partial := f.Name()
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("backup %s: %w", abs, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = os.Remove(partial)
+			_ = os.Remove(partial + "-journal")
 		}
 	}()
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
@@ -85,6 +89,38 @@ func backup(ctx context.Context, db *sqlx.DB, to string) (err error) {
 		return fmt.Errorf("backup %s: %w", abs, err)
 	}
 	return syncFile(filepath.Dir(abs))
+}
+
+// partialPrefix starts the name of the copy being written for the backup
+// at abs: a hidden file beside it.
+func partialPrefix(abs string) string { return "." + filepath.Base(abs) + ".partial-" }
+
+// stalePartial is how old a copy being written must be to be taken for
+// one a killed backup left: no backup writes for an hour without touching
+// its file.
+const stalePartial = time.Hour
+
+// removeStalePartials removes what killed backups to abs left beside it
+// (copies of the outbox, personal data included, and their journals).
+func removeStalePartials(abs string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(abs), globEscape(partialPrefix(abs))+"*"))
+	for _, m := range matches {
+		if info, err := os.Lstat(m); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > stalePartial {
+			_ = os.Remove(m)
+		}
+	}
+}
+
+// globEscape escapes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // checkIntegrity runs PRAGMA integrity_check on the database file at path,

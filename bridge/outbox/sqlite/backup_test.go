@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,8 +59,11 @@ func TestBackupWhileWriting(t *testing.T) {
 	info, err := os.Stat(to)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-	_, err = os.Stat(to + ".partial")
-	assert.ErrorIs(t, err, os.ErrNotExist, "nothing left beside the copy")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.NotContains(t, e.Name(), "partial", "nothing left beside the copy")
+	}
 	db := raw(t, to)
 	var n int
 	require.NoError(t, db.Get(&n, `SELECT count(*) FROM results`))
@@ -74,4 +78,31 @@ func TestBackupWhileWriting(t *testing.T) {
 	var again int
 	require.NoError(t, db.Get(&again, `SELECT count(*) FROM results`))
 	assert.Equal(t, n, again, "the refused backup left the first one as it was")
+}
+
+// TestKilledBackupBlocksNoOther: a backup killed while writing (kill -9:
+// nothing cleans up) left copy.db.partial behind, and every later backup to
+// that name failed with "file exists" until it was removed by hand. The
+// copy being written now has a name of its own; what a killed backup left
+// is removed once it is an hour old, as it holds personal data.
+func TestKilledBackupBlocksNoOther(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "outbox.db"), clock.System{})
+	to := filepath.Join(dir, "nightly.db")
+	stale := filepath.Join(dir, ".nightly.db.partial-123")
+	fresh := filepath.Join(dir, ".nightly.db.partial-456")
+	for _, p := range []string{stale, stale + "-journal", fresh} {
+		require.NoError(t, os.WriteFile(p, []byte("a copy with personal data"), 0o600))
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+	require.NoError(t, os.Chtimes(stale+"-journal", old, old))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "nightly.db.partial"), []byte("the old fixed name"), 0o600))
+
+	require.NoError(t, s.Backup(t.Context(), to))
+	assert.FileExists(t, to)
+	assert.NoFileExists(t, stale)
+	assert.NoFileExists(t, stale+"-journal")
+	assert.FileExists(t, fresh, "a copy another backup may be writing now stays")
 }
