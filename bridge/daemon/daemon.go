@@ -122,6 +122,14 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		}
 		d.dispatchers[name] = disp
 	}
+	if orphans, err := UnconfiguredTargets(ctx, d.store, cfg); err != nil {
+		d.log.Warn("cannot tell whether results wait for a target no longer configured", "error", err)
+	} else {
+		for target, n := range orphans {
+			d.log.Error("results wait for a target that is not configured (renamed or removed?): they are not sent; configure the target again, or cancel them (cvbridge outbox list --target …)",
+				"target", target, "results", n)
+		}
+	}
 	var jobs []intake.Job
 	byName := map[string]source.Built{}
 	owners := Owners{}
@@ -510,4 +518,21 @@ func NewDispatcher(t *config.Target, store outbox.Store, opts delivery.Options) 
 		Signer:   signer,
 		Settings: t.Settings,
 	}, store, opts)
+}
+
+// UnconfiguredTargets returns the targets of store, not in cfg, that have
+// results not done, with how many: a target renamed or removed in the
+// configuration leaves them waiting, sent by no dispatcher, counted by no
+// metric.
+func UnconfiguredTargets(ctx context.Context, store outbox.Store, cfg *config.Config) (map[string]int, error) {
+	unfinished, err := store.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for target := range unfinished {
+		if _, ok := cfg.Targets[target]; ok {
+			delete(unfinished, target)
+		}
+	}
+	return unfinished, nil
 }

@@ -277,6 +277,11 @@ type Store interface {
 	// targets). It reads counters the store keeps as rows change, so its
 	// cost does not grow with the outbox.
 	Counts(ctx context.Context, target string) (map[State]int, error)
+	// Unfinished returns, for each target that has any, how many of its
+	// results are not done (pending, sending, waiting, failed or probably
+	// delivered): the daemon names targets no longer configured whose
+	// results would otherwise wait unseen.
+	Unfinished(ctx context.Context) (map[string]int, error)
 	// Hours returns target's delivery history, one Hour for each hour from
 	// the one holding since to the one holding now, oldest first.
 	Hours(ctx context.Context, target string, since, now time.Time) ([]Hour, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -69,6 +70,11 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	orphans, err := daemon.UnconfiguredTargets(ctx, d.Store(), cfg)
+	if err != nil {
+		_ = d.Close()
+		return err
+	}
 	counts, err := d.Store().Counts(ctx, "")
 	if closeErr := d.Close(); err == nil {
 		err = closeErr
@@ -78,6 +84,10 @@ func cmdCheck(ctx context.Context, args []string, out io.Writer) error {
 	}
 	_, _ = fmt.Fprintln(out, "ok   XSD schema", orDefault(cfg.Results.XSDFile, "(bundled)"))
 	_, _ = fmt.Fprintf(out, "ok   store %s (%d pending, %d failed)\n", storeName(cfg), counts["pending"], counts["failed"])
+	for _, target := range slices.Sorted(maps.Keys(orphans)) {
+		_, _ = fmt.Fprintf(out, "WARN store: %d result(s) wait for target %s, which is not configured (renamed or removed?): they are not sent; configure it again, or cancel them\n",
+			orphans[target], target)
+	}
 	if cfg.Public.Enabled() {
 		_, _ = fmt.Fprintf(out, "ok   inbound on %s (%d webhooks, %d OAuth clients)\n", cfg.Public.Addr, len(cfg.Inbound.Webhooks), len(cfg.Inbound.OAuth.Clients))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cvbridge/cvbridge/bridge/outbox"
+	"github.com/cvbridge/cvbridge/bridge/outbox/sqlite"
 	"github.com/cvbridge/cvbridge/bridge/sign"
 )
 
@@ -204,4 +205,28 @@ func TestConnectionsSharingADropFolderAreRefused(t *testing.T) {
 		require.Error(t, err, args[0])
 		assert.Contains(t, out+err.Error(), "drop folder "+filepath.Join(dir, "drop")+` is also used by connection`, args[0])
 	}
+}
+
+// TestResultsOfAnUnconfiguredTarget: a target renamed or removed in the
+// configuration left its queued results waiting, sent by nothing, while
+// check said "ok" and the daemon, its metrics and readiness said nothing.
+// check now warns, naming the target and how many wait.
+func TestResultsOfAnUnconfiguredTarget(t *testing.T) {
+	t.Parallel()
+	cfgPath := e2eSetup(t, "http://127.0.0.1:1", "")
+	s, err := sqlite.Open(t.Context(), filepath.Join(filepath.Dir(cfgPath), "outbox.db"))
+	require.NoError(t, err)
+	require.NoError(t, s.InTx(t.Context(), func(tx outbox.Tx) error {
+		for _, p := range []string{"p1", "p2"} {
+			if _, err := tx.Enqueue(t.Context(), outbox.NewResult{Target: "coachview-old", Connection: "export", ElearningCode: "e1",
+				PersonID: p, Body: []byte("<CoachviewResultaat/>")}, outbox.EnqueuePolicy{ReplacePending: true}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, s.Close())
+	out, err := runCLI(t, "check", "--offline", "--config", cfgPath)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "WARN store: 2 result(s) wait for target coachview-old, which is not configured")
 }

@@ -212,6 +212,12 @@ func testCounts(t *testing.T, open Opener) {
 			assert.Equal(t, tc.want[st], got[st], "%s: %s", tc.name, st)
 		}
 	}
+
+	// What is not done yet, per target: cv's three pending and one
+	// failed, cv-test's one sending.
+	unfinished, err := f.s.Unfinished(f.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"cv": 4, "cv-test": 1}, unfinished)
 }
 
 func testRetryAndCancel(t *testing.T, open Opener) {

@@ -64,6 +64,27 @@ func (b *Base) Counts(ctx context.Context, target string) (map[outbox.State]int,
 	return counts, nil
 }
 
+// Unfinished returns, per target, how many of its results are not done
+// (pending, sending, waiting, failed or probably delivered), for the
+// targets that have any, from the counters as Counts reads them.
+func (b *Base) Unfinished(ctx context.Context) (map[string]int, error) {
+	b.compact(ctx)
+	var rows []struct {
+		Target string `db:"target"`
+		N      int    `db:"n"`
+	}
+	err := b.db.SelectContext(ctx, &rows, `SELECT target, SUM(n) AS n FROM (`+b.countsFrom+`) c
+		WHERE state IN ('pending', 'sending', 'waiting', 'failed', 'probably-delivered') GROUP BY target HAVING SUM(n) > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("count the unfinished results per target: %w", err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.Target] = r.N
+	}
+	return out, nil
+}
+
 // Hours returns target's delivery history from since's hour to now's, one
 // outbox.Hour per hour, oldest first. Deliveries and parkings are read as
 // counted per hour; the backlog at an hour's end is today's backlog less
