@@ -430,9 +430,9 @@ type scrubber interface {
 	Scrub(ctx context.Context) error
 }
 
-// purgeResults deletes delivered, ignored, rejected, superseded and
-// cancelled results past storage.retention, a batch at a time, and returns
-// how many it deleted.
+// purgeResults deletes ignored, rejected, superseded and cancelled results
+// past storage.retention and erases delivered ones (outbox.Store's Purge),
+// a batch at a time, and returns how many rows it deleted or erased.
 func (d *Daemon) purgeResults(ctx context.Context) int {
 	const batch = 1000
 	cutoff := d.clock.Now().Add(-d.cfg.Storage.Retention)
@@ -449,7 +449,7 @@ func (d *Daemon) purgeResults(ctx context.Context) int {
 		}
 	}
 	if total > 0 {
-		d.log.Info("retention purge", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
+		d.log.Info("retention purge: history deleted, delivered results erased", "rows", total, "older_than", cutoff.Format(time.RFC3339))
 	}
 	return total
 }

@@ -293,9 +293,11 @@ type Store interface {
 	// Confirm records a probably-delivered row as delivered, on the
 	// operator's word that Coachview has the result.
 	Confirm(ctx context.Context, id int64, now time.Time) error
-	// Purge deletes up to limit delivered rows and rows in a HistoryState
-	// (with their attempts) last updated before cutoff, and returns how many
-	// it deleted.
+	// Purge deletes up to limit rows in a HistoryState (with their
+	// attempts) and erases up to limit delivered rows (their bodies and
+	// Coachview's responses; the rows stay, as the record that Coachview
+	// accepted their pairs), all last updated before cutoff, and returns
+	// how many rows it deleted or erased.
 	Purge(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// BatchFinisher records many outcomes in one transaction (one commit,
 	// one fsync on SQLite).

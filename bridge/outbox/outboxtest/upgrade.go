@@ -131,12 +131,16 @@ func SupersessionUpgrade(t *testing.T, db *sqlx.DB, open func() outbox.Store) {
 	require.Len(t, rows, 2)
 	assert.Greater(t, rows[0].ID, gone, "no id is given out twice")
 
-	// Deleting a migrated result still takes its attempts along.
+	// The retention erases a migrated delivered result and keeps it, with
+	// its attempt, as the record that Coachview accepted the pair.
 	n, err := s.Purge(ctx, Epoch.Add(time.Hour*24*365*10), 10)
 	require.NoError(t, err)
-	assert.Equal(t, 1, n, "the delivered row")
+	assert.Equal(t, 1, n, "the delivered row, erased")
 	require.NoError(t, db.GetContext(ctx, &attempts, `SELECT COUNT(*) FROM attempts`))
-	assert.Equal(t, 1, attempts, "the purged row's attempt went with it")
+	assert.Equal(t, 2, attempts, "the erased row keeps its attempt")
+	it, _, err = s.Get(ctx, delivered)
+	require.NoError(t, err)
+	assert.Nil(t, it.Body)
 }
 
 // InboundOrderSchema is the schema version before inbound messages could

@@ -300,7 +300,10 @@ func TestPurgeInBatches(t *testing.T) {
 	assert.Equal(t, []int{1000, 1000, 500}, batches)
 	counts, err := s.Counts(ctx, "cv")
 	require.NoError(t, err)
-	assert.Equal(t, 0, counts[outbox.StateDelivered])
+	assert.Equal(t, 2500, counts[outbox.StateDelivered], "delivered rows are kept, as the record of their pairs")
+	var bodies int
+	require.NoError(t, raw(t, dsn).GetContext(ctx, &bodies, `SELECT COUNT(*) FROM results WHERE state = 'delivered' AND body IS NOT NULL`))
+	assert.Zero(t, bodies, "and erased")
 	assert.Equal(t, 5, counts[outbox.StatePending], "pending rows are never purged")
 }
 

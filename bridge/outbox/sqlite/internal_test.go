@@ -112,7 +112,23 @@ func TestPurgeDeletesAttempts(t *testing.T) {
 	n, err := s.Purge(ctx, now.Add(time.Millisecond), 10)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	assert.Zero(t, count(), "the attempts go with their result")
+	assert.Equal(t, 1, count(), "a delivered row is erased, not deleted: its attempts stay")
+
+	// A cancelled row (the history the purge deletes) takes its attempts.
+	require.NoError(t, s.InTx(ctx, func(tx outbox.Tx) error {
+		_, err := tx.Enqueue(ctx, outbox.NewResult{Target: "cv", ElearningCode: "e2", PersonID: "p1", Body: []byte("<y/>")}, outbox.EnqueuePolicy{})
+		return err
+	}))
+	items, err = s.Claim(ctx, "cv", "w", 1, now, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, items, 1)
+	require.NoError(t, s.Finish(ctx, outbox.Finish{ID: items[0].ID, Owner: "w", State: outbox.StateFailed, Attempt: outbox.Attempt{Status: 500}}))
+	require.NoError(t, s.Cancel(ctx, items[0].ID, now))
+	require.Equal(t, 2, count())
+	n, err = s.Purge(ctx, now.Add(time.Millisecond), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.Equal(t, 1, count(), "the attempts go with their result")
 }
 
 // olderSchema lays out, in a new file, the schema of versions 1 to v as an

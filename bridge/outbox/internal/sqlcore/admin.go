@@ -198,11 +198,16 @@ func (b *Base) Confirm(ctx context.Context, id int64, now time.Time) error {
 	return nil
 }
 
-// Purge deletes up to limit delivered rows and rows in a history state
-// (ignored, rejected, superseded, cancelled) last updated before cutoff, oldest first, with their attempts (by the
-// foreign key's cascade), and returns how many rows it deleted. Each call is
-// one short statement (over the results_purge index) that holds the writer
-// lock only for itself and, where the backend locks rows, skips rows other
+// Purge applies the retention to rows last updated before cutoff, oldest
+// first: it deletes up to limit rows in a history state (ignored,
+// rejected, superseded, cancelled) with their attempts (by the foreign
+// key's cascade), and erases up to limit delivered rows: their bodies and
+// Coachview's responses go, the rows stay, as the record that Coachview
+// accepted their pairs (it registers one result per pair; a deleted row
+// let a later completion of the pair be sent again). It returns how many
+// rows it deleted or erased. Each step is one short statement over its
+// partial index (results_purge, results_erase) that holds the writer lock
+// only for itself and, where the backend locks rows, skips rows other
 // transactions hold; callers purge in batches until it returns less than
 // limit.
 func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
@@ -216,23 +221,50 @@ func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, err
 	return int(n), nil
 }
 
-// PurgeQuery is Purge's statement, deleting one batch of old terminal rows
+// PurgeQuery is Purge's statement, deleting one batch of old history rows
 // over the results_purge index, with skipLocked (Config.SkipLocked) appended
 // to the subquery choosing them. Its state condition is written as
-// SQLite's index has it (migration 0012), which SQLite needs to see that
+// SQLite's index has it (migration 0013), which SQLite needs to see that
 // the partial index applies; PostgreSQL's, an IN list, follows from it.
 func PurgeQuery(skipLocked string) string {
 	return `DELETE FROM results WHERE id IN (
 	SELECT id FROM results
-	WHERE (state = 'delivered' OR state = 'ignored' OR state = 'rejected' OR state = 'superseded' OR state = 'cancelled')
+	WHERE (state = 'ignored' OR state = 'rejected' OR state = 'superseded' OR state = 'cancelled')
 		AND updated_at < ?
 	ORDER BY updated_at, id
 	LIMIT ?` + skipLocked + `)`
 }
 
-// purge runs Purge's statement under the writer lock, after deleting the
-// hours of history older than the charts keep.
+// erasable chooses one batch of old delivered rows that still hold their
+// body, over the results_erase index (its condition as the index has it).
+const erasable = `SELECT id FROM results WHERE state = 'delivered' AND body IS NOT NULL AND updated_at < ?
+	ORDER BY updated_at, id LIMIT ?`
+
+// purge deletes a batch of history rows, then erases a batch of delivered
+// rows in a transaction of its own (both under the writer lock).
 func (b *Base) purge(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	deleted, err := b.deleteHistory(ctx, cutoff, limit)
+	if err != nil {
+		return 0, err
+	}
+	var erased int64
+	err = b.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, b.q(`UPDATE attempts SET response = '' WHERE result_id IN (`+erasable+`)`), cutoff.UnixMilli(), limit); err != nil {
+			return fmt.Errorf("erase Coachview's responses to delivered results: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET body = NULL WHERE id IN (`+erasable+`)`), cutoff.UnixMilli(), limit)
+		if err != nil {
+			return fmt.Errorf("erase delivered results: %w", err)
+		}
+		erased, err = res.RowsAffected()
+		return err
+	})
+	return deleted + erased, err
+}
+
+// deleteHistory runs PurgeQuery under the writer lock, after deleting the
+// hours of history older than the charts keep.
+func (b *Base) deleteHistory(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	b.writes.Lock()
 	defer b.writes.Unlock()
 	if err := b.pruneHours(ctx); err != nil {
