@@ -331,6 +331,21 @@ func (f *Folder) continuation(name string, header []byte, src string, offset int
 	if _, err := in.Seek(offset, io.SeekStart); err != nil {
 		return "", err
 	}
+	var body io.Reader = in
+	if offset == 0 {
+		// A header-less file of its own: a writer that puts a byte-order
+		// mark at the start of every file (Excel's Unicode text does) must
+		// not have it land inside the first row, below the header's.
+		br := bufio.NewReader(in)
+		head, _ := br.Peek(len(utf8BOM))
+		for _, bom := range [][]byte{utf8BOM, utf16LEBOM, utf16BEBOM} {
+			if bytes.HasPrefix(head, bom) && bytes.HasPrefix(header, bom) {
+				_, _ = br.Discard(len(bom)) // peeked: cannot fail
+				break
+			}
+		}
+		body = br
+	}
 	ext := filepath.Ext(name)
 	dest, err := freeName(f.folder, strings.TrimSuffix(name, ext)+".continued-"+f.clock.Now().Format("20060102T150405")+ext, f.clock.Now())
 	if err != nil {
@@ -340,7 +355,7 @@ func (f *Folder) continuation(name string, header []byte, src string, offset int
 		if _, err := w.Write(header); err != nil {
 			return err
 		}
-		_, err := io.Copy(w, in)
+		_, err := io.Copy(w, body)
 		return err
 	})
 	if err != nil {

@@ -63,27 +63,6 @@ func TestSymlinkInDropFolderIsNotFollowed(t *testing.T) {
 	assert.ErrorIs(t, err, errSymlink)
 }
 
-// TestPlantedLinksAreNotWrittenThrough: a link planted under a name the
-// adapter writes (the errors file being written) must not have the daemon
-// truncate and overwrite what it points at, such as its own outbox. (The
-// errors file had a fixed name, removed before each read: this held, but a
-// link made between that removal and the create was written through; the
-// name is now new and random.)
-func TestPlantedLinksAreNotWrittenThrough(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, dutchColumns)
-	victim := filepath.Join(t.TempDir(), "outbox.db")
-	require.NoError(t, os.WriteFile(victim, []byte("precious"), 0o600))
-	require.NoError(t, os.Symlink(victim, filepath.Join(e.drop, ".bad.csv.errors.csv.tmp")))
-	e.write("bad.csv", header+"p1;E;01-03-2024;ja;7\np2;E;31-02-2024;ja;7\n")
-	require.NoError(t, e.poll())
-	got, err := os.ReadFile(victim)
-	require.NoError(t, err)
-	assert.Equal(t, "precious", string(got))
-	assert.Len(t, e.sink.Added(), 1)
-	assert.Len(t, e.errorsFile("processed/bad.csv.errors.csv"), 1)
-}
-
 // TestProcessedFileReplacedByLinkIsNotContinued: a file taken lately is
 // watched for appended rows; replaced by a link to a larger file, it must
 // not have that file's bytes copied into the drop folder as a continuation.

@@ -533,6 +533,16 @@ func TestUTF16Files(t *testing.T) {
 	assert.Equal(t, "8", e.sink.Added()[3].ResultDecimal)
 	assert.Empty(t, e.files("failed"))
 
+	// A writer that reopens the export per chunk writes each chunk as a
+	// file of its own, with its byte-order mark but no header: the chunk's
+	// rows are taken below the first part's header, without a mark inside
+	// the first row's person id.
+	e.write("le.csv", utf16Text(row("l4", "9"), binary.LittleEndian, true))
+	require.NoError(t, e.poll())
+	require.NoError(t, e.poll())
+	require.Len(t, e.sink.Added(), 5, "logs: %s", e.logs.String())
+	assert.Equal(t, "l4", e.sink.Added()[4].PersonID)
+
 	// Without its mark, UTF-16 cannot be told from UTF-8 with NUL bytes: the
 	// file fails, and the reason says what it probably is.
 	e.write("nomark.csv", utf16Text(tabHeader+row("n1", "6"), binary.LittleEndian, false))

@@ -616,23 +616,33 @@ func readYAML(path string) (*yaml.Node, error) {
 	if root.Kind == 0 {
 		return nil, &Error{File: path, Msg: "the file is empty"}
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-		return &root, nil
-	case err != nil:
-		return nil, syntaxError(path, err)
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case errors.Is(err, io.EOF):
+			return &root, nil
+		case err != nil:
+			return nil, syntaxError(path, err)
+		}
+		if len(next.Content) > 0 && next.Content[0].ShortTag() != "!!null" {
+			return nil, &Error{File: path, Line: next.Line, Msg: "a second YAML document (after ---) is not read: keep one document per file (one LMS connection per file in the LMS directory)"}
+		}
+		// An empty document, such as after a trailing ---, holds nothing to lose.
 	}
-	return nil, &Error{File: path, Line: next.Line, Msg: "a second YAML document (after ---) is not read: keep one document per file (one LMS connection per file in the LMS directory)"}
 }
 
 // syntaxError locates yaml's "yaml: line N: …" parse errors. yaml.v3
-// leaves the line out when it is the first.
+// leaves the line out of a parser's or scanner's error on the first line,
+// and out of its reader's errors (bad UTF-8, control characters), which
+// may be anywhere: only the former are put on line 1.
 func syntaxError(path string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
 		_, msg, _ = strings.Cut(msg, ": ")
+	} else if strings.Contains(msg, "UTF-8") || strings.Contains(msg, "UTF-16") || strings.Contains(msg, "control characters") ||
+		strings.Contains(msg, "Unicode") {
+		line = 0
 	}
 	switch {
 	case strings.Contains(msg, "tab character"):

@@ -230,9 +230,9 @@ func TestSecondDocumentIsReported(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, baseNames(err.Error()), "a.yaml:4: a second YAML document (after ---) is not read")
 
-	ok := writeConfig(t, "---\n"+minimalMain, map[string]string{"a.yaml": "---\n" + minimalLMS + "...\n"})
+	ok := writeConfig(t, "---\n"+minimalMain, map[string]string{"a.yaml": "---\n" + minimalLMS + "...\n", "b.yaml": "name: b\ntype: csvdrop\nsettings:\n  folder: drop2\n---\n"})
 	_, err = config.Load(ok)
-	assert.NoError(t, err, "one document, with its markers, is fine")
+	assert.NoError(t, err, "one document, with its markers, is fine; so is an empty one after a trailing ---")
 }
 
 // TestNamesAreChecked: a target's or connection's name appears in log
@@ -319,6 +319,9 @@ func TestRepeatedKeyIsTheOnlyMistake(t *testing.T) {
 // a tab.
 func TestSyntaxErrorOnTheFirstLine(t *testing.T) {
 	t.Parallel()
+	_, err := config.Load(writeConfig(t, minimalMain+"log:\n  level: \"de\x01bug\"\n", nil))
+	require.Error(t, err)
+	assert.NotContains(t, baseNames(err.Error()), "cvbridge.yaml:1:", "a reader's error may be anywhere: no line is better than a wrong one")
 	for main, want := range map[string]string{
 		"timezone: Europe/Amsterdam: x\n" + minimalMain: "cvbridge.yaml:1: mapping values are not allowed in this context",
 		"\ttimezone: UTC\n" + minimalMain:               "cvbridge.yaml:1: found character that cannot start any token (a tab? YAML is indented with spaces only",

@@ -59,6 +59,9 @@ func LockSQLiteOutbox(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("lock the outbox %s: %w", path, err)
 	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real // one file, one lock, however the configuration names it
+	}
 	lockPath := path + ".lock"
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {

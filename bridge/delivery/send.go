@@ -86,13 +86,18 @@ func (s *sendRun) feed(ctx context.Context, jobs chan<- outbox.Item, items []out
 		if more == nil || s.claimingStops(ctx) {
 			return
 		}
-		if s.d.pausedMeanwhile(ctx) {
-			s.paused.Store(true) // the rows not yet sent are handed back
-			return
-		}
 		next, err := more()
 		if err != nil {
 			s.fail(err)
+			return
+		}
+		// Asked after the claim, so the claim comes as soon as the batch
+		// before it is handed out, as it did before this check existed.
+		if len(next) > 0 && s.d.pausedMeanwhile(ctx) {
+			s.paused.Store(true) // every row not yet sent, these too, is handed back
+			for _, it := range next {
+				jobs <- it
+			}
 			return
 		}
 		if len(next) < len(batch) {

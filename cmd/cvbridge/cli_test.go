@@ -121,8 +121,12 @@ func TestOperatorCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "queued again")
 
-	_, err = runCLI(t, "target", "resume", "--config", cfgPath, "coachview")
+	out, err = runCLI(t, "target", "resume", "--config", cfgPath, "coachview")
 	require.NoError(t, err)
+	assert.Contains(t, out, "target coachview resumed")
+	out, err = runCLI(t, "target", "resume", "--config", cfgPath, "coachview")
+	require.NoError(t, err)
+	assert.Contains(t, out, "target coachview was not paused: nothing changed")
 	_, stop = startDaemon(t, cfgPath)
 	waitFor(t, 30*time.Second, func() bool { return sim.Stats().Accepted == 3 })
 	stop()

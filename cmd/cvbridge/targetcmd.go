@@ -54,10 +54,18 @@ func cmdTarget(ctx context.Context, args []string, out io.Writer) (cmdErr error)
 			if err := delivery.Pause(ctx, store, n, reason, time.Now()); err != nil {
 				return err
 			}
-			_, _ = fmt.Fprintf(out, "target %s paused: nothing is sent until `cvbridge target resume %s`\n", n, n)
+			_, _ = fmt.Fprintf(out, "target %s paused: a running daemon claims nothing more (requests in flight finish) until `cvbridge target resume %s`\n", n, n)
 		}
 	case "resume":
 		for _, n := range names {
+			st, err := store.TargetState(ctx, n)
+			if err != nil {
+				return err
+			}
+			if !st.Paused {
+				_, _ = fmt.Fprintf(out, "target %s was not paused: nothing changed\n", n)
+				continue
+			}
 			if err := delivery.Resume(ctx, store, n); err != nil {
 				return err
 			}

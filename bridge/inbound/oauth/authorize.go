@@ -33,7 +33,7 @@ input[type=text],input[type=password]{width:100%;padding:.4em}button{margin:1em 
 {{if .Form}}
 <p><strong>{{.Client}}</strong> asks to enrol and unenrol participants in the e-learning system through this bridge.
 Sign in as the bridge's administrator to allow it.</p>
-<form method="post" action="{{.Action}}" autocomplete="off">
+<form method="post" autocomplete="off">
 {{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <label for="username">User name</label><input type="text" id="username" name="username" required>
@@ -73,7 +73,6 @@ type pageData struct {
 	Form    bool
 	Params  map[string]string
 	CSRF    string
-	Action  string // the form's target: this endpoint's path, without the request's query
 }
 
 // authorizeParams are the request parameters the form carries through.
@@ -120,9 +119,9 @@ func (s *Server) AuthorizeHandler() http.Handler {
 			return
 		}
 		// The request's parameters are a GET's query or a POST's body, never
-		// both: the page's form posts to the path alone, and a browser
-		// posting to the page's own address would send the query too, so
-		// every parameter twice.
+		// both: the page's form posts to the page's own address, query
+		// included (so it works behind a proxy that adds a path prefix),
+		// and its body repeats every parameter.
 		if r.Method == http.MethodPost {
 			r.Form = r.PostForm
 		}
@@ -282,7 +281,7 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, ms
 			params[k] = v
 		}
 	}
-	s.render(w, status, pageData{Client: s.clients[r.Form.Get("client_id")].name, Message: msg, Form: true, Params: params, CSRF: tok, Action: r.URL.Path})
+	s.render(w, status, pageData{Client: s.clients[r.Form.Get("client_id")].name, Message: msg, Form: true, Params: params, CSRF: tok})
 }
 
 // userAuthorization is the resource owner's decision: it shows the form

@@ -166,12 +166,12 @@ func TestAuthorizeErrorsGoBackToTheClient(t *testing.T) {
 	})
 }
 
-// TestConsentFormAsABrowserPostsIt: the page's form posts to the endpoint's
-// path alone, and a POST carries its parameters in the body only: posted to
-// the page's own address, query included (what a browser did with the form
-// before it named its action), the query is not read, so the parameters
-// are not there twice; and a query naming something else is ignored. The
-// CSP lets the form's answer redirect to the client's origin.
+// TestConsentFormAsABrowserPostsIt: the page's form posts to the page's own
+// address, query included, as a browser does with a form without action,
+// and its body repeats the parameters; a POST's parameters are its body
+// only, so they are not there twice (the request was refused), and a
+// query naming something else is ignored. The CSP lets the form's answer
+// redirect to the client's origin.
 func TestConsentFormAsABrowserPostsIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -179,7 +179,7 @@ func TestConsentFormAsABrowserPostsIt(t *testing.T) {
 	resp, err := e.client.Get(e.srv.URL + "/oauth/authorize?" + q.Encode())
 	require.NoError(t, err)
 	page := read(t, resp)
-	assert.Contains(t, page, `<form method="post" action="/oauth/authorize"`)
+	assert.Contains(t, page, `<form method="post" autocomplete="off">`, "posted to the page's own address")
 	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "form-action 'self' https://cv.example;")
 	csrf := csrfRe.FindStringSubmatch(page)[1]
 

@@ -276,11 +276,12 @@ func testRetryAndCancel(t *testing.T, open Opener) {
 func testPurge(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	// One target per row, so drive's claims never meet another due row.
-	old := map[outbox.State]int64{}
-	for _, st := range []outbox.State{outbox.StateDelivered, outbox.StateRejected, outbox.StateCancelled, outbox.StateIgnored} {
-		old[st] = f.drive(result("cv-"+string(st), "e1", "old", "v1"), st).ID
+	old := map[int64]outbox.State{}
+	for i, st := range []outbox.State{outbox.StateDelivered, outbox.StateRejected, outbox.StateCancelled, outbox.StateIgnored,
+		outbox.StateDelivered, outbox.StateRejected, outbox.StateDelivered, outbox.StateDelivered} {
+		old[f.drive(result(fmt.Sprintf("cv-%s-%d", st, i), "e1", "old", "v1"), st).ID] = st
 	}
-	beside, err := f.s.List(f.ctx, outbox.Filter{Target: "cv-ignored", State: outbox.StatePending})
+	beside, err := f.s.List(f.ctx, outbox.Filter{Target: "cv-ignored-3", State: outbox.StatePending})
 	require.NoError(t, err)
 	require.Len(t, beside, 1, "the pending row beside the ignored one")
 	kept := []int64{
@@ -300,8 +301,8 @@ func testPurge(t *testing.T, open Opener) {
 		require.NoError(t, err)
 		batches = append(batches, n)
 	}
-	assert.Equal(t, []int{4, 0, 0, 0}, batches, "at most limit rows deleted, and limit erased, per call")
-	for st, id := range old {
+	assert.Equal(t, []int{6, 2, 0, 0}, batches, "at most limit rows deleted, and limit erased, per call")
+	for id, st := range old {
 		it, attempts, err := f.s.Get(f.ctx, id)
 		if st == outbox.StateDelivered {
 			// Kept, as the record that Coachview accepted the pair, erased.
@@ -315,7 +316,7 @@ func testPurge(t *testing.T, open Opener) {
 	}
 	// A completion of the purged pair read later (a cumulative export, a
 	// regrade) is not sent a second time.
-	assert.Equal(t, outbox.Ignored, f.enqueue(result("cv-delivered", "e1", "old", "v2"), replace))
+	assert.Equal(t, outbox.Ignored, f.enqueue(result("cv-delivered-0", "e1", "old", "v2"), replace))
 	for _, id := range kept {
 		_, attempts, err := f.s.Get(f.ctx, id)
 		require.NoError(t, err, "row #%d is kept", id)

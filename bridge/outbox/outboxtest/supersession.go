@@ -280,6 +280,8 @@ func testEarlierAttemptNeverReplacesALater(t *testing.T, open Opener) {
 		pass := attempt(base, 6, "pass 8")
 		require.Equal(t, outbox.Waiting, f.enqueue(pass, replace))
 		assert.Equal(t, outbox.Ignored, f.enqueue(attempt(base, 4, "fail 5b"), replace), "older than the one waiting")
+		assert.Equal(t, outbox.Unchanged, f.enqueue(attempt(base, 3, "fail 5"), replace),
+			"the body in flight read again (a cumulative export) does not withdraw the later one waiting")
 		f.finish(sent.ID, "w1", outbox.StatePending, 503, f.clk.Now())
 		next := f.claim("cv", "w2", 10, time.Minute)
 		require.Len(t, next, 1)

@@ -247,19 +247,26 @@ func (b *Base) purge(ctx context.Context, cutoff time.Time, limit int) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	var erased int64
+	var ids []int64
 	err = b.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, b.q(`UPDATE attempts SET response = '' WHERE result_id IN (`+erasable+`)`), cutoff.UnixMilli(), limit); err != nil {
-			return fmt.Errorf("erase Coachview's responses to delivered results: %w", err)
+		// The rows are chosen (and, where the backend locks rows, locked)
+		// once, so their responses and bodies go together even while
+		// another daemon erases too.
+		if err := tx.SelectContext(ctx, &ids, b.eraseQuery, cutoff.UnixMilli(), limit); err != nil || len(ids) == 0 {
+			return err
 		}
-		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET body = NULL WHERE id IN (`+erasable+`)`), cutoff.UnixMilli(), limit)
-		if err != nil {
-			return fmt.Errorf("erase delivered results: %w", err)
+		for _, stmt := range []string{`UPDATE attempts SET response = '' WHERE result_id IN (?)`, `UPDATE results SET body = NULL WHERE id IN (?)`} {
+			query, args, err := sqlx.In(stmt, ids)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, b.q(query), args...)
+			}
+			if err != nil {
+				return fmt.Errorf("erase delivered results and Coachview's responses: %w", err)
+			}
 		}
-		erased, err = res.RowsAffected()
-		return err
+		return nil
 	})
-	return deleted + erased, err
+	return deleted + int64(len(ids)), err
 }
 
 // deleteHistory runs PurgeQuery under the writer lock, after deleting the

@@ -123,6 +123,9 @@ type Base struct {
 	// acquireLease is AcquireLease's statement for this backend, rebound.
 	acquireLease string
 	serverClock  bool // leases are decided on the server's clock
+	// eraseQuery chooses a batch of delivered rows to erase, skipping rows
+	// other transactions lock (Config.SkipLocked), rebound.
+	eraseQuery string
 	// purgeQuery is PurgeQuery(Config.SkipLocked), rebound.
 	purgeQuery string
 	// countsFrom is countsQuery of Config.Counters; hoursFrom is
@@ -144,6 +147,7 @@ func New(c Config) *Base {
 		insertAttemptQ: c.DB.Rebind(InsertAttemptQuery),
 		acquireLease:   c.DB.Rebind(acquireLeaseQuery(c.ServerNow)), serverClock: c.ServerNow != "",
 		purgeQuery: c.DB.Rebind(PurgeQuery(c.SkipLocked)),
+		eraseQuery: c.DB.Rebind(erasable + c.SkipLocked),
 		countsFrom: countsQuery(c.Counters), hoursFrom: c.HoursFrom, compactFn: c.Compact}
 	if c.FinishCounts != nil {
 		b.countMovedQ = c.DB.Rebind(`SELECT target, state, COUNT(*) AS n FROM results

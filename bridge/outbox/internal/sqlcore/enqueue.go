@@ -250,7 +250,7 @@ func (t *Tx) onActive(ctx context.Context, cur activeRow, r outbox.NewResult, p 
 	state := outbox.State(cur.State)
 	if bytes.Equal(cur.BodyHash, hash) {
 		if state == outbox.StateSending && cur.WaitingID.Valid {
-			return outbox.Unchanged, t.withdrawWaiting(ctx, cur, now)
+			return outbox.Unchanged, t.withdrawWaiting(ctx, cur, r, now)
 		}
 		return outbox.Unchanged, nil
 	}
@@ -338,8 +338,20 @@ func (t *Tx) wait(ctx context.Context, cur activeRow, r outbox.NewResult, key st
 }
 
 // withdrawWaiting supersedes the waiting row of cur, a sending row whose
-// body the newest completion equals again.
-func (t *Tx) withdrawWaiting(ctx context.Context, cur activeRow, now time.Time) error {
+// body r, read again, equals, unless the waiting completion was completed
+// after r: an earlier attempt read again (a cumulative export) does not
+// withdraw a later one.
+func (t *Tx) withdrawWaiting(ctx context.Context, cur activeRow, r outbox.NewResult, now time.Time) error {
+	var waitingCompleted sql.NullInt64
+	if err := t.tx.GetContext(ctx, &waitingCompleted, t.b.q(`SELECT completed_at FROM results WHERE id = ?`), cur.WaitingID.Int64); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // deleted by forget meanwhile: nothing waits
+		}
+		return fmt.Errorf("enqueue: read waiting result #%d: %w", cur.WaitingID.Int64, err)
+	}
+	if completedBefore(r, cur.WaitingID.Int64, waitingCompleted) != "" {
+		return nil
+	}
 	reason := fmt.Sprintf("withdrawn: a later completion equals result #%d, which is being sent", cur.ID)
 	if _, err := t.tx.ExecContext(ctx, t.b.q(`UPDATE results SET state = 'superseded', active = FALSE, last_error = ?, updated_at = ?
 		WHERE id = ? AND state = 'waiting'`), reason, now.UnixMilli(), cur.WaitingID.Int64); err != nil {

@@ -13,6 +13,6 @@ CREATE INDEX results_purge ON results (updated_at)
     WHERE state = 'ignored' OR state = 'rejected' OR state = 'superseded' OR state = 'cancelled';
 
 -- Erasure: delivered rows that still hold their body, by age
--- (sqlcore.EraseQuery names this condition as written here).
+-- (sqlcore's erasable query names this condition as written here).
 CREATE INDEX results_erase ON results (updated_at)
     WHERE state = 'delivered' AND body IS NOT NULL;
