@@ -233,4 +233,12 @@ func TestResultsOfAnUnconfiguredTarget(t *testing.T) {
 	out, err := runCLI(t, "check", "--offline", "--config", cfgPath)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "WARN store: 2 result(s) wait for target coachview-old, which is not configured")
+
+	// They can be listed; a target that is neither configured nor in the
+	// outbox (a typo) is an error, not an empty list.
+	out, err = runCLI(t, "outbox", "list", "--config", cfgPath, "--target", "coachview-old")
+	require.NoError(t, err)
+	assert.Equal(t, 3, len(strings.Split(strings.TrimSpace(out), "\n")), "a header and two rows: %s", out)
+	_, err = runCLI(t, "outbox", "list", "--config", cfgPath, "--target", "coachveiw")
+	assert.ErrorContains(t, err, `no results of target "coachveiw", which is not configured`)
 }

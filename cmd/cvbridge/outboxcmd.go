@@ -76,6 +76,10 @@ func cmdOutbox(ctx context.Context, args []string, out io.Writer) (cmdErr error)
 		if err != nil {
 			return err
 		}
+		if _, ok := cfg.Targets[f.Target]; f.Target != "" && !ok && len(items) == 0 {
+			// Listed all the same: a target renamed or removed may have left results.
+			return usageError{fmt.Sprintf("no results of target %q, which is not configured (configured: %v)", f.Target, cfg.TargetNames())}
+		}
 		return printItems(out, items, cfg.Location)
 	default: // show, retry, cancel, confirm
 		if err := parse(fs, args[1:]); err != nil {

@@ -141,6 +141,7 @@ func testCorrectionWhileSending(t *testing.T, open Opener) {
 		rows := f.all("cv")
 		require.Equal(t, []outbox.State{outbox.StatePending, outbox.StateCancelled}, states(rows))
 		assert.Equal(t, v6.Body, rows[0].Body)
+		assert.Equal(t, "cancelled by the operator while it waited", rows[1].LastError, "not the stale note that it waits")
 	})
 }
 

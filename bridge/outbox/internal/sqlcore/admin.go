@@ -158,7 +158,9 @@ func (b *Base) Retry(ctx context.Context, id int64, now time.Time) error {
 // other state is ErrState.
 func (b *Base) Cancel(ctx context.Context, id int64, now time.Time) error {
 	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', active = FALSE, next_attempt_at = NULL, updated_at = ?
+		// A waiting row's note ("waits for result #N") no longer holds.
+		res, err := tx.ExecContext(ctx, b.q(`UPDATE results SET state = 'cancelled', active = FALSE, next_attempt_at = NULL, updated_at = ?,
+			last_error = CASE WHEN state = 'waiting' THEN 'cancelled by the operator while it waited' ELSE last_error END
 			WHERE id = ? AND state IN ('pending', 'failed', 'probably-delivered', 'waiting')`), now.UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("update row: %w", err)
