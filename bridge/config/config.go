@@ -336,7 +336,11 @@ func (c *Config) resolve(root *yaml.Node) Errors {
 	if err := c.Admin.Validate(); err != nil {
 		errs.Add(fail("admin", "%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
 	} else if hash, err := c.Admin.PasswordHash(); err != nil {
-		errs.Add(fail("admin.password_hash_file", "%v", err))
+		key := "admin.password_hash_file"
+		if c.Admin.PasswordHashFile == "" {
+			key = "admin.password_hash_env"
+		}
+		errs.Add(fail(key, "%s", strings.TrimPrefix(err.Error(), "admin: ")))
 	} else {
 		c.AdminPasswordHash = hash
 	}

@@ -332,3 +332,12 @@ func TestSyntaxErrorOnTheFirstLine(t *testing.T) {
 		assert.Contains(t, baseNames(err.Error()), want)
 	}
 }
+
+// TestAdminHashEnvMistakeNamesItsKey: a mistake in admin.password_hash_env
+// was reported as admin.password_hash_file.
+func TestAdminHashEnvMistakeNamesItsKey(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(writeConfig(t, minimalMain+"admin:\n  password_hash_env: CVBRIDGE_TEST_UNSET_HASH\n", nil))
+	require.Error(t, err)
+	assert.Contains(t, baseNames(err.Error()), "cvbridge.yaml:6: admin.password_hash_env: password_hash_env: the environment variable CVBRIDGE_TEST_UNSET_HASH is not set")
+}
