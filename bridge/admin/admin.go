@@ -88,6 +88,9 @@ type Options struct {
 	// Circuit), false for a target this process does not deliver to; nil
 	// reports every circuit closed.
 	Circuit func(target string) (delivery.CircuitState, bool)
+	// Failing returns why a target's delivery steps fail (its dispatcher's
+	// Failing), false while they succeed; nil reports none failing.
+	Failing func(target string) (delivery.StepFailure, bool)
 	// Enrolments feeds the inbound enrolments section; nil says it is not enabled.
 	Enrolments Enrolments
 	// Metrics serves /metrics (metrics.Metrics' Handler); nil answers 404.
@@ -205,9 +208,10 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	text(w, http.StatusOK, "ok\n")
 }
 
-// readyz answers 200 when the store answers, no target is paused and no
-// target's circuit is open, else 503 with every reason, one per line: an
-// open circuit, like a pause, means results are not being delivered.
+// readyz answers 200 when the store answers, no target is paused, no
+// target's delivery steps fail (a store that answers reads may refuse
+// writes) and no target's circuit is open, else 503 with every reason, one
+// per line: each means results are not being delivered.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
@@ -226,6 +230,15 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		if st.Paused {
 			reasons = append(reasons, fmt.Sprintf("target %s is paused: %s", t, st.Reason))
+		}
+	}
+	for _, t := range targets {
+		if h.opts.Failing == nil {
+			break
+		}
+		if f, ok := h.opts.Failing(t); ok {
+			reasons = append(reasons, fmt.Sprintf("target %s: delivery steps fail since %s (the outbox cannot be read or written: disk full, read-only, database gone?): %s",
+				t, f.Since.Format(time.RFC3339), f.Err))
 		}
 	}
 	for _, t := range targets {

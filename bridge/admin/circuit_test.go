@@ -74,3 +74,23 @@ func TestDashboardShowsAnOpenCircuit(t *testing.T) {
 	assert.Contains(t, body, "connection refused, 7 failures in a row")
 	assert.Contains(t, body, "one result at a time is sent as a probe; next probe ")
 }
+
+// TestReadyzReportsFailingDeliverySteps: a store that answers reads but
+// refuses writes (a full disk, a read-only outbox file) left /readyz
+// saying "ready" while nothing was delivered; a target whose delivery steps
+// fail makes it 503, naming the failure and since when.
+func TestReadyzReportsFailingDeliverySteps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(o *admin.Options) {
+		o.Failing = func(target string) (delivery.StepFailure, bool) {
+			if target == "acme" {
+				return delivery.StepFailure{Err: "claim: attempt to write a readonly database", Since: epoch}, true
+			}
+			return delivery.StepFailure{}, false
+		}
+	})
+	r := f.get(http.DefaultClient, "/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	assert.Contains(t, r.body, "target acme: delivery steps fail since 2026-03-02T09:00:00Z")
+	assert.Contains(t, r.body, "attempt to write a readonly database")
+}

@@ -171,6 +171,7 @@ func Open(ctx context.Context, cfg *config.Config, build SourceBuilder, opts Opt
 		Targets:      cfg.TargetNames,
 		Connections:  d.runner.Statuses,
 		Circuit:      d.circuit,
+		Failing:      d.failing,
 		Enrolments:   d.enrolments,
 		Metrics:      d.metrics.Handler(),
 		Requeued:     d.wake,
@@ -209,6 +210,15 @@ func (d *Daemon) circuit(target string) (delivery.CircuitState, bool) {
 		return delivery.CircuitState{}, false
 	}
 	return disp.Circuit(), true
+}
+
+// failing returns why target's delivery steps fail, if they do.
+func (d *Daemon) failing(target string) (delivery.StepFailure, bool) {
+	disp, ok := d.dispatchers[target]
+	if !ok {
+		return delivery.StepFailure{}, false
+	}
+	return disp.Failing()
 }
 
 // Store returns the daemon's outbox store.

@@ -122,6 +122,24 @@ type Dispatcher struct {
 	circ      *circuit
 	wake      chan struct{}
 	step      sync.Mutex // one RunDue at a time
+	// failing is the failure of Run's last step, nil once a step succeeds.
+	failing atomic.Pointer[StepFailure]
+}
+
+// StepFailure is why Run's delivery steps fail, and since when: the store
+// cannot be read or written (a full disk, a read-only outbox, a database
+// gone), so nothing is delivered.
+type StepFailure struct {
+	Err   string
+	Since time.Time
+}
+
+// Failing returns the failure of the last delivery step, if it failed.
+func (d *Dispatcher) Failing() (StepFailure, bool) {
+	if f := d.failing.Load(); f != nil {
+		return *f, true
+	}
+	return StepFailure{}, false
 }
 
 // New returns a Dispatcher for target, recording outcomes in store.
@@ -263,10 +281,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wait := d.set.PollInterval
 		if err != nil {
 			d.log.Error("delivery step failed", "target", d.target.Name, "error", err)
+			since := d.clock.Now()
+			if failing {
+				since = d.failing.Load().Since
+			}
+			d.failing.Store(&StepFailure{Err: err.Error(), Since: since})
 			failing = true
 		} else {
 			if failing {
 				d.log.Info("delivery steps succeed again", "target", d.target.Name)
+				d.failing.Store(nil)
 				failing = false
 			}
 			wait = d.untilNext(ctx, n)

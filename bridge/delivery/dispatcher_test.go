@@ -3,11 +3,13 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -853,4 +855,51 @@ func TestManualPauseStopsADrainUnderWay(t *testing.T) {
 	}
 	require.NoError(t, delivery.Resume(e.ctx, e.store, targetName))
 	assert.Equal(t, n-sent, e.runDue(d))
+}
+
+// outageStore is a store whose reads of the target state fail while down,
+// as a store that cannot be reached does; every step then fails.
+type outageStore struct {
+	delivery.Store
+	down atomic.Bool
+}
+
+func (s *outageStore) TargetState(ctx context.Context, target string) (outbox.TargetState, error) {
+	if s.down.Load() {
+		return outbox.TargetState{}, errors.New("attempt to write a readonly database")
+	}
+	return s.Store.TargetState(ctx, target)
+}
+
+// TestFailingStepsAreReported: while Run's steps fail the dispatcher says
+// why and since when (for /readyz), keeping the time of the first failure,
+// and stops saying so once a step succeeds.
+func TestFailingStepsAreReported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ok)
+	e.enqueueN(2)
+	store := &outageStore{Store: e.store}
+	store.down.Store(true)
+	s := testSettings()
+	d, err := delivery.New(delivery.Target{Name: targetName, URL: e.cv.srv.URL, Signer: signer(t), Settings: s}, store,
+		delivery.Options{Clock: e.clk, Jitter: zeroJitter, Logger: e.logger(), Owner: "w1", Version: version})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	first := e.clk.Now()
+	require.Eventually(t, func() bool { _, failing := d.Failing(); return failing }, 10*time.Second, time.Millisecond)
+	e.clk.Advance(s.PollInterval)
+	d.Wake()
+	f, failing := d.Failing()
+	require.True(t, failing)
+	assert.Contains(t, f.Err, "readonly database")
+	assert.True(t, f.Since.Equal(first), "the first failure's time is kept")
+
+	store.down.Store(false)
+	d.Wake()
+	require.Eventually(t, func() bool { _, failing := d.Failing(); return !failing }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return e.cv.count() == 2 }, 10*time.Second, time.Millisecond)
 }
