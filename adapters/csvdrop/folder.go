@@ -185,6 +185,9 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 		}
 		if f.settled(e.Name(), info, now, changing) {
 			names = append(names, e.Name())
+		} else if dryRun {
+			f.log.Info("dry run: the file is still being written (it changed within settle); a real poll takes it once it stands still",
+				"file", e.Name(), "settle", f.settings.Settle.String())
 		}
 	}
 	f.observed = changing
@@ -385,6 +388,9 @@ func (f *Folder) dryRunReport(log *slog.Logger, name string, errs *errorsFile, o
 			"taken_earlier", continued.path)
 	case out.fileErr != nil:
 		log.Warn("dry run: the file would be moved to the failed directory", "reason", out.fileErr.Error())
+	case out.unterminated:
+		log.Info("dry run: its last line has no line ending yet, so it may still be written; a real poll waits for it",
+			"unterminated_settle", f.settings.UnterminatedSettle.String())
 	case out.seen:
 		log.Info("dry run: the same content was processed before; nothing would be enqueued")
 	case out.stats.bad > 0:

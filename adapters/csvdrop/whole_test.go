@@ -550,3 +550,24 @@ func TestUTF16Files(t *testing.T) {
 	assert.Equal(t, []string{"nomark.csv", "nomark.csv.errors.csv"}, e.files("failed"))
 	assert.Contains(t, e.errorsFile("failed/nomark.csv.errors.csv")[0][1], "probably UTF-16 without a byte-order mark")
 }
+
+// TestDryRunNamesFilesNotTakenYet: `cvbridge render` said "0 result(s)
+// would be sent" about a file still being written, without naming it; it
+// now says why the file is not taken yet.
+func TestDryRunNamesFilesNotTakenYet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	e.write("fresh.csv", header+"p1;E;01-03-2024;ja;7\n")
+	now := e.clk.Now()
+	require.NoError(t, os.Chtimes(filepath.Join(e.drop, "fresh.csv"), now, now))
+	e.write("half.csv", header+"p2;E;01-03-2024;ja;7")
+	old := now.Add(-time.Minute)
+	require.NoError(t, os.Chtimes(filepath.Join(e.drop, "half.csv"), old, old))
+	dry := kittest.NewSink()
+	dry.Dry = true
+	require.NoError(t, e.f.Poll(t.Context(), dry))
+	assert.Contains(t, e.logs.String(), `"msg":"dry run: the file is still being written (it changed within settle); a real poll takes it once it stands still","adapter":"csvdrop","file":"fresh.csv"`)
+	assert.Contains(t, e.logs.String(), `"msg":"dry run: its last line has no line ending yet`)
+	assert.Contains(t, e.logs.String(), `"file":"half.csv"`)
+	assert.Empty(t, dry.Added())
+}
