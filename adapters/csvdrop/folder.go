@@ -156,7 +156,10 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 			if dryRun {
 				continue
 			}
-			if err := os.Remove(filepath.Join(f.folder, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			switch err := os.Remove(filepath.Join(f.folder, e.Name())); {
+			case err == nil:
+				f.log.Info("removed a temporary file a crash left in the drop folder", "file", e.Name())
+			case !errors.Is(err, fs.ErrNotExist):
 				f.log.Warn("cannot remove a temporary file a crash left in the drop folder", "file", e.Name(), "error", err)
 			}
 			continue

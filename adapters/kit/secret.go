@@ -94,17 +94,14 @@ func warnLoosePermissions(path string) {
 		"file", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
 }
 
-// ShowURL returns a URL as it may be shown in an error or a log line: a
-// password in it, and the values of its query (Coachview's plugin key, a
-// Moodle token), are replaced by "***"; a URL that does not parse is not
-// shown at all.
+// ShowURL returns a URL as it may be shown in an error or a log line: the
+// values of its query (Coachview's plugin key, a Moodle token) are replaced
+// by "***", a password by url.URL.Redacted's "xxxxx", and the fragment is
+// left out; a URL that does not parse is not shown at all.
 func ShowURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(a URL that cannot be parsed; not shown, as it may hold a secret)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "***")
 	}
 	if u.RawQuery != "" {
 		q := u.Query()

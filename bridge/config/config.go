@@ -545,7 +545,7 @@ func nameMistake(name string) string {
 	if validName.MatchString(name) {
 		return ""
 	}
-	return "use up to 64 letters, digits, dots, dashes or underscores (a-z, 0-9, . - _), starting with a letter or digit"
+	return "use up to 64 letters, digits, dots, dashes or underscores (A-Z, a-z, 0-9, . - _), starting with a letter or digit"
 }
 
 // nameOrigin says where a connection's name comes from when it is not set.

@@ -858,7 +858,9 @@ func TestManualPauseStopsADrainUnderWay(t *testing.T) {
 }
 
 // outageStore is a store whose reads of the target state fail while down,
-// as a store that cannot be reached does; every step then fails.
+// as a store that cannot be reached does; every step then fails. A fake:
+// the real cause seen from outside (a read-only outbox file) cannot be
+// made here, where the tests run as root and write any file.
 type outageStore struct {
 	delivery.Store
 	down atomic.Bool

@@ -103,24 +103,15 @@ const stalePartial = time.Hour
 // removeStalePartials removes what killed backups to abs left beside it
 // (copies of the outbox, personal data included, and their journals).
 func removeStalePartials(abs string) {
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(abs), globEscape(partialPrefix(abs))+"*"))
-	for _, m := range matches {
-		if info, err := os.Lstat(m); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > stalePartial {
-			_ = os.Remove(m)
+	entries, _ := os.ReadDir(filepath.Dir(abs)) // unreadable: the backup itself reports it
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), partialPrefix(abs)) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > stalePartial {
+			_ = os.Remove(filepath.Join(filepath.Dir(abs), e.Name()))
 		}
 	}
-}
-
-// globEscape escapes the characters filepath.Match treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // checkIntegrity runs PRAGMA integrity_check on the database file at path,
