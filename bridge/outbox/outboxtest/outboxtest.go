@@ -167,6 +167,7 @@ func (f *fixture) finish(id int64, owner string, st outbox.State, status int, ne
 }
 
 // drive enqueues r (a new pair) and takes its row to state st, returning it.
+// A cancelled row has one attempt, answered 503.
 // An ignored row is made by a second, different completion for the pair
 // while the first is still pending; the pending row stays.
 func (f *fixture) drive(r outbox.NewResult, st outbox.State) outbox.Item {
@@ -190,6 +191,10 @@ func (f *fixture) drive(r outbox.NewResult, st outbox.State) outbox.Item {
 		f.claimID(r.Target, it.ID, "setup")
 		f.finish(it.ID, "setup", outbox.StateFailed, 400, time.Time{})
 	case outbox.StateCancelled:
+		// As an operator cancels a result: after an attempt that failed,
+		// so the cancelled row has an attempt for the purge to delete.
+		f.claimID(r.Target, it.ID, "setup")
+		f.finish(it.ID, "setup", outbox.StatePending, 503, f.clk.Now().Add(time.Hour))
 		require.NoError(f.t, f.s.Cancel(f.ctx, it.ID, f.clk.Now()))
 	case outbox.StateIgnored:
 		other := r

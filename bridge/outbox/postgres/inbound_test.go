@@ -13,6 +13,9 @@ import (
 func TestInboundConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.RunInbound(t, func(t *testing.T, clk clock.Clock) inboundstore.Store {
-		return open(t, testdb.Postgres(t), postgres.WithClock(clk))
+		dsn := testdb.Postgres(t)
+		db := raw(t, dsn)
+		t.Cleanup(func() { outboxtest.AssertNoOrphanAttempts(t, db) })
+		return open(t, dsn, postgres.WithClock(clk))
 	})
 }

@@ -31,6 +31,7 @@ func TestConformance(t *testing.T) {
 		db := raw(t, dsn)
 		// Every change the suite makes must leave the counters right.
 		t.Cleanup(func() { outboxtest.AssertCounts(t, s, db) })
+		t.Cleanup(func() { outboxtest.AssertNoOrphanAttempts(t, db) })
 		return s
 	})
 }

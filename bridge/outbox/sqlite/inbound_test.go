@@ -12,6 +12,8 @@ import (
 func TestInboundConformance(t *testing.T) {
 	t.Parallel()
 	outboxtest.RunInbound(t, func(t *testing.T, clk clock.Clock) inboundstore.Store {
-		return open(t, filepath.Join(t.TempDir(), "outbox.db"), clk)
+		path := filepath.Join(t.TempDir(), "outbox.db")
+		t.Cleanup(func() { outboxtest.AssertNoOrphanAttempts(t, raw(t, path)) })
+		return open(t, path, clk)
 	})
 }

@@ -43,6 +43,7 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { assertActiveFlags(t, path) })
 		// Every change the suite makes must leave the counters right.
 		t.Cleanup(func() { outboxtest.AssertCounts(t, s, raw(t, path)) })
+		t.Cleanup(func() { outboxtest.AssertNoOrphanAttempts(t, raw(t, path)) })
 		return s
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -202,16 +203,14 @@ func (b *Base) Confirm(ctx context.Context, id int64, now time.Time) error {
 
 // Purge applies the retention to rows last updated before cutoff, oldest
 // first: it deletes up to limit rows in a history state (ignored,
-// rejected, superseded, cancelled) with their attempts (by the foreign
-// key's cascade), and erases up to limit delivered rows: their bodies and
+// rejected, superseded, cancelled) with their attempts, and erases up to limit delivered rows: their bodies and
 // Coachview's responses go, the rows stay, as the record that Coachview
 // accepted their pairs (it registers one result per pair; a deleted row
 // let a later completion of the pair be sent again). It returns how many
-// rows it deleted or erased. Each step is one short statement over its
-// partial index (results_purge, results_erase) that holds the writer lock
-// only for itself and, where the backend locks rows, skips rows other
-// transactions hold; callers purge in batches until it returns less than
-// limit.
+// rows it deleted or erased. Each step is one short transaction over its
+// partial index (results_purge, results_erase) that, where the backend
+// locks rows, skips rows other transactions hold; callers purge in batches
+// until it returns less than limit.
 func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("purge results: limit %d must be positive", limit)
@@ -234,7 +233,8 @@ func PurgeQuery(skipLocked string) string {
 	WHERE (state = 'ignored' OR state = 'rejected' OR state = 'superseded' OR state = 'cancelled')
 		AND updated_at < ?
 	ORDER BY updated_at, id
-	LIMIT ?` + skipLocked + `)`
+	LIMIT ?` + skipLocked + `)
+	RETURNING id`
 }
 
 // erasable chooses one batch of old delivered rows that still hold their
@@ -271,17 +271,41 @@ func (b *Base) purge(ctx context.Context, cutoff time.Time, limit int) (int64, e
 	return deleted + int64(len(ids)), err
 }
 
-// deleteHistory runs PurgeQuery under the writer lock, after deleting the
-// hours of history older than the charts keep.
+// deleteHistory deletes the hours of history older than the charts keep,
+// then runs PurgeQuery and deletes the attempts of the rows it deleted, in
+// one transaction.
 func (b *Base) deleteHistory(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
-	b.writes.Lock()
-	defer b.writes.Unlock()
-	if err := b.pruneHours(ctx); err != nil {
-		return 0, err
+	var ids []int64
+	err := b.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := b.pruneHours(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.SelectContext(ctx, &ids, b.purgeQuery, cutoff.UnixMilli(), limit); err != nil {
+			return err
+		}
+		return DeleteAttempts(ctx, tx, ids)
+	})
+	return int64(len(ids)), err
+}
+
+// attemptsChunk is how many result ids one DELETE of DeleteAttempts names,
+// well below either database's limit on a statement's parameters.
+const attemptsChunk = 500
+
+// DeleteAttempts deletes the attempts of the results ids, which tx has
+// deleted. Nothing else removes them: PostgreSQL's attempts table has no
+// foreign key to results since migration 0013, as checking it cost every
+// recorded attempt a lookup and a row lock (SQLite's still cascades; this
+// then finds nothing left to delete).
+func DeleteAttempts(ctx context.Context, tx *sqlx.Tx, ids []int64) error {
+	for chunk := range slices.Chunk(ids, attemptsChunk) {
+		query, args, err := sqlx.In(`DELETE FROM attempts WHERE result_id IN (?)`, chunk)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, tx.Rebind(query), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("delete the attempts of %d deleted results: %w", len(ids), err)
+		}
 	}
-	res, err := b.db.ExecContext(ctx, b.purgeQuery, cutoff.UnixMilli(), limit)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return nil
 }

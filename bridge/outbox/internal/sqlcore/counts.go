@@ -149,9 +149,9 @@ func (b *Base) compact(ctx context.Context) {
 }
 
 // pruneHours deletes result_hours rows older than keptHours.
-func (b *Base) pruneHours(ctx context.Context) error {
+func (b *Base) pruneHours(ctx context.Context, tx *sqlx.Tx) error {
 	cutoff := b.now().Add(-keptHours).UnixMilli() / hourMillis
-	if _, err := b.db.ExecContext(ctx, b.q(`DELETE FROM result_hours WHERE hour < ?`), cutoff); err != nil {
+	if _, err := tx.ExecContext(ctx, b.q(`DELETE FROM result_hours WHERE hour < ?`), cutoff); err != nil {
 		return fmt.Errorf("delete hours of history before %s: %w",
 			time.UnixMilli(cutoff*hourMillis).UTC().Format(time.RFC3339), err)
 	}

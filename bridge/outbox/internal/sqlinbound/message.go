@@ -417,12 +417,13 @@ func (s *Store) ForgetPerson(ctx context.Context, personID string) (inboundstore
 		if rep.Delivered, err = affected(res); err != nil {
 			return err
 		}
-		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM results WHERE person_key = ? AND state IN ('rejected', 'ignored', 'superseded', 'cancelled')`), key)
-		if err != nil {
+		var deleted []int64
+		if err := tx.SelectContext(ctx, &deleted, s.q(`DELETE FROM results
+			WHERE person_key = ? AND state IN ('rejected', 'ignored', 'superseded', 'cancelled') RETURNING id`), key); err != nil {
 			return fmt.Errorf("delete result history: %w", err)
 		}
-		rep.History, err = affected(res)
-		return err
+		rep.History = len(deleted)
+		return sqlcore.DeleteAttempts(ctx, tx, deleted)
 	})
 	if err != nil {
 		return inboundstore.ForgetReport{}, fmt.Errorf("forget person: %w", err)
