@@ -167,9 +167,9 @@ func (f *fixture) finish(id int64, owner string, st outbox.State, status int, ne
 }
 
 // drive enqueues r (a new pair) and takes its row to state st, returning it.
-// A cancelled row has one attempt, answered 503.
-// An ignored row is made by a second, different completion for the pair
-// while the first is still pending; the pending row stays.
+// A cancelled row has one attempt, answered 503. An ignored row is made by a
+// second, different completion for the pair while the first is still
+// pending; the pending row stays.
 func (f *fixture) drive(r outbox.NewResult, st outbox.State) outbox.Item {
 	f.t.Helper()
 	if st == outbox.StateRejected {

@@ -203,14 +203,14 @@ func (b *Base) Confirm(ctx context.Context, id int64, now time.Time) error {
 
 // Purge applies the retention to rows last updated before cutoff, oldest
 // first: it deletes up to limit rows in a history state (ignored,
-// rejected, superseded, cancelled) with their attempts, and erases up to limit delivered rows: their bodies and
-// Coachview's responses go, the rows stay, as the record that Coachview
-// accepted their pairs (it registers one result per pair; a deleted row
-// let a later completion of the pair be sent again). It returns how many
-// rows it deleted or erased. Each step is one short transaction over its
-// partial index (results_purge, results_erase) that, where the backend
-// locks rows, skips rows other transactions hold; callers purge in batches
-// until it returns less than limit.
+// rejected, superseded, cancelled) with their attempts, and erases up to
+// limit delivered rows: their bodies and Coachview's responses go, the rows
+// stay, as the record that Coachview accepted their pairs (it registers one
+// result per pair; a deleted row let a later completion of the pair be sent
+// again). It returns how many rows it deleted or erased. Each step is one
+// short transaction over its partial index (results_purge, results_erase)
+// that, where the backend locks rows, skips rows other transactions hold;
+// callers purge in batches until it returns less than limit.
 func (b *Base) Purge(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("purge results: limit %d must be positive", limit)
