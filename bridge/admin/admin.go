@@ -166,7 +166,7 @@ func New(opts Options) (*Handler, error) {
 		if err := checkHash(opts.PasswordHash); err != nil {
 			return nil, fmt.Errorf("admin: password hash: %w", err)
 		}
-		h.auth = newAuthenticator(opts.User, opts.PasswordHash, opts.Logger)
+		h.auth = newAuthenticator(opts.User, opts.PasswordHash, opts.Logger, opts.Clock)
 	}
 	_, _ = rand.Read(h.csrf[:]) // crypto/rand.Read never fails
 	cop := http.NewCrossOriginProtection()

@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/cvbridge/cvbridge/bridge/admin"
 	"github.com/cvbridge/cvbridge/bridge/delivery"
 	"github.com/cvbridge/cvbridge/bridge/intake"
+	"github.com/cvbridge/cvbridge/bridge/loginlimit"
 	"github.com/cvbridge/cvbridge/bridge/metrics"
 	"github.com/cvbridge/cvbridge/bridge/outbox"
 	"github.com/cvbridge/cvbridge/bridge/source"
@@ -480,6 +484,84 @@ func TestPassword(t *testing.T) {
 	r := f.post(c, path(f.parked, "retry"), url.Values{"csrf": {tok[1]}}, nil)
 	assert.Equal(t, http.StatusUnauthorized, r.status)
 	f.assertUnchanged()
+}
+
+// TestLoginLimitedPerAddress: a guesser sending wrong passwords from one
+// address gets 429s once its budget is used, without using up the bcrypt
+// checks of all addresses together, so the operator signing in from
+// another address gets in. Before, one bucket served every address: twenty
+// guesses locked everyone out.
+func TestLoginLimitedPerAddress(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret horse"), bcrypt.MinCost)
+	require.NoError(t, err)
+	logged := &messages{}
+	f := newFixture(t, func(o *admin.Options) { o.User, o.PasswordHash, o.Logger = "ops", hash, slog.New(logged) })
+	get := func(c *http.Client, user, pass string) response {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+"/", nil)
+		require.NoError(t, err)
+		req.SetBasicAuth(user, pass)
+		return do(t, c, req)
+	}
+
+	checked := 0
+	var last response
+	for range 20 {
+		last = get(http.DefaultClient, "ops", "guess")
+		if last.status == http.StatusUnauthorized {
+			checked++
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, last.status, last.body)
+	}
+	assert.Equal(t, loginlimit.Burst, checked, "passwords checked for the guessing address")
+	assert.Equal(t, "10", last.header.Get("Retry-After"))
+	assert.Contains(t, last.body, "too many login attempts from your address")
+	assert.Equal(t, 1, logged.count("admin: login attempts limited"), "one line however many refusals follow")
+	assert.Equal(t, loginlimit.Burst, logged.count("admin: refused a login"))
+
+	// The operator, at another address, signs in at once.
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	elsewhere := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	defer elsewhere.CloseIdleConnections()
+	r := get(elsewhere, "ops", "s3cret horse")
+	assert.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, "p-parked")
+
+	// The guessing address stays limited, even with the right password:
+	// its budget refills one attempt every 10 seconds (the fixture's clock
+	// stands still).
+	assert.Equal(t, http.StatusTooManyRequests, get(http.DefaultClient, "ops", "guess").status)
+}
+
+// messages is a slog.Handler keeping the messages logged.
+type messages struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m *messages) WithGroup(string) slog.Handler            { return m }
+
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.list = append(m.list, r.Message)
+	return nil
+}
+
+// count is the number of messages logged that start with prefix.
+func (m *messages) count(prefix string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, msg := range m.list {
+		if strings.HasPrefix(msg, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestNewRefuses(t *testing.T) {

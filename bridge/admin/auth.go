@@ -6,47 +6,66 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+
+	"github.com/cvbridge/cvbridge/bridge/clock"
+	"github.com/cvbridge/cvbridge/bridge/loginlimit"
 )
 
 // authenticator checks HTTP basic auth against the user name and a bcrypt
 // hash, both compared in constant time. A bcrypt check is deliberately
-// slow, so it is rate limited (a guesser gets 429s, the CPU stays free), and
-// the digest of the last credentials that passed is remembered, so a
-// logged-in browser does not pay for bcrypt on every page.
+// slow, so checks are rate limited, per client address first (a guesser
+// gets 429s without using up the checks an operator elsewhere needs), then
+// in all (the CPU stays free), and the digest of the last credentials that
+// passed is remembered, so a logged-in browser does not pay for bcrypt on
+// every page.
 type authenticator struct {
 	user    []byte
 	hash    []byte
 	log     *slog.Logger
-	limiter *rate.Limiter
+	clock   clock.Clock
+	logins  *loginlimit.Limiter // per client address
+	limiter *rate.Limiter       // all checks together
 
 	mu   sync.Mutex
 	good [sha256.Size]byte // digest of the last user:password that passed bcrypt
 	ok   bool
 }
 
-// bcryptRate and bcryptBurst bound the bcrypt checks per second.
+// bcryptRate and bcryptBurst bound the bcrypt checks per second, from all
+// addresses together.
 const (
 	bcryptRate  = 5
 	bcryptBurst = 10
 )
 
-func newAuthenticator(user string, hash []byte, log *slog.Logger) *authenticator {
-	return &authenticator{user: []byte(user), hash: hash, log: log, limiter: rate.NewLimiter(bcryptRate, bcryptBurst)}
+func newAuthenticator(user string, hash []byte, log *slog.Logger, clk clock.Clock) *authenticator {
+	return &authenticator{user: []byte(user), hash: hash, log: log, clock: clk,
+		logins: loginlimit.New(), limiter: rate.NewLimiter(bcryptRate, bcryptBurst)}
 }
 
 // wrap lets a request through next only with the right credentials.
 func (a *authenticator) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
-		switch a.check(ok, user, pass) {
+		switch verdict := a.check(ok, user, pass, r.RemoteAddr); verdict {
 		case authOK:
 			next.ServeHTTP(w, r)
+		case authLimited, authLimitedAgain:
+			if verdict == authLimited {
+				a.log.Warn("admin: login attempts limited (further ones from this address are not logged until it gets an attempt again)",
+					"addr", loginlimit.Key(r.RemoteAddr), "path", r.URL.Path)
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(int(loginlimit.Every/time.Second)))
+			text(w, http.StatusTooManyRequests, fmt.Sprintf("too many login attempts from your address; one more is allowed every %s\n", loginlimit.Every))
 		case authThrottled:
 			w.Header().Set("Retry-After", "1")
 			text(w, http.StatusTooManyRequests, "too many login attempts; try again in a second\n")
@@ -66,10 +85,13 @@ type authResult int
 const (
 	authRefused authResult = iota
 	authOK
-	authThrottled
+	authLimited      // the client address's budget is used up: the first such refusal
+	authLimitedAgain // the same, again
+	authThrottled    // the checks of all addresses together are used up
 )
 
-func (a *authenticator) check(present bool, user, pass string) authResult {
+// check tells whether the credentials sent from remoteAddr pass.
+func (a *authenticator) check(present bool, user, pass, remoteAddr string) authResult {
 	if !present {
 		return authRefused
 	}
@@ -80,7 +102,17 @@ func (a *authenticator) check(present bool, user, pass string) authResult {
 	if remembered {
 		return authOK
 	}
+	// Charged to the address before the check, so parallel guesses cannot
+	// outrun its budget; given back when the password is not checked after
+	// all, or is right.
+	switch a.logins.Take(remoteAddr, a.clock.Now()) {
+	case loginlimit.Limited:
+		return authLimited
+	case loginlimit.LimitedAgain:
+		return authLimitedAgain
+	}
 	if !a.limiter.Allow() {
+		a.logins.Refund(remoteAddr)
 		return authThrottled
 	}
 	userOK := subtle.ConstantTimeCompare([]byte(user), a.user) == 1
@@ -88,6 +120,7 @@ func (a *authenticator) check(present bool, user, pass string) authResult {
 	if !userOK || !passOK {
 		return authRefused
 	}
+	a.logins.Refund(remoteAddr)
 	a.mu.Lock()
 	a.good, a.ok = digest, true
 	a.mu.Unlock()

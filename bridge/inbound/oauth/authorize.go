@@ -13,6 +13,8 @@ import (
 
 	oauth2 "github.com/go-oauth2/oauth2/v4"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cvbridge/cvbridge/bridge/loginlimit"
 )
 
 // csrfCookie is the double-submit cookie of the login form: the form must
@@ -305,17 +307,20 @@ func (s *Server) userAuthorization(w http.ResponseWriter, r *http.Request) (user
 	// Every attempt is charged to its address before the password is
 	// checked, so parallel guesses cannot outrun the limit; a successful
 	// one is refunded.
-	if !s.logins.take(r.RemoteAddr, s.clock.Now()) {
-		s.log.Warn("oauth: sign-in attempts limited", slog.String("client", r.Form.Get("client_id")), slog.String("addr", addrKey(r.RemoteAddr)))
+	if verdict := s.logins.Take(r.RemoteAddr, s.clock.Now()); verdict != loginlimit.Allowed {
+		if verdict == loginlimit.Limited {
+			s.log.Warn("oauth: sign-in attempts limited (further ones from this address are not logged until it gets an attempt again)",
+				slog.String("client", r.Form.Get("client_id")), slog.String("addr", loginlimit.Key(r.RemoteAddr)))
+		}
 		s.showForm(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address; wait a minute and try again.")
 		return "", false
 	}
 	if !s.checkLogin(r.PostForm.Get("username"), r.PostForm.Get("password")) {
-		s.log.Warn("oauth: administrator sign-in failed", slog.String("client", r.Form.Get("client_id")), slog.String("addr", addrKey(r.RemoteAddr)))
+		s.log.Warn("oauth: administrator sign-in failed", slog.String("client", r.Form.Get("client_id")), slog.String("addr", loginlimit.Key(r.RemoteAddr)))
 		s.showForm(w, r, http.StatusUnauthorized, "Wrong user name or password.")
 		return "", false
 	}
-	s.logins.refund(r.RemoteAddr)
+	s.logins.Refund(r.RemoteAddr)
 	s.log.Info("oauth: administrator authorised client", slog.String("client", r.Form.Get("client_id")))
 	return s.user, false
 }

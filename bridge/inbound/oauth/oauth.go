@@ -50,6 +50,7 @@ import (
 	"github.com/cvbridge/cvbridge/adapters/kit"
 	"github.com/cvbridge/cvbridge/bridge/clock"
 	"github.com/cvbridge/cvbridge/bridge/inbound/inboundstore"
+	"github.com/cvbridge/cvbridge/bridge/loginlimit"
 )
 
 // Config is the authorisation server's configuration.
@@ -210,7 +211,7 @@ type Server struct {
 	pwHash  []byte
 	clock   clock.Clock
 	log     *slog.Logger
-	logins  *loginLimiter
+	logins  *loginlimit.Limiter
 }
 
 // New checks cfg, reads its secret files and returns the server, storing
@@ -253,7 +254,7 @@ func New(cfg Config, store inboundstore.TokenStore, clk clock.Clock, log *slog.L
 		return nil, fmt.Errorf("oauth: admin password hash is not a bcrypt hash: %w", err)
 	}
 	s := &Server{clients: map[string]*client{}, user: cfg.AdminUser, pwHash: []byte(hash),
-		clock: clk, log: log, logins: newLoginLimiter()}
+		clock: clk, log: log, logins: loginlimit.New()}
 	if len(cfg.Clients) == 0 {
 		return nil, errors.New("oauth: no clients configured")
 	}
