@@ -1,6 +1,6 @@
 // Package admin owns the admin listener's HTTP handler: /healthz (the
-// process is alive), /readyz (the store answers, no target is paused and
-// no target's circuit is open), /circuits (each target's circuit breaker,
+// process is alive), /readyz (the store answers, no target is paused or
+// has its circuit open, no LMS connection keeps failing), /circuits (each target's circuit breaker,
 // as JSON, for `cvbridge target status`), /metrics (served from the handler
 // it is given) and a server-rendered HTML dashboard of targets, LMS
 // connections (with the input their sources could not use), the outbox,
@@ -208,10 +208,16 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	text(w, http.StatusOK, "ok\n")
 }
 
+// unreadyFailedPolls is how many polls of an LMS connection in a row must
+// fail before /readyz says so: one failed poll may be a blip the next poll
+// does not see.
+const unreadyFailedPolls = 2
+
 // readyz answers 200 when the store answers, no target is paused, no
 // target's delivery steps fail (a store that answers reads may refuse
-// writes) and no target's circuit is open, else 503 with every reason, one
-// per line: each means results are not being delivered.
+// writes), no target's circuit is open and no LMS connection's last
+// unreadyFailedPolls polls failed, else 503 with every reason, one per
+// line: each means results are not being delivered, or not collected.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
@@ -245,6 +251,12 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		if c, ok := h.opts.Circuit(t); ok && c.Open {
 			reasons = append(reasons, fmt.Sprintf("target %s: circuit open since %s after %d transient failures in a row (%s); next probe at %s",
 				t, c.OpenedAt.Format(time.RFC3339), c.Failures, c.Reason, c.NextProbe.Format(time.RFC3339)))
+		}
+	}
+	for _, c := range h.opts.Connections() {
+		if c.Failures >= unreadyFailedPolls {
+			reasons = append(reasons, fmt.Sprintf("connection %s: its last %d polls failed (since %s): %s",
+				c.Name, c.Failures, c.FailingSince.Format(time.RFC3339), c.LastError))
 		}
 	}
 	if len(reasons) > 0 {

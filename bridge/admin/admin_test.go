@@ -40,13 +40,28 @@ func TestHealthz(t *testing.T) {
 
 func TestReadyz(t *testing.T) {
 	t.Parallel()
+	failing := func(failures int) func(*admin.Options) {
+		return func(o *admin.Options) {
+			o.Connections = func() []intake.Status {
+				return []intake.Status{{Name: "moodle-main", Polls: 9, Failures: failures, FailingSince: epoch,
+					LastError: "moodle: web service answered 503"}}
+			}
+		}
+	}
 	tests := []struct {
 		name    string
+		tweak   func(*admin.Options)
 		prepare func(t *testing.T, f *fixture)
 		status  int
 		lines   []string
 	}{
 		{name: "ready", status: http.StatusOK, lines: []string{"ready"}},
+		{name: "one failed poll", tweak: failing(1), status: http.StatusOK, lines: []string{"ready"}},
+		{
+			name: "two failed polls in a row", tweak: failing(2), status: http.StatusServiceUnavailable,
+			lines: []string{"not ready", "connection moodle-main: its last 2 polls failed (since " + epoch.Format(time.RFC3339) +
+				"): moodle: web service answered 503"},
+		},
 		{
 			name: "a paused target",
 			prepare: func(t *testing.T, f *fixture) {
@@ -74,7 +89,7 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, nil)
+			f := newFixture(t, tt.tweak)
 			if tt.prepare != nil {
 				tt.prepare(t, f)
 			}
@@ -114,7 +129,14 @@ func TestMetricsRoute(t *testing.T) {
 
 func TestDashboardShowsTheBridge(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	f := newFixture(t, func(o *admin.Options) {
+		conns := o.Connections
+		o.Connections = func() []intake.Status {
+			cs := conns()
+			cs[0].Failures = 3 // moodle-main's last three polls failed
+			return cs
+		}
+	})
 	require.NoError(t, delivery.Pause(t.Context(), f.store, "beta", "maintenance", f.clk.Now()))
 	r := f.get(f.client(), "/")
 	require.Equal(t, http.StatusOK, r.status, r.body)
@@ -129,7 +151,7 @@ func TestDashboardShowsTheBridge(t *testing.T) {
 		// connections: the last poll that did something and when, the last
 		// poll's error, bad rows and failed files
 		"moodle-main", "2026-03-02 08:00:00 UTC (1h 2m ago):<br>4 queued, 0 replaced, 0 waiting, 2 unchanged",
-		"moodle: web service answered 503",
+		"moodle: web service answered 503</span><br>3 polls in a row have failed, since 2026-03-02 09:00:00 UTC (2m ago)",
 		"csv-drop", "3 bad rows skipped, 1 files failed",
 		"last 2026-03-02 09:00:01 UTC (1m ago): export.csv failed, no row enqueued: line 1: no header; moved to failed/export.csv",
 		// the charts of the last 24 hours, per target

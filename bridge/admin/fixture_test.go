@@ -79,7 +79,7 @@ func newFixture(t *testing.T, tweak func(*admin.Options)) *fixture {
 			return []intake.Status{{
 				Name: "moodle-main", LastStart: epoch, LastEnd: epoch.Add(2 * time.Second), NextRun: epoch.Add(5 * time.Minute),
 				Polls: 7, LastSummary: source.Summary{Queued: 4, Unchanged: 2}, LastActive: epoch.Add(-time.Hour),
-				LastError: "moodle: web service answered 503",
+				LastError: "moodle: web service answered 503", Failures: 1, FailingSince: epoch,
 			}, {
 				Name: "csv-drop", LastStart: epoch, LastEnd: epoch.Add(time.Second), Polls: 3,
 				LastSummary: source.Summary{Queued: 1, Rejected: 1}, LastActive: epoch.Add(time.Second),

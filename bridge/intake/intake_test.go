@@ -120,15 +120,21 @@ func TestSinkRollsBackWhenFillFails(t *testing.T) {
 	assert.False(t, seen)
 }
 
-// fakeSource counts polls and, as a Watcher, lets the test wake it.
+// fakeSource counts polls and, as a Watcher, lets the test wake it. Its
+// polls fail with err, or with what fail holds once the test set it (a
+// pointer to nil: they succeed).
 type fakeSource struct {
 	polls atomic.Int32
 	wake  chan func()
 	err   error
+	fail  atomic.Pointer[error]
 }
 
 func (f *fakeSource) Poll(ctx context.Context, sink source.Sink) error {
 	f.polls.Add(1)
+	if err := f.fail.Load(); err != nil {
+		return *err
+	}
 	return f.err
 }
 
@@ -150,7 +156,8 @@ func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
 	go func() { defer wg.Done(); r.Run(ctx) }()
 
 	wake := <-src.wake
-	waitUntil(t, func() bool { return src.polls.Load() == 1 }) // the poll at start
+	waitUntil(t, func() bool { return r.Statuses()[0].Polls == 1 }) // the poll at start
+	firstStart := r.Statuses()[0].LastStart
 	wake()
 	waitUntil(t, func() bool { return src.polls.Load() == 2 })
 	require.True(t, r.Trigger("lms"))
@@ -160,7 +167,19 @@ func TestRunnerPollsAtStartOnWakeAndRecordsErrors(t *testing.T) {
 
 	st := r.Statuses()[0]
 	assert.Equal(t, "database unreachable", st.LastError)
+	assert.Equal(t, 3, st.Failures, "three failed polls in a row")
+	assert.Equal(t, st.FailingSince, firstStart, "failing since the first poll started")
 	assert.True(t, st.NextRun.After(time.Now().Add(24*time.Hour)), "next run from the @yearly schedule")
+
+	// A poll that succeeds ends the run of failures.
+	var ok error
+	src.fail.Store(&ok)
+	require.True(t, r.Trigger("lms"))
+	waitUntil(t, func() bool { return r.Statuses()[0].Polls == 4 })
+	st = r.Statuses()[0]
+	assert.Empty(t, st.LastError)
+	assert.Zero(t, st.Failures)
+	assert.True(t, st.FailingSince.IsZero())
 	cancel()
 	wg.Wait()
 }

@@ -53,6 +53,11 @@ type Status struct {
 	ProblemAt time.Time
 	NextRun   time.Time
 	Polls     int
+	// Failures counts the polls in a row that ended in an error (a poll
+	// lease the store could not give counts too), FailingSince being when
+	// the first of them started; 0 and zero after a poll without one.
+	Failures     int
+	FailingSince time.Time
 	// Skipped counts ticks left to another daemon holding the lease.
 	Skipped int
 }
@@ -223,11 +228,27 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 		j.status.LastSummary, j.status.LastActive = counting.sum, end
 	}
 	j.status.LastError = ""
-	if err != nil && !errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil:
+		if j.status.Failures > 0 {
+			r.log.Info("poll succeeded again", "connection", j.Name, "failed_polls", j.status.Failures,
+				"failing_since", j.status.FailingSince)
+		}
+		j.status.Failures, j.status.FailingSince = 0, time.Time{}
+	case !errors.Is(err, context.Canceled):
 		j.status.LastError = err.Error()
+		j.status.failed(start)
 		r.log.Error("poll failed; the next poll starts again from the last committed position",
-			"connection", j.Name, "error", err)
+			"connection", j.Name, "error", err, "failed_polls", j.status.Failures)
 	}
+}
+
+// failed counts a failed poll that started at start.
+func (s *Status) failed(start time.Time) {
+	if s.Failures == 0 {
+		s.FailingSince = start
+	}
+	s.Failures++
 }
 
 // lease takes the job's poll lease and keeps renewing it until the
@@ -240,6 +261,7 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 		r.log.Error("cannot take the poll lease; skipping this poll", "connection", j.Name, "error", err)
 		j.mu.Lock()
 		j.status.LastError = err.Error()
+		j.status.failed(r.clock.Now())
 		j.mu.Unlock()
 		return nil, false
 	}

@@ -77,6 +77,7 @@ type Options struct {
 type Metrics struct {
 	reg   *prometheus.Registry
 	queue *queueCollector
+	clock clock.Clock
 
 	enqueued     *prometheus.CounterVec
 	attempts     *prometheus.CounterVec
@@ -87,6 +88,7 @@ type Metrics struct {
 	inbound      *prometheus.CounterVec
 	pollDuration *prometheus.HistogramVec
 	pollErrors   *prometheus.CounterVec
+	pollSuccess  *prometheus.GaugeVec
 	badRows      *prometheus.CounterVec
 	failedFiles  *prometheus.CounterVec
 	skipped      *prometheus.CounterVec
@@ -107,7 +109,8 @@ func New(opts Options) *Metrics {
 		opts.ScrapeTimeout = defaultScrapeTimeout
 	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:   prometheus.NewRegistry(),
+		clock: opts.Clock,
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "results_enqueued_total",
 			Help: "Completions an LMS connection committed to the outbox, by what the outbox did with them.",
@@ -146,6 +149,10 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Name: "adapter_run_errors_total",
 			Help: "Polls of an LMS connection that ended in an error, by connection.",
 		}, []string{"connection"}),
+		pollSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "adapter_last_success_timestamp_seconds",
+			Help: "When a poll of an LMS connection last ended without an error (Unix time), by connection; absent until one did. Daemons sharing a store take turns polling: take the highest over them.",
+		}, []string{"connection"}),
 		badRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "intake_bad_rows_total",
 			Help: "Rows an LMS connection's source skipped because they could not be read (csvdrop: listed in the file's errors file), by connection.",
@@ -178,7 +185,7 @@ func New(opts Options) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.enqueued, m.attempts, m.delivered, m.failures, m.retries, m.requestTime,
-		m.inbound, m.pollDuration, m.pollErrors, m.badRows, m.failedFiles, m.skipped, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
+		m.inbound, m.pollDuration, m.pollErrors, m.pollSuccess, m.badRows, m.failedFiles, m.skipped, m.circuitOpen, m.circuitTrips, buildInfo, m.queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -194,6 +201,7 @@ func (m *Metrics) Forget(connections, targets []string) {
 		m.enqueued.DeletePartialMatch(l)
 		m.pollDuration.DeletePartialMatch(l)
 		m.pollErrors.DeletePartialMatch(l)
+		m.pollSuccess.DeletePartialMatch(l)
 		m.badRows.DeletePartialMatch(l)
 		m.failedFiles.DeletePartialMatch(l)
 		m.skipped.DeletePartialMatch(l)
@@ -293,7 +301,9 @@ func (m *Metrics) Polled(connection string, took time.Duration, err error) {
 	m.pollDuration.WithLabelValues(connection).Observe(took.Seconds())
 	if err != nil {
 		m.pollErrors.WithLabelValues(connection).Inc()
+		return
 	}
+	m.pollSuccess.WithLabelValues(connection).Set(float64(m.clock.Now().UnixMilli()) / 1000)
 }
 
 // Problems counts the input an LMS connection's source could not use;

@@ -58,7 +58,8 @@ func enqueue(t *testing.T, s outbox.Store, target string, from, n int) {
 
 func TestHooks(t *testing.T) {
 	t.Parallel()
-	m := metrics.New(metrics.Options{Version: "1.2.3"})
+	clk := clock.NewFake(epoch)
+	m := metrics.New(metrics.Options{Version: "1.2.3", Clock: clk})
 	m.Committed("moodle", source.Summary{Queued: 3, Replaced: 1, Rejected: 2})
 	m.Committed("moodle", source.Summary{Queued: 1})
 	m.Committed("csv", source.Summary{Unchanged: 4, Ignored: 1})
@@ -74,7 +75,9 @@ func TestHooks(t *testing.T) {
 		m.Delivered(o)
 	}
 	m.Polled("moodle", 3*time.Second, nil)
-	m.Polled("moodle", 20*time.Second, errors.New("moodle: 503"))
+	clk.Advance(time.Minute)
+	m.Polled("moodle", 20*time.Second, errors.New("moodle: 503")) // the last success stays
+	m.Polled("csv", time.Second, errors.New("drop folder unreadable"))
 	m.Problems("csv", source.Problems{BadRows: 3, Last: "a.csv: 3 bad rows skipped"})
 	m.Problems("csv", source.Problems{FailedFiles: 1, Last: "b.csv failed"})
 	m.Problems("csv", source.Problems{BadRows: 2})
@@ -111,7 +114,11 @@ cvbridge_delivery_retries_total{target="acme"} 1
 cvbridge_delivery_retries_total{target="beta"} 2
 # HELP cvbridge_adapter_run_errors_total Polls of an LMS connection that ended in an error, by connection.
 # TYPE cvbridge_adapter_run_errors_total counter
+cvbridge_adapter_run_errors_total{connection="csv"} 1
 cvbridge_adapter_run_errors_total{connection="moodle"} 1
+# HELP cvbridge_adapter_last_success_timestamp_seconds When a poll of an LMS connection last ended without an error (Unix time), by connection; absent until one did. Daemons sharing a store take turns polling: take the highest over them.
+# TYPE cvbridge_adapter_last_success_timestamp_seconds gauge
+cvbridge_adapter_last_success_timestamp_seconds{connection="moodle"} 1772442000
 # HELP cvbridge_intake_bad_rows_total Rows an LMS connection's source skipped because they could not be read (csvdrop: listed in the file's errors file), by connection.
 # TYPE cvbridge_intake_bad_rows_total counter
 cvbridge_intake_bad_rows_total{connection="csv"} 5
@@ -129,12 +136,12 @@ cvbridge_build_info{version="1.2.3"} 1
 	require.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"cvbridge_results_enqueued_total", "cvbridge_results_delivered_total", "cvbridge_delivery_attempts_total",
 		"cvbridge_delivery_failures_total", "cvbridge_delivery_retries_total", "cvbridge_adapter_run_errors_total",
-		"cvbridge_intake_bad_rows_total", "cvbridge_intake_failed_files_total", "cvbridge_inbound_requests_total", "cvbridge_build_info"))
+		"cvbridge_adapter_last_success_timestamp_seconds", "cvbridge_intake_bad_rows_total", "cvbridge_intake_failed_files_total", "cvbridge_inbound_requests_total", "cvbridge_build_info"))
 
 	// Histograms: the counts and sums tell the observations arrived in seconds.
 	n, err := testutil.GatherAndCount(m.Registry(), "cvbridge_adapter_run_duration_seconds", "cvbridge_delivery_request_duration_seconds")
 	require.NoError(t, err)
-	assert.Equal(t, 3, n, "one poll histogram (moodle) and two request histograms (acme, beta)")
+	assert.Equal(t, 4, n, "two poll histograms (moodle, csv) and two request histograms (acme, beta)")
 	out := scrape(t, m)
 	assert.Contains(t, out, `cvbridge_adapter_run_duration_seconds_sum{connection="moodle"} 23`+"\n")
 	assert.Contains(t, out, `cvbridge_adapter_run_duration_seconds_count{connection="moodle"} 2`+"\n")
@@ -328,6 +335,7 @@ func TestForgetDropsRemovedNames(t *testing.T) {
 	m := metrics.New(metrics.Options{})
 	for _, name := range []string{"old", "kept"} {
 		m.Committed(name, source.Summary{Queued: 1})
+		m.Polled(name, time.Second, nil)
 		m.Polled(name, time.Second, errors.New("down"))
 		m.Problems(name, source.Problems{BadRows: 1, FailedFiles: 1})
 		m.Delivered(delivery.Outcome{Target: name, Class: delivery.Delivered, State: outbox.StateDelivered, Duration: time.Second})
@@ -344,4 +352,5 @@ func TestForgetDropsRemovedNames(t *testing.T) {
 	} {
 		assert.Contains(t, body, family+"\n")
 	}
+	assert.Contains(t, body, `cvbridge_adapter_last_success_timestamp_seconds{connection="kept"} `)
 }

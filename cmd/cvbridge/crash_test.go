@@ -177,11 +177,7 @@ func TestSIGTERMDuringDelivery(t *testing.T) {
 		t.Skip("process-level test: skipped with -short")
 	}
 	const n = 2000
-	bin := binary(t)
-	cfgPath := e2eSetup(t, "http://placeholder", "")
-	dir := filepath.Dir(cfgPath)
-	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
-	withTarget(t, cfgPath, base, "")
+	bin, cfgPath, dir, base := simulatedSetup(t)
 	dropCSV(t, dir, "export.csv", goodRows(n))
 
 	d := startDaemonProcess(t, bin, cfgPath, "daemon")

@@ -65,6 +65,19 @@ settings:
 	return filepath.Join(dir, "cvbridge.yaml")
 }
 
+// simulatedSetup prepares a process-level test: the cvbridge binary, the
+// configuration e2eSetup writes (its folder is dir) and a simulator process
+// at base that its target posts to.
+func simulatedSetup(t *testing.T) (bin, cfgPath, dir, base string) {
+	t.Helper()
+	bin = binary(t)
+	cfgPath = e2eSetup(t, "http://placeholder", "")
+	dir = filepath.Dir(cfgPath)
+	base = startSimProcess(t, bin, filepath.Join(dir, "secret"))
+	withTarget(t, cfgPath, base, "")
+	return bin, cfgPath, dir, base
+}
+
 // dropCSV writes an export the way an LMS does: aside, then renamed into place.
 func dropCSV(t *testing.T, dir, name string, rows [][]string) {
 	t.Helper()

@@ -64,11 +64,7 @@ func TestPublicListener(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level test: skipped with -short")
 	}
-	bin := binary(t)
-	cfgPath := e2eSetup(t, "http://placeholder", "")
-	dir := filepath.Dir(cfgPath)
-	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
-	withTarget(t, cfgPath, base, "")
+	bin, cfgPath, dir, _ := simulatedSetup(t)
 
 	moodle := moodletest.New(t, map[string]moodletest.Token{"tok": {ViewIDNumbers: true, CourseUpdate: true}})
 	moodle.AddCourse(moodletest.Course{ID: 7, ShortName: "VCA", FullName: "VCA Basis", IDNumber: "VCA-BASIS"})

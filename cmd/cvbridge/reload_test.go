@@ -137,11 +137,7 @@ func TestReloadAndSystemdNotify(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level test: skipped with -short")
 	}
-	bin := binary(t)
-	cfgPath := e2eSetup(t, "http://placeholder", "")
-	dir := filepath.Dir(cfgPath)
-	base := startSimProcess(t, bin, filepath.Join(dir, "secret"))
-	withTarget(t, cfgPath, base, "")
+	bin, cfgPath, dir, base := simulatedSetup(t)
 	good, err := os.ReadFile(cfgPath)
 	require.NoError(t, err)
 	ns := listenNotify(t)
