@@ -30,6 +30,8 @@
 //   - daemon: assembles a running bridge from its configuration;
 //   - admin: health, readiness, circuits, metrics endpoint and the HTML
 //     dashboard;
+//   - loginlimit: password attempts limited per client address, for the
+//     dashboard's and the consent page's sign-in;
 //   - metrics: the Prometheus collectors;
 //   - simulator: a local stand-in for Coachview's results endpoint;
 //   - dsn: the rules for database connection strings (verified TLS to
