@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cvbridge/cvbridge/adapters/kit"
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // DefaultListen is the admin listener's default address: loopback only.
@@ -50,12 +50,13 @@ func (s Settings) HasPassword() bool {
 	return s.PasswordHashFile != "" || s.PasswordHashEnv != ""
 }
 
-// Validate reports every invalid setting, each message naming its key. It
-// does not read the hash; PasswordHash does.
+// Validate reports every invalid setting as strictyaml.Errors, each naming
+// its key, so the configuration can name the key's line. It does not read
+// the hash; PasswordHash does.
 func (s Settings) Validate() error {
-	var errs []error
+	var errs strictyaml.Errors
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &strictyaml.Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	host, port, err := net.SplitHostPort(s.Listen)
 	switch {
@@ -77,7 +78,10 @@ func (s Settings) Validate() error {
 			bad("hosts", "%q is not a host name such as bridge.example.nl (no port, no scheme)", h)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 // loopback reports whether host (from host:port) only accepts local connections.

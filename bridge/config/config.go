@@ -334,7 +334,7 @@ func (c *Config) resolve(root *yaml.Node) Errors {
 	c.Results.XSDFile = c.Abs(c.Results.XSDFile)
 	c.Admin.PasswordHashFile = c.Abs(c.Admin.PasswordHashFile)
 	if err := c.Admin.Validate(); err != nil {
-		errs.Add(fail("admin", "%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
+		errs.Add(keyed(err, "admin", fail))
 	} else if hash, err := c.Admin.PasswordHash(); err != nil {
 		key := "admin.password_hash_file"
 		if c.Admin.PasswordHashFile == "" {
@@ -345,7 +345,7 @@ func (c *Config) resolve(root *yaml.Node) Errors {
 		c.AdminPasswordHash = hash
 	}
 	errs.Add(c.resolveTargets(root, fail))
-	errs.Add(c.loadConnections())
+	errs.Add(c.loadConnections(fail))
 	errs.Add(c.resolveInbound(fail))
 	return errs
 }
@@ -426,12 +426,29 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 		t.Algorithm = alg
 	}
 	if err := t.Settings.Validate(); err != nil {
-		errs.Add(fail("", "%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
+		errs.Add(keyed(err, "", fail))
 	}
 	if secret, serr := c.readSecret(t.SecretFile, t.SecretEnv, "secret_file", "secret_env", "the shared secret"); serr != nil {
 		errs.Add(fail(serr.key, "%s", serr.msg))
 	} else {
 		t.Secret = secret
+	}
+	return errs
+}
+
+// keyed reports err, a section's Validate result, through fail: each of
+// its strictyaml.Errors at its own key below section (so at that key's
+// line), anything else at section.
+func keyed(err error, section string, fail func(key, format string, args ...any) error) Errors {
+	var list strictyaml.Errors
+	if !errors.As(err, &list) {
+		var errs Errors
+		errs.Add(fail(section, "%v", err))
+		return errs
+	}
+	var errs Errors
+	for _, e := range list {
+		errs.Add(fail(strictyaml.Join(section, e.Key), "%s", e.Msg))
 	}
 	return errs
 }
@@ -496,12 +513,15 @@ func checkTargetURL(raw string) error {
 var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // loadConnections reads every LMS file, reporting the mistakes of each; a
-// file whose name another file has already taken is left out.
-func (c *Config) loadConnections() Errors {
+// file whose name another file has already taken is left out. fail reports
+// a mistake of the main file.
+func (c *Config) loadConnections(fail func(key, format string, args ...any) error) Errors {
 	dir := c.Abs(c.LMSDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return Errors{{File: c.File, Key: "lms_dir", Msg: fmt.Sprintf("cannot read the LMS directory %s: %v", dir, err)}}
+		var errs Errors
+		errs.Add(fail("lms_dir", "cannot read the LMS directory %s: %v", dir, err))
+		return errs
 	}
 	var errs Errors
 	seen := map[string]*Connection{}

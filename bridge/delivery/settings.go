@@ -1,10 +1,11 @@
 package delivery
 
 import (
-	"errors"
 	"fmt"
 	"mime"
 	"time"
+
+	"github.com/cvbridge/cvbridge/bridge/strictyaml"
 )
 
 // Settings tune how one target's results are delivered. The lead embeds it
@@ -140,11 +141,12 @@ func (s Settings) BatchSize() int {
 	return s.Concurrency * max(2, s.RecordAhead+1)
 }
 
-// Validate reports every invalid setting, each message naming its key.
+// Validate reports every invalid setting as strictyaml.Errors, each naming
+// its key, so the configuration can name the key's line.
 func (s Settings) Validate() error {
-	var errs []error
+	var errs strictyaml.Errors
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &strictyaml.Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {
@@ -195,5 +197,8 @@ func (s Settings) Validate() error {
 	}
 	positive("retry.pause_probe", r.PauseProbe)
 	positive("retry.retry_after_cap", r.RetryAfterCap)
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
