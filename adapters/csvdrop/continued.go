@@ -27,41 +27,41 @@ const maxHeaderLine = 64 << 10
 
 // recentTake is a file lately moved to the processed directory.
 type recentTake struct {
-	path   string    // where it is now
+	file   string    // its name in the processed directory
 	size   int64     // bytes already taken from it
 	header []byte    // its first line with its line ending, as bytes
 	at     time.Time // when it was moved
 }
 
-// remember notes a file just moved to path, so that rows a writer appends
+// remember notes a file just moved to file in the processed directory, so that rows a writer appends
 // to it there, or to a new file of the same name in the drop folder, are
 // taken instead of lost. Each file is watched for recentWindow, across
 // reloads and restarts (saveRecent).
-func (f *Folder) remember(name, path string, size int64) {
-	header, err := firstLine(path)
+func (f *Folder) remember(name, file string, size int64) {
+	header, err := f.processedFirstLine(file)
 	if err != nil || len(header) == 0 {
 		return // nothing to continue from; the file itself is kept
 	}
-	f.recent[name] = &recentTake{path: path, size: size, header: header, at: f.clock.Now()}
+	f.recent[name] = &recentTake{file: file, size: size, header: header, at: f.clock.Now()}
 	f.saveRecent()
 }
 
-// recentPath is the file in the processed directory that keeps the files
+// recentName names the file in the processed directory that keeps the files
 // taken lately (Folder.recent) for every Folder of the connection: a reload
 // builds a new one, a restart a new process, and daemons sharing a database
 // and a drop folder take turns polling it (the poll lease). Without it, rows
 // a writer appended after a reload or restart were never taken. Its name
 // carries a hash of the connection's name, as connections may share a
 // processed directory.
-func (f *Folder) recentPath() string {
+func (f *Folder) recentName() string {
 	sum := sha256.Sum256([]byte(f.connection))
-	return filepath.Join(f.processedDir, recentPrefix+hex.EncodeToString(sum[:8])+".json")
+	return recentPrefix + hex.EncodeToString(sum[:8]) + ".json"
 }
 
-// recentPrefix starts the name of every connection's recentPath.
+// recentPrefix starts the name of every connection's recentName.
 const recentPrefix = ".cvbridge-recent-"
 
-// savedTake is a recentTake as recentPath keeps it.
+// savedTake is a recentTake as recentName keeps it.
 type savedTake struct {
 	Name   string    `json:"name"` // in the drop folder
 	File   string    `json:"file"` // in the processed directory
@@ -70,7 +70,7 @@ type savedTake struct {
 	At     time.Time `json:"at"`
 }
 
-// loadRecent replaces the files taken lately by the list recentPath holds,
+// loadRecent replaces the files taken lately by the list recentName holds,
 // as the connection's last poll, here or in another daemon, left it. While
 // this Folder could not save its own list, a missing file does not empty
 // it. An entry that names anything but a file the drop folder would take,
@@ -78,8 +78,9 @@ type savedTake struct {
 // and loadRecent returns true so the list is written again without it: the
 // list is only as trustworthy as the directory.
 func (f *Folder) loadRecent() (dropped bool) {
-	path := f.recentPath()
-	b, err := readNoFollow(path)
+	name := f.recentName()
+	path := f.processed.show(name)
+	b, err := f.readProcessed(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !f.recentUnsaved {
 			clear(f.recent)
@@ -102,7 +103,7 @@ func (f *Folder) loadRecent() (dropped bool) {
 			ignored++
 			continue
 		}
-		f.recent[t.Name] = &recentTake{path: filepath.Join(f.processedDir, t.File), size: t.Size, header: t.Header, at: t.At}
+		f.recent[t.Name] = &recentTake{file: t.File, size: t.Size, header: t.Header, at: t.At}
 	}
 	if ignored > 0 {
 		f.log.Warn("entries of the list of files taken lately name no file of this drop folder (the pattern changed, or the list was edited); they are no longer watched",
@@ -116,30 +117,30 @@ func plainName(name string) bool {
 	return name != "" && name != "." && name != ".." && filepath.Base(name) == name
 }
 
-// saveRecent writes the files taken lately to recentPath, aside and renamed
+// saveRecent writes the files taken lately to recentName, aside and renamed
 // into place, or removes it when there are none.
 func (f *Folder) saveRecent() {
-	path := f.recentPath()
+	file := f.recentName()
 	var err error
 	if len(f.recent) == 0 {
-		if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+		if err = f.processed.remove(file); errors.Is(err, fs.ErrNotExist) {
 			err = nil
 		}
 	} else {
 		saved := make([]savedTake, 0, len(f.recent))
 		for name, r := range f.recent {
-			saved = append(saved, savedTake{Name: name, File: filepath.Base(r.path), Size: r.size, Header: r.header, At: r.at})
+			saved = append(saved, savedTake{Name: name, File: r.file, Size: r.size, Header: r.header, At: r.at})
 		}
 		slices.SortFunc(saved, func(a, b savedTake) int { return strings.Compare(a.Name, b.Name) })
 		var b []byte
 		if b, err = json.Marshal(saved); err == nil {
-			err = writeAside(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+			err = f.processed.writeAside(file, func(w io.Writer) error { _, err := w.Write(b); return err })
 		}
 	}
 	f.recentUnsaved = err != nil
 	if err != nil {
 		f.log.Warn("cannot save the list of files taken lately; after a reload or restart, rows appended to them are not taken",
-			"file", path, "error", err)
+			"file", f.processed.show(file), "error", err)
 	}
 }
 
@@ -147,7 +148,21 @@ func (f *Folder) saveRecent() {
 // directory (a dotfile ending in .tmp, which no poll takes), synced and
 // renamed into place, so no reader ever sees it half written.
 func writeAside(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	var tmp string
+	return writeThrough(func() (*os.File, error) {
+		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+		if err == nil {
+			tmp = f.Name()
+		}
+		return f, err
+	}, func() error { return os.Rename(tmp, path) }, func() error { return os.Remove(tmp) }, write)
+}
+
+// writeThrough is writeAside's steps: create makes the new temporary file,
+// write fills it, and it is synced, closed and put in place by rename, or
+// removed by remove when any step failed.
+func writeThrough(create func() (*os.File, error), rename, remove func() error, write func(io.Writer) error) error {
+	tmp, err := create()
 	if err != nil {
 		return err
 	}
@@ -162,10 +177,10 @@ func writeAside(path string, write func(io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = rename()
 	}
 	if err != nil {
-		if rerr := os.Remove(tmp.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		if rerr := remove(); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}
 	}
@@ -177,11 +192,31 @@ func writeAside(path string, write func(io.Writer) error) error {
 // file that starts with a UTF-16 byte-order mark, the line (mark included)
 // ends with a UTF-16 line ending.
 func firstLine(path string) ([]byte, error) {
-	fh, err := openNoFollow(path)
+	return readOpened(func() (*os.File, error) { return openNoFollow(path) }, readFirstLine)
+}
+
+// processedFirstLine is firstLine of the file name in the processed directory.
+func (f *Folder) processedFirstLine(name string) ([]byte, error) {
+	return readOpened(func() (*os.File, error) { return f.processed.open(name) }, readFirstLine)
+}
+
+// readProcessed returns the content of the file name in the processed directory.
+func (f *Folder) readProcessed(name string) ([]byte, error) {
+	return readOpened(func() (*os.File, error) { return f.processed.open(name) }, func(fh *os.File) ([]byte, error) { return io.ReadAll(fh) })
+}
+
+// readOpened opens a file with open, reads it with read and closes it.
+func readOpened(open func() (*os.File, error), read func(*os.File) ([]byte, error)) ([]byte, error) {
+	fh, err := open()
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = fh.Close() }() // read only
+	return read(fh)
+}
+
+// readFirstLine is firstLine of the file fh, read from its start.
+func readFirstLine(fh *os.File) ([]byte, error) {
 	head, err := bufio.NewReaderSize(io.LimitReader(fh, maxHeaderLine), maxHeaderLine).Peek(maxHeaderLine)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -227,28 +262,28 @@ func (f *Folder) checkRecent() {
 			changed = true
 			continue
 		}
-		info, err := os.Lstat(r.path)
+		info, err := f.processed.lstat(r.file)
 		switch {
 		case err != nil || !info.Mode().IsRegular():
 			delete(f.recent, name) // moved on by the operator (or replaced by a link, never followed)
 			changed = true
 			continue
 		case info.Size() < r.size:
-			f.log.Warn("a processed file shrank after it was taken; no longer watched", "file", r.path)
+			f.log.Warn("a processed file shrank after it was taken; no longer watched", "file", f.processed.show(r.file))
 			delete(f.recent, name)
 			changed = true
 			continue
 		case info.Size() == r.size:
 			continue
 		}
-		dest, err := f.continuation(name, r.header, r.path, r.size)
+		dest, err := f.continuation(name, r.header, func() (*os.File, error) { return f.processed.open(r.file) }, r.size)
 		if err != nil {
 			f.log.Error("rows were appended to a file after it was taken, and cannot be copied to the drop folder; add them in a new export",
-				"file", r.path, "from_byte", r.size, "error", err)
+				"file", f.processed.show(r.file), "from_byte", r.size, "error", err)
 			continue
 		}
 		f.log.Warn("rows were appended to a file after it was taken (a writer still had it open); they are taken from a continuation file",
-			"file", r.path, "bytes", info.Size()-r.size, "continuation", dest)
+			"file", f.processed.show(r.file), "bytes", info.Size()-r.size, "continuation", dest)
 		r.size = info.Size()
 		changed = true
 	}
@@ -265,15 +300,15 @@ func (f *Folder) continueHeaderless(name string) bool {
 		return false
 	}
 	path := filepath.Join(f.folder, name)
-	dest, err := f.continuation(name, r.header, path, 0)
+	dest, err := f.continuation(name, r.header, func() (*os.File, error) { return openNoFollow(path) }, 0)
 	if err != nil {
 		f.log.Error("file has no header and seems to continue one taken earlier, but cannot be copied; add the header line and drop it again",
-			"file", name, "taken_earlier", r.path, "error", err)
+			"file", name, "taken_earlier", f.processed.show(r.file), "error", err)
 		return false
 	}
-	moved, err := freeName(f.processedDir, name, f.clock.Now())
+	moved, err := freeName(f.processed.lstat, f.processedDir, name, f.clock.Now())
 	if err == nil {
-		err = os.Rename(path, filepath.Join(f.processedDir, moved))
+		err = f.processed.moveIn(name, moved)
 	}
 	if err != nil {
 		_ = os.Remove(filepath.Join(f.folder, dest)) // the original stays and is handled again
@@ -281,7 +316,7 @@ func (f *Folder) continueHeaderless(name string) bool {
 		return false
 	}
 	f.log.Warn("file has no header and continues one taken earlier (the writer reopened it after it was taken); its rows are taken below that header from a continuation file",
-		"file", name, "taken_earlier", r.path, "continuation", dest, "moved_to", moved)
+		"file", name, "taken_earlier", f.processed.show(r.file), "continuation", dest, "moved_to", moved)
 	delete(f.recent, name)
 	f.saveRecent()
 	return true
@@ -311,19 +346,19 @@ func (f *Folder) reportRecent() {
 		if f.clock.Now().Sub(r.at) > recentWindow {
 			continue
 		}
-		if info, err := os.Lstat(r.path); err == nil && info.Mode().IsRegular() && info.Size() > r.size {
+		if info, err := f.processed.lstat(r.file); err == nil && info.Mode().IsRegular() && info.Size() > r.size {
 			f.log.Info("dry run: rows were appended to a file after it was taken; they would be taken from a continuation file",
-				"file", r.path, "bytes", info.Size()-r.size)
+				"file", f.processed.show(r.file), "bytes", info.Size()-r.size)
 		}
 	}
 }
 
-// continuation writes header followed by the bytes of src from offset on to
-// a new file in the drop folder, named after name with ".continued-<time>"
-// before its extension, and returns that name. It is written aside and
-// renamed into place, so no poll sees it half.
-func (f *Folder) continuation(name string, header []byte, src string, offset int64) (string, error) {
-	in, err := openNoFollow(src)
+// continuation writes header followed by the bytes of the file open opens
+// from offset on to a new file in the drop folder, named after name with
+// ".continued-<time>" before its extension, and returns that name. It is
+// written aside and renamed into place, so no poll sees it half.
+func (f *Folder) continuation(name string, header []byte, open func() (*os.File, error), offset int64) (string, error) {
+	in, err := open()
 	if err != nil {
 		return "", err
 	}
@@ -347,7 +382,8 @@ func (f *Folder) continuation(name string, header []byte, src string, offset int
 		body = br
 	}
 	ext := filepath.Ext(name)
-	dest, err := freeName(f.folder, strings.TrimSuffix(name, ext)+".continued-"+f.clock.Now().Format("20060102T150405")+ext, f.clock.Now())
+	inFolder := func(n string) (fs.FileInfo, error) { return os.Lstat(filepath.Join(f.folder, n)) }
+	dest, err := freeName(inFolder, f.folder, strings.TrimSuffix(name, ext)+".continued-"+f.clock.Now().Format("20060102T150405")+ext, f.clock.Now())
 	if err != nil {
 		return "", err
 	}

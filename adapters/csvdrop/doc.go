@@ -23,6 +23,9 @@
 // or as the enrolment export is never followed, and the adapter's own files
 // there are created under new random names (nofollow.go): the LMS side that
 // writes there must not have the daemon read or write other files for it.
+// The processed and failed directories inside the drop folder are reached
+// through an os.Root of the drop folder (taken.go), so one replaced by a
+// link out of it is refused at each system call, not checked beforehand.
 //
 // Every row that will not be sent is listed in "<file>.errors.csv" beside
 // the moved file (columns line;reason;raw row), in line order: rows the

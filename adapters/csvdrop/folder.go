@@ -42,6 +42,7 @@ const detailedBadRows = 5
 type Folder struct {
 	settings                        Settings
 	folder, processedDir, failedDir string
+	processed, failed               takenDir
 	delim                           rune // 0 = sniff per file
 	loc                             *time.Location
 	log                             *slog.Logger
@@ -54,7 +55,7 @@ type Folder struct {
 	noted    map[string]int64       // files left as incomplete, by name, with the size already logged
 	recent   map[string]*recentTake // files moved to the processed directory lately, by name in the drop folder
 	// recentUnsaved says the last saveRecent failed, so recent holds more
-	// than recentPath does.
+	// than recentName does.
 	recentUnsaved bool
 
 	// writers knows, while Watch runs, which files a writer still holds open.
@@ -94,6 +95,7 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 		recheck:    make(chan time.Duration, 1),
 	}
 	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
+	f.processed, f.failed = newTakenDir(f.folder, f.processedDir), newTakenDir(f.folder, f.failedDir)
 	if f.loc == nil {
 		f.loc = time.Local
 	}
@@ -144,8 +146,8 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
 	}
 	now := f.clock.Now()
-	for _, dir := range []string{f.processedDir, f.failedDir} {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+	for _, dir := range []takenDir{f.processed, f.failed} {
+		if err := dir.mkdirAll(); err != nil {
 			return nil, fmt.Errorf("csvdrop: create directory for taken files: %w", err)
 		}
 	}
@@ -343,14 +345,14 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		f.wantRecheck(f.settings.UnterminatedSettle - f.clock.Now().Sub(taken.ModTime()))
 		return nil
 	case out.seen:
-		dest, err := f.move(name, f.processedDir, nil, taken)
+		dest, err := f.move(name, f.processed, nil, taken)
 		if err != nil || dest == "" {
 			return err
 		}
 		log.Info("file has the same content as one processed before; moved without enqueueing", "moved_to", dest)
 		return nil
 	}
-	dest, err := f.move(name, f.processedDir, errs, taken)
+	dest, err := f.move(name, f.processed, errs, taken)
 	if err != nil || dest == "" {
 		return err
 	}
@@ -388,7 +390,7 @@ func (f *Folder) dryRunReport(log *slog.Logger, name string, errs *errorsFile, o
 		return err
 	case continued != nil:
 		log.Info("dry run: the file has no header and continues one taken earlier; its rows would be taken below that header",
-			"taken_earlier", continued.path)
+			"taken_earlier", f.processed.show(continued.file))
 	case out.fileErr != nil:
 		log.Warn("dry run: the file would be moved to the failed directory", "reason", out.fileErr.Error())
 	case out.unterminated:
@@ -463,7 +465,7 @@ func (f *Folder) fail(log *slog.Logger, sink source.Sink, name string, errs *err
 			return errors.Join(err, errs.discard())
 		}
 	}
-	dest, err := f.move(name, f.failedDir, errs, taken)
+	dest, err := f.move(name, f.failed, errs, taken)
 	if err != nil || dest == "" {
 		return err
 	}
@@ -487,7 +489,7 @@ func shortPath(dir, name string) string {
 // open. If not, the file stays in the drop folder, move returns "" and no
 // error, and the next poll reads it again: rows already queued from it are
 // unchanged then, not queued twice, and the rows added since are queued.
-func (f *Folder) move(name, dir string, errs *errorsFile, taken fs.FileInfo) (string, error) {
+func (f *Folder) move(name string, dir takenDir, errs *errorsFile, taken fs.FileInfo) (string, error) {
 	path := filepath.Join(f.folder, name)
 	if why := f.changedSince(path, name, taken); why != "" {
 		f.log.Warn("file changed after it was read; it stays in the drop folder and is read again", "file", name, "reason", why)
@@ -497,9 +499,9 @@ func (f *Folder) move(name, dir string, errs *errorsFile, taken fs.FileInfo) (st
 		}
 		return "", nil
 	}
-	dest, err := freeName(dir, name, f.clock.Now())
+	dest, err := freeName(dir.lstat, dir.path, name, f.clock.Now())
 	if err == nil {
-		err = os.Rename(filepath.Join(f.folder, name), filepath.Join(dir, dest))
+		err = dir.moveIn(name, dest)
 	}
 	if err != nil {
 		if errs != nil {
@@ -507,11 +509,11 @@ func (f *Folder) move(name, dir string, errs *errorsFile, taken fs.FileInfo) (st
 		}
 		return "", fmt.Errorf("csvdrop: move %s out of the drop folder: %w", name, err)
 	}
-	if dir == f.processedDir && taken != nil {
-		f.remember(name, filepath.Join(dir, dest), taken.Size())
+	if dir == f.processed && taken != nil {
+		f.remember(name, dest, taken.Size())
 	}
 	if errs != nil {
-		if err := errs.finish(filepath.Join(dir, dest+".errors.csv")); err != nil {
+		if err := errs.finish(dir, dest+".errors.csv"); err != nil {
 			return dest, fmt.Errorf("csvdrop: write errors file of %s: %w", name, err)
 		}
 	}
@@ -539,8 +541,9 @@ func (f *Folder) changedSince(path, name string, taken fs.FileInfo) string {
 }
 
 // freeName returns name, or name with a timestamp (and a counter) before
-// its extension, whichever neither it nor its errors file exists in dir.
-func freeName(dir, name string, now time.Time) (string, error) {
+// its extension, whichever neither it nor its errors file exists in dir,
+// whose files lstat describes.
+func freeName(lstat func(name string) (fs.FileInfo, error), dir, name string, now time.Time) (string, error) {
 	ext := filepath.Ext(name)
 	base, stamp := strings.TrimSuffix(name, ext), now.Format("20060102T150405")
 	for i := 0; i < 1000; i++ {
@@ -553,7 +556,7 @@ func freeName(dir, name string, now time.Time) (string, error) {
 		}
 		free := true
 		for _, p := range []string{cand, cand + ".errors.csv"} {
-			_, err := os.Lstat(filepath.Join(dir, p))
+			_, err := lstat(p)
 			if err == nil {
 				free = false
 				break
@@ -720,15 +723,15 @@ func (e *errorsFile) discard() error {
 	return err
 }
 
-// finish moves the errors file to dest, if any line was written.
-func (e *errorsFile) finish(dest string) error {
+// finish moves the errors file to name in dir, if any line was written.
+func (e *errorsFile) finish(dir takenDir, name string) error {
 	if e.n == 0 {
 		return nil
 	}
 	if err := e.close(); err != nil {
 		return err
 	}
-	err := os.Rename(e.tmp, dest)
+	err := dir.moveIn(filepath.Base(e.tmp), name)
 	e.tmp = ""
 	return err
 }

@@ -77,7 +77,7 @@ func (e *env) poll() error { return e.f.Poll(context.Background(), e.sink) }
 
 // files lists the names of the files in a directory below the drop folder
 // ("" = the drop folder), but for the adapter's own lists of recent takes
-// (recentPath, in the processed directory).
+// (recentName, in the processed directory).
 func (e *env) files(sub string) []string {
 	e.t.Helper()
 	entries, err := os.ReadDir(filepath.Join(e.drop, sub))

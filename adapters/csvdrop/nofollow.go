@@ -3,7 +3,6 @@ package csvdrop
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -14,10 +13,12 @@ import (
 // another user than the daemon. A symbolic link there could point at any
 // file the daemon may read or write — its secret files, its outbox — and
 // have it copied into an errors file or a log line, or overwritten. So the
-// adapter never follows a symbolic link in the last element of such a path
-// (links among the configured directories themselves are the operator's and
-// are followed), never blocks on a named pipe, and creates its own files
-// there under new random names (os.CreateTemp) before renaming them.
+// adapter never follows a symbolic link in the last element of such a path,
+// never follows one out of the drop folder for the processed and failed
+// directories inside it (takenDir; the configured directories themselves,
+// and processed or failed directories configured elsewhere, are the
+// operator's and are followed), never blocks on a named pipe, and creates
+// its own files there under new random names before renaming them.
 
 // errSymlink says why a file that is a symbolic link is left alone.
 var errSymlink = errors.New("it is a symbolic link, which is never followed (it could point at any file this daemon can read or write); put the file itself there")
@@ -46,14 +47,4 @@ func openRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
 // openNoFollow opens a regular file for reading, refusing a symbolic link.
 func openNoFollow(path string) (*os.File, error) {
 	return openRegular(path, os.O_RDONLY, 0)
-}
-
-// readNoFollow is os.ReadFile through openNoFollow.
-func readNoFollow(path string) ([]byte, error) {
-	f, err := openNoFollow(path)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }() // read only
-	return io.ReadAll(f)
 }

@@ -1,0 +1,151 @@
+package csvdrop
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// takenDir is the processed or the failed directory. By default it lies
+// inside the drop folder, whose entries the LMS side writes: it could
+// replace the directory by a symbolic link to anywhere the daemon may write
+// (its outbox's directory, its configuration) and have exports, errors
+// files and the list of files taken lately written there, or have files
+// read from there. So while the directory lies inside the drop folder,
+// every operation on it goes through an os.Root of the drop folder, which
+// refuses any path that leaves it, at the moment of each system call. A
+// directory the operator configured outside the drop folder is the
+// operator's, and is used by its path.
+type takenDir struct {
+	path   string // absolute: where it is, and how messages name it
+	folder string // the drop folder
+	rel    string // its path inside the drop folder; "" when outside it
+}
+
+// newTakenDir returns the directory at path for the drop folder folder.
+func newTakenDir(folder, path string) takenDir {
+	d := takenDir{path: path, folder: folder}
+	if rel, err := filepath.Rel(folder, path); err == nil && rel != "." && filepath.IsLocal(rel) {
+		d.rel = rel
+	}
+	return d
+}
+
+// show is how messages name the file name in d.
+func (d takenDir) show(name string) string { return filepath.Join(d.path, name) }
+
+// withRoot runs do with the drop folder's root and name's path in it, when
+// d lies inside the drop folder; a path that leaves the drop folder is
+// refused with an error that says why.
+func (d takenDir) withRoot(name string, do func(root *os.Root, rel string) error) error {
+	root, err := os.OpenRoot(d.folder)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }() // a directory opened to resolve paths in
+	return d.explain(do(root, filepath.Join(d.rel, name)))
+}
+
+// explain says what an error that os.Root gives for a path leaving the
+// drop folder means for the operator.
+func (d takenDir) explain(err error) error {
+	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
+		return fmt.Errorf("%w: %s is inside the drop folder and must stay there; it leads outside it (replaced by a symbolic link?), which is never followed: make it a directory again", err, d.path)
+	}
+	return err
+}
+
+// insideFolder reports an error when d, inside the drop folder, leads out
+// of it; a d that does not exist yet is created by the first poll.
+func (d takenDir) insideFolder() error {
+	if d.rel == "" {
+		return nil
+	}
+	err := d.withRoot("", func(root *os.Root, rel string) error {
+		_, err := root.Stat(rel)
+		return err
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// mkdirAll creates d if it does not exist.
+func (d takenDir) mkdirAll() error {
+	if d.rel == "" {
+		return os.MkdirAll(d.path, 0o750)
+	}
+	return d.withRoot("", func(root *os.Root, rel string) error { return root.MkdirAll(rel, 0o750) })
+}
+
+// lstat describes the file name in d, not following a symbolic link.
+func (d takenDir) lstat(name string) (info fs.FileInfo, err error) {
+	if d.rel == "" {
+		return os.Lstat(d.show(name))
+	}
+	err = d.withRoot(name, func(root *os.Root, rel string) error {
+		info, err = root.Lstat(rel)
+		return err
+	})
+	return info, err
+}
+
+// moveIn renames the file from, directly in the drop folder, to name in d.
+func (d takenDir) moveIn(from, name string) error {
+	if d.rel == "" {
+		return os.Rename(filepath.Join(d.folder, from), d.show(name))
+	}
+	return d.withRoot(name, func(root *os.Root, rel string) error { return root.Rename(from, rel) })
+}
+
+// open opens the file name in d for reading: a regular file, never a
+// symbolic link out of the drop folder.
+func (d takenDir) open(name string) (f *os.File, err error) {
+	if d.rel == "" {
+		return openNoFollow(d.show(name))
+	}
+	err = d.withRoot(name, func(root *os.Root, rel string) error {
+		f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		_ = f.Close() // not used
+		return nil, errors.Join(err, fmt.Errorf("%s is not a regular file", d.show(name)))
+	}
+	return f, nil
+}
+
+// remove deletes the file name from d.
+func (d takenDir) remove(name string) error {
+	if d.rel == "" {
+		return os.Remove(d.show(name))
+	}
+	return d.withRoot(name, func(root *os.Root, rel string) error { return root.Remove(rel) })
+}
+
+// writeAside writes the file name in d as writeAside does a path.
+func (d takenDir) writeAside(name string, write func(io.Writer) error) error {
+	if d.rel == "" {
+		return writeAside(d.show(name), write)
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails
+	tmp := "." + name + "." + hex.EncodeToString(suffix[:]) + ".tmp"
+	return d.withRoot("", func(root *os.Root, dir string) error {
+		return writeThrough(func() (*os.File, error) {
+			return root.OpenFile(filepath.Join(dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		}, func() error { return root.Rename(filepath.Join(dir, tmp), filepath.Join(dir, name)) },
+			func() error { return root.Remove(filepath.Join(dir, tmp)) }, write)
+	})
+}

@@ -1,0 +1,111 @@
+package csvdrop
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTakenDirectoryLinkIsNotFollowed: whoever writes the drop folder can
+// replace its processed or failed directory by a symbolic link to another
+// directory the daemon may write (its outbox's, its configuration's). No
+// export, errors file or list of recent takes may land there: the poll
+// fails, naming the directory and what to do, and the file stays in the
+// drop folder. Before, the files were moved through the link.
+func TestTakenDirectoryLinkIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"processed", "failed"} {
+		t.Run(dir, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, dutchColumns)
+			require.NoError(t, e.poll()) // creates both directories
+			outside := t.TempDir()
+			require.NoError(t, os.Remove(filepath.Join(e.drop, dir)))
+			require.NoError(t, os.Symlink(outside, filepath.Join(e.drop, dir)))
+			if dir == "processed" {
+				e.write("export.csv", header+"p1;E;01-03-2024;ja;7\np2;E;31-02-2024;ja;7\n") // a bad row: an errors file too
+			} else {
+				e.write("export.csv", "no header at all\n")
+			}
+
+			err := e.poll()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "it leads outside it (replaced by a symbolic link?), which is never followed")
+			assert.Empty(t, dirNames(t, outside), "nothing written through the link")
+			assert.Contains(t, e.files(""), "export.csv", "the file stays in the drop folder")
+			_, err = e.f.Check(t.Context())
+			assert.ErrorContains(t, err, dir+"_dir "+filepath.Join(e.drop, dir))
+
+			// A link inside the drop folder stays inside it, and is used.
+			require.NoError(t, os.Remove(filepath.Join(e.drop, dir)))
+			require.NoError(t, os.Mkdir(filepath.Join(e.drop, "elsewhere"), 0o755))
+			require.NoError(t, os.Symlink("elsewhere", filepath.Join(e.drop, dir)))
+			require.NoError(t, e.poll())
+			assert.Contains(t, dirNames(t, filepath.Join(e.drop, "elsewhere")), "export.csv")
+		})
+	}
+}
+
+// TestTakenDirectorySwappedDuringPolls: a writer swapping the processed
+// directory and a link to outside the drop folder as fast as it can, while
+// polls take exports, never gets a file written outside: each move is
+// resolved in the drop folder at the moment of its system call, not checked
+// first and done after.
+func TestTakenDirectorySwappedDuringPolls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	require.NoError(t, e.poll())
+	outside := t.TempDir()
+	processed, aside := filepath.Join(e.drop, "processed"), filepath.Join(e.drop, "processed.real")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			// processed is the real directory, then a link to outside, then again the directory.
+			if os.Rename(processed, aside) != nil {
+				continue
+			}
+			_ = os.Symlink(outside, processed)
+			_ = os.Remove(processed)
+			_ = os.Rename(aside, processed)
+		}
+	})
+	for i := range 100 {
+		e.write("export.csv", header+"p"+strings.Repeat("1", i%5+1)+";E;01-03-2024;ja;7\np9;E;31-02-2024;ja;7\n")
+		_ = e.poll() // fails whenever the link is in place: the file stays for the next poll
+	}
+	stop.Store(true)
+	wg.Wait()
+	assert.Empty(t, dirNames(t, outside), "nothing written through the link")
+	taken := 0
+	for _, dir := range []string{processed, aside} {
+		for _, name := range dirNames(t, dir) {
+			if strings.HasPrefix(name, "export") && strings.HasSuffix(name, ".csv") {
+				taken++
+			}
+		}
+	}
+	assert.Positive(t, taken, "polls that found the directory took the export")
+}
+
+// dirNames lists the names in dir.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	return names
+}
