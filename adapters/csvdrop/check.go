@@ -33,15 +33,13 @@ func (f *Folder) Check(context.Context) ([]string, error) {
 	if err := canWriteIn(f.folder); err != nil {
 		return nil, fmt.Errorf("drop folder %s: files cannot be moved out of it: %w", f.folder, err)
 	}
-	for _, d := range []struct {
-		key string
-		dir takenDir
-	}{{"processed_dir", f.processed}, {"failed_dir", f.failed}} {
-		if err := d.dir.insideFolder(); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", d.key, d.dir.path, err)
+	processed, failed := f.takenDirs()
+	for _, d := range []takenDir{processed, failed} {
+		if err := d.insideFolder(); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", d.key, d.path, err)
 		}
-		if err := creatable(d.dir.path); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", d.key, d.dir.path, err)
+		if err := creatable(d.path); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", d.key, d.path, err)
 		}
 	}
 	entries, err := os.ReadDir(f.folder)

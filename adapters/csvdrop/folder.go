@@ -95,7 +95,7 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 		recheck:    make(chan time.Duration, 1),
 	}
 	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
-	f.processed, f.failed = newTakenDir(f.folder, f.processedDir), newTakenDir(f.folder, f.failedDir)
+	f.processed, f.failed = f.takenDirs()
 	if f.loc == nil {
 		f.loc = time.Local
 	}
@@ -104,6 +104,11 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 	}
 	f.log = f.log.With("adapter", "csvdrop")
 	return f
+}
+
+// takenDirs returns the processed and the failed directory as they are now.
+func (f *Folder) takenDirs() (processed, failed takenDir) {
+	return newTakenDir("processed_dir", f.folder, f.processedDir), newTakenDir("failed_dir", f.folder, f.failedDir)
 }
 
 // Poll takes every complete file in the drop folder, in name order, and
@@ -146,6 +151,7 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
 	}
 	now := f.clock.Now()
+	f.processed, f.failed = f.takenDirs()
 	for _, dir := range []takenDir{f.processed, f.failed} {
 		if err := dir.mkdirAll(); err != nil {
 			return nil, fmt.Errorf("csvdrop: create directory for taken files: %w", err)

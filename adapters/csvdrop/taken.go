@@ -24,18 +24,35 @@ import (
 // directory the operator configured outside the drop folder is the
 // operator's, and is used by its path.
 type takenDir struct {
+	key    string // its setting: processed_dir or failed_dir
 	path   string // absolute: where it is, and how messages name it
 	folder string // the drop folder
 	rel    string // its path inside the drop folder; "" when outside it
 }
 
-// newTakenDir returns the directory at path for the drop folder folder.
-func newTakenDir(folder, path string) takenDir {
-	d := takenDir{path: path, folder: folder}
-	if rel, err := filepath.Rel(folder, path); err == nil && rel != "." && filepath.IsLocal(rel) {
+// newTakenDir returns the directory at path, set by key, for the drop
+// folder folder. It lies inside the drop folder when its path does, or
+// when it does once the links among the operator's directories are
+// resolved (a drop folder configured through a link, processed_dir through
+// its target); a poll builds it anew, as those may have been created since.
+func newTakenDir(key, folder, path string) takenDir {
+	d := takenDir{key: key, path: path, folder: folder}
+	if rel, ok := inside(folder, path); ok {
 		d.rel = rel
+		return d
+	}
+	realFolder, err1 := filepath.EvalSymlinks(folder)
+	realParent, err2 := filepath.EvalSymlinks(filepath.Dir(path))
+	if err1 == nil && err2 == nil {
+		d.rel, _ = inside(realFolder, filepath.Join(realParent, filepath.Base(path)))
 	}
 	return d
+}
+
+// inside returns path relative to folder when it lies below it.
+func inside(folder, path string) (string, bool) {
+	rel, err := filepath.Rel(folder, path)
+	return rel, err == nil && rel != "." && filepath.IsLocal(rel)
 }
 
 // show is how messages name the file name in d.
@@ -56,10 +73,17 @@ func (d takenDir) withRoot(name string, do func(root *os.Root, rel string) error
 // explain says what an error that os.Root gives for a path leaving the
 // drop folder means for the operator.
 func (d takenDir) explain(err error) error {
-	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
-		return fmt.Errorf("%w: %s is inside the drop folder and must stay there; it leads outside it (replaced by a symbolic link?), which is never followed: make it a directory again", err, d.path)
+	if err == nil || !strings.Contains(err.Error(), "path escapes from parent") {
+		return err
 	}
-	return err
+	fix := "make it a directory again"
+	if target, lerr := os.Readlink(d.path); lerr == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(d.path), target)
+		}
+		fix += fmt.Sprintf(", or, if you made it a link to %s on purpose, set %s: %s instead", target, d.key, target)
+	}
+	return fmt.Errorf("%w: %s is inside the drop folder and must stay there; it leads outside it (replaced by a symbolic link?), which is never followed: %s", err, d.path, fix)
 }
 
 // insideFolder reports an error when d, inside the drop folder, leads out
@@ -113,17 +137,27 @@ func (d takenDir) open(name string) (f *os.File, err error) {
 		return openNoFollow(d.show(name))
 	}
 	err = d.withRoot(name, func(root *os.Root, rel string) error {
-		f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		// The root follows a link that stays in the drop folder; a file
+		// that is a link, or became one meanwhile, is refused all the same.
+		if f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+			return err
+		}
+		opened, err := f.Stat()
+		if err == nil && !opened.Mode().IsRegular() {
+			err = fmt.Errorf("%s is not a regular file", d.show(name))
+		}
+		if err == nil {
+			if named, lerr := root.Lstat(rel); lerr != nil || !os.SameFile(opened, named) {
+				err = errors.Join(lerr, fmt.Errorf("%s: %w", d.show(name), errSymlink))
+			}
+		}
+		if err != nil {
+			_ = f.Close() // not used
+			f = nil
+		}
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		_ = f.Close() // not used
-		return nil, errors.Join(err, fmt.Errorf("%s is not a regular file", d.show(name)))
-	}
-	return f, nil
+	return f, err
 }
 
 // remove deletes the file name from d.

@@ -2,6 +2,7 @@ package csvdrop
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,4 +109,56 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, en.Name())
 	}
 	return names
+}
+
+// TestTakenDirMethodsRefuseALinkOut: each operation on a processed
+// directory replaced by a link out of the drop folder is refused, and
+// nothing is written, moved or read there; the error says what to set to
+// keep such a link on purpose.
+func TestTakenDirMethodsRefuseALinkOut(t *testing.T) {
+	t.Parallel()
+	folder, outside := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.csv"), []byte(header+"s3cr3t;E;01-03-2024;ja;7\n"), 0o600))
+	require.NoError(t, os.Symlink(outside, filepath.Join(folder, "processed")))
+	require.NoError(t, os.WriteFile(filepath.Join(folder, "export.csv"), []byte(header), 0o644))
+	d := newTakenDir("processed_dir", folder, filepath.Join(folder, "processed"))
+	require.Equal(t, "processed", d.rel)
+
+	errs := map[string]error{"mkdirAll": d.mkdirAll(), "moveIn": d.moveIn("export.csv", "export.csv"),
+		"remove": d.remove("secret.csv"), "insideFolder": d.insideFolder(),
+		"writeAside": d.writeAside("list.json", func(w io.Writer) error { _, err := w.Write([]byte("[]")); return err })}
+	_, errs["lstat"] = d.lstat("secret.csv")
+	f, err := d.open("secret.csv")
+	errs["open"] = err
+	assert.Nil(t, f)
+	for op, err := range errs {
+		assert.ErrorContains(t, err, "which is never followed", op)
+		assert.ErrorContains(t, err, "set processed_dir: "+outside+" instead", op)
+	}
+	assert.Equal(t, []string{"secret.csv"}, dirNames(t, outside), "nothing written, moved or removed there")
+	assert.FileExists(t, filepath.Join(folder, "export.csv"))
+
+	// A file in the directory that is a link, even to a file inside the
+	// drop folder, is not read.
+	folder = t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(folder, "processed"), 0o755))
+	require.NoError(t, os.Symlink("../export.csv", filepath.Join(folder, "processed", "late.csv")))
+	require.NoError(t, os.WriteFile(filepath.Join(folder, "export.csv"), []byte(header), 0o644))
+	_, err = newTakenDir("processed_dir", folder, filepath.Join(folder, "processed")).open("late.csv")
+	assert.ErrorIs(t, err, errSymlink)
+}
+
+// TestTakenDirInsideALinkedFolder: a drop folder configured through a link
+// and processed_dir through the link's target is still the drop folder's
+// own directory, reached through its root.
+func TestTakenDirInsideALinkedFolder(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	require.NoError(t, os.Mkdir(real, 0o755))
+	require.NoError(t, os.Symlink(real, filepath.Join(base, "link")))
+	d := newTakenDir("processed_dir", filepath.Join(base, "link"), filepath.Join(real, "processed"))
+	assert.Equal(t, "processed", d.rel)
+	d = newTakenDir("processed_dir", filepath.Join(base, "link"), filepath.Join(base, "elsewhere", "processed"))
+	assert.Empty(t, d.rel, "outside the drop folder: the operator's")
 }

@@ -303,3 +303,62 @@ func TestRenderFaultIsRetriedNotRejected(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, seen, "the mark did not move, so the next poll reads p3 again")
 }
+
+// leaseRefuser is a Leaser whose store fails while down is set and which
+// otherwise finds the lease held by another daemon.
+type leaseRefuser struct {
+	outbox.Leaser
+	down atomic.Bool
+}
+
+func (l *leaseRefuser) AcquireLease(context.Context, string, string, time.Duration, time.Time) (bool, error) {
+	if l.down.Load() {
+		return false, errors.New("outbox store unreachable")
+	}
+	return false, nil
+}
+
+// TestFailuresAcrossLeaseAndReload: ticks whose poll lease the store could
+// not give count as failed polls; once the store answers that another
+// daemon holds the lease, the connection is that daemon's and the count
+// ends (else this daemon's /readyz stayed 503 for good). A reload's new
+// runner carries on the count of the runner before it.
+func TestFailuresAcrossLeaseAndReload(t *testing.T) {
+	t.Parallel()
+	yearly, err := cron.ParseStandard("@yearly")
+	require.NoError(t, err)
+	leaser := &leaseRefuser{}
+	leaser.down.Store(true)
+	src := &fakeSource{wake: make(chan func(), 1)}
+	r := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}},
+		intake.RunnerOptions{Logger: quiet, Clock: clock.System{}, Leaser: leaser, Owner: "daemon-a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	waitUntil(t, func() bool { return r.Statuses()[0].Failures == 1 }) // the tick at start
+	require.True(t, r.Trigger("lms"))
+	waitUntil(t, func() bool { return r.Statuses()[0].Failures == 2 })
+	st := r.Statuses()[0]
+	assert.Equal(t, "outbox store unreachable", st.LastError)
+	assert.Zero(t, src.polls.Load(), "no poll without the lease")
+
+	// A reload: the new runner starts from the old one's count.
+	next := intake.NewRunner([]intake.Job{{Name: "lms", Source: src, Schedule: yearly}, {Name: "new", Source: src, Schedule: yearly}},
+		intake.RunnerOptions{Logger: quiet, Clock: clock.System{}, Leaser: leaser, Owner: "daemon-a"})
+	next.CarryFailures(r)
+	carried := next.Statuses()
+	assert.Equal(t, 2, carried[0].Failures)
+	assert.Equal(t, st.FailingSince, carried[0].FailingSince)
+	assert.Equal(t, st.LastError, carried[0].LastError)
+	assert.Zero(t, carried[1].Failures, "a connection the old runner did not have")
+
+	leaser.down.Store(false)
+	require.True(t, r.Trigger("lms"))
+	waitUntil(t, func() bool { return r.Statuses()[0].Skipped == 1 })
+	st = r.Statuses()[0]
+	assert.Zero(t, st.Failures)
+	assert.True(t, st.FailingSince.IsZero())
+	assert.Empty(t, st.LastError)
+	cancel()
+	wg.Wait()
+}

@@ -152,6 +152,24 @@ func (r *Runner) Trigger(name string) bool {
 	return false
 }
 
+// CarryFailures takes over from the runner before it (the configuration
+// before a reload) the run of failed polls of each job of the same name, so
+// /readyz and the dashboard do not forget, nor since when, an LMS
+// connection that keeps failing across a reload. Call it before Run.
+func (r *Runner) CarryFailures(from *Runner) {
+	before := map[string]Status{}
+	for _, st := range from.Statuses() {
+		before[st.Name] = st
+	}
+	for _, j := range r.jobs {
+		if st, ok := before[j.Name]; ok && st.Failures > 0 {
+			j.mu.Lock()
+			j.status.Failures, j.status.FailingSince, j.status.LastError = st.Failures, st.FailingSince, st.LastError
+			j.mu.Unlock()
+		}
+	}
+}
+
 // Statuses returns each job's status, in configuration order.
 func (r *Runner) Statuses() []Status {
 	out := make([]Status, 0, len(r.jobs))
@@ -227,9 +245,9 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	if counting.sum.Total() > 0 || counting.problems {
 		j.status.LastSummary, j.status.LastActive = counting.sum, end
 	}
-	j.status.LastError = ""
 	switch {
 	case err == nil:
+		j.status.LastError = ""
 		if j.status.Failures > 0 {
 			r.log.Info("poll succeeded again", "connection", j.Name, "failed_polls", j.status.Failures,
 				"failing_since", j.status.FailingSince)
@@ -269,6 +287,9 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 		r.log.Debug("another daemon is polling this connection", "connection", j.Name)
 		j.mu.Lock()
 		j.status.Skipped++
+		// Its polls are that daemon's now, and the store answered: failures
+		// counted here (the lease it could not give) are over.
+		j.status.Failures, j.status.FailingSince, j.status.LastError = 0, time.Time{}, ""
 		j.mu.Unlock()
 		return nil, false
 	}

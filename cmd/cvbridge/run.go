@@ -141,6 +141,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 			}
 			log = nextLog
 			slog.SetDefault(log)
+			next.Runner().CarryFailures(cur.d.Runner())
 			cur = launch(ctx, next)
 			adminHandler.set(next.AdminHandler())
 			if public != nil {
