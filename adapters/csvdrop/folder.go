@@ -154,7 +154,7 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 	f.processed, f.failed = f.takenDirs()
 	for _, dir := range []takenDir{f.processed, f.failed} {
 		if err := dir.mkdirAll(); err != nil {
-			return nil, fmt.Errorf("csvdrop: create directory for taken files: %w", err)
+			return nil, fmt.Errorf("csvdrop: %w", err)
 		}
 	}
 	changing := map[string]observation{}

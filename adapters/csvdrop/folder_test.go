@@ -582,7 +582,7 @@ func TestPollCannotCreateProcessedDir(t *testing.T) {
 	e := newEnv(t, dutchColumns)
 	e.write("processed", "a file where the directory should be")
 	e.write("x.csv", "Deelnemer;Code;Datum;Geslaagd;Cijfer;Opmerking\np1;C1;;ja;;\n")
-	require.ErrorContains(t, e.poll(), "create directory for taken files")
+	require.ErrorContains(t, e.poll(), "processed_dir "+filepath.Join(e.drop, "processed")+": cannot be used for the files taken: a file that is not a directory is in its place; move it away")
 	assert.Zero(t, e.sink.Commits())
 }
 

@@ -87,14 +87,22 @@ func (d takenDir) explain(err error) error {
 }
 
 // insideFolder reports an error when d, inside the drop folder, leads out
-// of it; a d that does not exist yet is created by the first poll.
+// of it, or back to the drop folder itself (a link to "."), where files
+// moved to it would be taken again; a d that does not exist yet is created
+// by the first poll.
 func (d takenDir) insideFolder() error {
 	if d.rel == "" {
 		return nil
 	}
 	err := d.withRoot("", func(root *os.Root, rel string) error {
-		_, err := root.Stat(rel)
-		return err
+		dir, err := root.Stat(rel)
+		if err != nil {
+			return err
+		}
+		if folder, err := root.Stat("."); err == nil && os.SameFile(dir, folder) {
+			return fmt.Errorf("%s leads back to the drop folder itself (a link to it?): files moved there would be taken again; make it a directory of its own", d.path)
+		}
+		return nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -102,12 +110,25 @@ func (d takenDir) insideFolder() error {
 	return err
 }
 
-// mkdirAll creates d if it does not exist.
+// mkdirAll creates d if it does not exist, and reports an error naming
+// its setting when it cannot be used.
 func (d takenDir) mkdirAll() error {
+	var err error
 	if d.rel == "" {
-		return os.MkdirAll(d.path, 0o750)
+		err = os.MkdirAll(d.path, 0o750)
+	} else {
+		err = d.withRoot("", func(root *os.Root, rel string) error { return root.MkdirAll(rel, 0o750) })
 	}
-	return d.withRoot("", func(root *os.Root, rel string) error { return root.MkdirAll(rel, 0o750) })
+	if errors.Is(err, fs.ErrExist) {
+		err = errors.New("a file that is not a directory is in its place; move it away")
+	}
+	if err == nil {
+		err = d.insideFolder()
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: cannot be used for the files taken: %w", d.key, d.path, err)
+	}
+	return nil
 }
 
 // lstat describes the file name in d, not following a symbolic link.

@@ -96,6 +96,26 @@ func TestTakenDirectorySwappedDuringPolls(t *testing.T) {
 	assert.Positive(t, taken, "polls that found the directory took the export")
 }
 
+// TestTakenDirectoryLinkedToTheFolderItself: processed/ made a link back
+// to the drop folder would have every file taken moved into the drop folder
+// and taken again, renamed at each poll until its name was too long: the
+// poll fails instead, and `cvbridge check` says why.
+func TestTakenDirectoryLinkedToTheFolderItself(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dutchColumns)
+	require.NoError(t, e.poll())
+	require.NoError(t, os.Remove(filepath.Join(e.drop, "processed")))
+	require.NoError(t, os.Symlink(".", filepath.Join(e.drop, "processed")))
+	e.write("export.csv", header+"p1;E;01-03-2024;ja;7\n")
+	for range 3 {
+		assert.ErrorContains(t, e.poll(), "leads back to the drop folder itself (a link to it?): files moved there would be taken again")
+	}
+	assert.Empty(t, e.sink.Added())
+	assert.Equal(t, []string{"export.csv", "processed"}, e.files(""), "the file stays as it was (processed is the link)")
+	_, err := e.f.Check(t.Context())
+	assert.ErrorContains(t, err, "leads back to the drop folder itself")
+}
+
 // dirNames lists the names in dir.
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()

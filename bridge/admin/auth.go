@@ -99,7 +99,10 @@ func (a *authenticator) check(present bool, user, pass, remoteAddr string) authR
 	a.mu.Lock()
 	remembered := a.ok && subtle.ConstantTimeCompare(digest[:], a.good[:]) == 1
 	a.mu.Unlock()
-	if remembered {
+	// Remembered credentials cost no bcrypt check, but an address that used
+	// up its budget is refused them too: else its 429s for wrong passwords
+	// and 200 for the right one would let it test passwords at full speed.
+	if remembered && a.logins.HasRoom(remoteAddr, a.clock.Now()) {
 		return authOK
 	}
 	// Charged to the address before the check, so parallel guesses cannot

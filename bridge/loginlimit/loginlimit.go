@@ -101,6 +101,21 @@ func (l *Limiter) Take(remoteAddr string, now time.Time) Verdict {
 	return Allowed
 }
 
+// HasRoom reports whether remoteAddr's budget has an attempt left at now,
+// without charging it: credentials that need no check of their own (a
+// password remembered as right) are still refused to an address that used
+// up its budget, or a guesser could test passwords against them unchecked.
+func (l *Limiter) HasRoom(remoteAddr string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.byAddr[Key(remoteAddr)]
+	if b == nil {
+		return len(l.byAddr) < maxAddrs
+	}
+	b.refill(now)
+	return b.tokens >= 1
+}
+
 // refusal is Limited the first time, when *refusing is not yet set, and
 // sets it; LimitedAgain after that.
 func refusal(refusing *bool) Verdict {

@@ -31,6 +31,12 @@ func TestBudget(t *testing.T) {
 	assert.Equal(t, loginlimit.LimitedAgain, l.Take("192.0.2.1:1000", epoch.Add(loginlimit.Every-time.Millisecond)))
 	assert.Equal(t, loginlimit.Allowed, l.Take("192.0.2.1:1000", epoch.Add(loginlimit.Every)), "refilled after Every")
 	assert.Equal(t, loginlimit.Limited, l.Take("192.0.2.1:1000", epoch.Add(loginlimit.Every)))
+
+	// HasRoom tells without charging.
+	assert.False(t, l.HasRoom("192.0.2.1:1000", epoch.Add(loginlimit.Every)))
+	assert.True(t, l.HasRoom("192.0.2.1:1000", epoch.Add(2*loginlimit.Every)))
+	assert.True(t, l.HasRoom("192.0.2.1:1000", epoch.Add(2*loginlimit.Every)), "asking charged nothing")
+	assert.True(t, l.HasRoom("192.0.2.99:1", epoch), "an address never seen")
 }
 
 // TestKey: IPv4 addresses are their own budget, also written as IPv6;
