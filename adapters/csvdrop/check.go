@@ -33,8 +33,7 @@ func (f *Folder) Check(context.Context) ([]string, error) {
 	if err := canWriteIn(f.folder); err != nil {
 		return nil, fmt.Errorf("drop folder %s: files cannot be moved out of it: %w", f.folder, err)
 	}
-	processed, failed := f.takenDirs()
-	for _, d := range []takenDir{processed, failed} {
+	for _, d := range []takenDir{f.processed.again(), f.failed.again()} {
 		if err := d.insideFolder(); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", d.key, d.path, err)
 		}

@@ -33,9 +33,9 @@ type recentTake struct {
 	at     time.Time // when it was moved
 }
 
-// remember notes a file just moved to file in the processed directory, so that rows a writer appends
-// to it there, or to a new file of the same name in the drop folder, are
-// taken instead of lost. Each file is watched for recentWindow, across
+// remember notes a file of the drop folder just moved to file in the
+// processed directory, so that rows a writer appends to it there, or to a
+// new file of the same name in the drop folder, are taken instead of lost. Each file is watched for recentWindow, across
 // reloads and restarts (saveRecent).
 func (f *Folder) remember(name, file string, size int64) {
 	header, err := f.processedFirstLine(file)
@@ -306,7 +306,7 @@ func (f *Folder) continueHeaderless(name string) bool {
 			"file", name, "taken_earlier", f.processed.show(r.file), "error", err)
 		return false
 	}
-	moved, err := freeName(f.processed.lstat, f.processedDir, name, f.clock.Now())
+	moved, err := freeName(f.processed.lstat, f.processed.path, name, f.clock.Now())
 	if err == nil {
 		err = f.processed.moveIn(name, moved)
 	}

@@ -40,13 +40,13 @@ const detailedBadRows = 5
 // Folder is one connection's drop folder. It implements source.Source and
 // source.Watcher. Polls are serialised; Watch may run beside them.
 type Folder struct {
-	settings                        Settings
-	folder, processedDir, failedDir string
-	processed, failed               takenDir
-	delim                           rune // 0 = sniff per file
-	loc                             *time.Location
-	log                             *slog.Logger
-	clock                           clock.Clock
+	settings          Settings
+	folder            string
+	processed, failed takenDir
+	delim             rune // 0 = sniff per file
+	loc               *time.Location
+	log               *slog.Logger
+	clock             clock.Clock
 
 	connection string // the connection's name
 
@@ -94,8 +94,9 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 		writers:    newWriterTracker(),
 		recheck:    make(chan time.Duration, 1),
 	}
-	f.folder, f.processedDir, f.failedDir = s.dirs(c.BaseDir)
-	f.processed, f.failed = f.takenDirs()
+	folder, processed, failed := s.dirs(c.BaseDir)
+	f.folder = folder
+	f.processed, f.failed = newTakenDir("processed_dir", folder, processed), newTakenDir("failed_dir", folder, failed)
 	if f.loc == nil {
 		f.loc = time.Local
 	}
@@ -104,11 +105,6 @@ func newFolder(c adapters.Connection, s Settings, clk clock.Clock) *Folder {
 	}
 	f.log = f.log.With("adapter", "csvdrop")
 	return f
-}
-
-// takenDirs returns the processed and the failed directory as they are now.
-func (f *Folder) takenDirs() (processed, failed takenDir) {
-	return newTakenDir("processed_dir", f.folder, f.processedDir), newTakenDir("failed_dir", f.folder, f.failedDir)
 }
 
 // Poll takes every complete file in the drop folder, in name order, and
@@ -151,7 +147,7 @@ func (f *Folder) ready(dryRun bool) ([]string, error) {
 		return nil, fmt.Errorf("csvdrop: list drop folder: %w", err)
 	}
 	now := f.clock.Now()
-	f.processed, f.failed = f.takenDirs()
+	f.processed, f.failed = f.processed.again(), f.failed.again()
 	for _, dir := range []takenDir{f.processed, f.failed} {
 		if err := dir.mkdirAll(); err != nil {
 			return nil, fmt.Errorf("csvdrop: %w", err)
@@ -373,7 +369,7 @@ func (f *Folder) take(ctx context.Context, sink source.Sink, name string) error 
 		log.Warn("file processed; bad rows skipped, see its errors file", append(attrs, "errors_file", dest+".errors.csv")...)
 		if skipped := out.stats.bad - out.refused; skipped > 0 {
 			sink.ReportProblems(source.Problems{BadRows: skipped,
-				Last: fmt.Sprintf("%s: %d bad rows skipped; see %s.errors.csv", name, skipped, shortPath(f.processedDir, dest))})
+				Last: fmt.Sprintf("%s: %d bad rows skipped; see %s.errors.csv", name, skipped, shortPath(f.processed.path, dest))})
 		}
 		return nil
 	}
@@ -477,7 +473,7 @@ func (f *Folder) fail(log *slog.Logger, sink source.Sink, name string, errs *err
 	}
 	log.Warn("file failed: no row enqueued", "line", fe.line, "reason", fe.Error(), "error_lines", errs.n, "moved_to", dest)
 	sink.ReportProblems(source.Problems{FailedFiles: 1,
-		Last: fmt.Sprintf("%s failed, no row enqueued: %v; moved to %s", name, fe, shortPath(f.failedDir, dest))})
+		Last: fmt.Sprintf("%s failed, no row enqueued: %v; moved to %s", name, fe, shortPath(f.failed.path, dest))})
 	return nil
 }
 

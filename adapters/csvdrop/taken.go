@@ -34,7 +34,7 @@ type takenDir struct {
 // folder folder. It lies inside the drop folder when its path does, or
 // when it does once the links among the operator's directories are
 // resolved (a drop folder configured through a link, processed_dir through
-// its target); a poll builds it anew, as those may have been created since.
+// its target).
 func newTakenDir(key, folder, path string) takenDir {
 	d := takenDir{key: key, path: path, folder: folder}
 	if rel, ok := inside(folder, path); ok {
@@ -48,6 +48,10 @@ func newTakenDir(key, folder, path string) takenDir {
 	}
 	return d
 }
+
+// again returns d as it is now: a poll asks anew, as the directories may
+// have been created or linked since.
+func (d takenDir) again() takenDir { return newTakenDir(d.key, d.folder, d.path) }
 
 // inside returns path relative to folder when it lies below it.
 func inside(folder, path string) (string, bool) {

@@ -322,7 +322,7 @@ func TestContinuationsSurviveARestart(t *testing.T) {
 	// Past the hour the files are watched no more, and the list is gone.
 	e.clk.Advance(recentWindow + time.Minute)
 	require.NoError(t, e.poll())
-	_, err = os.Stat(filepath.Join(e.f.processedDir, e.f.recentName()))
+	_, err = os.Stat(filepath.Join(e.f.processed.path, e.f.recentName()))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -438,7 +438,7 @@ func TestTamperedRecentListIsIgnored(t *testing.T) {
 		`{"name":"up.csv","file":"../../outside.csv","size":1,"header":` + h + `,"at":` + string(at) + `},` +
 		`{"name":"dots.csv","file":"..","size":1,"header":` + h + `,"at":` + string(at) + `},` +
 		`{"name":"future.csv","file":"ok.csv","size":1,"header":` + h + `,"at":` + string(future) + `}]`
-	require.NoError(t, os.WriteFile(filepath.Join(e.f.processedDir, e.f.recentName()), []byte(list), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(e.f.processed.path, e.f.recentName()), []byte(list), 0o644))
 	require.NoError(t, e.poll())
 	require.NoError(t, e.poll())
 	assert.Empty(t, e.sink.Added())

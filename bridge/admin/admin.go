@@ -1,12 +1,12 @@
 // Package admin owns the admin listener's HTTP handler: /healthz (the
 // process is alive), /readyz (the store answers, no target is paused or
-// has its circuit open, no LMS connection keeps failing), /circuits (each target's circuit breaker,
-// as JSON, for `cvbridge target status`), /metrics (served from the handler
-// it is given) and a server-rendered HTML dashboard of targets, LMS
-// connections (with the input their sources could not use), the outbox,
-// each target's last 24 hours as small charts, recent failures and parked
-// results, with Retry and Cancel buttons on results and Pause and Resume
-// buttons on targets.
+// has its circuit open, no LMS connection keeps failing), /circuits (each
+// target's circuit breaker, as JSON, for `cvbridge target status`),
+// /metrics (served from the handler it is given) and a server-rendered HTML
+// dashboard of targets, LMS connections (with the input their sources could
+// not use), the outbox, each target's last 24 hours as small charts, recent
+// failures and parked results, with Retry and Cancel buttons on results and
+// Pause and Resume buttons on targets.
 //
 // The dashboard needs no JavaScript and loads no external assets. Its
 // buttons are POST forms protected against cross-site request forgery (a

@@ -440,13 +440,12 @@ func (c *Config) resolveTarget(t *Target, fail func(key, format string, args ...
 // its strictyaml.Errors at its own key below section (so at that key's
 // line), anything else at section.
 func keyed(err error, section string, fail func(key, format string, args ...any) error) Errors {
+	var errs Errors
 	var list strictyaml.Errors
 	if !errors.As(err, &list) {
-		var errs Errors
 		errs.Add(fail(section, "%v", err))
 		return errs
 	}
-	var errs Errors
 	for _, e := range list {
 		errs.Add(fail(strictyaml.Join(section, e.Key), "%s", e.Msg))
 	}

@@ -247,18 +247,22 @@ func (r *Runner) poll(ctx context.Context, j *jobState) {
 	}
 	switch {
 	case err == nil:
-		j.status.LastError = ""
 		if j.status.Failures > 0 {
 			r.log.Info("poll succeeded again", "connection", j.Name, "failed_polls", j.status.Failures,
 				"failing_since", j.status.FailingSince)
 		}
-		j.status.Failures, j.status.FailingSince = 0, time.Time{}
+		j.status.cleared()
 	case !errors.Is(err, context.Canceled):
 		j.status.LastError = err.Error()
 		j.status.failed(start)
 		r.log.Error("poll failed; the next poll starts again from the last committed position",
 			"connection", j.Name, "error", err, "failed_polls", j.status.Failures)
 	}
+}
+
+// cleared ends a run of failed polls.
+func (s *Status) cleared() {
+	s.Failures, s.FailingSince, s.LastError = 0, time.Time{}, ""
 }
 
 // failed counts a failed poll that started at start.
@@ -289,7 +293,7 @@ func (r *Runner) lease(ctx context.Context, j *jobState) (release func(), ok boo
 		j.status.Skipped++
 		// Its polls are that daemon's now, and the store answered: failures
 		// counted here (the lease it could not give) are over.
-		j.status.Failures, j.status.FailingSince, j.status.LastError = 0, time.Time{}, ""
+		j.status.cleared()
 		j.mu.Unlock()
 		return nil, false
 	}
